@@ -1,0 +1,50 @@
+"""Models on one estimator API (see :mod:`recforge.models.base`).
+
+``MODELS`` maps a registry name to ``"module:Class"``; classes are imported lazily so the
+registry stays cheap and a user model can be registered with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from recforge.models.base import NotFittedError, Recommender
+
+__all__ = ["MODELS", "NotFittedError", "Recommender", "get_model_class", "make_model", "register"]
+
+MODELS: dict[str, str | type[Recommender]] = {
+    "TopPopular": "recforge.models.baselines:TopPopular",
+    "Random": "recforge.models.baselines:Random",
+    "ItemKNNCF": "recforge.models.knn:ItemKNNCF",
+    "UserKNNCF": "recforge.models.knn:UserKNNCF",
+    "ItemKNNCBF": "recforge.models.knn:ItemKNNCBF",
+    "ItemKNNCFCBF": "recforge.models.knn:ItemKNNCFCBF",
+    "P3alpha": "recforge.models.graph:P3alpha",
+    "RP3beta": "recforge.models.graph:RP3beta",
+    "PureSVD": "recforge.models.mf:PureSVD",
+    "SLIMElasticNet": "recforge.models.slim:SLIMElasticNet",
+    "EASE": "recforge.models.mf:EASE",
+    "IALS": "recforge.models.mf:IALS",
+}
+
+
+def register(name: str, cls: type[Recommender] | str) -> None:
+    """Register a user model class (or ``"module:Class"`` path) under ``name``."""
+    MODELS[name] = cls
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    target = MODELS[name]
+    if isinstance(target, str):
+        module, _, attr = target.partition(":")
+        target = getattr(importlib.import_module(module), attr)
+        MODELS[name] = target
+    return target  # type: ignore[return-value]
+
+
+def make_model(name: str, **params: Any) -> Recommender:
+    cls = get_model_class(name)
+    return cls(**params)
