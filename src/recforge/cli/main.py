@@ -1,0 +1,309 @@
+"""The ``recforge`` command line: data, split, evaluate, run, reproduce, platform."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="recforge: strong recommender baselines, paper-exact evaluation, and a job platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Registered datasets: list, fetch (verify checksums), info.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(code)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _log(msg: str) -> None:
+    err.print(f"[dim]{msg}[/]")
+
+
+# ------------------------------------------------------------------------------ data
+@data_app.command("list")
+def data_list(as_json: JsonOpt = False) -> None:
+    """List registered datasets."""
+    from recforge.data.registry import list_datasets
+
+    specs = list_datasets()
+    if as_json:
+        _print_json([s.model_dump(mode="json", exclude={"loader"}) if hasattr(s, "model_dump")
+                     else str(s) for s in specs])
+        return
+    t = Table("name", "tables", "files", "description")
+    for s in specs:
+        t.add_row(s.name, str(getattr(s, "paper_tables", "") or ""), str(len(s.files)),
+                  s.description)
+    Console().print(t)
+
+
+@data_app.command("fetch")
+def data_fetch(name: str, as_json: JsonOpt = False) -> None:
+    """Download (or copy from RECFORGE_DATA_MIRROR) and verify a dataset's files."""
+    from recforge.data.registry import fetch_dataset
+
+    try:
+        paths = fetch_dataset(name)
+    except (KeyError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _print_json({"dataset": name, "files": {k: str(v) for k, v in paths.items()}})
+    else:
+        for k, v in paths.items():
+            err.print(f"[green]ok[/] {k} -> {v}")
+
+
+@data_app.command("info")
+def data_info(name: str, as_json: JsonOpt = False) -> None:
+    """Files, checksums and counts of a dataset."""
+    from recforge.data.registry import dataset_info
+
+    try:
+        info = dataset_info(name)
+    except (KeyError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _print_json(info)
+    else:
+        Console().print_json(json.dumps(info, default=str))
+
+
+# ------------------------------------------------------------------------------ split
+def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            _fail(f"{what} {item!r} must look like key=value")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+@app.command("split")
+def split_cmd(
+    dataset: Annotated[str, typer.Argument(help="Registered dataset name.")],
+    out: Annotated[Path, typer.Option(help="Directory to save the split into.")],
+    method: Annotated[str, typer.Option(help="predefined, per_user_holdout, global_holdout, "
+                                        "leave_one_out, temporal, held_out_users")] = "predefined",
+    option: Annotated[list[str] | None, typer.Option("--option", "-o",
+                                                     help="Dataset option key=value")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p",
+                                                    help="Split parameter key=value")] = None,
+    validation: Annotated[float | None, typer.Option(help="Carve this fraction of train "
+                                                     "out as validation.")] = None,
+    validation_mode: Annotated[str, typer.Option()] = "per_user",
+    seed: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make (or load) a split, audit it for leakage, and save it with its fingerprint."""
+    from recforge.data.audit import audit_split
+    from recforge.data.split_io import save_split
+    from recforge.experiments.runner import prepare_split
+    from recforge.experiments.spec import SpecError, parse_spec
+
+    spec_dict: dict[str, Any] = {
+        "name": "split",
+        "dataset": {"name": dataset, "options": _parse_kv(option, "--option")},
+        "split": {"method": method, "params": _parse_kv(param, "--param")},
+        "models": [{"model": "TopPopular"}],
+    }
+    if validation is not None:
+        spec_dict["split"]["validation"] = {"mode": validation_mode, "fraction": validation}
+    try:
+        spec = parse_spec(spec_dict, source="command line")
+        from recforge.experiments.runner import _load_data
+
+        data, reports = _load_data(spec)
+        split = prepare_split(spec, data, seed)
+        report = audit_split(split)
+        save_split(split, out)
+    except (SpecError, KeyError, ValueError, TypeError, OSError) as exc:
+        _fail(str(exc))
+    payload = {"out": str(out), "split": split.describe(), "audit": report.to_dict(),
+               "filters": reports}
+    if as_json:
+        _print_json(payload)
+    else:
+        Console().print_json(json.dumps(payload, default=str))
+
+
+# ------------------------------------------------------------------------------ evaluate
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. TopPopular.")],
+    dataset: Annotated[str | None, typer.Option(help="Registered dataset (predefined split, "
+                                                "or use --method).")] = None,
+    split_dir: Annotated[Path | None, typer.Option(help="A split saved by `recforge split`.")] = None,
+    method: str = "predefined",
+    option: Annotated[list[str] | None, typer.Option("--option", "-o")] = None,
+    split_param: Annotated[list[str] | None, typer.Option("--split-param")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p",
+                                                    help="Model hyper-parameter key=value")] = None,
+    cutoffs: Annotated[str, typer.Option(help="Comma-separated cut-offs.")] = "10",
+    metrics: Annotated[str, typer.Option()] = "PRECISION,RECALL,NDCG,MAP,HR,MRR",
+    protocol: Annotated[str, typer.Option(help="full or candidates")] = "full",
+    seed: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit one model on a split's train part and evaluate it on the test part."""
+    from recforge.evaluation import evaluate_split
+    from recforge.models import make_model
+
+    try:
+        cut = sorted({int(c) for c in cutoffs.split(",") if c.strip()})
+    except ValueError:
+        _fail(f"--cutoffs must be comma-separated integers, got {cutoffs!r}")
+    mets = [m.strip().upper() for m in metrics.split(",") if m.strip()]
+    try:
+        if split_dir is not None:
+            from recforge.data.split_io import load_split
+
+            split = load_split(split_dir)
+        elif dataset is not None:
+            from recforge.experiments.runner import _load_data, prepare_split
+            from recforge.experiments.spec import parse_spec
+
+            spec = parse_spec({
+                "name": "evaluate",
+                "dataset": {"name": dataset, "options": _parse_kv(option, "--option")},
+                "split": {"method": method, "params": _parse_kv(split_param, "--split-param")},
+                "models": [{"model": model, "params": _parse_kv(param, "--param")}],
+            }, source="command line")
+            data, _ = _load_data(spec)
+            split = prepare_split(spec, data, seed)
+        else:
+            _fail("give --dataset or --split-dir")
+        m = make_model(model, **_parse_kv(param, "--param"))
+        with err.status(f"fitting {model}"):
+            m.fit(split.train)
+        with err.status("evaluating"):
+            res = evaluate_split(m, split, cutoffs=cut, metrics=mets, protocol=protocol)
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _print_json({"model": model, "summary": res.summary, "meta": res.meta})
+        return
+    t = Table("metric", "value")
+    for k, v in res.summary.items():
+        t.add_row(k, f"{v:.4f}")
+    Console().print(t)
+
+
+# ------------------------------------------------------------------------------ run
+@app.command("run")
+def run_cmd(
+    spec_path: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/run"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Run an experiment spec and write results, trials, per-user values and a report."""
+    from recforge.experiments.runner import run_experiment
+    from recforge.experiments.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(spec_path)
+    except SpecError as exc:
+        _fail(str(exc))
+    outcome = run_experiment(spec, out, log=_log)
+    if as_json:
+        _print_json(json.loads((out / "results.json").read_text()))
+    else:
+        err.print(f"[green]done[/]: {out}/results.json, {out}/report.md, {out}/report.html")
+
+
+# ------------------------------------------------------------------------------ reproduce
+@app.command("reproduce")
+def reproduce_cmd(
+    name: Annotated[str, typer.Argument(help="toppop-checks, table3, table7, table4, table5, "
+                                        "table4-p1, table5-p1")],
+    budget: Annotated[int, typer.Option(help="Search trials per model (paper: 35).")] = 35,
+    fixed: Annotated[bool, typer.Option("--fixed", help="Use the paper's reported best "
+                                        "hyper-parameters instead of searching.")] = False,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
+    out: Annotated[Path | None, typer.Option(help="Write the full run here.")] = None,
+    correct_genres: Annotated[bool, typer.Option(help="Table 3: use the correct 19-genre ICM "
+                                                 "instead of the paper's buggy one.")] = False,
+    jobs: Annotated[int, typer.Option(help="Parallel tuning trials.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reproduce a table of the RecSys 2019 paper and print ours next to the paper's."""
+    from recforge.experiments.paper import TABLES, reproduce_table, toppop_checks
+
+    if name == "toppop-checks":
+        checks = [c.to_dict() for c in toppop_checks(log=_log)]
+        payload: dict[str, Any] = {"checks": checks, "all_ok": all(c["ok"] for c in checks)}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "results.json").write_text(json.dumps(payload, indent=2))
+    elif name in TABLES:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            _fail(f"--seeds must be comma-separated integers, got {seeds!r}")
+        payload = reproduce_table(name, fixed=fixed, budget=budget, seeds=seed_list,
+                                  out_dir=out, correct_genres=correct_genres, n_jobs=jobs,
+                                  log=_log)
+        checks = payload["checks"]
+    else:
+        _fail(f"unknown reproduction {name!r}; known: toppop-checks, {', '.join(TABLES)}")
+    if as_json:
+        _print_json(payload)
+    else:
+        t = Table("dataset", "model", "metric", "paper", "ours", "delta", "ok",
+                  title=f"recforge reproduce {name}")
+        for c in checks:
+            spread = f" ±{c['spread']:.4f}" if c.get("spread") else ""
+            t.add_row(c["dataset"], c["model"], c["metric"], f"{c['paper']:.4f}",
+                      f"{c['ours']:.4f}{spread}", f"{c['delta']:+.4f}",
+                      "[green]yes[/]" if c["ok"] else "[red]NO[/]")
+        Console().print(t)
+    if not all(c["ok"] for c in checks):
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------ platform
+def _add_platform() -> None:
+    try:
+        from recforge.platform.cli import app as platform_app
+    except ImportError as exc:  # the platform CLI needs only typer; its server needs extras
+        missing = str(exc)
+
+        @app.command("platform", help="Job platform (needs recforge[platform]).")
+        def _platform_missing() -> None:
+            _fail(f"the platform CLI could not be loaded ({missing}); "
+                  "install recforge[platform]")
+
+        return
+    app.add_typer(platform_app, name="platform")
+
+
+_add_platform()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

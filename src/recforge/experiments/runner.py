@@ -1,0 +1,355 @@
+"""Run an experiment spec end to end and write every artefact into one directory.
+
+Pipeline per seed: load dataset -> explicit filters (each reported) -> split (or predefined) ->
+validation carve-out -> leakage audit -> per model: fixed configuration or Bayesian search on
+validation -> test evaluation of the chosen configuration (trained on train minus validation,
+as the paper did) -> per-user values kept for significance tests.
+
+Several seeds re-draw the split and re-seed the models; ``results.json`` holds the mean over
+seeds, ``spread`` the standard deviation, and significance marks use the first seed's per-user
+values (a paired test needs one split).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from recforge.data.interactions import Interactions
+from recforge.data.split import Split
+from recforge.experiments.spec import ExperimentSpec, ModelEntry
+
+__all__ = ["ExperimentOutcome", "prepare_split", "run_experiment"]
+
+
+@dataclass
+class ModelRun:
+    label: str
+    model: str
+    params: dict[str, Any]
+    summary: dict[str, float]
+    per_user: dict[str, np.ndarray]
+    users: np.ndarray
+    fit_seconds: float
+    eval_seconds: float
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    tuning: dict[str, Any] | None = None
+
+
+@dataclass
+class ExperimentOutcome:
+    spec: ExperimentSpec
+    rows: dict[str, dict[str, float]]
+    spread: dict[str, dict[str, float]]
+    runs: dict[int, dict[str, ModelRun]]
+    data: dict[str, Any]
+    out_dir: Path | None = None
+
+
+def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[str, Any]]]:
+    from recforge.data import filters
+    from recforge.data.registry import load_dataset
+
+    loaded = load_dataset(spec.dataset.name, **spec.dataset.options)
+    reports: list[dict[str, Any]] = []
+    if isinstance(loaded, Interactions):
+        x = loaded
+        if spec.dataset.rating_equals is not None:
+            x, rep = filters.rating_equals(x, spec.dataset.rating_equals)
+            reports.append(_report_dict(rep))
+        if spec.dataset.min_rating is not None:
+            x, rep = filters.rating_threshold(x, spec.dataset.min_rating)
+            reports.append(_report_dict(rep))
+        if spec.dataset.k_core is not None:
+            x, rep = filters.k_core(x, min_user=spec.dataset.k_core, min_item=spec.dataset.k_core)
+            reports.append(_report_dict(rep))
+        if spec.dataset.binarize:
+            x = x.binarized()
+        return x, reports
+    if any(
+        v is not None
+        for v in (spec.dataset.rating_equals, spec.dataset.min_rating, spec.dataset.k_core)
+    ):
+        raise ValueError(
+            f"dataset {spec.dataset.name!r} is a predefined split; rating and k-core filters "
+            "would change the published split, so they are refused"
+        )
+    return loaded, reports
+
+
+def _report_dict(rep: Any) -> dict[str, Any]:
+    if hasattr(rep, "model_dump"):
+        return dict(rep.model_dump())
+    if hasattr(rep, "to_dict"):
+        return dict(rep.to_dict())
+    if hasattr(rep, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(rep)
+    return {"report": str(rep)}
+
+
+def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -> Split:
+    """Apply the spec's split and validation carve-out to loaded data."""
+    from recforge.data import splitting
+
+    if isinstance(data, Split):
+        if spec.split.method != "predefined":
+            raise ValueError(
+                f"dataset {spec.dataset.name!r} ships a predefined split; "
+                f"split.method must be 'predefined', not {spec.split.method!r}"
+            )
+        split = data
+    else:
+        method = spec.split.method
+        if method == "predefined":
+            raise ValueError(
+                f"dataset {spec.dataset.name!r} is not a predefined split; choose split.method "
+                "(per_user_holdout, global_holdout, leave_one_out, temporal, held_out_users)"
+            )
+        fn = getattr(splitting, method)
+        params = dict(spec.split.params)
+        if method != "temporal":
+            params["seed"] = seed
+        split = fn(data, **params)
+    v = spec.split.validation
+    if v is not None:
+        split = splitting.carve_validation(
+            split, fraction=v.fraction, seed=seed, mode=v.mode, add_back=v.add_back
+        )
+    return split
+
+
+def _environment() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    pkgs = {}
+    for name in ("numpy", "scipy", "numba", "optuna", "scikit-learn", "implicit", "pydantic"):
+        try:
+            pkgs[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pkgs[name] = None
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [
+            {k: i.get(k) for k in ("internal_api", "num_threads", "version")}
+            for i in threadpool_info()
+        ]
+    except Exception:  # threadpoolctl is optional at runtime
+        blas = []
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": pkgs,
+        "threadpools": blas,
+        "recforge": __import__("recforge").__version__,
+    }
+
+
+def _seeded_params(entry: ModelEntry, seed: int) -> dict[str, Any]:
+    from recforge.models import get_model_class
+
+    params = dict(entry.params)
+    if "seed" in get_model_class(entry.model)._param_names() and "seed" not in params:
+        params["seed"] = seed
+    return params
+
+
+def _run_model(
+    spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any
+) -> ModelRun:
+    from recforge.evaluation import evaluate_split
+    from recforge.models import make_model
+
+    cutoffs = sorted(set(spec.report.cutoffs))
+    metrics = list(dict.fromkeys(spec.report.metrics))
+    params = _seeded_params(entry, seed)
+    trials: list[dict[str, Any]] = []
+    tuning: dict[str, Any] | None = None
+    if entry.search is not None:
+        if split.validation is None:
+            raise ValueError(
+                f"model {entry.display!r} has a search but the split has no validation part; "
+                "add split.validation to the spec"
+            )
+        from recforge.tuning import tune
+
+        log(f"  tuning {entry.display}: {entry.search.n_trials} trials on validation "
+            f"{spec.optimize.metric}@{spec.optimize.cutoff}")
+        result = tune(
+            entry.model,
+            split,
+            search_space=entry.search.space,
+            fixed_params=params,
+            metric=spec.optimize.metric,
+            cutoff=spec.optimize.cutoff,
+            n_trials=entry.search.n_trials,
+            n_startup_trials=entry.search.n_startup_trials,
+            seed=seed,
+            protocol=spec.protocol,
+            n_jobs=spec.n_jobs,
+        )
+        tdict = result.to_dict()
+        trials = list(tdict.get("trials", []))
+        tuning = {k: v for k, v in tdict.items() if k != "trials"}
+        params = {**params, **result.best_params}
+    t0 = time.perf_counter()
+    model = make_model(entry.model, **params)
+    model.fit(split.train)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = evaluate_split(
+        model,
+        split,
+        cutoffs=cutoffs,
+        metrics=metrics,
+        on="test",
+        protocol=spec.protocol,
+        memory_budget_mb=spec.memory_budget_mb,
+    )
+    eval_s = time.perf_counter() - t0
+    return ModelRun(
+        label=entry.display,
+        model=entry.model,
+        params=params,
+        summary={k: float(v) for k, v in res.summary.items()},
+        per_user={k: np.asarray(v) for k, v in res.per_user.items()},
+        users=np.asarray(res.users),
+        fit_seconds=fit_s,
+        eval_seconds=eval_s,
+        trials=trials,
+        tuning=tuning,
+    )
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    out_dir: str | Path | None = None,
+    *,
+    log: Any = None,
+    audit: bool = True,
+) -> ExperimentOutcome:
+    """Run ``spec``; when ``out_dir`` is given write every artefact there."""
+    from recforge.data.audit import audit_split
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    data, filter_reports = _load_data(spec)
+    base = data.train if isinstance(data, Split) else data
+    data_info: dict[str, Any] = {
+        "dataset": spec.dataset.name,
+        "options": spec.dataset.options,
+        "data_checksum": base.checksum(),
+        "filters": filter_reports,
+        "splits": {},
+    }
+    runs: dict[int, dict[str, ModelRun]] = {}
+    for seed in spec.seeds:
+        split = prepare_split(spec, data, seed)
+        info: dict[str, Any] = {"describe": split.describe(), "fingerprint": split.fingerprint()}
+        if audit:
+            rep = audit_split(split)
+            info["audit"] = rep.to_dict()
+        data_info["splits"][str(seed)] = info
+        log(f"seed {seed}: split {split.fingerprint()[:12]} "
+            f"train={split.train.nnz} test={split.test.nnz}")
+        runs[seed] = {}
+        for entry in spec.models:
+            run = _run_model(spec, entry, split, seed, log)
+            runs[seed][entry.display] = run
+            main = f"{spec.optimize.metric}@{spec.optimize.cutoff}"
+            shown = run.summary.get(main)
+            log(f"  {entry.display}: fit {run.fit_seconds:.2f}s eval {run.eval_seconds:.2f}s"
+                + (f" {main}={shown:.4f}" if shown is not None else ""))
+    rows, spread = _aggregate(spec, runs)
+    outcome = ExperimentOutcome(spec=spec, rows=rows, spread=spread, runs=runs, data=data_info)
+    if out_dir is not None:
+        write_outputs(outcome, Path(out_dir))
+    return outcome
+
+
+def _aggregate(
+    spec: ExperimentSpec, runs: dict[int, dict[str, ModelRun]]
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    rows: dict[str, dict[str, float]] = {}
+    spread: dict[str, dict[str, float]] = {}
+    for entry in spec.models:
+        label = entry.display
+        keys = list(runs[spec.seeds[0]][label].summary)
+        rows[label] = {}
+        spread[label] = {}
+        for k in keys:
+            vals = np.array([runs[s][label].summary[k] for s in spec.seeds], dtype=np.float64)
+            rows[label][k] = float(vals.mean())
+            spread[label][k] = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
+    return rows, spread
+
+
+def write_outputs(outcome: ExperimentOutcome, out: Path, extra: dict[str, Any] | None = None) -> None:
+    """Write spec, environment, data identity, trials, best configs, per-user values, results
+    and the Markdown/HTML report."""
+    from recforge.experiments.report import build_significance, render_html, render_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    spec = outcome.spec
+    (out / "spec.resolved.yaml").write_text(
+        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    )
+    (out / "environment.json").write_text(json.dumps(_environment(), indent=2))
+    (out / "data.json").write_text(json.dumps(outcome.data, indent=2, default=_json_default))
+    (out / "trials").mkdir(exist_ok=True)
+    (out / "per_user").mkdir(exist_ok=True)
+    best: dict[str, Any] = {}
+    for seed, by_label in outcome.runs.items():
+        for label, run in by_label.items():
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
+            best.setdefault(label, {})[str(seed)] = {
+                "model": run.model,
+                "params": run.params,
+                "fit_seconds": run.fit_seconds,
+                "eval_seconds": run.eval_seconds,
+                "tuning": run.tuning,
+            }
+            if run.trials:
+                (out / "trials" / f"{safe}__seed{seed}.json").write_text(
+                    json.dumps(run.trials, indent=1, default=_json_default)
+                )
+            cols = {"user": run.users.astype(np.int64)}
+            cols.update(run.per_user)
+            np.savez_compressed(out / "per_user" / f"{safe}__seed{seed}.npz", **cols)
+    (out / "best_configs.json").write_text(json.dumps(best, indent=2, default=_json_default))
+    sig = build_significance(outcome)
+    results: dict[str, Any] = {
+        "name": spec.name,
+        "rows": outcome.rows,
+        "spread": outcome.spread,
+        "seeds": spec.seeds,
+        "data_checksum": outcome.data["data_checksum"],
+        "split_fingerprints": {s: v["fingerprint"] for s, v in outcome.data["splits"].items()},
+        "significance": sig,
+    }
+    if extra:
+        results.update(extra)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    (out / "report.md").write_text(render_markdown(outcome, sig, extra))
+    (out / "report.html").write_text(render_html(outcome, sig, extra))
+    outcome.out_dir = out
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)

@@ -1,0 +1,216 @@
+"""Experiment specs: a YAML file validated by pydantic before any work starts.
+
+Example::
+
+    name: ml1m-5star
+    dataset: {name: spectralcf-ml-1m, options: {part: all}}
+    split:
+      method: per_user_holdout
+      params: {test_fraction: 0.2}
+      validation: {mode: per_user, fraction: 0.1}
+    protocol: full
+    optimize: {metric: RECALL, cutoff: 50}
+    report: {metrics: [RECALL, MAP], cutoffs: [20, 40]}
+    seeds: [0]
+    models:
+      - {model: TopPopular}
+      - {model: ItemKNNCF, label: ItemKNN cosine, params: {similarity: cosine}, search: {n_trials: 35}}
+
+Every section forbids unknown keys, so a typo fails naming the field. Model names and
+hyper-parameter names are checked against the model registry at load time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recforge.models import MODELS, get_model_class
+
+__all__ = [
+    "DatasetRef",
+    "ExperimentSpec",
+    "ModelEntry",
+    "SearchSpec",
+    "SpecError",
+    "SplitSpec",
+    "load_spec",
+    "parse_spec",
+]
+
+SPLIT_METHODS = (
+    "predefined",
+    "per_user_holdout",
+    "global_holdout",
+    "leave_one_out",
+    "temporal",
+    "held_out_users",
+)
+KNOWN_METRICS = (
+    "HR", "HIT_RATE", "PRECISION", "RECALL", "RECALL_MIN", "NDCG", "NDCG_TRUNC", "MAP", "MRR",
+    "COVERAGE", "GINI", "NOVELTY", "AVG_POP",
+)
+
+
+class SpecError(ValueError):
+    """An experiment spec is invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetRef(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    binarize: bool = True
+    rating_equals: float | None = None
+    min_rating: float | None = None
+    k_core: int | None = None
+
+
+class ValidationSpec(_Strict):
+    mode: Literal["per_user", "global", "leave_one_out"] = "per_user"
+    fraction: float = Field(0.1, gt=0, lt=1)
+    add_back: bool = False
+
+
+class SplitSpec(_Strict):
+    method: Literal[
+        "predefined", "per_user_holdout", "global_holdout", "leave_one_out", "temporal",
+        "held_out_users",
+    ] = "predefined"
+    params: dict[str, Any] = Field(default_factory=dict)
+    validation: ValidationSpec | None = None
+
+
+class MetricAt(_Strict):
+    metric: str
+    cutoff: int = Field(gt=0)
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        v = v.upper()
+        if v not in KNOWN_METRICS:
+            raise ValueError(f"unknown metric {v!r}; known: {', '.join(KNOWN_METRICS)}")
+        return v
+
+
+class ReportSpec(_Strict):
+    metrics: list[str] = Field(default_factory=lambda: ["PRECISION", "RECALL", "NDCG"])
+    cutoffs: list[int] = Field(default_factory=lambda: [10])
+    significance_test: Literal["wilcoxon", "ttest"] = "wilcoxon"
+    correction: Literal["holm", "bh"] = "holm"
+    alpha: float = 0.05
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        out = [m.upper() for m in v]
+        bad = [m for m in out if m not in KNOWN_METRICS]
+        if bad:
+            raise ValueError(f"unknown metric(s) {bad}; known: {', '.join(KNOWN_METRICS)}")
+        return out
+
+    @field_validator("cutoffs")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(k <= 0 for k in v):
+            raise ValueError("cutoffs must be a non-empty list of positive integers")
+        return sorted(set(v))
+
+
+class SearchSpec(_Strict):
+    n_trials: int = Field(35, ge=1)
+    n_startup_trials: int = Field(5, ge=0)
+    space: dict[str, dict[str, Any]] | None = None
+    early_stopping: bool = True
+
+
+class ModelEntry(_Strict):
+    model: str
+    label: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: SearchSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_model(self) -> ModelEntry:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; known: {', '.join(sorted(MODELS))}")
+        cls = get_model_class(self.model)
+        names = set(cls._param_names())
+        bad = [p for p in self.params if p not in names]
+        if bad:
+            raise ValueError(
+                f"model {self.model} has no hyper-parameter(s) {bad}; valid: {sorted(names)}"
+            )
+        if self.search is not None and self.search.space is not None:
+            bad = [p for p in self.search.space if p not in names]
+            if bad:
+                raise ValueError(
+                    f"search space of {self.model} names unknown hyper-parameter(s) {bad}"
+                )
+        return self
+
+    @property
+    def display(self) -> str:
+        return self.label or self.model
+
+
+class ExperimentSpec(_Strict):
+    name: str
+    dataset: DatasetRef
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    protocol: Literal["full", "candidates"] = "full"
+    optimize: MetricAt = Field(default_factory=lambda: MetricAt(metric="RECALL", cutoff=10))
+    report: ReportSpec = Field(default_factory=ReportSpec)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    models: list[ModelEntry]
+    memory_budget_mb: float = 256
+    n_jobs: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> ExperimentSpec:
+        labels = [m.display for m in self.models]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"model labels must be unique; repeated: {dup} (set 'label')")
+        if not self.models:
+            raise ValueError("models must list at least one model")
+        if not self.seeds:
+            raise ValueError("seeds must list at least one seed")
+        return self
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid experiment spec {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  - {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: dict[str, Any] | str, source: str = "<spec>") -> ExperimentSpec:
+    """Validate a spec given as a dict or YAML text; raises SpecError naming source and field."""
+    if isinstance(data, str):
+        try:
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"invalid YAML in {source}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: an experiment spec must be a mapping, got {type(data).__name__}")
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_errors(exc, source)) from None
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"experiment spec not found: {p}")
+    return parse_spec(p.read_text(), source=str(p))
