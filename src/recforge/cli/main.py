@@ -154,7 +154,9 @@ def evaluate_cmd(
     model: Annotated[str, typer.Argument(help="Registered model name, e.g. TopPopular.")],
     dataset: Annotated[str | None, typer.Option(help="Registered dataset (predefined split, "
                                                 "or use --method).")] = None,
-    split_dir: Annotated[Path | None, typer.Option(help="A split saved by `recforge split`.")] = None,
+    split_dir: Annotated[
+        Path | None, typer.Option(help="A split saved by `recforge split`.")
+    ] = None,
     method: str = "predefined",
     option: Annotated[list[str] | None, typer.Option("--option", "-o")] = None,
     split_param: Annotated[list[str] | None, typer.Option("--split-param")] = None,
@@ -225,7 +227,7 @@ def run_cmd(
         spec = load_spec(spec_path)
     except SpecError as exc:
         _fail(str(exc))
-    outcome = run_experiment(spec, out, log=_log)
+    run_experiment(spec, out, log=_log)
     if as_json:
         _print_json(json.loads((out / "results.json").read_text()))
     else:

@@ -92,7 +92,9 @@ def render_markdown(
         f"- data checksum: `{outcome.data['data_checksum']}`",
         f"- protocol: {spec.protocol}; split: {spec.split.method}; seeds: {spec.seeds}",
         "- split fingerprints: "
-        + ", ".join(f"seed {s}: `{v['fingerprint'][:16]}`" for s, v in outcome.data["splits"].items()),
+        + ", ".join(
+            f"seed {s}: `{v['fingerprint'][:16]}`" for s, v in outcome.data["splits"].items()
+        ),
         f"- optimised: {spec.optimize.metric}@{spec.optimize.cutoff} on validation",
         f"- significance: paired {spec.report.significance_test} vs the best model per column, "
         f"{spec.report.correction} correction, alpha {spec.report.alpha}; `*` differs "

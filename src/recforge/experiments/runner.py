@@ -294,7 +294,9 @@ def _aggregate(
     return rows, spread
 
 
-def write_outputs(outcome: ExperimentOutcome, out: Path, extra: dict[str, Any] | None = None) -> None:
+def write_outputs(
+    outcome: ExperimentOutcome, out: Path, extra: dict[str, Any] | None = None
+) -> None:
     """Write spec, environment, data identity, trials, best configs, per-user values, results
     and the Markdown/HTML report."""
     from recforge.experiments.report import build_significance, render_html, render_markdown

@@ -14,7 +14,8 @@ Example::
     seeds: [0]
     models:
       - {model: TopPopular}
-      - {model: ItemKNNCF, label: ItemKNN cosine, params: {similarity: cosine}, search: {n_trials: 35}}
+      - {model: ItemKNNCF, label: ItemKNN cosine, params: {similarity: cosine},
+         search: {n_trials: 35}}
 
 Every section forbids unknown keys, so a typo fails naming the field. Model names and
 hyper-parameter names are checked against the model registry at load time.
@@ -202,7 +203,8 @@ def parse_spec(data: dict[str, Any] | str, source: str = "<spec>") -> Experiment
         except yaml.YAMLError as exc:
             raise SpecError(f"invalid YAML in {source}: {exc}") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{source}: an experiment spec must be a mapping, got {type(data).__name__}")
+        kind = type(data).__name__
+        raise SpecError(f"{source}: an experiment spec must be a mapping, got {kind}")
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as exc:

@@ -92,7 +92,9 @@ _T5_P1 = {
 
 PAPER_TABLES: dict[str, dict[str, dict[str, float]]] = {
     "table3": {
-        k: _row("PRECISION", [10], [v[0]]) | _row("RECALL", [10], [v[1]]) | _row("NDCG", [10], [v[2]])
+        k: _row("PRECISION", [10], [v[0]])
+        | _row("RECALL", [10], [v[1]])
+        | _row("NDCG", [10], [v[2]])
         for k, v in _T3.items()
     },
     "table7": {k: _rows_two("RECALL", "MAP", _T7_CUTS, v) for k, v in _T7.items()},
