@@ -1,1 +1,42 @@
-"""recforge.platform."""
+"""recforge.platform: a gang-scheduling job platform.
+
+Importing this package is cheap: it exposes only the pure-logic core (specs, templates, resources,
+scheduler). The runtime (store, backends, service) lives in submodules that pull in SQLAlchemy,
+FastAPI or Ray only when imported.
+"""
+
+from recforge.platform.resources import (
+    Cluster,
+    Group,
+    GroupQuota,
+    PlatformConfig,
+    Queue,
+    QuotaBook,
+    QuotaError,
+    parse_platform_config,
+)
+from recforge.platform.specs import (
+    JobSpec,
+    ReplicaSpec,
+    Resources,
+    RetryPolicy,
+    SpecError,
+    parse_job_spec,
+)
+
+__all__ = [
+    "Cluster",
+    "Group",
+    "GroupQuota",
+    "JobSpec",
+    "PlatformConfig",
+    "Queue",
+    "QuotaBook",
+    "QuotaError",
+    "ReplicaSpec",
+    "Resources",
+    "RetryPolicy",
+    "SpecError",
+    "parse_job_spec",
+    "parse_platform_config",
+]

@@ -1,0 +1,557 @@
+"""Logical resources: clusters, groups with quotas, queues, and the quota book (pure logic).
+
+Quota semantics follow Kueue's nominal quota / borrowing / lending, per cluster and per resource:
+
+* every group that may use a cluster has a :class:`GroupQuota` there (``nominal`` may be zero);
+  a group without one never runs on that cluster;
+* ``guaranteed = nominal - lending_limit`` is kept for the group alone: nobody else may use it,
+  even while it is idle (``lending_limit=None`` means all of ``nominal`` is lendable, so nothing
+  is guaranteed: the group then competes for its own nominal quota with borrowers);
+* the rest of every group's nominal quota (its lendable part) forms the cluster's shared pool; a
+  group's usage above its own guaranteed part is drawn from that pool;
+* a group never uses more than ``nominal + borrowing_limit`` (no cap when ``borrowing_limit`` is
+  ``None``), never more than its cross-cluster ``total_cap`` summed over clusters, and the cluster's
+  capacity is never exceeded.
+
+In numbers, per resource, a group ``g`` on cluster ``c`` may take at most::
+
+    min(nominal_g + borrowing_limit_g - used_g,
+        max(0, guaranteed_g - used_g) + min(pool_c - pool_used_c, unprotected_free_c),
+        total_cap_g - used_g_all_clusters)
+
+where ``pool_used_c = sum_h max(0, used_h - guaranteed_h)`` and ``unprotected_free_c`` is the
+cluster's free capacity minus every group's unused guarantee. There is no preemption: lent quota
+comes back when the borrower's jobs finish.
+
+:class:`QuotaBook` keeps usage in exact integers (millicores, MiB, GPUs, milli-units of extended
+resources) and reserves a whole gang atomically or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recforge.platform.specs import (
+    CORE_RESOURCES,
+    Resources,
+    SpecError,
+    format_validation_error,
+    load_mapping,
+)
+
+__all__ = [
+    "Cluster",
+    "ClusterType",
+    "Group",
+    "GroupQuota",
+    "PlatformConfig",
+    "Queue",
+    "QuotaBook",
+    "QuotaError",
+    "Shortage",
+    "UnknownResource",
+    "parse_platform_config",
+]
+
+ClusterType = Literal["local", "ray", "kubernetes", "spark"]
+INF = 1 << 62  # "no limit" in integer units; far above any real amount
+_SCALE = {"cpu": 1000, "memory": 1, "gpu": 1}  # extended resources: 1000 (milli-units)
+
+
+class QuotaError(ValueError):
+    """A reservation or a request violates quotas or capacity, or names unknown things."""
+
+
+class UnknownResource(QuotaError):
+    """A request names a resource that no cluster has."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$"
+
+
+class Cluster(_Strict):
+    """A cluster of one type with a total capacity and, optionally, its nodes.
+
+    ``nodes`` (per-node capacities) are for the backend's level-2 placement; level 1 only uses
+    them to reject a replica that fits on no node, or a gang that cannot be packed even into an
+    empty cluster.
+    """
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    type: ClusterType
+    capacity: Resources
+    nodes: list[Resources] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Cluster:
+        if self.nodes:
+            total = Resources.total(self.nodes)
+            if not self.capacity.fits(total):
+                raise ValueError(f"capacity: {self.capacity} exceeds the sum of its nodes {total}")
+        return self
+
+
+class GroupQuota(_Strict):
+    """A group's quota on one cluster (Kueue-style nominal / borrowing / lending limits)."""
+
+    cluster: str
+    nominal: Resources = Field(default_factory=Resources)
+    borrowing_limit: Resources | None = Field(
+        None, description="max usage above nominal; None = no limit (bounded by the pool)"
+    )
+    lending_limit: Resources | None = Field(
+        None, description="max part of nominal others may borrow; None = all of it"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> GroupQuota:
+        if self.lending_limit is not None and not self.lending_limit.fits(self.nominal):
+            raise ValueError(f"lending_limit: {self.lending_limit} exceeds nominal {self.nominal}")
+        return self
+
+    @property
+    def guaranteed(self) -> Resources:
+        """The part of ``nominal`` nobody else may borrow."""
+        if self.lending_limit is None:
+            return Resources()
+        return self.nominal.sub(self.lending_limit)
+
+
+class Group(_Strict):
+    """A user group with per-cluster quotas and an optional cap summed over all clusters."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    quotas: list[GroupQuota] = Field(default_factory=list)
+    total_cap: Resources | None = None
+
+    @field_validator("quotas")
+    @classmethod
+    def _unique(cls, v: list[GroupQuota]) -> list[GroupQuota]:
+        seen = [q.cluster for q in v]
+        dup = sorted({c for c in seen if seen.count(c) > 1})
+        if dup:
+            raise ValueError(f"more than one quota for cluster(s) {dup}")
+        return v
+
+    def quota(self, cluster: str) -> GroupQuota | None:
+        return next((q for q in self.quotas if q.cluster == cluster), None)
+
+
+class Queue(_Strict):
+    """A queue feeding one group: ``priority`` is strict, ``weight`` scales its fair share."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    group: str
+    weight: float = Field(1.0, gt=0)
+    priority: int = 0
+
+
+class PlatformConfig(_Strict):
+    """Clusters, groups and queues, cross-checked (every reference resolves)."""
+
+    clusters: list[Cluster]
+    groups: list[Group]
+    queues: list[Queue]
+
+    @model_validator(mode="after")
+    def _check(self) -> PlatformConfig:
+        for kind, names in (
+            ("clusters", [c.name for c in self.clusters]),
+            ("groups", [g.name for g in self.groups]),
+            ("queues", [q.name for q in self.queues]),
+        ):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{kind}: duplicate name(s) {dup}")
+        clusters = {c.name for c in self.clusters}
+        groups = {g.name for g in self.groups}
+        for g in self.groups:
+            for q in g.quotas:
+                if q.cluster not in clusters:
+                    raise ValueError(
+                        f"groups: group {g.name!r} has a quota for unknown cluster {q.cluster!r}"
+                    )
+        for q in self.queues:
+            if q.group not in groups:
+                raise ValueError(f"queues: queue {q.name!r} names unknown group {q.group!r}")
+        for c in self.clusters:
+            guaranteed = Resources.total(
+                [gq.guaranteed for g in self.groups if (gq := g.quota(c.name)) is not None]
+            )
+            short = guaranteed.shortfall(c.capacity)
+            if short:
+                detail = ", ".join(f"{k}: {n:g} > {a:g}" for k, (n, a) in short.items())
+                raise ValueError(
+                    f"groups: guaranteed quotas on cluster {c.name!r} exceed its capacity "
+                    f"({detail})"
+                )
+        return self
+
+
+def parse_platform_config(
+    data: Mapping[str, Any] | str | bytes, source: str = "<platform>"
+) -> PlatformConfig:
+    """Validate a platform config (YAML/JSON text or dict); raises :class:`SpecError`."""
+    mapping = load_mapping(data, "platform config", source)
+    try:
+        return PlatformConfig.model_validate(mapping)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, "platform config", source)) from None
+
+
+@dataclass(frozen=True)
+class Shortage:
+    """One resource a request cannot get now: what it needs, what is free to it, and why."""
+
+    resource: str
+    needed: float
+    available: float
+    limited_by: str  # "cluster capacity" | "group quota" | "shared pool" | "group total cap" ...
+
+    def __str__(self) -> str:
+        return f"{self.resource}: needs {self.needed:g}, {self.available:g} available " + (
+            f"(limited by {self.limited_by})"
+        )
+
+
+class _Slot:
+    """Quota limits and usage of one group on one cluster, as integer vectors."""
+
+    __slots__ = ("group", "guaranteed", "lendable", "max_use", "used")
+
+    def __init__(self, group: str, max_use: list[int], guaranteed: list[int], lendable: list[int]):
+        self.group = group
+        self.max_use = max_use
+        self.guaranteed = guaranteed
+        self.lendable = lendable
+        self.used = [0] * len(max_use)
+
+
+class _ClusterState:
+    __slots__ = ("cap", "cluster", "pool", "pool_used", "slots", "unused_guaranteed", "used")
+
+    def __init__(self, cluster: Cluster, cap: list[int]):
+        self.cluster = cluster
+        self.cap = cap
+        n = len(cap)
+        self.used = [0] * n
+        self.pool = [0] * n
+        self.pool_used = [0] * n
+        self.unused_guaranteed = [0] * n
+        self.slots: dict[str, _Slot] = {}
+
+
+class QuotaBook:
+    """Tracks usage per (group, cluster) and admits whole gangs against quotas and capacity.
+
+    Resource amounts are mapped to integer vectors over :attr:`dims` (``cpu``, ``memory``,
+    ``gpu``, then extended resource names, sorted). A request naming a resource absent from every
+    cluster raises :class:`UnknownResource`.
+    """
+
+    def __init__(self, clusters: Iterable[Cluster] = (), groups: Iterable[Group] = ()):
+        self.dims: tuple[str, ...] = CORE_RESOURCES
+        self._scale: tuple[int, ...] = tuple(_SCALE[d] for d in self.dims)
+        self._clusters: dict[str, _ClusterState] = {}
+        self._groups: dict[str, Group] = {}
+        self._group_used: dict[str, list[int]] = {}
+        self._group_cap: dict[str, list[int]] = {}
+        self._reservations: dict[str, tuple[str, str, list[int]]] = {}
+        for g in groups:
+            self._groups[g.name] = g
+        for c in clusters:
+            self.add_cluster(c)
+        for g in self._groups.values():
+            self._install_group(g)
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def clusters(self) -> dict[str, Cluster]:
+        return {name: st.cluster for name, st in self._clusters.items()}
+
+    @property
+    def groups(self) -> dict[str, Group]:
+        return dict(self._groups)
+
+    def add_cluster(self, cluster: Cluster) -> None:
+        """Register a cluster; quotas for it come from the groups (given now or later)."""
+        if cluster.name in self._clusters:
+            raise QuotaError(f"cluster {cluster.name!r} is already registered")
+        self._grow_dims(cluster.capacity.extended)
+        state = _ClusterState(cluster, self.vec(cluster.capacity))
+        self._clusters[cluster.name] = state
+        for g in self._groups.values():
+            q = g.quota(cluster.name)
+            if q is not None:
+                self._install_slot(state, g.name, q)
+
+    def add_group(self, group: Group) -> None:
+        """Register a new group (its quotas must name registered clusters)."""
+        if group.name in self._groups:
+            raise QuotaError(f"group {group.name!r} is already registered")
+        self._groups[group.name] = group
+        self._install_group(group)
+
+    def _install_group(self, g: Group) -> None:
+        for q in g.quotas:
+            if q.cluster not in self._clusters:
+                raise QuotaError(f"group {g.name!r} has a quota for unknown cluster {q.cluster!r}")
+        self._group_used.setdefault(g.name, [0] * len(self.dims))
+        self._group_cap[g.name] = (
+            [INF] * len(self.dims) if g.total_cap is None else self._vec_limit(g.total_cap)
+        )
+        for q in g.quotas:
+            st = self._clusters[q.cluster]
+            if g.name not in st.slots:
+                self._install_slot(st, g.name, q)
+
+    def _install_slot(self, st: _ClusterState, group: str, q: GroupQuota) -> None:
+        # Limits naming a resource no cluster has are harmless: such requests are refused anyway.
+        nominal = self._vec_limit(q.nominal)
+        guaranteed = self._vec_limit(q.guaranteed)
+        borrow = (
+            [INF] * len(self.dims)
+            if q.borrowing_limit is None
+            else self._vec_limit(q.borrowing_limit)
+        )
+        max_use = [min(INF, n + b) for n, b in zip(nominal, borrow, strict=True)]
+        lendable = [n - g for n, g in zip(nominal, guaranteed, strict=True)]
+        slot = _Slot(group, max_use, guaranteed, lendable)
+        for i in range(len(self.dims)):
+            st.pool[i] += lendable[i]
+            st.unused_guaranteed[i] += guaranteed[i]
+        if any(
+            ug > c for ug, c in zip(st.unused_guaranteed, st.cap, strict=True)
+        ):  # the guarantees would be promises the cluster cannot keep
+            for i in range(len(self.dims)):
+                st.pool[i] -= lendable[i]
+                st.unused_guaranteed[i] -= guaranteed[i]
+            raise QuotaError(
+                f"guaranteed quotas on cluster {st.cluster.name!r} would exceed its capacity"
+            )
+        st.slots[group] = slot
+        self._group_used.setdefault(group, [0] * len(self.dims))
+
+    def _grow_dims(self, extended: Mapping[str, float]) -> None:
+        new = sorted(set(extended) - set(self.dims))
+        if not new:
+            return
+        self.dims = self.dims + tuple(new)
+        self._scale = self._scale + (1000,) * len(new)
+        pad = [0] * len(new)
+        for st in self._clusters.values():
+            # A new resource name: existing clusters have none of it, groups no quota for it.
+            st.cap += pad
+            st.used += pad
+            st.pool += pad
+            st.pool_used += pad
+            st.unused_guaranteed += pad
+            for s in st.slots.values():
+                s.max_use += pad
+                s.guaranteed += pad
+                s.lendable += pad
+                s.used += pad
+        for name in self._group_used:
+            self._group_used[name] += pad
+        for name, cap in self._group_cap.items():
+            g = self._groups[name]
+            if g.total_cap is None:
+                cap += [INF] * len(new)
+            else:
+                cap += [round(g.total_cap.extended.get(k, 0.0) * 1000) for k in new]
+        for _key, (_, _, v) in self._reservations.items():
+            v += pad
+
+    # -- vectors ------------------------------------------------------------------------------
+    def vec(self, r: Resources) -> list[int]:
+        """``r`` as an integer vector over :attr:`dims`; unknown resource names raise."""
+        unknown = [k for k in r.extended if k not in self.dims]
+        if unknown:
+            raise UnknownResource(
+                f"unknown resource(s) {unknown}: no cluster has them (known: {list(self.dims)})"
+            )
+        out = [round(r.cpu * 1000), r.memory, r.gpu]
+        if len(self.dims) > 3:
+            ext = r.extended
+            out += [round(ext.get(k, 0.0) * 1000) for k in self.dims[3:]]
+        return out
+
+    def _vec_limit(self, r: Resources) -> list[int]:
+        return [round(r.get(d) * s) for d, s in zip(self.dims, self._scale, strict=True)]
+
+    def to_resources(self, v: Sequence[int]) -> Resources:
+        """Inverse of :meth:`vec` (``INF`` entries become very large numbers)."""
+        ext = {d: v[i] / 1000 for i, d in enumerate(self.dims) if i >= 3 and v[i]}
+        return Resources._make(v[0] / 1000, int(v[1]), int(v[2]), ext)
+
+    def amount(self, dim: int, value: int) -> float:
+        """A vector entry in the resource's user unit (cores, MiB, GPUs, units)."""
+        return value / self._scale[dim]
+
+    # -- queries ------------------------------------------------------------------------------
+    def has_quota(self, group: str, cluster: str) -> bool:
+        st = self._clusters.get(cluster)
+        return st is not None and group in st.slots
+
+    def _state(self, group: str, cluster: str) -> tuple[_ClusterState, _Slot]:
+        st = self._clusters.get(cluster)
+        if st is None:
+            raise QuotaError(f"unknown cluster {cluster!r}; known: {sorted(self._clusters)}")
+        if group not in self._groups:
+            raise QuotaError(f"unknown group {group!r}; known: {sorted(self._groups)}")
+        slot = st.slots.get(group)
+        if slot is None:
+            raise QuotaError(f"group {group!r} has no quota on cluster {cluster!r}")
+        return st, slot
+
+    def available_vec(self, group: str, cluster: str) -> list[int]:
+        """Per resource, the most ``group`` could take on ``cluster`` right now."""
+        st, slot = self._state(group, cluster)
+        gused = self._group_used[group]
+        gcap = self._group_cap[group]
+        out = []
+        for i in range(len(self.dims)):
+            u = slot.used[i]
+            own = slot.max_use[i] - u
+            g_left = slot.guaranteed[i] - u
+            if g_left < 0:
+                g_left = 0
+            unprotected = st.cap[i] - st.used[i] - st.unused_guaranteed[i]
+            pool_left = st.pool[i] - st.pool_used[i]
+            shared = pool_left if pool_left < unprotected else unprotected
+            if shared < 0:
+                shared = 0
+            a = g_left + shared
+            if own < a:
+                a = own
+            cap_left = gcap[i] - gused[i]
+            if cap_left < a:
+                a = cap_left
+            out.append(a if a > 0 else 0)
+        return out
+
+    def available(self, group: str, cluster: str) -> Resources:
+        """:meth:`available_vec` as :class:`Resources` (unbounded resources capped to huge)."""
+        return self.to_resources(self.available_vec(group, cluster))
+
+    def max_possible_vec(self, group: str, cluster: str) -> list[int]:
+        """Per resource, the most ``group`` could ever take on ``cluster`` (everything idle)."""
+        st, slot = self._state(group, cluster)
+        out = []
+        for i in range(len(self.dims)):
+            unprotected = st.cap[i] - sum(s.guaranteed[i] for s in st.slots.values())
+            shared = max(0, min(st.pool[i], unprotected))
+            a = min(slot.max_use[i], slot.guaranteed[i] + shared, self._group_cap[group][i])
+            out.append(max(0, a))
+        return out
+
+    def shortages(self, group: str, cluster: str, request: Resources) -> list[Shortage]:
+        """Why ``request`` does not fit now: one entry per short resource with the binding limit."""
+        need = self.vec(request)
+        avail = self.available_vec(group, cluster)
+        st, slot = self._state(group, cluster)
+        out = []
+        for i, d in enumerate(self.dims):
+            if need[i] <= avail[i]:
+                continue
+            u = slot.used[i]
+            candidates = [
+                (st.cap[i] - st.used[i], f"cluster {cluster!r} capacity"),
+                (slot.max_use[i] - u, f"group {group!r} nominal + borrowing limit"),
+                (
+                    self._group_cap[group][i] - self._group_used[group][i],
+                    f"group {group!r} total cap across clusters",
+                ),
+            ]
+            binding = min(candidates, key=lambda t: t[0])
+            reason = binding[1]
+            if binding[0] > avail[i]:
+                reason = "shared pool (other groups' guarantees or lending limits)"
+            out.append(Shortage(d, self.amount(i, need[i]), self.amount(i, avail[i]), reason))
+        return out
+
+    def can_admit(self, group: str, cluster: str, request: Resources) -> tuple[bool, str]:
+        """Whether ``request`` (a gang's total) fits now; the reason names every short resource."""
+        try:
+            short = self.shortages(group, cluster, request)
+        except QuotaError as exc:
+            return False, str(exc)
+        if short:
+            return False, "; ".join(str(s) for s in short)
+        return True, "fits"
+
+    def usage(self, group: str, cluster: str | None = None) -> Resources:
+        """What ``group`` uses on ``cluster`` (or on all clusters)."""
+        if cluster is None:
+            return self.to_resources(self._group_used[group])
+        _, slot = self._state(group, cluster)
+        return self.to_resources(slot.used)
+
+    def cluster_free(self, cluster: str) -> Resources:
+        st = self._clusters[cluster]
+        return self.to_resources([c - u for c, u in zip(st.cap, st.used, strict=True)])
+
+    def group_used_vec(self, group: str) -> list[int]:
+        return self._group_used[group]
+
+    def cluster_cap_vec(self, cluster: str) -> list[int]:
+        return self._clusters[cluster].cap
+
+    def reservation(self, key: str) -> tuple[str, str, Resources] | None:
+        r = self._reservations.get(key)
+        return None if r is None else (r[0], r[1], self.to_resources(r[2]))
+
+    # -- changes ------------------------------------------------------------------------------
+    def reserve(self, key: str, group: str, cluster: str, requests: Sequence[Resources]) -> None:
+        """Reserve the sum of ``requests`` (a gang) atomically under ``key``, or raise."""
+        if key in self._reservations:
+            raise QuotaError(f"{key!r} already holds a reservation")
+        total = [0] * len(self.dims)
+        for r in requests:
+            for i, x in enumerate(self.vec(r)):
+                total[i] += x
+        avail = self.available_vec(group, cluster)
+        if any(t > a for t, a in zip(total, avail, strict=True)):
+            raise QuotaError(
+                f"cannot reserve {key!r} on {cluster!r} for group {group!r}: "
+                + self.can_admit(group, cluster, self.to_resources(total))[1]
+            )
+        self.reserve_vec(key, group, cluster, total)
+
+    def reserve_vec(self, key: str, group: str, cluster: str, total: list[int]) -> None:
+        """Record a reservation already checked against :meth:`available_vec` (no check here)."""
+        st, slot = self._state(group, cluster)
+        self._apply(st, slot, total, +1)
+        self._reservations[key] = (group, cluster, list(total))
+
+    def release(self, key: str) -> Resources:
+        """Give back what ``key`` holds; returns it. Unknown keys raise :class:`QuotaError`."""
+        r = self._reservations.pop(key, None)
+        if r is None:
+            raise QuotaError(f"{key!r} holds no reservation")
+        group, cluster, total = r
+        st, slot = self._state(group, cluster)
+        self._apply(st, slot, total, -1)
+        return self.to_resources(total)
+
+    def _apply(self, st: _ClusterState, slot: _Slot, total: list[int], sign: int) -> None:
+        gused = self._group_used[slot.group]
+        for i, x in enumerate(total):
+            if not x:
+                continue
+            before = slot.used[i]
+            after = before + sign * x
+            g = slot.guaranteed[i]
+            slot.used[i] = after
+            st.used[i] += sign * x
+            gused[i] += sign * x
+            st.pool_used[i] += max(0, after - g) - max(0, before - g)
+            st.unused_guaranteed[i] += max(0, g - after) - max(0, g - before)
