@@ -1,1 +1,35 @@
-"""recforge.evaluation."""
+"""Evaluation: paper-exact ranking protocols, vectorised metrics, significance tests.
+
+``Evaluator`` (full ranking or candidate sets, batched under a memory budget, a compiled top-k
+kernel with a numpy fallback), ``EvaluationResult`` and ``evaluate_split``; metric definitions
+in :mod:`recforge.evaluation.metrics`; tests in :mod:`recforge.evaluation.significance`.
+"""
+
+from recforge.evaluation.evaluator import (
+    DEFAULT_METRICS,
+    EvaluationResult,
+    Evaluator,
+    evaluate_split,
+)
+from recforge.evaluation.metrics import (
+    ACCURACY_METRICS,
+    ALL_METRICS,
+    BEYOND_ACCURACY_METRICS,
+)
+from recforge.evaluation.significance import bootstrap_ci, correct_pvalues, paired_test
+from recforge.evaluation.topk import TIE_RULE, numba_available
+
+__all__ = [
+    "ACCURACY_METRICS",
+    "ALL_METRICS",
+    "BEYOND_ACCURACY_METRICS",
+    "DEFAULT_METRICS",
+    "TIE_RULE",
+    "EvaluationResult",
+    "Evaluator",
+    "bootstrap_ci",
+    "correct_pvalues",
+    "evaluate_split",
+    "numba_available",
+    "paired_test",
+]

@@ -1,0 +1,200 @@
+"""Top-k selection over a dense score block, with seen-item masking and test-hit lookup.
+
+Two interchangeable backends give identical output:
+
+- ``"numba"``: one fused, parallel (``prange`` over rows) pass per block that skips excluded
+  items by walking the exclusion CSR row alongside the scan, keeps a k-entry heap per row and
+  looks the kept items up in the user's sorted test row. The score block is only read, never
+  copied (a broadcast view such as TopPopular's costs nothing).
+- ``"numpy"``: copy, mask through a flat index built from the CSR row pointers, pack
+  (score, item) into one int64 key per cell so that ``argpartition`` has no ties, then sort
+  only the k kept keys.
+
+Tie rule (both backends): higher score first; among equal scores the **lower item index**
+ranks first (``-0.0`` equals ``0.0``). Items scored ``-inf`` are dropped, so a row may keep
+fewer than k items. NaN scores raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["Backend", "TopK", "numba_available", "resolve_backend", "select_topk"]
+
+Backend = Literal["auto", "numba", "numpy"]
+
+TIE_RULE = (
+    "score descending; equal scores ordered by item index ascending (lower index first); "
+    "-inf scores dropped"
+)
+
+_KERNELS: ModuleType | None = None
+_KERNELS_ERROR: str | None = None
+
+
+def _load_kernels() -> ModuleType | None:
+    global _KERNELS, _KERNELS_ERROR
+    if _KERNELS is None and _KERNELS_ERROR is None:
+        if os.environ.get("RECFORGE_DISABLE_NUMBA", "") not in ("", "0"):
+            _KERNELS_ERROR = "disabled by RECFORGE_DISABLE_NUMBA"
+            return None
+        try:
+            from recforge.evaluation import _kernels
+        except Exception as exc:  # ImportError, or a numba/llvmlite failure on this platform
+            _KERNELS_ERROR = f"{type(exc).__name__}: {exc}"
+        else:
+            _KERNELS = _kernels
+    return _KERNELS
+
+
+def numba_available() -> bool:
+    """Whether the compiled kernels can be used (imports and compiles them on first call)."""
+    return _load_kernels() is not None
+
+
+def resolve_backend(backend: Backend) -> Literal["numba", "numpy"]:
+    """Map ``"auto"`` to ``"numba"`` when it works, else ``"numpy"``; validate the name."""
+    if backend == "auto":
+        return "numba" if numba_available() else "numpy"
+    if backend == "numba":
+        if not numba_available():
+            raise RuntimeError(f"backend='numba' requested but numba is unusable: {_KERNELS_ERROR}")
+        return "numba"
+    if backend == "numpy":
+        return "numpy"
+    raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Selection result for one block of users.
+
+    items: (rows, k) int32, best first, padded with -1 after ``lengths[r]`` entries.
+    hits: (rows, k) bool, whether ``items[r, i]`` is one of the row user's test items.
+    lengths: (rows,) int32, |L_u| = number of kept items (< k when items were dropped).
+    """
+
+    items: np.ndarray
+    hits: np.ndarray
+    lengths: np.ndarray
+
+
+def gather_rows(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(position in ``rows``, column) of every stored entry of the selected CSR rows, no loop."""
+    starts = indptr[rows].astype(np.int64)
+    counts = indptr[rows + 1].astype(np.int64) - starts
+    total = int(counts.sum())
+    row_pos = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
+    # Offset of each entry inside its own row, then shift by that row's start in `indices`.
+    within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    cols = indices[np.repeat(starts, counts) + within]
+    return row_pos, cols.astype(np.int64)
+
+
+def _order_keys(block: np.ndarray) -> np.ndarray:
+    """int64 keys whose ascending order is the ranking order (best first), all distinct."""
+    bits = block.view(np.int32)
+    # IEEE-754 floats order like sign-magnitude ints; flipping the magnitude bits of negatives
+    # makes the int32 order equal the float order.
+    ordered = np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits)
+    np.invert(ordered, out=ordered)  # best (largest) score -> smallest key; avoids int overflow
+    keys = ordered.astype(np.int64)
+    keys <<= 32
+    keys |= np.arange(block.shape[1], dtype=np.int64)  # lower item index wins a tie
+    return keys
+
+
+def _select_numpy(
+    scores: np.ndarray,
+    users: np.ndarray,
+    k: int,
+    mask_ptr: np.ndarray,
+    mask_idx: np.ndarray,
+    t_ptr: np.ndarray,
+    t_idx: np.ndarray,
+    candidates: bool,
+) -> tuple[TopK, np.ndarray]:
+    n_rows, n_items = scores.shape
+    rows, cols = gather_rows(mask_ptr, mask_idx, users)
+    if candidates:
+        block = np.full((n_rows, n_items), -np.inf, dtype=np.float32)
+        block[rows, cols] = scores[rows, cols]
+    else:
+        block = np.array(scores, dtype=np.float32, order="C", copy=True)
+        block[rows, cols] = -np.inf
+    nan_rows = np.isnan(block).any(axis=1)
+    if nan_rows.any():
+        return TopK(np.empty((0, k), np.int32), np.empty((0, k), bool), np.empty(0, np.int32)), (
+            nan_rows
+        )
+    block += np.float32(0.0)  # turns -0.0 into +0.0 so both zeros tie, as in the numba kernel
+    keys = _order_keys(block)
+    kk = min(k, n_items)
+    part = np.argpartition(keys, kk - 1, axis=1)[:, :kk] if kk < n_items else None
+    top_keys = keys if part is None else np.take_along_axis(keys, part, axis=1)
+    del keys, part
+    top_keys.sort(axis=1)
+    items = (top_keys & np.int64(0xFFFFFFFF)).astype(np.int32)
+    # Masked and non-candidate cells hold -inf in `block`; they sort last and are dropped.
+    valid = np.take_along_axis(block, items, axis=1) > -np.inf
+    # Dropped items sort last, so the valid entries form a prefix of every row.
+    lengths = valid.sum(axis=1).astype(np.int32)
+    items = np.where(valid, items, -1).astype(np.int32)
+    if kk < k:
+        pad = np.full((n_rows, k - kk), -1, dtype=np.int32)
+        items = np.concatenate([items, pad], axis=1)
+        valid = np.concatenate([valid, np.zeros((n_rows, k - kk), bool)], axis=1)
+    # Hits: look (row, item) up among the users' test entries, both as sorted flat keys.
+    t_rows, t_cols = gather_rows(t_ptr, t_idx, users)
+    test_keys = t_rows * n_items + t_cols
+    flat = np.arange(n_rows, dtype=np.int64)[:, None] * n_items + np.maximum(items, 0)
+    pos = np.searchsorted(test_keys, flat)
+    pos = np.minimum(pos, max(test_keys.size - 1, 0))
+    hits = valid & (test_keys[pos] == flat) if test_keys.size else np.zeros_like(valid)
+    return TopK(items, hits, lengths), nan_rows
+
+
+def select_topk(
+    scores: np.ndarray,
+    users: np.ndarray,
+    k: int,
+    *,
+    mask_ptr: np.ndarray,
+    mask_idx: np.ndarray,
+    test_ptr: np.ndarray,
+    test_idx: np.ndarray,
+    candidates: bool,
+    backend: Literal["numba", "numpy"],
+) -> tuple[TopK, np.ndarray]:
+    """Top-k of each row of ``scores`` (row r belongs to user ``users[r]``).
+
+    ``mask_ptr/mask_idx`` (CSR over all users, sorted unique columns) hold the excluded items
+    when ``candidates`` is False, or the allowed candidate items when it is True.
+    ``test_ptr/test_idx`` (CSR, sorted) hold the relevant items used for ``hits``.
+    Returns the selection and a per-row flag of rows containing NaN scores (when any row has
+    NaN the selection is not meaningful and the caller must raise).
+    """
+    if scores.dtype != np.float32:
+        scores = scores.astype(np.float32)
+    users = np.ascontiguousarray(users, dtype=np.int64)
+    if backend == "numpy":
+        return _select_numpy(
+            scores, users, k, mask_ptr, mask_idx, test_ptr, test_idx, candidates
+        )
+    kern = _load_kernels()
+    assert kern is not None, "resolve_backend() must be called first"
+    n_rows = scores.shape[0]
+    items = np.full((n_rows, k), -1, dtype=np.int32)
+    hits = np.zeros((n_rows, k), dtype=bool)
+    lengths = np.zeros(n_rows, dtype=np.int32)
+    nan_rows = np.zeros(n_rows, dtype=bool)
+    fn = kern.topk_candidates if candidates else kern.topk_full
+    fn(scores, users, mask_ptr, mask_idx, test_ptr, test_idx, items, hits, lengths, nan_rows)
+    return TopK(items, hits, lengths), nan_rows
