@@ -1,0 +1,176 @@
+"""The backend interface (one proxy per cluster type), after Dagster's run launcher.
+
+A backend launches a job's replicas, cancels them, polls their health and returns their logs. It
+never changes job state: the service reads :class:`BackendStatus` and decides (through
+:meth:`recforge.platform.store.Store.transition`). Handles are plain JSON-able dicts so they can be
+stored with the job and used again by a restarted service (:meth:`Backend.reattach`).
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from recforge.platform.specs import JobSpec
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendStatus",
+    "LaunchError",
+    "ReplicaPhase",
+    "ReplicaPlan",
+    "ReplicaStatus",
+    "replica_command",
+    "replica_plan",
+]
+
+Handle = dict[str, Any]
+
+
+class BackendError(RuntimeError):
+    """A backend operation failed (cluster unreachable, bad handle)."""
+
+
+class LaunchError(BackendError):
+    """The backend refused or failed to launch a job; nothing of it is left running."""
+
+
+class ReplicaPhase(StrEnum):
+    """Health of one replica as a backend sees it."""
+
+    PENDING = "pending"  # accepted by the backend, not started (e.g. waiting for placement)
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"  # the backend has no trace of it (process gone, no exit code)
+    UNKNOWN = "unknown"  # the backend could not tell (cluster unreachable)
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """One replica's phase plus its exit code when known."""
+
+    index: int
+    phase: ReplicaPhase
+    exit_code: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """Per-replica view of a launched job."""
+
+    replicas: list[ReplicaStatus]
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def phases(self) -> set[ReplicaPhase]:
+        return {r.phase for r in self.replicas}
+
+    @property
+    def all_running(self) -> bool:
+        """Every replica has started (running, or already finished successfully)."""
+        return bool(self.replicas) and self.phases() <= {
+            ReplicaPhase.RUNNING,
+            ReplicaPhase.SUCCEEDED,
+        }
+
+    @property
+    def all_succeeded(self) -> bool:
+        return bool(self.replicas) and self.phases() == {ReplicaPhase.SUCCEEDED}
+
+    @property
+    def failed(self) -> list[ReplicaStatus]:
+        """Replicas that failed or vanished."""
+        bad = {ReplicaPhase.FAILED, ReplicaPhase.NOT_FOUND}
+        return [r for r in self.replicas if r.phase in bad]
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """One replica to launch: global index (master first), role and its resources/command."""
+
+    index: int
+    role: str
+    role_index: int
+    cpu: float
+    memory_mib: int
+    gpu: int
+    extended: dict[str, float]
+    command: list[str]
+
+
+def replica_command(spec: JobSpec, override: list[str] | None, python: str) -> list[str]:
+    """The argv one replica runs: its override, the job's command, or the python entrypoint."""
+    if override:
+        return list(override)
+    if spec.kind == "python":
+        assert spec.entrypoint is not None  # validated by JobSpec
+        module, func = spec.entrypoint.split(":")
+        code = f"import importlib; importlib.import_module({module!r}).{func}()"
+        return [python, "-c", code]
+    assert spec.command  # validated by JobSpec
+    return list(spec.command)
+
+
+def replica_plan(
+    spec: JobSpec, count: int | None = None, python: str = sys.executable
+) -> list[ReplicaPlan]:
+    """The first ``count`` replicas of the job (default: the gang), master first."""
+    n = spec.gang_size if count is None else count
+    # Same order as JobSpec.replica_list (master first, then groups as listed), kept per group
+    # so each group's command override applies to its own replicas.
+    groups = sorted(spec.replica_specs, key=lambda rs: rs.role != "master")
+    out: list[ReplicaPlan] = []
+    per_role: dict[str, int] = {}
+    for rs in groups:
+        for _ in range(rs.replicas):
+            if len(out) == n:
+                return out
+            role_index = per_role.get(rs.role, 0)
+            per_role[rs.role] = role_index + 1
+            res = rs.resources
+            out.append(
+                ReplicaPlan(
+                    index=len(out),
+                    role=rs.role,
+                    role_index=role_index,
+                    cpu=res.cpu,
+                    memory_mib=res.memory,
+                    gpu=res.gpu,
+                    extended=dict(res.extended),
+                    command=replica_command(spec, rs.command, python),
+                )
+            )
+    return out
+
+
+class Backend(ABC):
+    """Launch/cancel/poll/logs/reattach for one cluster type; never touches job state."""
+
+    #: cluster type this backend serves ("local", "ray", ...).
+    cluster_type: str = ""
+
+    @abstractmethod
+    def launch(self, job_id: int, spec: JobSpec, admission: Any, *, attempt: int = 1) -> Handle:
+        """Start the job's gang; return a JSON-able handle. Raise :class:`LaunchError`."""
+
+    @abstractmethod
+    def cancel(self, handle: Handle) -> None:
+        """Stop every replica of the handle (idempotent; finished replicas are left alone)."""
+
+    @abstractmethod
+    def poll(self, handle: Handle) -> BackendStatus:
+        """Current per-replica status."""
+
+    @abstractmethod
+    def logs(self, handle: Handle, replica: int, tail: int = 100) -> str:
+        """The last ``tail`` lines of one replica's output."""
+
+    @abstractmethod
+    def reattach(self, handle: Handle) -> bool:
+        """After a service restart: True if the handle's replicas can still be tracked."""

@@ -1,0 +1,315 @@
+"""Local backend: each replica is a process on this machine, wrapped by the sidecar.
+
+Every replica runs ``python -m recforge.platform.sidecar run ... -- <command>`` in its own session
+(so cancel can signal the whole process group), with stdout/stderr in
+``<runtime_dir>/job-<id>/attempt-<n>/replica-<i>.log`` and its exit code written by the sidecar to
+``replica-<i>.exit``. Limits, where the OS allows: memory through ``RLIMIT_AS`` on the command
+(applied by the sidecar), CPU through ``sched_setaffinity`` when the replica asks for fewer cores
+than the machine has. The handle records which limits were enforced.
+
+The handle keeps each sidecar's pid and its start time (field 22 of ``/proc/<pid>/stat``): a
+restarted service, no longer the parent, uses the pair to tell a live replica from a reused pid,
+and reads the exit file to learn how a finished replica ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recforge.platform.backends.base import (
+    Backend,
+    BackendStatus,
+    Handle,
+    LaunchError,
+    ReplicaPhase,
+    ReplicaPlan,
+    ReplicaStatus,
+    replica_plan,
+)
+from recforge.platform.sidecar import read_exit_file
+from recforge.platform.specs import JobSpec
+
+__all__ = ["LocalBackend", "process_start_time"]
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state letter, start time in clock ticks)`` of ``pid``, or None if it does not exist."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm (field 2) may contain spaces/parens: split after the last ')'.
+    rest = raw[raw.rindex(")") + 2 :].split()
+    return rest[0], int(rest[19])
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
+    st = _proc_stat(pid)
+    return None if st is None else st[1]
+
+
+def _alive(pid: int, start_time: int) -> bool:
+    """The very process we launched is still running (not exited, not a zombie, pid not reused)."""
+    st = _proc_stat(pid)
+    return st is not None and st[1] == start_time and st[0] not in ("Z", "X")
+
+
+class LocalBackend(Backend):
+    """Run replicas as local processes under the sidecar.
+
+    ``store_url`` is passed to sidecars for heartbeats (None: no heartbeats). ``term_grace`` is how
+    long cancel waits after SIGTERM before SIGKILL.
+    """
+
+    cluster_type = "local"
+
+    def __init__(
+        self,
+        runtime_dir: str | Path,
+        *,
+        store_url: str | None = None,
+        heartbeat_interval: float = 5.0,
+        python: str = sys.executable,
+        term_grace: float = 3.0,
+        enforce_cpu_affinity: bool = True,
+        enforce_memory: bool = True,
+    ) -> None:
+        self.runtime_dir = Path(runtime_dir)
+        self.store_url = store_url
+        self.heartbeat_interval = heartbeat_interval
+        self.python = python
+        self.term_grace = term_grace
+        self.enforce_cpu_affinity = enforce_cpu_affinity
+        self.enforce_memory = enforce_memory
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._next_core = 0
+
+    # -- launch -------------------------------------------------------------------------------
+    def _affinity(self, cpu: float) -> list[int] | None:
+        if not self.enforce_cpu_affinity or cpu <= 0 or not hasattr(os, "sched_setaffinity"):
+            return None
+        cores = sorted(os.sched_getaffinity(0))
+        want = max(1, math.ceil(cpu - 1e-9))
+        if want >= len(cores):
+            return None
+        # Round-robin so replicas of concurrent jobs spread over the cores.
+        picked = [cores[(self._next_core + k) % len(cores)] for k in range(want)]
+        self._next_core = (self._next_core + want) % len(cores)
+        return sorted(picked)
+
+    def _env(self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int) -> dict:
+        env = dict(os.environ)
+        env.update(spec.env)
+        env.update(
+            {
+                "RECFORGE_JOB_ID": str(job_id),
+                "RECFORGE_JOB_NAME": spec.name,
+                "RECFORGE_ATTEMPT": str(attempt),
+                "RECFORGE_REPLICA_INDEX": str(rp.index),
+                "RECFORGE_ROLE": rp.role,
+                "RECFORGE_ROLE_INDEX": str(rp.role_index),
+                "RECFORGE_WORLD_SIZE": str(n),
+                "RECFORGE_HEARTBEAT_INTERVAL": str(self.heartbeat_interval),
+            }
+        )
+        if self.store_url:
+            env["RECFORGE_STORE_URL"] = self.store_url
+        if rp.cpu > 0:
+            threads = str(max(1, math.ceil(rp.cpu - 1e-9)))
+            env.setdefault("OMP_NUM_THREADS", threads)
+        return env
+
+    def launch(self, job_id: int, spec: JobSpec, admission: Any, *, attempt: int = 1) -> Handle:
+        """Start the gang's replicas; on any failure kill what was started and raise."""
+        count = getattr(admission, "replicas", None) if admission is not None else None
+        plans = replica_plan(spec, count if isinstance(count, int) else None, self.python)
+        job_dir = self.runtime_dir / f"job-{job_id}" / f"attempt-{attempt}"
+        job_dir.mkdir(parents=True, exist_ok=True)
+        replicas: list[dict[str, Any]] = []
+        limits: dict[str, Any] = {"memory": "rlimit_as" if self.enforce_memory else "none"}
+        handle: Handle = {
+            "backend": "local",
+            "job_id": job_id,
+            "attempt": attempt,
+            "dir": str(job_dir),
+            "replicas": replicas,
+            "limits": limits,
+        }
+        try:
+            for rp in plans:
+                replicas.append(self._start(job_id, attempt, spec, rp, len(plans), job_dir))
+        except Exception as exc:
+            self.cancel(handle)
+            raise LaunchError(
+                f"job {job_id}: launching replica {len(replicas)} failed: {exc}"
+            ) from exc
+        limits["cpu_affinity"] = {r["index"]: r["cpus"] for r in replicas if r["cpus"]}
+        limits["memory_mib"] = {r["index"]: r["memory_mib"] for r in replicas if r["memory_mib"]}
+        return handle
+
+    def _start(
+        self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int, job_dir: Path
+    ) -> dict[str, Any]:
+        log_path = job_dir / f"replica-{rp.index}.log"
+        exit_path = job_dir / f"replica-{rp.index}.exit"
+        with contextlib.suppress(FileNotFoundError):
+            exit_path.unlink()
+        memory = rp.memory_mib if (self.enforce_memory and rp.memory_mib > 0) else None
+        argv = [
+            self.python, "-m", "recforge.platform.sidecar", "run",
+            "--job", str(job_id), "--replica", str(rp.index), "--attempt", str(attempt),
+            "--exit-file", str(exit_path),
+            "--heartbeat-interval", str(self.heartbeat_interval),
+        ]  # fmt: skip
+        if self.store_url:
+            argv += ["--store-url", self.store_url]
+        if memory:
+            argv += ["--memory-mib", str(memory)]
+        argv += ["--", *rp.command]
+        cpus = self._affinity(rp.cpu)
+        preexec: Callable[[], None] | None = None
+        if cpus:
+            cpu_set = set(cpus)
+
+            def preexec() -> None:
+                os.sched_setaffinity(0, cpu_set)
+
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=spec.workdir or None,
+                env=self._env(job_id, attempt, spec, rp, n),
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        self._children[proc.pid] = proc
+        start = process_start_time(proc.pid)
+        if start is None:  # exited already: keep a value that can never match a live process
+            start = -1
+        return {
+            "index": rp.index,
+            "role": rp.role,
+            "pid": proc.pid,
+            "start_time": start,
+            "log": str(log_path),
+            "exit_file": str(exit_path),
+            "cpus": cpus,
+            "memory_mib": memory,
+        }
+
+    # -- status -------------------------------------------------------------------------------
+    def _reap(self, pid: int) -> int | None:
+        """If we are the parent, collect the child's status (avoids zombies)."""
+        proc = self._children.get(pid)
+        if proc is None:
+            return None
+        code = proc.poll()
+        if code is not None:
+            del self._children[pid]
+        return code
+
+    def _replica_status(self, r: dict[str, Any]) -> ReplicaStatus:
+        idx = int(r["index"])
+        code = read_exit_file(r["exit_file"])
+        if code is None:
+            self._reap(int(r["pid"]))
+            if _alive(int(r["pid"]), int(r["start_time"])):
+                return ReplicaStatus(idx, ReplicaPhase.RUNNING)
+            # It may have written the file just before exiting: look once more.
+            code = read_exit_file(r["exit_file"])
+            if code is None:
+                return ReplicaStatus(
+                    idx, ReplicaPhase.NOT_FOUND, None, "process gone without an exit code"
+                )
+        phase = ReplicaPhase.SUCCEEDED if code == 0 else ReplicaPhase.FAILED
+        detail = "" if code >= 0 else f"killed by signal {-code}"
+        return ReplicaStatus(idx, phase, code, detail)
+
+    def poll(self, handle: Handle) -> BackendStatus:
+        return BackendStatus([self._replica_status(r) for r in handle.get("replicas", [])])
+
+    def reattach(self, handle: Handle) -> bool:
+        """True if every replica is either alive (same process) or left an exit code."""
+        return all(
+            self._replica_status(r).phase is not ReplicaPhase.NOT_FOUND
+            for r in handle.get("replicas", [])
+        )
+
+    # -- cancel / logs ------------------------------------------------------------------------
+    def _signal_group(self, r: dict[str, Any], sig: int) -> bool:
+        """Signal the replica's process group; False if nothing of ours is left to signal."""
+        pid, start = int(r["pid"]), int(r["start_time"])
+        st = _proc_stat(pid)
+        if st is not None and st[1] != start:
+            return False  # pid reused by an unrelated process: its group is not ours
+        try:
+            os.killpg(pid, sig)  # the sidecar leads its own session; the group outlives it
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def cancel(self, handle: Handle) -> None:
+        replicas = handle.get("replicas", [])
+        live = [r for r in replicas if self._signal_group(r, signal.SIGTERM)]
+        deadline = time.monotonic() + self.term_grace
+        while live and time.monotonic() < deadline:
+            for r in live:
+                self._reap(int(r["pid"]))
+            live = [r for r in live if _group_exists(int(r["pid"]))]
+            if live:
+                time.sleep(0.05)
+        for r in live:
+            self._signal_group(r, signal.SIGKILL)
+        for r in replicas:
+            proc = self._children.pop(int(r["pid"]), None)
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=self.term_grace)
+
+    def logs(self, handle: Handle, replica: int, tail: int = 100) -> str:
+        for r in handle.get("replicas", []):
+            if int(r["index"]) == replica:
+                path = Path(r["log"])
+                if not path.exists():
+                    return ""
+                lines = path.read_text(errors="replace").splitlines()
+                return "\n".join(lines[-tail:]) if tail > 0 else ""
+        raise KeyError(f"job {handle.get('job_id')} has no replica {replica}")
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Only zombies left (e.g. the sidecar not reaped yet) count as gone.
+    return any(
+        (st := _proc_stat(pid)) is not None and st[0] not in ("Z", "X")
+        for pid in _group_members(pgid)
+    )
+
+
+def _group_members(pgid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                raw = Path(f"/proc/{entry}/stat").read_text()
+                if int(raw[raw.rindex(")") + 2 :].split()[2]) == pgid:
+                    out.append(int(entry))
+    return out

@@ -1,0 +1,165 @@
+"""The replica sidecar: runs the user's command unchanged, heartbeats, records the exit code.
+
+Usage::
+
+    python -m recforge.platform.sidecar run --job 7 --replica 0 --attempt 1 \\
+        --store-url sqlite:///platform.db --exit-file /run/j7/r0.exit -- python train.py
+
+Design choice: heartbeats go straight to the platform store (``replicas.last_heartbeat`` through
+:meth:`recforge.platform.store.Store.heartbeat`). That works for every backend that can reach the
+database (local processes, Ray workers, pods) and leaves the service one place to look, with no
+file protocol to keep in sync. Heartbeats carry the attempt number, so a dying sidecar of an old
+attempt cannot refresh the rows of a new one. Without ``--store-url`` no heartbeats are sent.
+
+The exit code is also written (atomically: temp file + rename) to ``--exit-file`` as JSON
+``{"exit_code": n, "finished_at": t}``: a restarted service that is not the sidecar's parent reads
+it to learn how a replica ended. ``exit_code`` is negative when the command died from a signal.
+SIGTERM/SIGINT/SIGHUP received by the sidecar are forwarded to the command; the sidecar exits with
+the command's code (128 + signal number when it was killed by a signal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "read_exit_file", "write_exit_file"]
+
+
+def write_exit_file(path: Path, exit_code: int) -> None:
+    """Atomically write ``{"exit_code", "finished_at"}`` to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"exit_code": exit_code, "finished_at": time.time()}))
+    os.replace(tmp, path)
+
+
+def read_exit_file(path: Path | str) -> int | None:
+    """The recorded exit code, or None if the file is absent (or unreadable)."""
+    try:
+        return int(json.loads(Path(path).read_text())["exit_code"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _limit_memory(memory_mib: int | None) -> Callable[[], None] | None:
+    if not memory_mib:
+        return None
+    limit = memory_mib * 1024 * 1024
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+class _Heartbeat(threading.Thread):
+    """Background thread that refreshes the replica row every ``interval`` seconds."""
+
+    def __init__(self, args: argparse.Namespace, pid: int) -> None:
+        super().__init__(name="recforge-heartbeat", daemon=True)
+        self.args = args
+        self.pid = pid
+        self.stop_event = threading.Event()
+        self.store: Any = None
+        if args.store_url:
+            from recforge.platform.store import Store
+
+            self.store = Store(args.store_url, create=False)
+
+    def beat(self, state: str = "running", exit_code: int | None = None) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.heartbeat(
+                self.args.job,
+                self.args.replica,
+                attempt=self.args.attempt,
+                state=state,
+                pid=self.pid,
+                exit_code=exit_code,
+            )
+        except Exception as exc:  # the store may be briefly unavailable; keep the job running
+            print(f"[recforge-sidecar] heartbeat failed: {exc}", file=sys.stderr, flush=True)
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.args.heartbeat_interval):
+            self.beat()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command as a child, heartbeat until it exits, record and return its exit code."""
+    cmd: list[str] = args.cmd
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        print("[recforge-sidecar] no command given after '--'", file=sys.stderr)
+        return 2
+    try:
+        child = subprocess.Popen(cmd, preexec_fn=_limit_memory(args.memory_mib))
+    except OSError as exc:
+        print(f"[recforge-sidecar] cannot start {cmd[0]!r}: {exc}", file=sys.stderr, flush=True)
+        code = 127
+        if args.exit_file:
+            write_exit_file(Path(args.exit_file), code)
+        return code
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+
+    hb = _Heartbeat(args, child.pid)
+    hb.beat()
+    hb.start()
+    while True:
+        try:
+            code = child.wait()
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+            continue
+    hb.stop_event.set()
+    if args.exit_file:
+        write_exit_file(Path(args.exit_file), code)
+    hb.beat(state="succeeded" if code == 0 else "failed", exit_code=code)
+    return code if code >= 0 else 128 - code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m recforge.platform.sidecar")
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a replica's command under the sidecar")
+    r.add_argument("--job", type=int, required=True, help="job id")
+    r.add_argument("--replica", type=int, required=True, help="global replica index")
+    r.add_argument("--attempt", type=int, default=1, help="attempt number (1-based)")
+    r.add_argument("--store-url", default=None, help="store URL for heartbeats")
+    r.add_argument("--exit-file", default=None, help="where to write the exit code JSON")
+    r.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds")
+    r.add_argument("--memory-mib", type=int, default=None, help="RLIMIT_AS for the command")
+    r.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.heartbeat_interval <= 0:
+        print("[recforge-sidecar] --heartbeat-interval must be > 0", file=sys.stderr)
+        return 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

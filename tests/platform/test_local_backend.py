@@ -1,0 +1,202 @@
+"""LocalBackend and the sidecar with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recforge.platform.backends import BackendStatus, LocalBackend, ReplicaPhase
+from recforge.platform.backends.local import process_start_time
+from recforge.platform.specs import JobSpec, parse_job_spec
+from recforge.platform.store import Store
+
+PY = sys.executable
+
+
+def spec(command: list[str], *, workers: int = 1, **kw: object) -> JobSpec:
+    body: dict[str, object] = {
+        "name": "t",
+        "command": command,
+        "replica_specs": [
+            {"role": "master", "resources": {"cpu": 0.5}},
+            {"role": "worker", "replicas": workers, "resources": {"cpu": 0.5}},
+        ],
+    }
+    body.update(kw)
+    return parse_job_spec(body)
+
+
+def wait_for(backend: LocalBackend, handle: dict, pred, timeout: float = 10.0) -> BackendStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = backend.poll(handle)
+        if pred(st):
+            return st
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; last status {st}")
+        time.sleep(0.05)
+
+
+def finished(st: BackendStatus) -> bool:
+    return all(r.phase in (ReplicaPhase.SUCCEEDED, ReplicaPhase.FAILED) for r in st.replicas)
+
+
+ENV_DUMP = (
+    "import json, os, sys; keys = ['RECFORGE_JOB_ID', 'RECFORGE_REPLICA_INDEX', 'RECFORGE_ROLE',"
+    " 'RECFORGE_WORLD_SIZE', 'RECFORGE_ATTEMPT', 'MY_VAR'];"
+    " print(json.dumps({k: os.environ.get(k) for k in keys}));"
+    " sys.exit(int(os.environ['RECFORGE_REPLICA_INDEX']) * 3)"
+)
+
+
+def test_gang_runs_with_env_logs_and_exit_codes(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "rt")
+    handle = backend.launch(7, spec([PY, "-c", ENV_DUMP], env={"MY_VAR": "x"}), None, attempt=2)
+    assert [r["role"] for r in handle["replicas"]] == ["master", "worker"]
+    st = wait_for(backend, handle, finished)
+    assert [(r.phase, r.exit_code) for r in st.replicas] == [
+        (ReplicaPhase.SUCCEEDED, 0),
+        (ReplicaPhase.FAILED, 3),
+    ]
+    assert not st.all_succeeded and [r.index for r in st.failed] == [1]
+    out = json.loads(backend.logs(handle, 1, tail=1))
+    assert out == {
+        "RECFORGE_JOB_ID": "7",
+        "RECFORGE_REPLICA_INDEX": "1",
+        "RECFORGE_ROLE": "worker",
+        "RECFORGE_WORLD_SIZE": "2",
+        "RECFORGE_ATTEMPT": "2",
+        "MY_VAR": "x",
+    }
+    assert json.loads(Path(handle["replicas"][1]["exit_file"]).read_text())["exit_code"] == 3
+    with pytest.raises(KeyError, match="no replica 5"):
+        backend.logs(handle, 5)
+
+
+def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "rt", term_grace=2.0)
+    marker = tmp_path / "child.pid"
+    cmd = [PY, "-c", f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid()));"
+           " time.sleep(60)"]  # fmt: skip
+    handle = backend.launch(1, spec(cmd, workers=0 + 1), None)
+    wait_for(backend, handle, lambda s: s.all_running and marker.exists())
+    child = int(marker.read_text())
+    t0 = time.monotonic()
+    backend.cancel(handle)
+    assert time.monotonic() - t0 < 2.5
+    assert process_start_time(child) is None or _is_zombie(child)
+    st = backend.poll(handle)
+    # The sidecar forwarded SIGTERM and recorded the child's death by signal.
+    assert {r.exit_code for r in st.replicas} == {-signal.SIGTERM}
+    backend.cancel(handle)  # idempotent
+
+
+def _is_zombie(pid: int) -> bool:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rindex(")") + 2] == "Z"
+
+
+def test_reattach_from_a_new_backend_and_detect_pid_reuse(tmp_path: Path) -> None:
+    first = LocalBackend(tmp_path / "rt")
+    handle = first.launch(3, spec([PY, "-c", "import time; time.sleep(0.8)"]), None)
+    second = LocalBackend(tmp_path / "rt")  # a restarted service: not the parent
+    assert second.reattach(handle)
+    assert second.poll(handle).all_running
+    st = wait_for(second, handle, finished)
+    assert st.all_succeeded
+    first.poll(handle)  # reap
+    forged = json.loads(json.dumps(handle))
+    for r in forged["replicas"]:
+        r["pid"] = os.getpid()  # a live pid, but not the process we launched
+        r["exit_file"] = str(tmp_path / "missing.exit")
+    assert not second.reattach(forged)
+    assert {r.phase for r in second.poll(forged).replicas} == {ReplicaPhase.NOT_FOUND}
+    second.cancel(forged)  # must not signal the unrelated (our own) process group
+    assert process_start_time(os.getpid()) is not None
+
+
+def test_killed_sidecar_is_not_found_and_cancel_reaps_its_orphan(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "rt", term_grace=1.0)
+    marker = tmp_path / "child.pid"
+    cmd = [PY, "-c", f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid()));"
+           " time.sleep(60)"]  # fmt: skip
+    handle = backend.launch(4, spec(cmd, workers=1).model_copy(update={"min_available": 1}), None)
+    assert len(handle["replicas"]) == 1  # only the gang is launched
+    wait_for(backend, handle, lambda s: s.all_running and marker.exists())
+    os.kill(handle["replicas"][0]["pid"], signal.SIGKILL)
+    st = wait_for(backend, handle, lambda s: not s.all_running, timeout=5)
+    assert st.replicas[0].phase is ReplicaPhase.NOT_FOUND
+    child = int(marker.read_text())
+    assert process_start_time(child) is not None  # the orphan still runs...
+    backend.cancel(handle)
+    deadline = time.monotonic() + 3
+    while process_start_time(child) is not None and not _is_zombie(child):
+        assert time.monotonic() < deadline, "orphaned command survived cancel"
+        time.sleep(0.05)
+
+
+def test_limits_memory_and_cpu_affinity(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "rt")
+    code = (
+        "import os, sys; print(len(os.sched_getaffinity(0)), flush=True);"
+        " b = bytearray(400 * 1024 * 1024); print('allocated')"
+    )
+    s = parse_job_spec(
+        {
+            "name": "mem",
+            "command": [PY, "-c", code],
+            "replica_specs": [{"role": "master", "resources": {"cpu": 1, "memory": "256Mi"}}],
+        }
+    )
+    handle = backend.launch(5, s, None)
+    st = wait_for(backend, handle, finished)
+    log = backend.logs(handle, 0)
+    assert st.replicas[0].phase is ReplicaPhase.FAILED, log
+    assert "MemoryError" in log and "allocated" not in log
+    assert handle["limits"]["memory_mib"] == {0: 256}
+    ncores = len(os.sched_getaffinity(0))
+    if ncores > 1:
+        assert log.splitlines()[0] == "1" and handle["limits"]["cpu_affinity"] == {
+            0: handle["replicas"][0]["cpus"]
+        }
+    else:  # one core: affinity would change nothing, so it is not applied (and says so)
+        assert handle["limits"]["cpu_affinity"] == {}
+
+
+def test_sidecar_heartbeats_reach_the_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    store = Store(url)
+    jid = store.create_job(name="hb", owner="a", group="g", queue="q", spec={}).id
+    store.reset_replicas(jid, 1, [(0, "master")])
+    backend = LocalBackend(tmp_path / "rt", store_url=url, heartbeat_interval=0.2)
+    handle = backend.launch(jid, spec([PY, "-c", "import time; time.sleep(0.9)"]).model_copy(
+        update={"min_available": 1}), None)  # fmt: skip
+    beats = set()
+    deadline = time.monotonic() + 10
+    while not finished(backend.poll(handle)):
+        hb = store.replicas(jid)[0].last_heartbeat
+        if hb is not None:
+            beats.add(hb)
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [rep] = store.replicas(jid)
+    assert len(beats) >= 3, beats  # initial beat plus periodic ones
+    assert (rep.state, rep.exit_code) == ("succeeded", 0)
+    assert rep.pid is not None and rep.pid != handle["replicas"][0]["pid"]  # the command's pid
+    store.close()
+
+
+def test_sidecar_cli_errors(tmp_path: Path) -> None:
+    from recforge.platform.sidecar import main
+
+    assert main(["run", "--job", "1", "--replica", "0"]) == 2  # no command
+    exit_file = tmp_path / "e.exit"
+    rc = main(["run", "--job", "1", "--replica", "0", "--exit-file", str(exit_file), "--",
+               "/nonexistent/binary"])  # fmt: skip
+    assert rc == 127 and json.loads(exit_file.read_text())["exit_code"] == 127
