@@ -225,10 +225,18 @@ class Shortage:
 class _Slot:
     """Quota limits and usage of one group on one cluster, as integer vectors."""
 
-    __slots__ = ("group", "guaranteed", "lendable", "max_use", "used")
+    __slots__ = ("group", "guaranteed", "lendable", "max_use", "nominal", "used")
 
-    def __init__(self, group: str, max_use: list[int], guaranteed: list[int], lendable: list[int]):
+    def __init__(
+        self,
+        group: str,
+        nominal: list[int],
+        max_use: list[int],
+        guaranteed: list[int],
+        lendable: list[int],
+    ):
         self.group = group
+        self.nominal = nominal
         self.max_use = max_use
         self.guaranteed = guaranteed
         self.lendable = lendable
@@ -281,10 +289,30 @@ class QuotaBook:
     def groups(self) -> dict[str, Group]:
         return dict(self._groups)
 
-    def add_cluster(self, cluster: Cluster) -> None:
-        """Register a cluster; quotas for it come from the groups (given now or later)."""
+    def add_cluster(self, cluster: Cluster, quotas: Mapping[str, GroupQuota] | None = None) -> None:
+        """Register a cluster; ``quotas`` (group name -> quota on it) extend registered groups."""
         if cluster.name in self._clusters:
             raise QuotaError(f"cluster {cluster.name!r} is already registered")
+        updated = dict(self._groups)
+        for gname, q in (quotas or {}).items():
+            g = updated.get(gname)
+            if g is None:
+                raise QuotaError(f"quota for unknown group {gname!r}")
+            if q.cluster != cluster.name:
+                raise QuotaError(f"quota of group {gname!r} names cluster {q.cluster!r}")
+            if g.quota(cluster.name) is not None:
+                raise QuotaError(f"group {gname!r} already has a quota on {cluster.name!r}")
+            updated[gname] = g.model_copy(update={"quotas": [*g.quotas, q]})
+        guaranteed = Resources.total(
+            [gq.guaranteed for g in updated.values() if (gq := g.quota(cluster.name)) is not None]
+        )
+        short = guaranteed.shortfall(cluster.capacity)
+        if short:
+            detail = ", ".join(f"{k}: {n:g} > {a:g}" for k, (n, a) in short.items())
+            raise QuotaError(
+                f"guaranteed quotas on cluster {cluster.name!r} exceed its capacity ({detail})"
+            )
+        self._groups = updated
         self._grow_dims(cluster.capacity.extended)
         state = _ClusterState(cluster, self.vec(cluster.capacity))
         self._clusters[cluster.name] = state
@@ -324,7 +352,7 @@ class QuotaBook:
         )
         max_use = [min(INF, n + b) for n, b in zip(nominal, borrow, strict=True)]
         lendable = [n - g for n, g in zip(nominal, guaranteed, strict=True)]
-        slot = _Slot(group, max_use, guaranteed, lendable)
+        slot = _Slot(group, nominal, max_use, guaranteed, lendable)
         for i in range(len(self.dims)):
             st.pool[i] += lendable[i]
             st.unused_guaranteed[i] += guaranteed[i]
@@ -355,6 +383,7 @@ class QuotaBook:
             st.pool_used += pad
             st.unused_guaranteed += pad
             for s in st.slots.values():
+                s.nominal += pad
                 s.max_use += pad
                 s.guaranteed += pad
                 s.lendable += pad
@@ -400,6 +429,11 @@ class QuotaBook:
     def has_quota(self, group: str, cluster: str) -> bool:
         st = self._clusters.get(cluster)
         return st is not None and group in st.slots
+
+    def within_nominal(self, group: str, cluster: str, request: Sequence[int]) -> bool:
+        """True when ``group`` could add ``request`` on ``cluster`` without borrowing."""
+        _, slot = self._state(group, cluster)
+        return all(u + r <= n for u, r, n in zip(slot.used, request, slot.nominal, strict=True))
 
     def _state(self, group: str, cluster: str) -> tuple[_ClusterState, _Slot]:
         st = self._clusters.get(cluster)
