@@ -1,0 +1,688 @@
+"""REST API of the job platform: a FastAPI app over a :class:`PlatformService`.
+
+Authentication: ``Authorization: Bearer <token>``. Tokens belong to users; a user belongs to one
+group; the store keeps only the sha256 of each token. ``RECFORGE_ADMIN_TOKEN`` (or
+``admin_token=``) is an extra bootstrap token that authenticates as the built-in admin; it is
+compared in memory and never stored. ``recforge platform token create`` issues stored tokens.
+
+Access rules (decided here, documented in the OpenAPI description):
+
+* a user sees, lists and cancels only the jobs of their own group; a job of another group answers
+  **404** exactly like a missing one, so ids of other groups' jobs do not leak;
+* reading clusters, groups (quotas), queues and templates is open to every user; changing them,
+  and issuing tokens, is for admins only (**403** otherwise: the endpoint is no secret);
+* admins see and cancel every job.
+
+Errors are JSON ``{"detail": "...", "field": "...", "errors": [...]}``: a malformed spec or query
+answers 422 naming the field path, an unknown queue or template 422/404 naming it, a request that
+can never be admitted (over every quota, or larger than any cluster) 409 with the reason, no or a
+bad token 401. Bad input never yields a 500. Every request logs one JSON line (logger
+``recforge.platform.access``) with user, group, method, path, status and duration.
+"""
+
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+from fastapi import Body, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recforge.platform.resources import Cluster, Group, PlatformConfig, Queue
+from recforge.platform.specs import JobSpec, SpecError, format_validation_error
+from recforge.platform.states import JobState
+from recforge.platform.store import Event, JobNotFound, JobRecord, Store, User, hash_token
+
+if TYPE_CHECKING:
+    from recforge.platform.service import PlatformService
+
+__all__ = [
+    "ADMIN_GROUP",
+    "ADMIN_USER",
+    "ApiError",
+    "TokenAuth",
+    "create_app",
+]
+
+log = logging.getLogger("recforge.platform.api")
+access_log = logging.getLogger("recforge.platform.access")
+
+ADMIN_USER = "admin"
+ADMIN_GROUP = "admin"
+MAX_DB_INT = 2**63 - 1  # ids beyond this overflow SQLite/PostgreSQL integers
+_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$"
+
+
+# --------------------------------------------------------------------------------- errors
+class ApiError(Exception):
+    """An error answered as ``{"detail", "field"}`` with an HTTP status."""
+
+    def __init__(self, status: int, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+
+
+class ErrorOut(BaseModel):
+    """Every error body: a human-readable ``detail``, the offending ``field`` when known."""
+
+    detail: str
+    field: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _error(status: int, detail: str, field: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"detail": detail, "field": field}
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _not_found(job_id: int) -> ApiError:
+    return ApiError(404, f"no job with id {job_id}", field="job_id")
+
+
+# --------------------------------------------------------------------------------- auth
+class TokenAuth:
+    """Resolves bearer tokens to users: the bootstrap admin token, then the store's tokens."""
+
+    def __init__(self, store: Store, *, admin_token: str | None = None) -> None:
+        self.store = store
+        # Keep only the digest: compare digests in constant time, never the raw secret.
+        self._admin_digest = hash_token(admin_token) if admin_token else None
+
+    def __call__(self, token: str) -> User | None:
+        if self._admin_digest is not None and hmac.compare_digest(
+            hash_token(token), self._admin_digest
+        ):
+            return User(ADMIN_USER, ADMIN_GROUP, True)
+        return self.store.authenticate(token)
+
+
+Authenticator = Callable[[str], User | None]
+_bearer = HTTPBearer(auto_error=False, description="a platform token: Bearer <token>")
+
+
+# --------------------------------------------------------------------------------- models
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobOut(_Out):
+    """A job as the API shows it (its rendered spec, state and timestamps)."""
+
+    id: int
+    name: str
+    owner: str
+    group: str
+    queue: str
+    state: JobState
+    reason: str
+    attempts: int
+    cluster: str | None
+    admission: dict[str, Any] | None
+    cancel_requested: bool
+    not_before: float | None
+    created_at: float
+    updated_at: float
+    admitted_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    spec: dict[str, Any]
+
+    @classmethod
+    def of(cls, job: JobRecord) -> Self:
+        return cls(
+            id=job.id,
+            name=job.name,
+            owner=job.owner,
+            group=job.group,
+            queue=job.queue,
+            state=job.state,
+            reason=job.reason,
+            attempts=job.attempts,
+            cluster=job.cluster,
+            admission=job.admission,
+            cancel_requested=job.cancel_requested,
+            not_before=job.not_before,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            admitted_at=job.admitted_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            spec=job.spec,
+        )
+
+
+class JobPage(_Out):
+    """One page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class EventOut(_Out):
+    """One recorded state change of a job."""
+
+    id: int
+    from_state: JobState | None
+    to_state: JobState
+    reason: str
+    version: int
+    at: float
+
+    @classmethod
+    def of(cls, ev: Event) -> Self:
+        return cls(
+            id=ev.id,
+            from_state=ev.from_state,
+            to_state=ev.to_state,
+            reason=ev.reason,
+            version=ev.version,
+            at=ev.at,
+        )
+
+
+class ShortageOut(_Out):
+    """A resource the job cannot get now, what it needs and what is free to it, and why."""
+
+    resource: str
+    needed: float
+    available: float
+    limited_by: str
+    cluster: str | None = None
+
+
+class WhyOut(_Out):
+    """Why a job is where it is; for a pending job, what blocks it and its place in line."""
+
+    job_id: int
+    state: JobState
+    reason: str
+    queue: str
+    queue_position: int | None = Field(
+        None, description="1-based position among the queue's pending jobs (None if not pending)"
+    )
+    blocking: list[ShortageOut] = Field(default_factory=list)
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogsOut(_Out):
+    """The last ``tail`` lines of one replica's output."""
+
+    job_id: int
+    replica: int
+    tail: int
+    text: str
+
+
+class TemplateSubmission(BaseModel):
+    """Submit a job rendered from an admin-owned template with the user's values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(pattern=_NAME_PATTERN)
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class TokenIn(BaseModel):
+    """Issue a token for ``user``; the user is created in ``group`` if new."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(pattern=_NAME_PATTERN)
+    group: str | None = Field(None, pattern=_NAME_PATTERN)
+    admin: bool = False
+    label: str = Field("", max_length=200)
+
+
+class TokenOut(_Out):
+    """A freshly issued token: shown once, only its hash is stored."""
+
+    user: str
+    group: str
+    admin: bool
+    token: str
+
+
+class WhoAmI(_Out):
+    user: str
+    group: str
+    admin: bool
+
+
+class Health(_Out):
+    status: str
+    store: str
+
+
+# --------------------------------------------------------------------------------- access log
+_ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class AccessLog:
+    """ASGI middleware: one JSON line per HTTP request (user, group, path, status, duration)."""
+
+    def __init__(self, app: _ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            user = scope.get("state", {}).get("user")
+            access_log.info(
+                json.dumps(
+                    {
+                        "ts": round(time.time(), 3),
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                        "user": getattr(user, "name", None),
+                        "group": getattr(user, "group", None),
+                    },
+                    separators=(",", ":"),
+                )
+            )
+
+
+# --------------------------------------------------------------------------------- app
+@dataclass
+class _Ctx:
+    service: "PlatformService"
+    store: Store
+    auth: Authenticator
+
+
+def _ctx(request: Request) -> _Ctx:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def current_user(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The authenticated caller (401 without a known bearer token)."""
+    if creds is None or not creds.credentials:
+        raise ApiError(401, "authentication required: send 'Authorization: Bearer <token>'")
+    user = _ctx(request).auth(creds.credentials)
+    if user is None:
+        raise ApiError(401, "unknown or revoked token")
+    request.state.user = user  # for the access log
+    return user
+
+
+def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    """The caller, who must be an admin (403 otherwise)."""
+    if not user.is_admin:
+        raise ApiError(403, f"user {user.name!r} is not an admin; this needs an admin token")
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]
+AdminDep = Annotated[User, Depends(admin_user)]
+JobId = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="job id")]
+
+
+_CONFIG_KINDS: dict[str, tuple[str, type[BaseModel]]] = {
+    "clusters": ("cluster", Cluster),
+    "groups": ("group", Group),
+    "queues": ("queue", Queue),
+}
+
+
+def create_app(
+    service: "PlatformService",
+    *,
+    auth: Authenticator | None = None,
+    admin_token: str | None = None,
+    title: str = "recforge platform",
+) -> FastAPI:
+    """Build the REST app for ``service``.
+
+    ``auth`` maps a bearer token to a :class:`~recforge.platform.store.User` (default:
+    :class:`TokenAuth` on the service's store with ``admin_token``, which defaults to the
+    ``RECFORGE_ADMIN_TOKEN`` environment variable).
+    """
+    store: Store = service.store
+    if auth is None:
+        auth = TokenAuth(store, admin_token=admin_token or os.environ.get("RECFORGE_ADMIN_TOKEN"))
+    ctx = _Ctx(service=service, store=store, auth=auth)
+    common: dict[int | str, dict[str, Any]] = {
+        401: {"model": ErrorOut, "description": "missing or unknown token"},
+        422: {"model": ErrorOut, "description": "malformed request; names the field"},
+    }
+    app = FastAPI(
+        title=title,
+        version="1",
+        description=__doc__,
+        responses=common,
+    )
+    app.state.ctx = ctx
+    app.add_middleware(AccessLog)  # type: ignore[arg-type]
+    _install_error_handlers(app)
+
+    def visible_job(user: User, job_id: int) -> JobRecord:
+        try:
+            job = store.get_job(job_id)
+        except JobNotFound:
+            raise _not_found(job_id) from None
+        if not user.is_admin and job.group != user.group:
+            raise _not_found(job_id)  # same answer as a missing job: ids do not leak
+        return job
+
+    # -- health ------------------------------------------------------------------------------
+    @app.get("/healthz", response_model=Health, tags=["meta"])
+    def healthz() -> Health | JSONResponse:
+        """Liveness plus a trivial store query (503 if the database does not answer)."""
+        try:
+            store.last_event_id()
+        except Exception as exc:  # any database failure means "unhealthy", not a crash
+            log.warning("health check: store failed: %s", exc)
+            return _error(503, f"store unavailable: {type(exc).__name__}")
+        return Health(status="ok", store=store.dialect)
+
+    @app.get("/whoami", response_model=WhoAmI, tags=["meta"])
+    def whoami(user: UserDep) -> WhoAmI:
+        return WhoAmI(user=user.name, group=user.group, admin=user.is_admin)
+
+    # -- jobs --------------------------------------------------------------------------------
+    submit_schema = {
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/JobSpec"},
+                            {"$ref": "#/components/schemas/TemplateSubmission"},
+                        ]
+                    }
+                }
+            }
+        }
+    }
+
+    @app.post(
+        "/jobs",
+        status_code=201,
+        response_model=JobOut,
+        tags=["jobs"],
+        openapi_extra=submit_schema,
+        responses={
+            404: {"model": ErrorOut, "description": "unknown template"},
+            409: {"model": ErrorOut, "description": "can never be admitted (quota/capacity)"},
+        },
+    )
+    def submit_job(
+        user: UserDep,
+        body: Annotated[dict[str, Any], Body(description="a JobSpec or {template, values}")],
+    ) -> JobOut:
+        """Submit a job spec, or ``{"template": name, "values": {...}}`` to render a template."""
+        job_id = _submit(ctx, user, body)
+        return JobOut.of(store.get_job(job_id))
+
+    @app.get("/jobs", response_model=JobPage, tags=["jobs"])
+    def list_jobs(
+        user: UserDep,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+        state: Annotated[list[JobState] | None, Query()] = None,
+        queue: Annotated[str | None, Query(pattern=_NAME_PATTERN)] = None,
+        group: Annotated[
+            str | None, Query(pattern=_NAME_PATTERN, description="admins only; others: own")
+        ] = None,
+    ) -> JobPage:
+        """Jobs of the caller's group (admins: all, or ``group``), newest first, paginated."""
+        if not user.is_admin:
+            if group is not None and group != user.group:
+                raise ApiError(403, f"you may list only your group's jobs ({user.group!r})",
+                               field="group")
+            group = user.group
+        page = store.list_jobs(limit=limit, cursor=cursor, states=state, queue=queue,
+                               group=group)
+        return JobPage(items=[JobOut.of(j) for j in page.items], next_cursor=page.next_cursor)
+
+    @app.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"],
+             responses={404: {"model": ErrorOut}})
+    def get_job(user: UserDep, job_id: JobId) -> JobOut:
+        return JobOut.of(visible_job(user, job_id))
+
+    @app.get("/jobs/{job_id}/why", response_model=WhyOut, tags=["jobs"],
+             responses={404: {"model": ErrorOut}})
+    def why(user: UserDep, job_id: JobId) -> WhyOut:
+        """Why the job is in its state; for a pending job the blocking resources and its place
+        in the queue."""
+        job = visible_job(user, job_id)
+        return _why(ctx, job)
+
+    @app.get("/jobs/{job_id}/logs", response_model=LogsOut, tags=["jobs"],
+             responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}})
+    def logs(
+        user: UserDep,
+        job_id: JobId,
+        replica: Annotated[int, Query(ge=0, le=100_000)] = 0,
+        tail: Annotated[int, Query(ge=1, le=100_000)] = 100,
+    ) -> LogsOut:
+        """The last ``tail`` lines of replica ``replica`` (0 is the master, or the first
+        worker)."""
+        job = visible_job(user, job_id)
+        text = _logs(ctx, job, replica, tail)
+        return LogsOut(job_id=job.id, replica=replica, tail=tail, text=text)
+
+    @app.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"],
+              responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}})
+    def cancel(user: UserDep, job_id: JobId) -> JobOut:
+        """Request cancellation; a finished job answers 409 naming its final state."""
+        job = visible_job(user, job_id)
+        _cancel(ctx, user, job)
+        return JobOut.of(store.get_job(job_id))
+
+    @app.get("/jobs/{job_id}/events", response_model=list[EventOut], tags=["jobs"],
+             responses={404: {"model": ErrorOut}})
+    def events(user: UserDep, job_id: JobId) -> list[EventOut]:
+        visible_job(user, job_id)
+        return [EventOut.of(e) for e in store.events(job_id)]
+
+    # -- clusters, groups, queues -------------------------------------------------------------
+    def add_config_routes(path: str, kind: str, model: type[BaseModel]) -> None:
+        list_model = list[model]  # type: ignore[valid-type]
+
+        def get_items(user: UserDep) -> list[Any]:
+            return _config_items(store, kind, model)
+
+        def put_items(
+            user: AdminDep,
+            items: Annotated[list_model, Body()],  # type: ignore[valid-type]
+        ) -> list[Any]:
+            _replace_config(ctx, path, list(items))
+            return _config_items(store, kind, model)
+
+        get_items.__doc__ = f"Every {kind} definition."
+        put_items.__doc__ = (
+            f"Replace every {kind} definition (admin only); the whole configuration must stay "
+            "consistent (409 naming the broken reference otherwise)."
+        )
+        app.add_api_route(f"/{path}", get_items, methods=["GET"], response_model=list_model,
+                          tags=["config"], name=f"get_{path}")
+        app.add_api_route(
+            f"/{path}", put_items, methods=["PUT"], response_model=list_model, tags=["config"],
+            name=f"put_{path}",
+            responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+        )
+
+    for path, (kind, model) in _CONFIG_KINDS.items():
+        add_config_routes(path, kind, model)
+
+    # -- tokens --------------------------------------------------------------------------------
+    @app.post("/tokens", response_model=TokenOut, status_code=201, tags=["meta"],
+              responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}})
+    def create_token(admin: AdminDep, body: TokenIn) -> TokenOut:
+        """Issue a token for a user, creating the user in ``group`` if new (admin only)."""
+        u, token = issue_token(store, body.user, group=body.group, admin=body.admin,
+                               label=body.label)
+        return TokenOut(user=u.name, group=u.group, admin=u.is_admin, token=token)
+
+    _install_template_routes(app, ctx)
+    _install_openapi(app)
+    return app
+
+
+# --------------------------------------------------------------------------------- glue
+def issue_token(
+    store: Store, user: str, *, group: str | None, admin: bool = False, label: str = ""
+) -> tuple[User, str]:
+    """Create ``user`` in ``group`` if new, then issue a token; ApiError 409/422 on conflicts."""
+    existing = store.get_user(user)
+    if existing is None:
+        if not group:
+            raise ApiError(422, f"user {user!r} does not exist: give a group to create it",
+                           field="group")
+        try:
+            existing = store.add_user(user, group, is_admin=admin)
+        except ValueError as exc:  # created concurrently
+            raise ApiError(409, str(exc), field="user") from None
+    elif group is not None and group != existing.group:
+        raise ApiError(
+            409, f"user {user!r} is in group {existing.group!r}, not {group!r}", field="group"
+        )
+    elif admin and not existing.is_admin:
+        raise ApiError(409, f"user {user!r} exists and is not an admin", field="admin")
+    return existing, store.issue_token(user, label=label)
+
+
+def _config_items(store: Store, kind: str, model: type[BaseModel]) -> list[Any]:
+    return [model.model_validate(body) for body in store.get_config(kind).values()]
+
+
+def _current_config(store: Store) -> dict[str, list[dict[str, Any]]]:
+    return {
+        path: list(store.get_config(kind).values()) for path, (kind, _) in _CONFIG_KINDS.items()
+    }
+
+
+def _replace_config(ctx: _Ctx, path: str, items: list[Any]) -> None:
+    """Validate the whole config with ``path`` replaced by ``items``, then store and reload."""
+    kind, _ = _CONFIG_KINDS[path]
+    current = _current_config(ctx.store)
+    current[path] = [i.model_dump(mode="json") for i in items]
+    try:
+        PlatformConfig.model_validate(current)
+    except ValidationError as exc:
+        raise ApiError(409, format_validation_error(exc, "platform config", f"after PUT /{path}"),
+                       field=path) from None
+    new_names = {i.name for i in items}
+    for name in ctx.store.get_config(kind):
+        if name not in new_names:
+            ctx.store.delete_config(kind, name)
+    for item in items:
+        ctx.store.put_config(kind, item.name, item.model_dump(mode="json"))
+    _reload_config(ctx)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.detail, exc.field)
+
+    @app.exception_handler(SpecError)
+    async def _spec_error(_: Request, exc: SpecError) -> JSONResponse:
+        return _error(422, str(exc), _first_field(str(exc)))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = []
+        lines = ["invalid request:"]
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e.get("loc", ()))
+            errs.append({"loc": loc, "msg": str(e.get("msg", "")), "type": e.get("type", "")})
+            lines.append(f"  - {loc}: {e.get('msg', '')}")
+        field = errs[0]["loc"] if errs else None
+        return _error(422, "\n".join(lines), field, errors=errs)
+
+
+def _first_field(message: str) -> str | None:
+    """The first ``  - path: msg`` field path of a spec error, if any."""
+    for line in message.splitlines():
+        line = line.strip()
+        if line.startswith("- ") and ":" in line:
+            return line[2:].split(":", 1)[0]
+    return None
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """Add the JobSpec and TemplateSubmission schemas that POST /jobs refers to."""
+    from pydantic.json_schema import models_json_schema
+
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        _, defs = models_json_schema(
+            [(JobSpec, "validation"), (TemplateSubmission, "validation")],
+            ref_template="#/components/schemas/{model}",
+        )
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, sub in defs.get("$defs", {}).items():
+            comps.setdefault(name, sub)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+
+
+# -- placeholders until service.py lands ---------------------------------------------------
+def _submit(ctx: _Ctx, user: User, body: dict[str, Any]) -> int:
+    raise NotImplementedError
+
+
+def _why(ctx: _Ctx, job: JobRecord) -> WhyOut:
+    raise NotImplementedError
+
+
+def _logs(ctx: _Ctx, job: JobRecord, replica: int, tail: int) -> str:
+    raise NotImplementedError
+
+
+def _cancel(ctx: _Ctx, user: User, job: JobRecord) -> None:
+    raise NotImplementedError
+
+
+def _reload_config(ctx: _Ctx) -> None:
+    pass
+
+
+def _install_template_routes(app: FastAPI, ctx: _Ctx) -> None:
+    pass

@@ -1,0 +1,168 @@
+"""A small synchronous HTTP client for the platform's REST API (used by the CLI).
+
+Every method returns the decoded JSON body; a non-2xx answer raises :class:`PlatformError`
+carrying the HTTP status and the server's ``detail`` message, and a server that cannot be
+reached raises :class:`PlatformError` with status 0 naming the URL.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+__all__ = ["DEFAULT_URL", "PlatformClient", "PlatformError"]
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+class PlatformError(RuntimeError):
+    """The server refused a request (``status`` > 0) or could not be reached (``status`` 0)."""
+
+    def __init__(self, status: int, detail: str, body: Any = None) -> None:
+        self.status = status
+        self.detail = detail
+        self.body = body
+        super().__init__(f"HTTP {status}: {detail}" if status else detail)
+
+
+class PlatformClient:
+    """Talks to one platform server with one bearer token.
+
+    ``url`` and ``token`` default to ``RECFORGE_PLATFORM_URL`` and ``RECFORGE_TOKEN``.
+    ``transport`` lets tests route requests to an in-process app (``httpx.ASGITransport``
+    needs an async client, so pass e.g. a ``fastapi.testclient.TestClient`` as ``http``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.url = (url or os.environ.get("RECFORGE_PLATFORM_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token if token is not None else os.environ.get("RECFORGE_TOKEN")
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if http is None:
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+            self._owned = True
+        else:
+            http.headers.update(headers)
+            self._http = http
+            self._owned = False
+
+    def close(self) -> None:
+        if self._owned:
+            self._http.close()
+
+    def __enter__(self) -> PlatformClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ----------------------------------------------------------------------------
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            resp = self._http.request(method, path, json=json, params=clean or None)
+        except httpx.TransportError as exc:
+            raise PlatformError(0, f"cannot reach the platform at {self.url}: {exc}") from None
+        try:
+            body = resp.json() if resp.content else None
+        except ValueError:
+            body = resp.text
+        if resp.status_code >= 400:
+            detail = body.get("detail") if isinstance(body, dict) else body
+            raise PlatformError(resp.status_code, str(detail or resp.reason_phrase), body)
+        return body
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Submit a job spec (a mapping as in a job YAML file)."""
+        return self._request("POST", "/jobs", json=spec)  # type: ignore[no-any-return]
+
+    def submit_template(self, template: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Submit a job rendered from template ``template`` with ``values``."""
+        return self._request(  # type: ignore[no-any-return]
+            "POST", "/jobs", json={"template": template, "values": values}
+        )
+
+    def list_jobs(
+        self,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        state: list[str] | None = None,
+        queue: str | None = None,
+    ) -> dict[str, Any]:
+        """One page: ``{"items": [...], "next_cursor": str | None}``."""
+        params: dict[str, Any] = {"limit": limit, "cursor": cursor, "queue": queue}
+        if state:
+            params["state"] = state
+        return self._request("GET", "/jobs", params=params)  # type: ignore[no-any-return]
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/jobs/{job_id}")  # type: ignore[no-any-return]
+
+    def why(self, job_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/jobs/{job_id}/why")  # type: ignore[no-any-return]
+
+    def logs(
+        self, job_id: int, *, replica: int | None = None, tail: int | None = None
+    ) -> dict[str, Any]:
+        return self._request(  # type: ignore[no-any-return]
+            "GET", f"/jobs/{job_id}/logs", params={"replica": replica, "tail": tail}
+        )
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/jobs/{job_id}/cancel")  # type: ignore[no-any-return]
+
+    def events(self, job_id: int) -> list[dict[str, Any]]:
+        return self._request("GET", f"/jobs/{job_id}/events")  # type: ignore[no-any-return]
+
+    # -- configuration ------------------------------------------------------------------------
+    def get_config(self, kind: str) -> dict[str, Any]:
+        """``kind`` is ``clusters``, ``groups`` or ``queues``."""
+        return self._request("GET", f"/{kind}")  # type: ignore[no-any-return]
+
+    def put_config(self, kind: str, items: dict[str, Any]) -> dict[str, Any]:
+        """Replace every definition of ``kind`` (admin only)."""
+        return self._request("PUT", f"/{kind}", json=items)  # type: ignore[no-any-return]
+
+    def templates(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/templates")  # type: ignore[no-any-return]
+
+    def put_template(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace a template (admin only)."""
+        return self._request("POST", "/templates", json=body)  # type: ignore[no-any-return]
+
+    def delete_template(self, name: str) -> None:
+        self._request("DELETE", f"/templates/{name}")
+
+    # -- users and health ---------------------------------------------------------------------
+    def create_token(
+        self, user: str, *, group: str | None = None, admin: bool = False, label: str = ""
+    ) -> dict[str, Any]:
+        """Issue a token for ``user`` (created in ``group`` if new); admin only."""
+        return self._request(  # type: ignore[no-any-return]
+            "POST",
+            "/tokens",
+            json={"user": user, "group": group, "admin": admin, "label": label},
+        )
+
+    def whoami(self) -> dict[str, Any]:
+        return self._request("GET", "/whoami")  # type: ignore[no-any-return]
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/healthz")  # type: ignore[no-any-return]
