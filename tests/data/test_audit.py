@@ -12,7 +12,15 @@ import pytest
 from recforge.data.audit import AuditReport, LeakageError, audit_split, gini
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
-from recforge.data.splitting import carve_validation, per_user_holdout, predefined_split
+from recforge.data.splitting import (
+    carve_validation,
+    global_holdout,
+    held_out_users,
+    leave_one_out,
+    per_user_holdout,
+    predefined_split,
+    temporal_split,
+)
 
 N_USERS, N_ITEMS = 4, 6
 USER_IDS = np.array(["ann", "bob", "cid", "dee"])
@@ -61,6 +69,28 @@ def test_clean_random_split_passes_without_warnings() -> None:
     report = audit_split(s)
     assert report.ok and not report.warnings
     assert report.stats["users_without_train"] == {"test": 0, "validation": 0}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda x: carve_validation(global_holdout(x, 0.3, seed=1), 0.2, seed=2, mode="global"),
+        lambda x: carve_validation(leave_one_out(x, seed=1), seed=2, mode="leave_one_out"),
+        lambda x: leave_one_out(x, mode="latest"),
+        lambda x: temporal_split(x, test_fraction=0.2),
+        lambda x: held_out_users(x, 10, 10, seed=3),
+    ],
+    ids=["global", "loo", "loo-latest", "temporal", "held-out-users"],
+)
+def test_every_split_function_passes_the_audit(build: object) -> None:
+    rng = np.random.default_rng(5)
+    users = np.repeat(np.arange(60), 8)
+    items = np.concatenate([rng.choice(25, 8, replace=False) for _ in range(60)])
+    x = Interactions.from_arrays(
+        users, items, shape=(60, 25), timestamps=rng.permutation(users.size)
+    )
+    report = audit_split(build(x))  # type: ignore[operator]
+    assert report.ok and report.errors == [] and report.warnings == []
 
 
 # ---------------------------------------------------------------------------- planted leaks

@@ -320,3 +320,12 @@ def test_same_seed_same_fingerprint_other_seed_differs(name: str) -> None:
     assert build(x, 12).fingerprint() != a.fingerprint()
     params = a.params.get("validation", a.params)
     assert params["seed"] == 11
+
+
+def test_seed_is_positional_and_must_be_an_int() -> None:
+    x = make(COUNTS)
+    assert per_user_holdout(x, 0.2, 5).fingerprint() == per_user_holdout(x, seed=5).fingerprint()
+    for bad in (None, 1.5, True, "3"):
+        with pytest.raises(TypeError, match="seed must be an int"):
+            per_user_holdout(x, 0.2, seed=bad)  # type: ignore[arg-type]
+    assert global_holdout(x, 0.2, seed=np.int64(3)).params["seed"] == 3

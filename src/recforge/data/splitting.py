@@ -3,9 +3,10 @@
 Every function returns a :class:`~recforge.data.split.Split` whose parts are carved from the
 input with :meth:`Interactions.select`, so all parts keep the input's shape, id maps, features
 and the ratings/timestamps of the interactions they hold. ``method`` names the function and
-``params`` records every argument (seed included) as plain JSON values, so a split can be
-rebuilt from its parameters: the same input, parameters and seed give the same
-:meth:`Split.fingerprint`. Randomness comes only from ``numpy.random.default_rng(seed)``.
+``params`` records every argument (seed included) as plain JSON values, plus the few measured
+outcomes named in each docstring, so a split can be rebuilt from its parameters: the same
+input, parameters and seed give the same :meth:`Split.fingerprint`. Randomness comes only
+from ``numpy.random.default_rng(seed)``.
 
 Counting conventions (RecSys'19 evaluation framework, "Are we really making much progress?"):
 
@@ -46,6 +47,13 @@ def _check_fraction(name: str, value: float) -> float:
     if not 0.0 < value < 1.0:
         raise ValueError(f"{name} must be strictly between 0 and 1, got {value}")
     return value
+
+
+def _rng(seed: int) -> np.random.Generator:
+    # An unseeded generator would make the recorded params useless for rebuilding the split.
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    return np.random.default_rng(int(seed))
 
 
 def _complement(fraction: float) -> float:
@@ -109,14 +117,13 @@ def _global_mask(
 
 
 def _leave_one_out_mask(
-    x: Interactions, rng: np.random.Generator | None, mode: str, min_interactions: int
+    x: Interactions, rng: np.random.Generator, mode: str, min_interactions: int
 ) -> np.ndarray:
     if min_interactions < 1:
         raise ValueError(f"min_interactions must be >= 1, got {min_interactions}")
     counts = x.user_counts()
     eligible = counts >= min_interactions
     if mode == "random":
-        assert rng is not None
         pick = _random_rank(x, rng) == 0
     elif mode == "latest":
         if x.timestamps is None:
@@ -141,7 +148,6 @@ def _split(x: Interactions, test_mask: np.ndarray, method: str, params: dict[str
 def per_user_holdout(
     x: Interactions,
     test_fraction: float = 0.2,
-    *,
     seed: int = 0,
     rounding: Rounding = "round",
 ) -> Split:
@@ -155,7 +161,7 @@ def per_user_holdout(
     This is the RecSys'19 framework's ``train_percentage`` rule (paper §2.5, "ours" split).
     """
     test_fraction = _check_fraction("test_fraction", test_fraction)
-    mask = _per_user_mask(x, test_fraction, np.random.default_rng(seed), rounding)
+    mask = _per_user_mask(x, test_fraction, _rng(seed), rounding)
     params = {"test_fraction": test_fraction, "seed": seed, "rounding": rounding}
     return _split(x, mask, "per_user_holdout", params)
 
@@ -163,8 +169,8 @@ def per_user_holdout(
 def global_holdout(
     x: Interactions,
     test_fraction: float = 0.2,
-    *,
     seed: int = 0,
+    *,
     sampling: Literal["exact", "bernoulli"] = "exact",
 ) -> Split:
     """A random ``test_fraction`` of all (user, item) pairs goes to test.
@@ -174,16 +180,16 @@ def global_holdout(
     (the RecSys'19 code's ``random_holdout``; the realised fraction then varies).
     """
     test_fraction = _check_fraction("test_fraction", test_fraction)
-    mask = _global_mask(x, test_fraction, np.random.default_rng(seed), sampling)
+    mask = _global_mask(x, test_fraction, _rng(seed), sampling)
     params = {"test_fraction": test_fraction, "seed": seed, "sampling": sampling}
     return _split(x, mask, "global_holdout", params)
 
 
 def leave_one_out(
     x: Interactions,
-    *,
     seed: int = 0,
     mode: Literal["random", "latest"] = "random",
+    *,
     min_interactions: int = 2,
 ) -> Split:
     """One interaction per user goes to test; users with fewer than ``min_interactions``
@@ -195,7 +201,7 @@ def leave_one_out(
     the seed. ``min_interactions=1`` reproduces the framework's default, which also moves the
     only interaction of single-interaction users.
     """
-    rng = np.random.default_rng(seed) if mode == "random" else None
+    rng = _rng(seed)
     mask = _leave_one_out_mask(x, rng, mode, min_interactions)
     params = {"seed": seed, "mode": mode, "min_interactions": min_interactions}
     return _split(x, mask, "leave_one_out", params)
@@ -245,8 +251,8 @@ def held_out_users(
     n_test_users: int,
     n_validation_users: int = 0,
     foldin_fraction: float = 0.8,
-    *,
     seed: int = 0,
+    *,
     min_interactions: int = 5,
     restrict_items_to_train: bool = True,
 ) -> Split:
@@ -256,10 +262,11 @@ def held_out_users(
     permutation are test users, the ``n_validation_users`` before them validation users, the
     rest training users. ``train`` holds the training users' interactions only. With
     ``restrict_items_to_train``, held-out interactions on items no training user has are
-    dropped from the split. Each held-out user with at least ``min_interactions`` remaining
-    interactions gets ``floor(n * (1 - foldin_fraction))`` random target interactions (test /
-    validation); the rest is fold-in (``test_profiles`` / ``validation_profiles``). Users
-    below ``min_interactions`` keep everything as fold-in.
+    dropped from the split (counted in ``params["dropped_interactions"]``). Each held-out
+    user with at least ``min_interactions`` remaining interactions gets
+    ``floor(n * (1 - foldin_fraction))`` random target interactions (test / validation); the
+    rest is fold-in (``test_profiles`` / ``validation_profiles``). Users below
+    ``min_interactions`` keep everything as fold-in.
     """
     foldin_fraction = _check_fraction("foldin_fraction", foldin_fraction)
     if n_test_users < 1 or n_validation_users < 0:
@@ -267,7 +274,7 @@ def held_out_users(
             f"need n_test_users >= 1 and n_validation_users >= 0, "
             f"got {n_test_users} and {n_validation_users}"
         )
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     counts = x.user_counts()
     active = np.flatnonzero(counts > 0)
     n_held = n_test_users + n_validation_users
@@ -322,10 +329,10 @@ def held_out_users(
 def carve_validation(
     split: Split,
     fraction: float | None = None,
-    *,
     seed: int = 0,
     mode: Literal["per_user", "global", "leave_one_out"] = "per_user",
     add_back: bool = False,
+    *,
     rounding: Rounding = "round",
     sampling: Literal["exact", "bernoulli"] = "exact",
     min_interactions: int = 2,
@@ -346,7 +353,7 @@ def carve_validation(
     """
     if split.validation is not None:
         raise ValueError(f"split ({split.method}) already has a validation part")
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     train = split.train
     if mode == "leave_one_out":
         if fraction is not None:
