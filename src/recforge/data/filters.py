@@ -1,0 +1,255 @@
+"""Explicit filters: each returns the filtered data and a :class:`FilterReport`.
+
+Nothing is dropped silently: every call reports how many interactions, users and items it
+removed (and logs the one-line summary). Interaction filters keep the shape and id maps (a user
+or item that loses all its interactions is still a row / column, counted as "removed" in the
+report); :func:`compact` is the explicit step that drops empty rows and columns.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recforge.data.interactions import Interactions
+
+__all__ = [
+    "FilterReport",
+    "compact",
+    "deduplicate",
+    "k_core",
+    "rating_equals",
+    "rating_threshold",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FilterReport:
+    """What one filter call removed.
+
+    ``removed_users`` / ``removed_items`` count users / items that had at least one
+    interaction before and none after (for :func:`compact`: rows / columns dropped).
+    """
+
+    name: str
+    parameters: dict[str, Any]
+    removed_interactions: int
+    removed_users: int
+    removed_items: int
+    kept_interactions: int
+    kept_users: int
+    kept_items: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())
+        extra = "".join(f", {k}={v}" for k, v in self.details.items())
+        return (
+            f"{self.name}({params}): removed {self.removed_interactions:,} interactions, "
+            f"{self.removed_users:,} users, {self.removed_items:,} items; kept "
+            f"{self.kept_interactions:,} interactions, {self.kept_users:,} users, "
+            f"{self.kept_items:,} items{extra}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "parameters": dict(self.parameters),
+            "removed_interactions": self.removed_interactions,
+            "removed_users": self.removed_users,
+            "removed_items": self.removed_items,
+            "kept_interactions": self.kept_interactions,
+            "kept_users": self.kept_users,
+            "kept_items": self.kept_items,
+            "details": dict(self.details),
+        }
+
+
+def _active(x: Interactions) -> tuple[int, int]:
+    return int((x.user_counts() > 0).sum()), int((x.item_counts() > 0).sum())
+
+
+def _report(
+    name: str,
+    params: dict[str, Any],
+    before: Interactions,
+    after: Interactions,
+    details: dict[str, Any] | None = None,
+) -> FilterReport:
+    ub, ib = _active(before)
+    ua, ia = _active(after)
+    rep = FilterReport(
+        name=name,
+        parameters=params,
+        removed_interactions=before.nnz - after.nnz,
+        removed_users=ub - ua,
+        removed_items=ib - ia,
+        kept_interactions=after.nnz,
+        kept_users=ua,
+        kept_items=ia,
+        details=details or {},
+    )
+    log.info("%s", rep)
+    return rep
+
+
+def _ratings(x: Interactions, filter_name: str) -> np.ndarray:
+    if x.ratings is None:
+        raise ValueError(
+            f"{filter_name} needs ratings but {x.name!r} has none "
+            "(build it with a rating column)"
+        )
+    return x.ratings
+
+
+def rating_threshold(x: Interactions, min_rating: float) -> tuple[Interactions, FilterReport]:
+    """Keep interactions whose rating is >= ``min_rating``."""
+    keep = _ratings(x, "rating_threshold") >= min_rating
+    out = x.select(keep)
+    return out, _report("rating_threshold", {"min_rating": min_rating}, x, out)
+
+
+def rating_equals(x: Interactions, value: float) -> tuple[Interactions, FilterReport]:
+    """Keep interactions whose rating equals ``value`` (e.g. SpectralCF's 5-star-only rule)."""
+    keep = _ratings(x, "rating_equals") == value
+    out = x.select(keep)
+    return out, _report("rating_equals", {"value": value}, x, out)
+
+
+def k_core(
+    x: Interactions,
+    k: int | None = None,
+    *,
+    min_user: int | None = None,
+    min_item: int | None = None,
+) -> tuple[Interactions, FilterReport]:
+    """Iteratively drop users with < ``min_user`` and items with < ``min_item`` interactions.
+
+    Repeats until nothing changes (a fixed point), so every remaining user and item meets its
+    threshold. ``k`` sets both thresholds; ``min_user`` / ``min_item`` override it.
+    """
+    mu = min_user if min_user is not None else k
+    mi = min_item if min_item is not None else k
+    if mu is None or mi is None:
+        raise ValueError("k_core needs k, or both min_user and min_item")
+    if mu < 0 or mi < 0:
+        raise ValueError(f"k_core thresholds must be >= 0, got min_user={mu}, min_item={mi}")
+    m = x.matrix
+    users = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    items = m.indices.astype(np.int64)
+    keep = np.ones(m.nnz, dtype=bool)
+    rounds = 0
+    while True:
+        rounds += 1
+        uc = np.bincount(users[keep], minlength=m.shape[0])
+        ic = np.bincount(items[keep], minlength=m.shape[1])
+        new_keep = keep & (uc[users] >= mu) & (ic[items] >= mi)
+        if new_keep.sum() == keep.sum():
+            break
+        keep = new_keep
+    out = x.select(keep)
+    return out, _report(
+        "k_core", {"min_user": mu, "min_item": mi}, x, out, {"iterations": rounds}
+    )
+
+
+def compact(x: Interactions) -> tuple[Interactions, FilterReport]:
+    """Drop users and items without interactions; id maps, features and side arrays follow."""
+    urows = np.flatnonzero(x.user_counts() > 0)
+    icols = np.flatnonzero(x.item_counts() > 0)
+    m = x.matrix
+    sub = m[urows][:, icols]
+    sub = sp.csr_matrix(sub, dtype=np.float32)
+    sub.sort_indices()
+    # Column slicing preserves the within-row order of kept entries, so side arrays stay
+    # aligned once they are taken through the same mask.
+    users = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    col_keep = np.zeros(m.shape[1], dtype=bool)
+    col_keep[icols] = True
+    row_keep = np.zeros(m.shape[0], dtype=bool)
+    row_keep[urows] = True
+    mask = row_keep[users] & col_keep[m.indices]
+    out = replace(
+        x,
+        matrix=sub,
+        user_ids=x.user_ids[urows],
+        item_ids=x.item_ids[icols],
+        ratings=None if x.ratings is None else x.ratings[mask],
+        timestamps=None if x.timestamps is None else x.timestamps[mask],
+        item_features=None if x.item_features is None else x.item_features[icols],
+        user_features=None if x.user_features is None else x.user_features[urows],
+    )
+    ub, ib = x.n_users, x.n_items
+    rep = FilterReport(
+        name="compact",
+        parameters={},
+        removed_interactions=x.nnz - out.nnz,
+        removed_users=ub - out.n_users,
+        removed_items=ib - out.n_items,
+        kept_interactions=out.nnz,
+        kept_users=out.n_users,
+        kept_items=out.n_items,
+    )
+    log.info("%s", rep)
+    return out, rep
+
+
+def deduplicate(
+    df: Any,
+    user_col: str,
+    item_col: str,
+    timestamp_col: str | None = None,
+    *,
+    keep: str = "last",
+) -> tuple[Any, FilterReport]:
+    """Drop repeated (user, item) rows of a raw pandas or polars frame before building.
+
+    ``keep="last"`` keeps the row with the latest timestamp (ties and no timestamp column:
+    the last in frame order); ``keep="first"`` the earliest. Returns a frame of the same kind,
+    in the original row order.
+    """
+    if keep not in ("first", "last"):
+        raise ValueError(f"keep must be 'first' or 'last', got {keep!r}")
+    is_polars = False
+    try:
+        import polars as pl
+
+        is_polars = isinstance(df, pl.DataFrame)
+    except ImportError:  # pragma: no cover - polars is a dependency
+        pass
+    cols = [user_col, item_col] + ([timestamp_col] if timestamp_col else [])
+    pdf = pd.DataFrame({c: df[c].to_numpy() for c in cols}) if is_polars else df
+    missing = [c for c in cols if c not in pdf.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not found; columns found: {list(pdf.columns)}")
+    pos = np.arange(len(pdf))
+    order = np.lexsort((pos, pdf[timestamp_col].to_numpy())) if timestamp_col else pos
+    ordered = pdf.iloc[order]
+    dup = ordered.duplicated(subset=[user_col, item_col], keep=keep).to_numpy()
+    keep_mask = np.ones(len(pdf), dtype=bool)
+    keep_mask[order[dup]] = False
+    out = df.filter(pl.Series(keep_mask)) if is_polars else df[keep_mask]
+    pairs = pd.MultiIndex.from_arrays([pdf[user_col], pdf[item_col]])
+    n_users_before = pdf[user_col].nunique()
+    n_items_before = pdf[item_col].nunique()
+    kept = pdf[keep_mask]
+    rep = FilterReport(
+        name="deduplicate",
+        parameters={"keep": keep, "timestamp_col": timestamp_col},
+        removed_interactions=int((~keep_mask).sum()),
+        removed_users=int(n_users_before - kept[user_col].nunique()),
+        removed_items=int(n_items_before - kept[item_col].nunique()),
+        kept_interactions=int(keep_mask.sum()),
+        kept_users=int(kept[user_col].nunique()),
+        kept_items=int(kept[item_col].nunique()),
+        details={"duplicated_pairs": int(pairs[~keep_mask].nunique())},
+    )
+    log.info("%s", rep)
+    return out, rep
