@@ -361,3 +361,27 @@ def test_cmn_citeulike_negatives_in_train_are_counted() -> None:
     assert issue.code == "negative_in_train" and issue.count == 1115
     with pytest.raises(LeakageError, match="negative_in_train: 1115"):
         audit_split(split, train_negatives="error")
+
+
+@needs_mirror
+def test_ncf_ml1m_negatives_listing_the_test_item_are_found() -> None:
+    root = Path(MIRROR or "") / "neumf-ml-1m"
+    test = np.loadtxt(root / "ml-1m.test.rating", dtype=np.int64, delimiter="\t")
+    negs = []
+    for line in (root / "ml-1m.test.negative").read_text().splitlines():
+        head, *rest = line.split("\t")
+        user = int(head.strip("()").split(",")[0])
+        assert user == len(negs)  # one line per user, in order
+        negs.append([int(v) for v in rest])
+    shape = (len(negs), 3706)
+    split = predefined_split(
+        Interactions.from_arrays(np.zeros(0), np.zeros(0), shape=shape),  # train file missing
+        Interactions.from_arrays(test[:, 0], test[:, 1], shape=shape),
+        test_negatives=negs,
+    )
+    err = failure(split)
+    [issue] = err.report.issues
+    assert issue.code == "negative_is_positive" and issue.count == 156 and issue.users == 156
+    report = audit_split(split, positive_negatives="warn")
+    assert report.ok and report.warnings[0].startswith("negative_is_positive: 156 test_negatives")
+    assert report.stats["users_without_train"] == {"test": 6040}
