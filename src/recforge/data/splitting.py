@@ -158,6 +158,7 @@ def per_user_holdout(
     ``floor`` / ``ceil`` instead of Python's half-to-even ``round``); if ``t == n`` and
     ``n >= 2``, ``t = n - 1``. The other ``n - t`` go to test. So with 80/20: n=1 -> 1/0 (a
     single interaction stays in train), n=2 -> 1/1, n=3 -> 2/1, n=5 -> 4/1, n=8 -> 6/2.
+    (With ``rounding="floor"`` a single interaction goes to test: floor(0.8) = 0.)
     This is the RecSys'19 framework's ``train_percentage`` rule (paper §2.5, "ours" split).
     """
     test_fraction = _check_fraction("test_fraction", test_fraction)
