@@ -1,0 +1,332 @@
+"""Neighbourhood models of the RecSys'19 paper: ItemKNN CF, UserKNN CF, ItemKNN CBF and CFCBF.
+
+All similarities, shrink and top-K rules are those of :func:`recforge.models.similarity.
+compute_similarity` (paper §4.1-4.2). Feature weighting (paper §4.3), our reading:
+
+- CF models weight the rows of ``R^T`` (items x users): every item is a "document", every user a
+  "term", so ``N`` = number of items, ``df`` = a user's profile length and BM25's length norm uses
+  item popularity. UserKNN uses the very same weighted matrix (the paper's code weights
+  ``URM.T`` and transposes back in both models), then compares users (columns of ``R_w^T``).
+- For the CF models the weighted matrix ``R_w`` **replaces the training matrix for scoring as
+  well**: ItemKNN scores ``R_w[u] @ W`` and UserKNN ``W_user[u] @ R_w``.
+- CBF weights the rows of the ICM (items x features); CFCBF weights the whole concatenation
+  ``[icm_weight * ICM | R^T]``. Both score with the unweighted ``R``.
+
+UserKNN scores with the ROWS of the column-wise top-K matrix, as the paper does: user u's score
+draws on the users that keep u among their top-K neighbours (for a symmetric similarity the
+values are the same, the neighbour sets may differ from u's own top-K).
+
+Each class carries its paper search space (§1.4) as ``search_space`` (the cosine search, the one
+the paper's tables report) and ``search_space_for(similarity)`` (the paper ran one search per
+similarity in ``searched_similarities``). Specs are plain dicts: ``{"type": "int", "low", "high"}``,
+``{"type": "float", "low", "high", "log"}``, ``{"type": "categorical", "choices"}``; a fixed value
+is a one-choice categorical.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from recforge.data.interactions import Interactions
+from recforge.models.base import Recommender
+from recforge.models.similarity import SIMILARITIES, compute_similarity
+from recforge.models.weighting import bm25, tfidf, weight_new_columns
+
+__all__ = [
+    "FEATURE_WEIGHTINGS",
+    "SEARCHED_SIMILARITIES",
+    "ItemKNNCBF",
+    "ItemKNNCF",
+    "ItemKNNCFCBF",
+    "UserKNNCF",
+    "knn_search_space",
+]
+
+FEATURE_WEIGHTINGS: tuple[str, ...] = ("none", "TF-IDF", "BM25")
+#: similarities the paper searched separately (pearson/adjusted exist but were not searched).
+SEARCHED_SIMILARITIES: tuple[str, ...] = ("cosine", "jaccard", "asymmetric", "dice", "tversky")
+_SET_SIMILARITIES = ("jaccard", "dice", "tversky")
+
+
+def knn_search_space(
+    similarity: str, *, allow_weighting: bool = True, icm_weight: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The paper's search space (2019 code) for one similarity; see the module docstring."""
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {similarity!r}; choose one of {list(SIMILARITIES)}")
+    space: dict[str, dict[str, Any]] = {
+        "top_k": {"type": "int", "low": 5, "high": 800},
+        "shrink": {"type": "int", "low": 0, "high": 1000},
+        "similarity": {"type": "categorical", "choices": [similarity]},
+        # jaccard and dice keep this (useless) dimension, as in the paper's search.
+        "normalize": {"type": "categorical", "choices": [True, False]},
+    }
+    if similarity == "asymmetric":
+        space["asymmetric_alpha"] = {"type": "float", "low": 0.0, "high": 2.0, "log": False}
+        space["normalize"] = {"type": "categorical", "choices": [True]}
+    elif similarity == "tversky":
+        space["tversky_alpha"] = {"type": "float", "low": 0.0, "high": 2.0, "log": False}
+        space["tversky_beta"] = {"type": "float", "low": 0.0, "high": 2.0, "log": False}
+        space["normalize"] = {"type": "categorical", "choices": [True]}
+    if allow_weighting and similarity not in _SET_SIMILARITIES:
+        space["feature_weighting"] = {
+            "type": "categorical",
+            "choices": ["none", "BM25", "TF-IDF"],
+        }
+    if icm_weight:
+        space["icm_weight"] = {"type": "float", "low": 1e-2, "high": 1e2, "log": True}
+    return space
+
+
+def _check_users(users: np.ndarray, n_users: int, who: str) -> np.ndarray:
+    arr = np.asarray(users)
+    if arr.ndim != 1:
+        raise ValueError(f"{who}.score: users must be a 1-d array, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{who}.score: users must be integer ids, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and (arr.min() < 0 or arr.max() >= n_users):
+        raise ValueError(f"{who}.score: user ids must lie in [0, {n_users}), got out-of-range ids")
+    return arr
+
+
+def _check_profiles(profiles: Any, n_items: int, who: str) -> sp.csr_matrix:
+    if not sp.issparse(profiles) and not isinstance(profiles, np.ndarray):
+        raise ValueError(f"{who}.score_profiles: profiles must be a sparse or dense 2-d matrix")
+    p = sp.csr_matrix(profiles, dtype=np.float32)
+    if p.ndim != 2 or p.shape[1] != n_items:
+        raise ValueError(
+            f"{who}.score_profiles: profiles have shape {p.shape}, expected (n, {n_items})"
+        )
+    return p
+
+
+def _dense(m: sp.spmatrix) -> np.ndarray:
+    return np.ascontiguousarray(m.toarray(), dtype=np.float32)
+
+
+class _KNN(Recommender):
+    """Shared hyper-parameters, validation and similarity call."""
+
+    searched_similarities: ClassVar[tuple[str, ...]] = SEARCHED_SIMILARITIES
+    search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
+
+    def __init__(
+        self,
+        top_k: int = 100,
+        shrink: float = 0,
+        similarity: str = "cosine",
+        normalize: bool = True,
+        feature_weighting: str = "none",
+        asymmetric_alpha: float = 0.5,
+        tversky_alpha: float = 1.0,
+        tversky_beta: float = 1.0,
+        memory_budget_mb: float = 512.0,
+        n_threads: int | None = None,
+    ) -> None:
+        self.top_k = top_k
+        self.shrink = shrink
+        self.similarity = similarity
+        self.normalize = normalize
+        self.feature_weighting = feature_weighting
+        self.asymmetric_alpha = asymmetric_alpha
+        self.tversky_alpha = tversky_alpha
+        self.tversky_beta = tversky_beta
+        self.memory_budget_mb = memory_budget_mb
+        self.n_threads = n_threads
+
+    @classmethod
+    def search_space_for(cls, similarity: str) -> dict[str, dict[str, Any]]:
+        """The paper's search space when searching ``similarity`` alone."""
+        return knn_search_space(similarity)
+
+    def _validate(self) -> None:
+        who = type(self).__name__
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(
+                f"{who}: unknown similarity {self.similarity!r}; choose one of {list(SIMILARITIES)}"
+            )
+        if self.feature_weighting not in FEATURE_WEIGHTINGS:
+            raise ValueError(
+                f"{who}: unknown feature_weighting {self.feature_weighting!r}; "
+                f"choose one of {list(FEATURE_WEIGHTINGS)}"
+            )
+
+    def _weigh(self, rows_matrix: sp.csr_matrix) -> sp.csr_matrix:
+        if self.feature_weighting == "TF-IDF":
+            return tfidf(rows_matrix)
+        if self.feature_weighting == "BM25":
+            return bm25(rows_matrix)
+        return sp.csr_matrix(rows_matrix, dtype=np.float32)
+
+    def _similarity(self, x: sp.spmatrix) -> sp.csr_matrix:
+        return compute_similarity(
+            x,
+            similarity=self.similarity,
+            shrink=self.shrink,
+            top_k=self.top_k,
+            normalize=self.normalize,
+            asymmetric_alpha=self.asymmetric_alpha,
+            tversky_alpha=self.tversky_alpha,
+            tversky_beta=self.tversky_beta,
+            memory_budget_mb=self.memory_budget_mb,
+            n_threads=self.n_threads,
+        )
+
+
+class ItemKNNCF(_KNN):
+    """Item-based CF: ``W`` = top-K item-item similarity of ``R_w``; score = ``R_w[u] @ W``.
+
+    Fitted: ``W_`` (items x items, ``W_[i, j]`` = weight of neighbour i for target j),
+    ``train_matrix_`` (the, possibly weighted, users x items matrix used for scoring) and
+    ``item_row_sums_`` (item sums of the unweighted ``R``, for BM25 on new profiles).
+    """
+
+    name = "ItemKNNCF"
+    supports_profiles = True
+
+    def fit(self, train: Interactions) -> Self:
+        self._validate()
+        r = train.matrix
+        weighted = self._weigh(r.T.tocsr()).T.tocsr() if self.feature_weighting != "none" else r
+        self.item_row_sums_ = np.asarray(r.sum(axis=0), dtype=np.float64).ravel()
+        self.W_ = self._similarity(weighted)
+        self.train_matrix_ = sp.csr_matrix(weighted, dtype=np.float32)
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        self._check_fitted("W_")
+        u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
+        return _dense(self.train_matrix_[u] @ self.W_)
+
+    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        """Score fold-in users; the profiles are weighted like training users first."""
+        self._check_fitted("W_")
+        p = _check_profiles(profiles, self.W_.shape[0], type(self).__name__)
+        if self.feature_weighting != "none":
+            p = weight_new_columns(
+                p, self.feature_weighting, n_rows=p.shape[1], row_sums=self.item_row_sums_
+            )
+        return _dense(p @ self.W_)
+
+
+class UserKNNCF(_KNN):
+    """User-based CF: ``W_user`` = top-K user-user similarity; score = ``W_user[u] @ R_w``.
+
+    Fitted: ``W_`` (users x users) and ``train_matrix_`` (possibly weighted users x items).
+    """
+
+    name = "UserKNNCF"
+    supports_profiles = False
+
+    def fit(self, train: Interactions) -> Self:
+        self._validate()
+        r = train.matrix
+        weighted_t = self._weigh(r.T.tocsr()) if self.feature_weighting != "none" else r.T
+        self.W_ = self._similarity(weighted_t)
+        self.train_matrix_ = sp.csr_matrix(weighted_t.T, dtype=np.float32)
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        self._check_fitted("W_")
+        u = _check_users(users, self.W_.shape[0], type(self).__name__)
+        return _dense(self.W_[u] @ self.train_matrix_)
+
+
+class ItemKNNCBF(_KNN):
+    """Item-based content KNN: similarity of the (weighted) ICM rows; score = ``R[u] @ W``.
+
+    Needs ``train.item_features`` (items x features). Fitted: ``W_`` and ``train_matrix_``
+    (the unweighted ``R``).
+    """
+
+    name = "ItemKNNCBF"
+    supports_profiles = True
+
+    @classmethod
+    def search_space_for(
+        cls, similarity: str, allow_weighting: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        """Paper space; the CVAE script searched without weighting (``allow_weighting=False``)."""
+        return knn_search_space(similarity, allow_weighting=allow_weighting)
+
+    def _features(self, train: Interactions) -> sp.csr_matrix:
+        if train.item_features is None:
+            raise ValueError(
+                f"{type(self).__name__} needs item features: train.item_features is None "
+                f"({train!r}); build the Interactions with item_features=ICM (items x features)"
+            )
+        return sp.csr_matrix(train.item_features, dtype=np.float32)
+
+    def fit(self, train: Interactions) -> Self:
+        self._validate()
+        icm = self._weigh(self._features(train))
+        self.W_ = self._similarity(icm.T.tocsr())
+        self.train_matrix_ = train.matrix
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        self._check_fitted("W_")
+        u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
+        return _dense(self.train_matrix_[u] @ self.W_)
+
+    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        self._check_fitted("W_")
+        p = _check_profiles(profiles, self.W_.shape[0], type(self).__name__)
+        return _dense(p @ self.W_)
+
+
+class ItemKNNCFCBF(ItemKNNCBF):
+    """Hybrid: the CBF pipeline on ``[icm_weight * ICM | R^T]`` per item; scores with ``R``."""
+
+    name = "ItemKNNCFCBF"
+    search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine", icm_weight=True)
+
+    def __init__(
+        self,
+        top_k: int = 100,
+        shrink: float = 0,
+        similarity: str = "cosine",
+        normalize: bool = True,
+        feature_weighting: str = "none",
+        asymmetric_alpha: float = 0.5,
+        tversky_alpha: float = 1.0,
+        tversky_beta: float = 1.0,
+        icm_weight: float = 1.0,
+        memory_budget_mb: float = 512.0,
+        n_threads: int | None = None,
+    ) -> None:
+        super().__init__(
+            top_k=top_k,
+            shrink=shrink,
+            similarity=similarity,
+            normalize=normalize,
+            feature_weighting=feature_weighting,
+            asymmetric_alpha=asymmetric_alpha,
+            tversky_alpha=tversky_alpha,
+            tversky_beta=tversky_beta,
+            memory_budget_mb=memory_budget_mb,
+            n_threads=n_threads,
+        )
+        self.icm_weight = icm_weight
+
+    @classmethod
+    def search_space_for(
+        cls, similarity: str, allow_weighting: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        return knn_search_space(similarity, allow_weighting=allow_weighting, icm_weight=True)
+
+    def fit(self, train: Interactions) -> Self:
+        self._validate()
+        if not (np.isfinite(self.icm_weight) and self.icm_weight >= 0):
+            raise ValueError(
+                f"ItemKNNCFCBF: icm_weight must be a finite number >= 0, got {self.icm_weight!r}"
+            )
+        icm = self._features(train) * np.float32(self.icm_weight)
+        joint = sp.hstack([icm, train.matrix.T], format="csr", dtype=np.float32)
+        self.W_ = self._similarity(self._weigh(joint).T.tocsr())
+        self.train_matrix_ = train.matrix
+        return self

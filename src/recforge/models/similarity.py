@@ -1,0 +1,598 @@
+"""Top-K neighbourhood similarity between the columns of a sparse matrix (paper §4.1-4.2).
+
+Orientation: ``compute_similarity(X)`` compares the **columns** of ``X``. Pass the users x items
+matrix ``R`` for item-item similarity and ``R.T`` for user-user similarity (an items x features
+ICM is passed as ``ICM.T``). The result ``W`` is ``n x n`` (n = number of columns) and keeps, for
+every *target* column ``j``, only its ``top_k`` largest non-zero similarities, stored as
+``W[i, j]``; so ``score = profile @ W``.
+
+Formulas (h = shrink; dots and norms over the rows of ``X``; ``j`` is the target column):
+
+- cosine: ``x_i.x_j / (|x_i| |x_j| + h + 1e-6)``; with ``normalize=False``: ``x_i.x_j / h`` if
+  ``h > 0`` else the raw dot product.
+- adjusted: cosine after subtracting from each stored value its ROW's mean over the row's
+  non-zeros; pearson: the same with each COLUMN's mean.
+- asymmetric (Aiolli 2013): ``x_i.x_j / (|x_j|^(2a) |x_i|^(2(1-a)) + h + 1e-6)``; always
+  normalised (``normalize`` is ignored, as the paper's search fixes it to True).
+- jaccard: ``|i & j| / (|i| + |j| - |i & j| + h + 1e-6)`` on binarised data.
+- dice: ``|i & j| / (|i| + |j| + h + 1e-6)`` on binarised data. The paper's code has **no factor
+  2** (so the maximum is 0.5); ``dice_factor_two=True`` gives the textbook ``2|i & j| / ...``.
+- tversky: ``|i & j| / (|i & j| + a (|j| - |i & j|) + b (|i| - |i & j|) + h + 1e-6)`` on
+  binarised data, ``a = tversky_alpha`` weighting the unmatched part of the TARGET column ``j``
+  and ``b = tversky_beta`` that of the neighbour ``i``, as in the paper's code.
+
+jaccard, dice and tversky ignore ``normalize``. The diagonal is always 0.
+
+Top-K rule: per target column, the ``top_k`` largest values of the full column (implicit zeros
+included) are selected and then zeros are dropped, so negative similarities survive only when a
+column has fewer than ``top_k`` non-negative entries. Ties at the cut are broken deterministically:
+**the lower row index wins** (the paper's argpartition order is arbitrary).
+
+Two engines compute the same thing in bounded memory:
+
+- ``"scipy"``: blocks of target columns; ``X_block^T X`` by a sparse product into a dense
+  ``block x n`` array (float64), per-column top-K by ``argpartition``. The block size follows from
+  ``memory_budget_mb``.
+- ``"numba"``: a compiled kernel that accumulates each target column's dot products over the
+  sparse structure (float64), applies the formula only to co-occurring pairs and keeps the top-K
+  in a small heap; parallel over columns, blocks of columns sized by the memory budget.
+
+``"auto"`` uses numba when it imports. BLAS/OpenMP and numba threads are pinned to ``n_threads``
+(default: the number of physical cores) for the duration of the call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+__all__ = [
+    "SIMILARITIES",
+    "compute_similarity",
+    "physical_cores",
+    "top_k_per_column",
+    "topk_product",
+]
+
+SIMILARITIES: tuple[str, ...] = (
+    "cosine",
+    "adjusted",
+    "pearson",
+    "asymmetric",
+    "jaccard",
+    "dice",
+    "tversky",
+)
+
+# Transform modes shared by both engines: s = numer * v * col_weight[c] / den(v, a[r], b[c]).
+MODE_SCALE = 0  # den = scale
+MODE_PRODUCT = 1  # den = a[r] * b[c] + eps
+MODE_JACCARD = 2  # den = a[r] + b[c] - v + eps
+MODE_DICE = 3  # den = a[r] + b[c] + eps
+MODE_TVERSKY = 4  # den = v + ta (a[r] - v) + tb (b[c] - v) + eps
+
+_BYTES_PER_DENSE_CELL = 8 * 5  # float64 block + negated copy + temporaries of the top-K step
+
+
+# ----------------------------------------------------------------------------- threads
+def physical_cores() -> int:
+    """Number of physical CPU cores available to this process (falls back to logical CPUs)."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - non-Linux
+        allowed = set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu, phys, core = None, "0", None
+            for line in fh:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "processor":
+                    cpu = int(value)
+                elif key == "physical id":
+                    phys = value
+                elif key == "core id":
+                    core = value
+                elif not key and cpu is not None:
+                    if cpu in allowed and core is not None:
+                        cores.add((phys, core))
+                    cpu, phys, core = None, "0", None
+            if cpu is not None and cpu in allowed and core is not None:
+                cores.add((phys, core))
+    except OSError:
+        pass
+    return max(1, len(cores) if cores else len(allowed))
+
+
+@contextmanager
+def pinned_threads(n_threads: int | None) -> Iterator[int]:
+    """Limit BLAS/OpenMP (threadpoolctl) and numba threads to ``n_threads`` inside the block."""
+    n = physical_cores() if n_threads is None else int(n_threads)
+    if n < 1:
+        raise ValueError(f"n_threads must be >= 1 or None, got {n_threads!r}")
+    previous = None
+    try:
+        import numba
+
+        n = min(n, numba.config.NUMBA_NUM_THREADS)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n)
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+    try:
+        with threadpool_limits(limits=n):
+            yield n
+    finally:
+        if previous is not None:
+            import numba
+
+            numba.set_num_threads(previous)
+
+
+# ----------------------------------------------------------------------------- numba kernel
+_KERNEL: Any = None
+
+
+def _numba_kernel() -> Any:
+    """Compile (once, cached on disk) the sparse top-K product kernel."""
+    global _KERNEL
+    if _KERNEL is not None:
+        return _KERNEL
+    import numba
+
+    @numba.njit(cache=True, inline="always")
+    def _better(v1: float, i1: int, v2: float, i2: int) -> bool:
+        return v1 > v2 or (v1 == v2 and i1 < i2)
+
+    @numba.njit(cache=True)
+    def _heap_push(hv: Any, hi: Any, size: int, cap: int, v: float, i: int) -> int:
+        # Min-heap on "goodness": the root is the worst kept entry.
+        if size < cap:
+            pos = size
+            size += 1
+            while pos > 0:
+                parent = (pos - 1) // 2
+                if _better(hv[parent], hi[parent], v, i):
+                    hv[pos] = hv[parent]
+                    hi[pos] = hi[parent]
+                    pos = parent
+                else:
+                    break
+            hv[pos] = v
+            hi[pos] = i
+            return size
+        if not _better(v, i, hv[0], hi[0]):
+            return size
+        pos = 0
+        while True:
+            left = 2 * pos + 1
+            if left >= size:
+                break
+            child = left
+            right = left + 1
+            if right < size and _better(hv[left], hi[left], hv[right], hi[right]):
+                child = right
+            if _better(v, i, hv[child], hi[child]):
+                hv[pos] = hv[child]
+                hi[pos] = hi[child]
+                pos = child
+            else:
+                break
+        hv[pos] = v
+        hi[pos] = i
+        return size
+
+    @numba.njit(cache=True, parallel=True)
+    def kernel(
+        a_ptr: Any, a_idx: Any, a_val: Any, b_ptr: Any, b_idx: Any, b_val: Any,
+        r0: int, r1: int, n_cols: int, k: int, square: bool,
+        mode: int, sa: Any, sb: Any, colw: Any, scale: float, eps: float,
+        ta: float, tb: float, numer: float, n_chunks: int,
+        out_idx: Any, out_val: Any, out_cnt: Any,
+    ) -> None:  # fmt: skip
+        # Rows are dealt out round-robin: neighbouring ids often have similar (skewed) costs,
+        # so contiguous ranges would load the threads unevenly.
+        for chunk in numba.prange(n_chunks):
+            acc = np.zeros(n_cols, dtype=np.float64)
+            seen = np.zeros(n_cols, dtype=np.bool_)
+            touched = np.empty(n_cols, dtype=np.int64)
+            vals = np.empty(n_cols, dtype=np.float64)
+            hv = np.empty(k, dtype=np.float64)
+            hi_ = np.empty(k, dtype=np.int64)
+            for r in range(r0 + chunk, r1, n_chunks):
+                nt = 0
+                for p in range(a_ptr[r], a_ptr[r + 1]):
+                    u = a_idx[p]
+                    x = a_val[p]
+                    for q in range(b_ptr[u], b_ptr[u + 1]):
+                        c = b_idx[q]
+                        if not seen[c]:
+                            seen[c] = True
+                            touched[nt] = c
+                            nt += 1
+                        acc[c] += x * b_val[q]
+                n_pos = 0
+                n_neg = 0
+                for t in range(nt):
+                    c = touched[t]
+                    v = acc[c]
+                    acc[c] = 0.0
+                    seen[c] = False
+                    s = 0.0
+                    if v != 0.0 and not (square and c == r):
+                        if mode == 0:
+                            s = v / scale
+                        elif mode == 1:
+                            s = v / (sa[r] * sb[c] + eps)
+                        elif mode == 2:
+                            s = v / (sa[r] + sb[c] - v + eps)
+                        elif mode == 3:
+                            s = v / (sa[r] + sb[c] + eps)
+                        else:
+                            s = v / (v + ta * (sa[r] - v) + tb * (sb[c] - v) + eps)
+                        s = s * numer * colw[c]
+                    vals[t] = s
+                    if s > 0.0:
+                        n_pos += 1
+                    elif s < 0.0:
+                        n_neg += 1
+                n_zero = n_cols - n_pos - n_neg
+                # Negatives make the cut only when positives and zeros cannot fill top-k.
+                n_neg_keep = k - n_pos - n_zero
+                size = 0
+                for t in range(nt):
+                    if vals[t] > 0.0:
+                        size = _heap_push(hv, hi_, size, k, vals[t], touched[t])
+                base = (r - r0) * k
+                for t in range(size):
+                    out_idx[base + t] = hi_[t]
+                    out_val[base + t] = hv[t]
+                cnt = size
+                if n_neg_keep > 0:
+                    size = 0
+                    for t in range(nt):
+                        if vals[t] < 0.0:
+                            size = _heap_push(hv, hi_, size, n_neg_keep, vals[t], touched[t])
+                    for t in range(size):
+                        out_idx[base + cnt + t] = hi_[t]
+                        out_val[base + cnt + t] = hv[t]
+                    cnt += size
+                out_cnt[r - r0] = cnt
+
+    _KERNEL = kernel
+    return kernel
+
+
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- top-K product
+def _dense_topk_rows(dense: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k per row of a dense block (ties: lower column wins), zeros dropped.
+
+    Returns (local row, column, value) of the kept entries.
+    """
+    n_rows, n_cols = dense.shape
+    if k >= n_cols:
+        rr, cc = np.nonzero(dense)
+        return rr, cc, dense[rr, cc]
+    part = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+    sel = np.take_along_axis(dense, part, axis=1)
+    cut = sel.min(axis=1)
+    sel_eq = np.count_nonzero(sel == cut[:, None], axis=1)
+    all_eq = np.count_nonzero(dense == cut[:, None], axis=1)
+    # A tie at a zero cut does not matter: zeros are dropped anyway.
+    for r in np.flatnonzero((all_eq > sel_eq) & (cut != 0)):
+        row = dense[r]
+        above = np.flatnonzero(row > cut[r])
+        tied = np.flatnonzero(row == cut[r])[: k - above.size]
+        part[r] = np.concatenate([above, tied])
+        sel[r] = row[part[r]]
+    keep = sel != 0
+    rr = np.broadcast_to(np.arange(n_rows)[:, None], part.shape)[keep]
+    return rr, part[keep], sel[keep]
+
+
+def _transform_dense(
+    dense: np.ndarray,
+    rows: slice,
+    mode: int,
+    sa: np.ndarray,
+    sb: np.ndarray,
+    colw: np.ndarray,
+    scale: float,
+    eps: float,
+    ta: float,
+    tb: float,
+    numer: float,
+) -> np.ndarray:
+    a = sa[rows][:, None]
+    b = sb[None, :]
+    if mode == MODE_SCALE:
+        if scale != 1.0:
+            dense /= scale
+    elif mode == MODE_PRODUCT:
+        den = a * b
+        den += eps
+        dense /= den
+    elif mode == MODE_JACCARD:
+        den = a + b
+        den -= dense
+        den += eps
+        dense /= den
+    elif mode == MODE_DICE:
+        den = a + b
+        den += eps
+        dense /= den
+    else:
+        den = dense * (1.0 - ta - tb)
+        den += ta * a
+        den += tb * b
+        den += eps
+        np.divide(dense, den, out=dense, where=dense != 0)
+    if numer != 1.0:
+        dense *= numer
+    if not np.all(colw == 1.0):
+        dense *= colw[None, :]
+    return dense
+
+
+def topk_product(
+    a: sp.csr_matrix,
+    b: sp.csr_matrix,
+    k: int,
+    *,
+    mode: int = MODE_SCALE,
+    sa: np.ndarray | None = None,
+    sb: np.ndarray | None = None,
+    col_weight: np.ndarray | None = None,
+    scale: float = 1.0,
+    eps: float = 0.0,
+    tversky: tuple[float, float] = (1.0, 1.0),
+    numer: float = 1.0,
+    zero_diagonal: bool = True,
+    sort_indices: bool = True,
+    memory_budget_mb: float = 512.0,
+    engine: str = "auto",
+    n_threads: int | None = None,
+) -> sp.csr_matrix:
+    """Row-wise top-k of ``f(A @ B)`` as float32 CSR (``A.shape[0] x B.shape[1]``).
+
+    ``f`` is the element-wise similarity transform selected by ``mode`` (module constants), with
+    per-row statistics ``sa`` (for the rows of A) and per-column ``sb`` (columns of B); the result
+    is multiplied by ``col_weight[c]``. Rows are processed in blocks sized by the memory budget.
+    ``sort_indices=False`` skips sorting the column indices of each row (for callers that
+    transpose the result anyway).
+    """
+    if engine not in ("auto", "numba", "scipy"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'scipy', got {engine!r}")
+    if memory_budget_mb <= 0:
+        raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb!r}")
+    n_rows, n_inner = a.shape
+    if b.shape[0] != n_inner:
+        raise ValueError(f"inner dimensions differ: {a.shape} @ {b.shape}")
+    n_cols = b.shape[1]
+    square = zero_diagonal and n_rows == n_cols
+    k = int(min(k, n_cols))
+    sa_ = np.ones(n_rows) if sa is None else np.asarray(sa, dtype=np.float64)
+    sb_ = np.ones(n_cols) if sb is None else np.asarray(sb, dtype=np.float64)
+    colw = np.ones(n_cols) if col_weight is None else np.asarray(col_weight, dtype=np.float64)
+    ta, tb = float(tversky[0]), float(tversky[1])
+    budget = memory_budget_mb * 2**20
+    use_numba = engine == "numba" or (engine == "auto" and _numba_available())
+    if n_rows == 0 or n_cols == 0 or k == 0:
+        return sp.csr_matrix((n_rows, n_cols), dtype=np.float32)
+
+    out_counts: list[np.ndarray] = []
+    out_cols: list[np.ndarray] = []
+    out_vals: list[np.ndarray] = []
+    with pinned_threads(n_threads) as n_thr:
+        if use_numba:
+            kernel = _numba_kernel()
+            a64 = sp.csr_matrix(a, dtype=np.float64)
+            b64 = sp.csr_matrix(b, dtype=np.float64)
+            a_ptr, a_idx = a64.indptr.astype(np.int64), a64.indices.astype(np.int64)
+            b_ptr, b_idx = b64.indptr.astype(np.int64), b64.indices.astype(np.int64)
+            scratch = n_thr * n_cols * 32
+            per_row = k * 16 + 8
+            block = int(max(1, min(n_rows, (budget - scratch) // per_row)))
+            for r0 in range(0, n_rows, block):
+                r1 = min(n_rows, r0 + block)
+                nb = r1 - r0
+                idx = np.empty(nb * k, dtype=np.int64)
+                val = np.empty(nb * k, dtype=np.float64)
+                cnt = np.zeros(nb, dtype=np.int64)
+                chunks = int(min(nb, n_thr))
+                kernel(
+                    a_ptr, a_idx, a64.data, b_ptr, b_idx, b64.data,
+                    r0, r1, n_cols, k, square,
+                    mode, sa_, sb_, colw, float(scale), float(eps),
+                    ta, tb, float(numer), chunks,
+                    idx, val, cnt,
+                )  # fmt: skip
+                mask = np.arange(k)[None, :] < cnt[:, None]
+                out_counts.append(cnt)
+                out_cols.append(idx.reshape(nb, k)[mask])
+                out_vals.append(val.reshape(nb, k)[mask].astype(np.float32))
+        else:
+            a64 = sp.csr_matrix(a, dtype=np.float64)
+            b64 = sp.csr_matrix(b, dtype=np.float64)
+            block = int(max(1, min(n_rows, budget // (n_cols * _BYTES_PER_DENSE_CELL))))
+            for r0 in range(0, n_rows, block):
+                r1 = min(n_rows, r0 + block)
+                dense = (a64[r0:r1] @ b64).toarray()
+                dense = _transform_dense(
+                    dense, slice(r0, r1), mode, sa_, sb_, colw, scale, eps, ta, tb, numer
+                )
+                if square:
+                    local = np.arange(r1 - r0)
+                    dense[local, local + r0] = 0.0
+                rr, cc, vv = _dense_topk_rows(dense, k)
+                out_counts.append(np.bincount(rr, minlength=r1 - r0))
+                out_cols.append(cc)
+                out_vals.append(vv.astype(np.float32))
+    counts = np.concatenate(out_counts)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    out = sp.csr_matrix(
+        (np.concatenate(out_vals), np.concatenate(out_cols), indptr),
+        shape=(n_rows, n_cols),
+        dtype=np.float32,
+    )
+    if sort_indices:
+        out.sort_indices()
+    return out
+
+
+# ----------------------------------------------------------------------------- public API
+def _column_stats(x: sp.csc_matrix) -> np.ndarray:
+    sq = x.copy()
+    sq.data = sq.data.astype(np.float64) ** 2
+    return np.asarray(sq.sum(axis=0)).ravel()
+
+
+def _center(x: sp.csr_matrix, axis: int) -> sp.csr_matrix:
+    """Subtract from each stored value the mean of its row (axis=1) or column (axis=0)."""
+    x = x.copy()
+    if axis == 1:
+        counts = np.diff(x.indptr)
+        sums = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+        owner = np.repeat(np.arange(x.shape[0]), counts)
+    else:
+        counts = np.bincount(x.indices, minlength=x.shape[1])
+        sums = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
+        owner = x.indices
+    means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+    x.data = (x.data.astype(np.float64) - means[owner]).astype(np.float32)
+    return x
+
+
+def compute_similarity(
+    x: sp.spmatrix | sp.sparray | np.ndarray,
+    similarity: str = "cosine",
+    shrink: float = 0.0,
+    top_k: int = 100,
+    normalize: bool = True,
+    asymmetric_alpha: float = 0.5,
+    tversky_alpha: float = 1.0,
+    tversky_beta: float = 1.0,
+    *,
+    dice_factor_two: bool = False,
+    memory_budget_mb: float = 512.0,
+    engine: str = "auto",
+    n_threads: int | None = None,
+) -> sp.csr_matrix:
+    """Top-K similarity between the columns of ``x``; see the module docstring for the formulas.
+
+    Returns ``W`` (float32 CSR, ``n x n``, ``n = x.shape[1]``) with ``W[i, j]`` the similarity
+    of neighbour ``i`` to target ``j``; each column holds at most ``top_k`` non-zeros and the
+    diagonal is 0.
+    """
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {similarity!r}; choose one of {list(SIMILARITIES)}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
+        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if not (np.isfinite(shrink) and shrink >= 0):
+        raise ValueError(f"shrink must be a finite number >= 0, got {shrink!r}")
+    if not np.isfinite(asymmetric_alpha):
+        raise ValueError(f"asymmetric_alpha must be finite, got {asymmetric_alpha!r}")
+    for name, v in (("tversky_alpha", tversky_alpha), ("tversky_beta", tversky_beta)):
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if sp.issparse(x):
+        if x.ndim != 2:
+            raise ValueError(f"x must be a 2-d matrix, got shape {x.shape}")
+        xm = sp.csr_matrix(x, dtype=np.float32, copy=True)
+    else:
+        arr = np.asarray(x)
+        if arr.ndim != 2:
+            raise ValueError(f"x must be a 2-d matrix, got shape {arr.shape}")
+        xm = sp.csr_matrix(arr, dtype=np.float32)
+    xm.sum_duplicates()
+    if xm.nnz and not np.all(np.isfinite(xm.data)):
+        raise ValueError("x holds non-finite values")
+
+    if similarity == "adjusted":
+        xm = _center(xm, axis=1)
+    elif similarity == "pearson":
+        xm = _center(xm, axis=0)
+    elif similarity in ("jaccard", "dice", "tversky"):
+        xm.data = np.ones_like(xm.data)
+
+    xc = xm.tocsc()
+    sumsq = _column_stats(xc)
+    h = float(shrink)
+    eps = h + 1e-6
+    kwargs: dict[str, Any] = {}
+    if similarity in ("jaccard", "dice", "tversky"):
+        kwargs = {"sa": sumsq, "sb": sumsq, "eps": eps}
+        kwargs["mode"] = {"jaccard": MODE_JACCARD, "dice": MODE_DICE, "tversky": MODE_TVERSKY}[
+            similarity
+        ]
+        if similarity == "dice" and dice_factor_two:
+            kwargs["numer"] = 2.0
+        if similarity == "tversky":
+            kwargs["tversky"] = (float(tversky_alpha), float(tversky_beta))
+    elif similarity == "asymmetric":
+        norms = np.sqrt(sumsq)
+        a = float(asymmetric_alpha)
+        kwargs = {
+            "mode": MODE_PRODUCT,
+            "sa": np.power(norms, 2 * a),
+            "sb": np.power(norms, 2 * (1 - a)),
+            "eps": eps,
+        }
+    elif normalize:
+        norms = np.sqrt(sumsq)
+        kwargs = {"mode": MODE_PRODUCT, "sa": norms, "sb": norms, "eps": eps}
+    else:
+        kwargs = {"mode": MODE_SCALE, "scale": h if h > 0 else 1.0}
+
+    # Row r of X^T X holds target column r's dot products with every column.
+    xt = sp.csr_matrix((xc.data, xc.indices, xc.indptr), shape=(xm.shape[1], xm.shape[0]))
+    w_t = topk_product(
+        xt,
+        xm,
+        top_k,
+        memory_budget_mb=memory_budget_mb,
+        engine=engine,
+        n_threads=n_threads,
+        sort_indices=False,
+        **kwargs,
+    )
+    # CSC -> CSR conversion of the transpose yields sorted indices.
+    return w_t.T.tocsr()
+
+
+def top_k_per_column(w: sp.spmatrix | sp.sparray, k: int) -> sp.csr_matrix:
+    """Keep the ``k`` largest stored values of every column (ties: lower row wins), zeros dropped.
+
+    Only stored entries compete, so the caller must not rely on implicit zeros beating negative
+    values (the graph models this serves are non-negative). Returns float32 CSR.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    c = sp.csc_matrix(w, dtype=np.float32, copy=True)
+    c.sum_duplicates()
+    c.eliminate_zeros()
+    counts = np.diff(c.indptr)
+    if counts.size == 0 or counts.max(initial=0) <= k:
+        return c.tocsr()
+    cols = np.repeat(np.arange(c.shape[1]), counts)
+    order = np.lexsort((c.indices, -c.data, cols))
+    rank = np.arange(c.nnz) - c.indptr[cols[order]]
+    keep = order[rank < k]
+    out = sp.coo_matrix((c.data[keep], (c.indices[keep], cols[keep])), shape=c.shape)
+    return out.tocsr()
