@@ -197,7 +197,7 @@ class EASE(Recommender):
         need = self.estimated_memory_mb(n)
         if need > float(self.memory_budget_mb):
             raise MemoryError(
-                f"EASE: {n} items need ~{need:.0f} MB (3 x n_items^2 float32) but "
+                f"EASE: {n} items need ~{need:.3g} MB (3 x n_items^2 float32) but "
                 f"memory_budget_mb={self.memory_budget_mb}; raise the budget or use a sparse model"
             )
         g = self._gram(x)

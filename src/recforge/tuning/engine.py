@@ -1,0 +1,674 @@
+"""Hyper-parameter search with the RecSys'19 paper's protocol, on optuna.
+
+What follows the paper (``paper-protocols.md`` §1.4, §1.5):
+
+- 35 trials, the first 5 random, maximising one metric at one cut-off on the *validation*
+  part (``split.validation``; train items excluded; the candidate protocol uses
+  ``split.validation_negatives``). Models are fitted on ``split.train`` (train minus validation).
+- A configuration that raises gets the worst score (:data:`WORST_SCORE`, below any metric
+  value), and its exception is kept in its trial record.
+- Each time a trial sets a new best validation score, the same fitted model is evaluated on
+  the test part (no refit on train + validation); ``test_result_of_best`` is that evaluation.
+- Iterative models (``fit_iter``/``get_state``/``set_state``, see
+  :class:`recforge.models.mf.IterativeRecommender`) with an :class:`EarlyStopping` are
+  validated every 5 epochs and stopped after 5 validations without improvement; the best
+  epoch's state is restored (no re-fit) and its epoch count becomes the model's epoch
+  hyper-parameter in the trial's params.
+
+Deliberate deviation: the paper used scikit-optimize's GP (``gp_minimize``, unseeded); we use
+optuna's ``TPESampler(seed=seed, n_startup_trials=5)``, which is seeded and reproducible.
+
+Parallel trials (``n_jobs > 1``) run in spawned worker processes, each limited to one BLAS/
+OpenMP thread, with optuna's ask/tell in the parent; the sampler then uses the constant-liar
+strategy and the order in which trials finish (hence the exact sequence) depends on timing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from recforge.data.split import Split
+from recforge.models import get_model_class
+from recforge.models.base import Recommender
+from recforge.tuning.memory import PeakMemory
+from recforge.tuning.space import SearchSpace, to_distributions, validate_space
+
+if TYPE_CHECKING:
+    from recforge.evaluation import EvaluationResult
+
+__all__ = [
+    "WORST_SCORE",
+    "EarlyStopping",
+    "TrialRecord",
+    "TuningResult",
+    "default_search_space",
+    "tune",
+]
+
+log = logging.getLogger(__name__)
+
+#: objective given to the sampler for a failed configuration (every metric is >= 0).
+WORST_SCORE = -1.0
+
+Protocol = Literal["full", "candidates"]
+TrialCallback = Callable[["TrialRecord"], None]
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Early stopping for iterative models (paper §1.5 defaults).
+
+    Validate every ``validate_every`` epochs (and at ``max_epochs``); stop once ``patience``
+    consecutive validations did not improve on the best and at least ``min_epochs`` ran.
+    """
+
+    validate_every: int = 5
+    patience: int = 5
+    max_epochs: int = 300
+    min_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("validate_every", "patience", "max_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EarlyStopping.{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_epochs < 0:
+            raise ValueError(f"EarlyStopping.min_epochs must be >= 0, got {self.min_epochs}")
+
+
+@dataclass
+class TrialRecord:
+    """What one configuration did. ``score`` is None when the trial failed.
+
+    Timings are wall seconds: ``fit_seconds`` is training only (all epochs), ``eval_seconds``
+    every validation evaluation, ``test_eval_seconds`` the test evaluation (new bests only).
+    ``peak_memory_mb`` is the trial's peak memory above its starting point, measured by
+    ``memory_method`` (see :mod:`recforge.tuning.memory`).
+    """
+
+    number: int
+    params: dict[str, Any]
+    status: Literal["ok", "failed"]
+    score: float | None
+    objective: float
+    fit_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    test_eval_seconds: float = 0.0
+    peak_memory_mb: float | None = None
+    peak_rss_mb: float | None = None
+    memory_method: str = "none"
+    is_new_best: bool = False
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    validation_curve: list[tuple[int, float]] = field(default_factory=list)
+    test_summary: dict[str, float] | None = None
+    error: str | None = None
+    traceback: str | None = None
+    cached_from: int | None = None
+    worker: str = "in-process"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass
+class TuningResult:
+    """The search outcome. ``best_params`` are full constructor arguments for the model.
+
+    ``trials`` are in completion order (the order the sampler was told the results, which
+    defines ``is_new_best``); with ``n_jobs > 1`` that can differ from trial numbers.
+    """
+
+    model_name: str
+    metric: str
+    cutoff: int
+    protocol: str
+    validation_protocol: str
+    test_protocol: str
+    sampler: str
+    search_space: dict[str, Any]
+    fixed_params: dict[str, Any]
+    n_trials: int
+    seed: int
+    best_params: dict[str, Any] | None
+    best_validation: float | None
+    best_trial: int | None
+    test_result_of_best: EvaluationResult | None
+    trials: list[TrialRecord]
+    total_seconds: float = 0.0
+    data_checksum: str | None = None
+    split_fingerprint: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.metric}@{self.cutoff}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            k: getattr(self, k)
+            for k in (
+                "model_name", "metric", "cutoff", "protocol", "validation_protocol",
+                "test_protocol", "sampler", "search_space", "fixed_params", "n_trials", "seed",
+                "best_params", "best_validation", "best_trial", "total_seconds",
+                "data_checksum", "split_fingerprint",
+            )
+        }
+        out["test_result_of_best"] = (
+            None if self.test_result_of_best is None else self.test_result_of_best.to_dict()
+        )
+        out["trials"] = [t.to_dict() for t in self.trials]
+        return _jsonable(out)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types (numpy scalars -> Python, non-finite floats -> None, tuples -> lists)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    return repr(obj)
+
+
+def default_search_space(
+    model_cls: type[Recommender], fixed_params: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The class's ``search_space``, or ``search_space_for(similarity)`` for KNN-like classes.
+
+    Entries whose parameter is fixed are removed (the fixed value wins).
+    """
+    fixed = dict(fixed_params or {})
+    space: Mapping[str, Any]
+    if "similarity" in fixed and hasattr(model_cls, "search_space_for"):
+        space = model_cls.search_space_for(fixed["similarity"])
+    else:
+        space = getattr(model_cls, "search_space", {}) or {}
+    return {k: v for k, v in dict(space).items() if k not in fixed}
+
+
+# --------------------------------------------------------------------------- one trial
+@dataclass(frozen=True)
+class _Task:
+    number: int
+    model_cls: type[Recommender]
+    params: dict[str, Any]
+    metric: str
+    cutoff: int
+    protocol: str
+    early_stopping: EarlyStopping | None
+    evaluate_test_above: float | None  # evaluate test when score > this; None = never
+    test_cutoffs: tuple[int, ...]
+    test_metrics: tuple[str, ...] | None
+    measure_memory: bool
+
+
+@dataclass
+class _Outcome:
+    status: Literal["ok", "failed"]
+    score: float | None
+    params: dict[str, Any]
+    fit_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    test_eval_seconds: float = 0.0
+    peak_memory_mb: float | None = None
+    peak_rss_mb: float | None = None
+    memory_method: str = "none"
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    validation_curve: list[tuple[int, float]] = field(default_factory=list)
+    test_result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    worker: str = "in-process"
+
+
+def _evaluate(model: Recommender, split: Split, task: _Task, on: str) -> Any:
+    from recforge.evaluation import evaluate_split
+
+    kw: dict[str, Any] = {"on": on, "protocol": task.protocol, "exclude_train": True}
+    if on == "validation":
+        kw["cutoffs"] = [task.cutoff]
+        kw["metrics"] = [task.metric]
+    else:
+        kw["cutoffs"] = list(task.test_cutoffs)
+        if task.test_metrics is not None:
+            kw["metrics"] = list(task.test_metrics)
+    return evaluate_split(model, split, **kw)
+
+
+def _validation_score(model: Recommender, split: Split, task: _Task) -> float:
+    res = _evaluate(model, split, task, "validation")
+    key = f"{task.metric}@{task.cutoff}"
+    if key not in res.summary:
+        raise KeyError(f"evaluator returned no {key}; got {sorted(res.summary)}")
+    return float(res.summary[key])
+
+
+def _is_iterative(model: Recommender) -> bool:
+    return all(hasattr(model, a) for a in ("fit_iter", "get_state", "set_state"))
+
+
+def _fit_early_stopping(model: Any, split: Split, task: _Task, out: _Outcome) -> float:
+    es = task.early_stopping
+    assert es is not None
+    best, best_epoch, best_state, bad = -math.inf, 0, None, 0
+    gen = model.fit_iter(split.train, n_epochs=es.max_epochs)
+    epoch = 0
+    try:
+        t0 = time.perf_counter()
+        for epoch in gen:
+            if epoch % es.validate_every and epoch != es.max_epochs:
+                continue
+            out.fit_seconds += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            score = _validation_score(model, split, task)
+            out.eval_seconds += time.perf_counter() - t1
+            out.validation_curve.append((int(epoch), score))
+            if score > best:  # NaN never improves
+                best, best_epoch, best_state, bad = score, int(epoch), model.get_state(), 0
+            else:
+                bad += 1
+            if bad >= es.patience and epoch >= es.min_epochs:
+                break
+            t0 = time.perf_counter()
+        else:
+            out.fit_seconds += time.perf_counter() - t0
+    finally:
+        gen.close()
+    out.epochs_run = int(epoch)
+    if best_state is None:
+        raise RuntimeError("early stopping saw no finite validation score")
+    model.set_state(best_state)
+    epochs_param = getattr(model, "epochs_param", "iterations")
+    model.set_params(**{epochs_param: best_epoch})
+    out.params = {**out.params, epochs_param: best_epoch}
+    out.best_epoch = best_epoch
+    return best
+
+
+def _run_trial(task: _Task, split: Split) -> _Outcome:
+    """Fit, validate and (when it may be a new best) test one configuration; never raises."""
+    out = _Outcome(status="ok", score=None, params=dict(task.params))
+    with PeakMemory(task.measure_memory) as pm:
+        try:
+            model = task.model_cls(**task.params)
+            if task.early_stopping is not None and _is_iterative(model):
+                score = _fit_early_stopping(model, split, task, out)
+            else:
+                t0 = time.perf_counter()
+                model.fit(split.train)
+                out.fit_seconds = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                score = _validation_score(model, split, task)
+                out.eval_seconds = time.perf_counter() - t1
+            if not math.isfinite(score):
+                raise FloatingPointError(f"validation score is {score}")
+            out.score = score
+            if task.evaluate_test_above is not None and score > task.evaluate_test_above:
+                t2 = time.perf_counter()
+                out.test_result = _evaluate(model, split, task, "test")
+                out.test_eval_seconds = time.perf_counter() - t2
+        except Exception as exc:  # a broken configuration scores worst, like the paper
+            out.status, out.score = "failed", None
+            out.error = f"{type(exc).__name__}: {exc}"
+            out.traceback = traceback.format_exc()
+    out.peak_memory_mb, out.peak_rss_mb, out.memory_method = pm.peak_mb, pm.peak_rss_mb, pm.method
+    return out
+
+
+# --------------------------------------------------------------------------- worker processes
+_WORKER_SPLIT: Split | None = None
+_WORKER_LIMITS: Any = None
+
+
+def _worker_init(split: Split) -> None:
+    global _WORKER_SPLIT, _WORKER_LIMITS
+    from threadpoolctl import threadpool_limits
+
+    _WORKER_SPLIT = split
+    _WORKER_LIMITS = threadpool_limits(1)  # kept alive for the worker's lifetime
+
+
+def _worker_run(task: _Task) -> _Outcome:
+    assert _WORKER_SPLIT is not None, "worker not initialised"
+    out = _run_trial(task, _WORKER_SPLIT)
+    out.worker = f"pid {os.getpid()}"
+    return out
+
+
+def _single_thread_env() -> dict[str, str | None]:
+    """Set thread env vars to 1 (inherited by spawned workers); returns the old values."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    old = {n: os.environ.get(n) for n in names}
+    for n in names:
+        os.environ[n] = "1"
+    return old
+
+
+def _restore_env(old: dict[str, str | None]) -> None:
+    for n, v in old.items():
+        if v is None:
+            os.environ.pop(n, None)
+        else:
+            os.environ[n] = v
+
+
+# --------------------------------------------------------------------------- the search
+def tune(
+    model_name: str,
+    split: Split,
+    *,
+    search_space: SearchSpace | None = None,
+    fixed_params: Mapping[str, Any] | None = None,
+    metric: str = "PRECISION",
+    cutoff: int = 10,
+    n_trials: int = 35,
+    n_startup_trials: int = 5,
+    seed: int = 0,
+    protocol: Protocol = "full",
+    n_jobs: int = 1,
+    early_stopping: EarlyStopping | None = None,
+    timeout: float | None = None,
+    evaluate_test_on_improvement: bool = True,
+    test_cutoffs: Sequence[int] | None = None,
+    test_metrics: Sequence[str] | None = None,
+    measure_memory: bool = True,
+    callbacks: Sequence[TrialCallback] = (),
+) -> TuningResult:
+    """Search ``model_name``'s hyper-parameters on ``split`` (see the module docstring).
+
+    Args:
+        search_space: param -> spec (see :mod:`recforge.tuning.space`); default
+            :func:`default_search_space`. An empty space runs a single trial.
+        fixed_params: constructor arguments held constant (they override the space). A
+            ``seed`` hyper-parameter the model has and nobody fixed is set to ``seed``.
+        metric, cutoff: the maximised validation objective, e.g. "PRECISION", 10.
+        protocol: "full" ranking or "candidates" (uses the split's negatives).
+        n_jobs: parallel trials in worker processes (1 = in-process). Workers also force a
+            model's own ``n_jobs``/``num_threads`` to 1 unless fixed.
+        early_stopping: used for iterative models only; their epochs come from it.
+        timeout: seconds after which no new trial starts (running ones finish).
+        test_cutoffs, test_metrics: what the test evaluation of new bests reports
+            (default: ``cutoff`` and the evaluator's default metrics).
+        callbacks: called in this process with each finished :class:`TrialRecord`.
+    """
+    import optuna
+
+    t_start = time.perf_counter()
+    metric = str(metric).upper()
+    if cutoff < 1:
+        raise ValueError(f"tune: cutoff must be >= 1, got {cutoff}")
+    if n_trials < 1:
+        raise ValueError(f"tune: n_trials must be >= 1, got {n_trials}")
+    if n_jobs < 1:
+        raise ValueError(f"tune: n_jobs must be >= 1, got {n_jobs}")
+    if protocol not in ("full", "candidates"):
+        raise ValueError(f"tune: protocol must be 'full' or 'candidates', got {protocol!r}")
+    if split.validation is None:
+        raise ValueError("tune: the split has no validation part; make one (carved from train)")
+    if protocol == "candidates" and split.validation_negatives is None:
+        raise ValueError("tune: protocol='candidates' needs split.validation_negatives")
+
+    model_cls = get_model_class(model_name)
+    param_names = model_cls._param_names()
+    fixed = dict(fixed_params or {})
+    bad_fixed = sorted(set(fixed) - set(param_names))
+    if bad_fixed:
+        raise ValueError(
+            f"tune: fixed_params {bad_fixed} are not hyper-parameters of {model_name}; "
+            f"valid: {sorted(param_names)}"
+        )
+    space = (
+        default_search_space(model_cls, fixed)
+        if search_space is None
+        else {k: v for k, v in dict(search_space).items() if k not in fixed}
+    )
+    validate_space(space, param_names, model_name)
+    distributions = to_distributions(space)
+    if "seed" in param_names and "seed" not in fixed and "seed" not in space:
+        fixed["seed"] = seed
+    if n_jobs > 1:
+        for name in ("n_jobs", "num_threads"):
+            if name in param_names and name not in fixed and name not in space:
+                fixed[name] = 1
+    iterative = all(hasattr(model_cls, a) for a in ("fit_iter", "get_state", "set_state"))
+    es = early_stopping if iterative else None
+    if early_stopping is not None and not iterative:
+        log.info("tune: %s is not iterative; early stopping ignored", model_name)
+    total = 1 if not distributions else n_trials
+
+    sampler = optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=n_startup_trials, constant_liar=n_jobs > 1
+    )
+    sampler_desc = (
+        f"optuna TPESampler(seed={seed}, n_startup_trials={n_startup_trials}, "
+        f"constant_liar={n_jobs > 1}); the paper used skopt gp_minimize (unseeded)"
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    eval_desc = "full ranking" if protocol == "full" else "candidate-set ranking"
+    neg = "" if protocol == "full" else " over split.validation_negatives"
+    result = TuningResult(
+        model_name=model_name,
+        metric=metric,
+        cutoff=int(cutoff),
+        protocol=protocol,
+        validation_protocol=(
+            f"{eval_desc}{neg} on split.validation, train items excluded; "
+            f"model fitted on split.train; objective {metric}@{cutoff} (maximised)"
+        ),
+        test_protocol=(
+            f"{eval_desc}{'' if protocol == 'full' else ' over split.test_negatives'} on "
+            "split.test, train items excluded; evaluated whenever a new best validation score "
+            "is found, on that same model fitted on split.train (no refit on train+validation)"
+        ),
+        sampler=sampler_desc,
+        search_space={k: dict(v) if isinstance(v, Mapping) else repr(v) for k, v in space.items()},
+        fixed_params=dict(fixed),
+        n_trials=0,
+        seed=seed,
+        best_params=None,
+        best_validation=None,
+        best_trial=None,
+        test_result_of_best=None,
+        trials=[],
+        data_checksum=split.train.checksum(),
+        split_fingerprint=split.fingerprint(),
+    )
+    cache: dict[str, _Outcome] = {}
+    cache_number: dict[str, int] = {}
+
+    def make_task(number: int, params: dict[str, Any]) -> _Task:
+        above: float | None = None
+        if evaluate_test_on_improvement:
+            above = -math.inf if result.best_validation is None else result.best_validation
+        return _Task(
+            number=number,
+            model_cls=model_cls,
+            params=params,
+            metric=metric,
+            cutoff=int(cutoff),
+            protocol=protocol,
+            early_stopping=es,
+            evaluate_test_above=above,
+            test_cutoffs=tuple(test_cutoffs) if test_cutoffs else (int(cutoff),),
+            test_metrics=tuple(test_metrics) if test_metrics else None,
+            measure_memory=measure_memory,
+        )
+
+    def finish(trial: Any, number: int, key: str, out: _Outcome, cached: int | None) -> None:
+        value = out.score if out.status == "ok" and out.score is not None else WORST_SCORE
+        study.tell(trial, value)
+        new_best = out.status == "ok" and (
+            result.best_validation is None or value > result.best_validation
+        )
+        rec = TrialRecord(
+            number=number,
+            params=out.params,
+            status=out.status,
+            score=out.score,
+            objective=value,
+            fit_seconds=0.0 if cached is not None else out.fit_seconds,
+            eval_seconds=0.0 if cached is not None else out.eval_seconds,
+            test_eval_seconds=0.0 if cached is not None else out.test_eval_seconds,
+            peak_memory_mb=None if cached is not None else out.peak_memory_mb,
+            peak_rss_mb=None if cached is not None else out.peak_rss_mb,
+            memory_method="none" if cached is not None else out.memory_method,
+            is_new_best=new_best,
+            best_epoch=out.best_epoch,
+            epochs_run=out.epochs_run,
+            validation_curve=list(out.validation_curve),
+            error=out.error,
+            traceback=out.traceback,
+            cached_from=cached,
+            worker=out.worker if cached is None else "cache",
+        )
+        if out.status == "failed":
+            log.warning("trial %d of %s failed with params %s: %s",
+                        number, model_name, out.params, out.error)
+        if new_best:
+            result.best_validation = value
+            result.best_params = dict(out.params)
+            result.best_trial = number
+            if evaluate_test_on_improvement:
+                if out.test_result is None:  # cannot happen: tested when above the old best
+                    raise RuntimeError(f"trial {number} is a new best but was not tested")
+                result.test_result_of_best = out.test_result
+                rec.test_summary = {k: float(v) for k, v in out.test_result.summary.items()}
+        if cached is None and out.worker != "crashed":
+            cache.setdefault(key, out)
+            cache_number.setdefault(key, number)
+        result.trials.append(rec)
+        result.n_trials = len(result.trials)
+        for cb in callbacks:
+            cb(rec)
+
+    def ask() -> tuple[Any, int, dict[str, Any], str]:
+        trial = study.ask(fixed_distributions=distributions)
+        params = {**fixed, **trial.params}
+        key = json.dumps(_jsonable(params), sort_keys=True)
+        return trial, trial.number, params, key
+
+    def out_of_time() -> bool:
+        return timeout is not None and time.perf_counter() - t_start > timeout
+
+    def from_cache(key: str) -> _Outcome | None:
+        # A repeated configuration of a deterministic model gives the same result; a cached
+        # outcome never carries a test result (the configuration cannot be a new best).
+        hit = cache.get(key)
+        if hit is None:
+            return None
+        return _Outcome(**{**hit.__dict__, "test_result": None})
+
+    asked = 0
+    if n_jobs == 1:
+        while asked < total and not (asked and out_of_time()):
+            trial, number, params, key = ask()
+            asked += 1
+            hit = from_cache(key)
+            if hit is not None:
+                finish(trial, number, key, hit, cache_number[key])
+                continue
+            finish(trial, number, key, _run_trial(make_task(number, params), split), None)
+    else:
+        _run_parallel(
+            split, total, n_jobs, ask, make_task, finish, from_cache, cache_number, out_of_time
+        )
+
+    result.total_seconds = time.perf_counter() - t_start
+    return result
+
+
+def _run_parallel(
+    split: Split,
+    total: int,
+    n_jobs: int,
+    ask: Callable[[], tuple[Any, int, dict[str, Any], str]],
+    make_task: Callable[[int, dict[str, Any]], _Task],
+    finish: Callable[[Any, int, str, _Outcome, int | None], None],
+    from_cache: Callable[[str], _Outcome | None],
+    cache_number: dict[str, int],
+    out_of_time: Callable[[], bool],
+) -> None:
+    """Ask/tell loop over a spawn-context process pool; a crashed pool is replaced."""
+    ctx = multiprocessing.get_context("spawn")
+    old_env = _single_thread_env()
+    asked = 0
+    broken_in_a_row = 0
+    pool: ProcessPoolExecutor | None = None
+    pending: dict[Future[_Outcome], tuple[Any, int, dict[str, Any], str]] = {}
+    try:
+        while asked < total or pending:
+            if pool is None:
+                pool = ProcessPoolExecutor(
+                    max_workers=n_jobs, mp_context=ctx, initializer=_worker_init,
+                    initargs=(split,),
+                )
+            while len(pending) < n_jobs and asked < total and not (asked and out_of_time()):
+                trial, number, params, key = ask()
+                asked += 1
+                hit = from_cache(key)
+                if hit is not None:
+                    finish(trial, number, key, hit, cache_number[key])
+                    continue
+                fut = pool.submit(_worker_run, make_task(number, params))
+                pending[fut] = (trial, number, params, key)
+            if not pending:
+                if asked >= total or out_of_time():
+                    break
+                continue
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in sorted(done, key=lambda f: pending[f][1]):
+                trial, number, params, key = pending.pop(fut)
+                try:
+                    out = fut.result()
+                except BrokenProcessPool as exc:
+                    broken = True
+                    out = _Outcome(
+                        status="failed", score=None, params=params,
+                        error=f"worker process died: {exc}", worker="crashed",
+                    )
+                finish(trial, number, key, out, None)
+                if out.worker != "crashed":
+                    broken_in_a_row = 0
+            if broken:
+                broken_in_a_row += 1
+                if broken_in_a_row >= 3:
+                    raise RuntimeError(
+                        "tune: the worker pool died 3 times in a row; workers are spawned, so a "
+                        "script calling tune(n_jobs>1) needs an `if __name__ == '__main__':` "
+                        "guard, and a trial may be exhausting memory"
+                    )
+                for fut, (trial, number, params, key) in list(pending.items()):
+                    pending.pop(fut)
+                    finish(trial, number, key, _Outcome(
+                        status="failed", score=None, params=params,
+                        error="worker pool broke while this trial ran", worker="crashed",
+                    ), None)
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        _restore_env(old_env)
