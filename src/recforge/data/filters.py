@@ -225,10 +225,11 @@ def deduplicate(
     except ImportError:  # pragma: no cover - polars is a dependency
         pass
     cols = [user_col, item_col] + ([timestamp_col] if timestamp_col else [])
-    pdf = pd.DataFrame({c: df[c].to_numpy() for c in cols}) if is_polars else df
-    missing = [c for c in cols if c not in pdf.columns]
+    found = [str(c) for c in df.columns]
+    missing = [c for c in cols if c not in found]
     if missing:
-        raise ValueError(f"columns {missing} not found; columns found: {list(pdf.columns)}")
+        raise ValueError(f"columns {missing} not found; columns found: {found}")
+    pdf = pd.DataFrame({c: df[c].to_numpy() for c in cols}) if is_polars else df
     pos = np.arange(len(pdf))
     order = np.lexsort((pos, pdf[timestamp_col].to_numpy())) if timestamp_col else pos
     ordered = pdf.iloc[order]
