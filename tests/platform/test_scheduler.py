@@ -1,0 +1,437 @@
+"""Level-1 scheduler: gangs, ordering, aging bound, quotas across clusters, explain, events."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from recforge.platform.resources import (
+    Cluster,
+    GroupQuota,
+    UnknownResource,
+    parse_platform_config,
+)
+from recforge.platform.scheduler import (
+    AgingPolicy,
+    InfeasibleJob,
+    Scheduler,
+    UnknownJob,
+    UnknownQueue,
+)
+from recforge.platform.specs import JobSpec, Resources
+
+
+def job(
+    name: str,
+    queue: str = "q",
+    workers: int = 0,
+    cpu: float = 1,
+    memory: int | str = 0,
+    gpu: int = 0,
+    master_cpu: float | None = None,
+    min_available: int | None = None,
+    priority: int = 0,
+    ext: dict[str, float] | None = None,
+    **extra: Any,
+) -> JobSpec:
+    """A job of one master (``master_cpu``, default ``cpu``) plus ``workers`` workers."""
+    res = {"cpu": cpu, "memory": memory, "gpu": gpu, "extended": ext or {}}
+    specs: list[dict[str, Any]] = [
+        {"role": "master", "resources": {**res, "cpu": cpu if master_cpu is None else master_cpu}}
+    ]
+    if workers:
+        specs.append({"role": "worker", "replicas": workers, "resources": res})
+    return JobSpec.model_validate(
+        {
+            "name": name,
+            "command": ["true"],
+            "queue": queue,
+            "replica_specs": specs,
+            "min_available": min_available,
+            "priority": priority,
+            **extra,
+        }
+    )
+
+
+def one_cluster(cpu: float = 10, gpu: int = 0, **sched: Any) -> Scheduler:
+    cfg = parse_platform_config(
+        {
+            "clusters": [{"name": "c1", "type": "local", "capacity": {"cpu": cpu, "gpu": gpu}}],
+            "groups": [
+                {"name": "g", "quotas": [{"cluster": "c1", "nominal": {"cpu": cpu, "gpu": gpu}}]}
+            ],
+            "queues": [{"name": "q", "group": "g"}],
+        }
+    )
+    return Scheduler(cfg, **sched)
+
+
+def ids(admissions: list) -> list[str]:
+    return [a.job_id for a in admissions]
+
+
+# -- gangs ------------------------------------------------------------------------------------
+def test_two_gangs_that_fit_alone_but_not_together_never_deadlock() -> None:
+    s = one_cluster(cpu=10)
+    s.submit("a", job("a", workers=5), now=0)  # 6 replicas x 1 cpu
+    s.submit("b", job("b", workers=5), now=0)
+    first = s.schedule(now=0)
+    assert ids(first) == ["a"]
+    a = first[0]
+    assert len(a.replicas) == 6 and a.total == Resources(cpu=6)
+    assert [r.role for r in a.replicas] == ["master"] + ["worker"] * 5
+    # Nothing partial: b holds nothing while pending.
+    assert s.book.usage("g", "c1") == Resources(cpu=6)
+    assert s.schedule(now=1) == []
+    assert s.release("a") == Resources(cpu=6)
+    assert ids(s.schedule(now=2)) == ["b"]
+    assert s.book.usage("g", "c1") == Resources(cpu=6)
+
+
+def test_elastic_extras_are_added_while_they_fit() -> None:
+    s = one_cluster(cpu=10)
+    s.submit("x", job("x", cpu=2, workers=2), now=0)  # 6 cpu, leaves 4
+    s.schedule(now=0)
+    s.submit("e", job("e", cpu=1, workers=6, min_available=3), now=1)
+    (adm,) = s.schedule(now=1)
+    assert adm.gang_size == 3 and len(adm.replicas) == 4  # gang of 3 + one extra worker
+    assert adm.total == Resources(cpu=4)
+
+
+def test_infeasible_job_fails_at_submit_with_reason() -> None:
+    s = one_cluster(cpu=4)
+    with pytest.raises(InfeasibleJob, match=r"c1: gang needs more .*\(cpu 5 > 4\)") as err:
+        s.submit("big", job("big", workers=4), now=0)
+    assert "c1" in err.value.reasons
+    assert "big" not in s and s.schedule(now=0) == []
+    with pytest.raises(UnknownQueue, match="unknown queue 'nope'"):
+        s.submit("u", job("u", queue="nope"), now=0)
+    with pytest.raises(UnknownResource, match="tpu"):
+        s.submit("t", job("t", ext={"tpu": 1}), now=0)
+    with pytest.raises(InfeasibleJob, match="not the requested 'ray'"):
+        s.submit("r", job("r", cluster_type="ray"), now=0)
+
+
+def test_node_packing_rejects_gangs_no_node_can_hold() -> None:
+    cfg = parse_platform_config(
+        {
+            "clusters": [
+                {
+                    "name": "c1",
+                    "type": "ray",
+                    "capacity": {"cpu": 8},
+                    "nodes": [{"cpu": 4}, {"cpu": 4}],
+                }
+            ],
+            "groups": [{"name": "g", "quotas": [{"cluster": "c1", "nominal": {"cpu": 8}}]}],
+            "queues": [{"name": "q", "group": "g"}],
+        }
+    )
+    s = Scheduler(cfg)
+    with pytest.raises(InfeasibleJob, match="more than any node has"):
+        s.submit("fat", job("fat", cpu=5), now=0)
+    with pytest.raises(InfeasibleJob, match="cannot be packed"):
+        s.submit("odd", job("odd", cpu=3, workers=2, master_cpu=2), now=0)  # 3+3+2 on 4+4
+    assert s.submit("ok", job("ok", cpu=2, workers=3), now=0) == ["c1"]
+
+
+# -- ordering ---------------------------------------------------------------------------------
+def test_small_overtakes_big_under_shortage_and_big_waits_at_most_the_bound() -> None:
+    max_wait, runtime = 100.0, 30.0
+    s = one_cluster(cpu=10, aging=AgingPolicy(aging_seconds=None, max_wait_seconds=max_wait))
+    rng = random.Random(0)
+    running: dict[str, float] = {}  # job id -> end time
+    s.submit("big", job("big", cpu=8), now=0)
+    n = 0
+    big_admitted_at = None
+    t = 0.0
+    # A steady stream of small jobs, more than the cluster can run: they would starve `big`.
+    while t <= 400 and big_admitted_at is None:
+        for _ in range(3):
+            n += 1
+            s.submit(f"s{n}", job(f"s{n}", cpu=rng.choice([1, 2])), now=t)
+        for jid, end in sorted(running.items()):
+            if end <= t:
+                s.on_finished(jid, t)
+                del running[jid]
+        for a in s.schedule(now=t):
+            if a.job_id == "big":
+                big_admitted_at = t
+            running[a.job_id] = t + runtime
+        if t == 10:
+            # Small jobs overtake the big one while it is young.
+            assert "big" not in running and len(running) >= 5
+        t += 5
+    assert big_admitted_at is not None
+    assert max_wait < big_admitted_at <= max_wait + runtime + 5  # +5: pass granularity
+
+
+def test_aging_lets_waiting_big_job_pass_younger_small_ones() -> None:
+    s = one_cluster(cpu=10, aging=AgingPolicy(aging_seconds=100, max_wait_seconds=None))
+    s.submit("hog", job("hog", cpu=10), now=0)
+    assert ids(s.schedule(now=0)) == ["hog"]
+    s.submit("big", job("big", cpu=7), now=0)  # size 0.7
+    s.submit("small", job("small", cpu=2), now=0)  # size 0.2: goes first
+    assert s.pending("q") == ["small", "big"]
+    s.submit("late", job("late", cpu=2), now=60)  # 0.2 + 60/100 = 0.8 > big's 0.7
+    assert s.pending("q") == ["small", "big", "late"]
+    s.release("hog")
+    # Without aging `late` (0.2) would pass `big` (0.7) and take the room big needs.
+    assert ids(s.schedule(now=70)) == ["small", "big"]
+
+
+def test_job_priority_within_a_queue_and_queue_priority_across_queues() -> None:
+    cfg = parse_platform_config(
+        {
+            "clusters": [{"name": "c1", "type": "local", "capacity": {"cpu": 2}}],
+            "groups": [{"name": "g", "quotas": [{"cluster": "c1", "nominal": {"cpu": 2}}]}],
+            "queues": [
+                {"name": "low", "group": "g", "priority": 0},
+                {"name": "high", "group": "g", "priority": 10},
+            ],
+        }
+    )
+    s = Scheduler(cfg)
+    s.submit("l1", job("l1", queue="low", cpu=1), now=0)
+    s.submit("l2", job("l2", queue="low", cpu=1, priority=5), now=1)
+    s.submit("h1", job("h1", queue="high", cpu=1), now=2)
+    assert ids(s.schedule(now=3)) == ["h1", "l2"]
+
+
+def test_weighted_drf_between_two_groups() -> None:
+    cfg = parse_platform_config(
+        {
+            "clusters": [{"name": "c1", "type": "local", "capacity": {"cpu": 12, "gpu": 12}}],
+            "groups": [
+                {"name": "ga", "quotas": [{"cluster": "c1", "nominal": {"cpu": 6, "gpu": 6}}]},
+                {"name": "gb", "quotas": [{"cluster": "c1", "nominal": {"cpu": 6, "gpu": 6}}]},
+            ],
+            "queues": [
+                {"name": "qa", "group": "ga", "weight": 2},
+                {"name": "qb", "group": "gb", "weight": 1},
+            ],
+        }
+    )
+    s = Scheduler(cfg)
+    for i in range(12):
+        s.submit(f"a{i}", job(f"a{i}", queue="qa", cpu=1), now=0)  # cpu-dominant
+        s.submit(f"b{i}", job(f"b{i}", queue="qb", cpu=0, gpu=1), now=0)  # gpu-dominant
+    got = ids(s.schedule(now=0))
+    # Everything borrowable: all 24 fit; the order interleaves by share/weight (2:1 for ga).
+    assert len(got) == 24
+    first9 = got[:9]
+    assert sum(j.startswith("a") for j in first9) == 6
+    assert sum(j.startswith("b") for j in first9) == 3
+
+
+def test_drf_decides_who_gets_released_capacity() -> None:
+    cfg = parse_platform_config(
+        {
+            "clusters": [{"name": "c1", "type": "local", "capacity": {"cpu": 4}}],
+            "groups": [
+                {"name": "ga", "quotas": [{"cluster": "c1", "nominal": {"cpu": 2}}]},
+                {"name": "gb", "quotas": [{"cluster": "c1", "nominal": {"cpu": 2}}]},
+            ],
+            "queues": [{"name": "qa", "group": "ga"}, {"name": "qb", "group": "gb"}],
+        }
+    )
+    s = Scheduler(cfg, aging=AgingPolicy(aging_seconds=None, max_wait_seconds=None))
+    for i in range(3):
+        s.submit(f"a{i}", job(f"a{i}", queue="qa", cpu=1), now=0)
+    assert ids(s.schedule(now=0)) == ["a0", "a1", "a2"]  # ga borrows gb's idle quota
+    s.submit("b0", job("b0", queue="qb", cpu=1), now=1)
+    s.submit("a3", job("a3", queue="qa", cpu=1), now=1)
+    assert ids(s.schedule(now=1)) == ["b0"]  # 1 cpu free: the poorer group gets it
+    s.release("a0")
+    s.submit("b1", job("b1", queue="qb", cpu=1), now=2)
+    assert ids(s.schedule(now=2)) == ["b1"]  # ga holds 2/4, gb 1/4
+
+
+# -- quotas across clusters -------------------------------------------------------------------
+QUOTA_CFG = {
+    "clusters": [
+        {"name": "east", "type": "local", "capacity": {"cpu": 10}},
+        {"name": "west", "type": "local", "capacity": {"cpu": 10}},
+    ],
+    "groups": [
+        {
+            "name": "ga",
+            "quotas": [
+                {"cluster": "east", "nominal": {"cpu": 4}, "borrowing_limit": {"cpu": 2}},
+                {"cluster": "west", "nominal": {"cpu": 4}, "borrowing_limit": {"cpu": 0}},
+            ],
+            "total_cap": {"cpu": 9},
+        },
+        {
+            "name": "gb",
+            "quotas": [
+                {"cluster": "east", "nominal": {"cpu": 6}, "lending_limit": {"cpu": 1}},
+                {"cluster": "west", "nominal": {"cpu": 6}},
+            ],
+        },
+    ],
+    "queues": [{"name": "qa", "group": "ga"}, {"name": "qb", "group": "gb"}],
+}
+
+
+def test_borrowing_up_to_limit_and_cross_cluster_cap() -> None:
+    s = Scheduler(parse_platform_config(QUOTA_CFG))
+    # east: ga may use 4 + min(borrowing limit 2, what gb lends: 1) = 5.
+    s.submit("a1", job("a1", queue="qa", cpu=5), now=0)
+    assert [(a.job_id, a.cluster) for a in s.schedule(now=0)] == [("a1", "east")]
+    assert s.book.usage("ga", "east") == Resources(cpu=5)
+    # gb still gets its 5 guaranteed cpu on east (nominal 6 - lending limit 1).
+    s.submit("b1", job("b1", queue="qb", cpu=5), now=0)
+    assert [(a.job_id, a.cluster) for a in s.schedule(now=1)] == [("b1", "east")]
+    # ga may not borrow on west (borrowing_limit 0) and at most 5 on east: 6 never fits.
+    with pytest.raises(InfeasibleJob) as err:
+        s.submit("a6", job("a6", queue="qa", cpu=6), now=2)
+    assert "cpu 6 > 5" in err.value.reasons["east"]
+    assert "cpu 6 > 4" in err.value.reasons["west"]
+    # A 5-cpu gang can only run on east, which is full now: it waits (west stays idle).
+    assert s.submit("a2", job("a2", queue="qa", cpu=5), now=2) == ["east"]
+    assert s.schedule(now=2) == []
+    (east,) = s.explain("a2", now=3).clusters
+    assert (east.cluster, east.fits_now) == ("east", False)
+    assert (east.shortages[0].needed, east.shortages[0].available) == (5, 0)
+    assert "capacity" in east.shortages[0].limited_by
+    # Its nominal 4 fits on west: a3 backfills past the blocked a2.
+    s.submit("a3", job("a3", queue="qa", cpu=4), now=3)
+    assert [(a.job_id, a.cluster) for a in s.schedule(now=3)] == [("a3", "west")]
+    # After a1 ends, east has 5 for ga and the cross-cluster cap leaves 9 - 4 = 5: a2 fits.
+    s.release("a1")
+    assert [(a.job_id, a.cluster) for a in s.schedule(now=4)] == [("a2", "east")]
+    # Now ga holds 9 = its total cap: even with free room on east nothing more is admitted.
+    s.submit("a4", job("a4", queue="qa", cpu=1), now=5)
+    s.release("b1")
+    assert s.schedule(now=5) == []
+    east = s.explain("a4", now=5).clusters[0]
+    assert east.cluster == "east" and "total cap" in east.shortages[0].limited_by
+    assert s.book.cluster_free("east") == Resources(cpu=5)
+
+
+def test_lending_limit_keeps_the_lenders_guarantee() -> None:
+    cfg = parse_platform_config(
+        {
+            "clusters": [{"name": "c", "type": "local", "capacity": {"cpu": 10, "gpu": 4}}],
+            "groups": [
+                {"name": "ga", "quotas": [{"cluster": "c", "nominal": {"cpu": 4, "gpu": 2}}]},
+                {
+                    "name": "gb",
+                    "quotas": [
+                        {
+                            "cluster": "c",
+                            "nominal": {"cpu": 6, "gpu": 2},
+                            "lending_limit": {"cpu": 1, "gpu": 0},
+                        }
+                    ],
+                },
+            ],
+            "queues": [{"name": "qa", "group": "ga"}, {"name": "qb", "group": "gb"}],
+        }
+    )
+    s = Scheduler(cfg)
+    with pytest.raises(InfeasibleJob, match="cpu 6 > 5"):  # 4 own + 1 lendable, never more
+        s.submit("too_big", job("too_big", queue="qa", cpu=6), now=0)
+    s.submit("a1", job("a1", queue="qa", cpu=5, gpu=2), now=0)
+    assert ids(s.schedule(now=0)) == ["a1"]
+    s.submit("a2", job("a2", queue="qa", cpu=0.5), now=1)
+    assert s.schedule(now=1) == []  # 5 cpu idle on the cluster, but it is gb's guarantee
+    (short,) = s.explain("a2", now=1).clusters[0].shortages
+    assert short.resource == "cpu" and short.available == 0 and "pool" in short.limited_by
+    s.submit("b1", job("b1", queue="qb", cpu=5, gpu=2), now=2)
+    assert ids(s.schedule(now=2)) == ["b1"]
+    assert s.book.cluster_free("c") == Resources()
+
+
+# -- explain and events -----------------------------------------------------------------------
+def test_explain_names_blocking_resource_and_queue_position() -> None:
+    s = one_cluster(cpu=4, gpu=2)
+    s.submit("run", job("run", cpu=2, gpu=2), now=0)
+    s.schedule(now=0)
+    s.submit("g1", job("g1", cpu=1, gpu=1), now=1)
+    s.submit("g2", job("g2", cpu=1, gpu=2), now=2)
+    s.schedule(now=2)
+    exp = s.explain("g2", now=12)
+    assert exp.state == "pending" and exp.position == 2 and exp.queue_length == 2
+    assert exp.waited_seconds == 10 and not exp.starving and exp.starving_in_seconds == 3590
+    (verdict,) = exp.clusters
+    assert not verdict.fits_now
+    (short,) = verdict.shortages
+    assert (short.resource, short.needed, short.available) == ("gpu", 2, 0)
+    assert "gpu: needs 2, 0 available" in exp.message and "position 2 of 2" in exp.message
+    assert s.explain("run", now=12).state == "admitted"
+    with pytest.raises(UnknownJob):
+        s.explain("nope", now=0)
+
+
+def test_idle_pass_does_no_work_and_events_wake_only_what_they_affect() -> None:
+    s = one_cluster(cpu=2)
+    s.submit("a", job("a", cpu=2), now=0)
+    for i in range(50):
+        s.submit(f"w{i}", job(f"w{i}", cpu=2), now=0)
+    assert ids(s.schedule(now=0)) == ["a"]
+    tries = s.stats.tries
+    for t in range(1, 20):
+        assert s.schedule(now=t) == []
+    assert s.stats.tries == tries  # no rescans without an event
+    assert s.stats.idle_passes == 19
+    s.release("a")
+    assert ids(s.schedule(now=20)) == ["w0"]
+    # One admission, then the blocked head plus at most `backfill_lookahead` more tries.
+    assert s.stats.tries - tries <= 1 + 1 + s.backfill_lookahead
+
+
+def test_evict_requeues_with_backoff_and_remove_forgets() -> None:
+    s = one_cluster(cpu=2)
+    s.submit("a", job("a", cpu=2), now=0)
+    s.schedule(now=0)
+    assert s.evict("a", now=5, not_before=30) == Resources(cpu=2)
+    assert s.book.usage("g") == Resources()
+    assert s.explain("a", now=6).state == "held"
+    assert s.schedule(now=10) == []
+    assert s.next_event_time() == 30
+    (adm,) = s.schedule(now=30)
+    assert adm.job_id == "a" and adm.waited_seconds == 0
+    s.remove("a")
+    assert "a" not in s and s.book.usage("g") == Resources()
+    with pytest.raises(UnknownJob):
+        s.release("a")
+
+
+def test_add_cluster_wakes_pending_jobs() -> None:
+    s = one_cluster(cpu=2)
+    s.submit("a", job("a", cpu=2), now=0)
+    s.submit("b", job("b", cpu=2), now=0)
+    assert ids(s.schedule(now=0)) == ["a"]
+    s.add_cluster(
+        Cluster(name="c2", type="local", capacity=Resources(cpu=2)),
+        {"g": GroupQuota(cluster="c2", nominal=Resources(cpu=2))},
+    )
+    (adm,) = s.schedule(now=1)
+    assert (adm.job_id, adm.cluster) == ("b", "c2")
+
+
+def test_same_events_give_same_decisions() -> None:
+    def run() -> list[tuple[str, str]]:
+        cfg = parse_platform_config(QUOTA_CFG)
+        s = Scheduler(cfg, aging=AgingPolicy(aging_seconds=50, max_wait_seconds=200))
+        rng = random.Random(7)
+        log: list[tuple[str, str]] = []
+        live: list[str] = []
+        for step in range(200):
+            q = rng.choice(["qa", "qb"])
+            # Every size fits some cluster: a rejection would be a bug, so none is caught.
+            s.submit(f"j{step}", job(f"j{step}", queue=q, cpu=rng.randint(1, 4)), now=step)
+            if live and rng.random() < 0.5:
+                s.on_finished(live.pop(rng.randrange(len(live))), step)
+            for a in s.schedule(now=step):
+                log.append((a.job_id, a.cluster))
+                live.append(a.job_id)
+        return log
+
+    first = run()
+    assert len(first) > 50 and first == run()
