@@ -5,9 +5,12 @@ from numba's on-disk cache) one specialisation per kernel, so callers pay the co
 
 Ranking key: higher score first; among equal scores the lower item index first. Items whose
 score is -inf are dropped. NaN scores are reported through ``nan_rows`` so the caller can raise.
-Each row keeps a min-heap of its current k best entries whose root is the *worst* kept entry;
-items are scanned in increasing index order, so an equal-scored newcomer always has a larger
-index than everything kept and can never displace it: a strict ``score > root`` test suffices.
+Each row appends entries scoring above an admission bar to a small buffer as distinct int64 keys
+(score descending, then item index ascending); when the buffer fills, an in-place quickselect
+keeps its k best keys and raises the bar to the k-th best score. Items are scanned in increasing
+index order, so an equal-scored newcomer ranks below everything kept and a strict
+``score > bar`` test suffices. (A per-row binary heap was 1.7x slower: TopPopular rows on ML-1M
+need ~350 replacements each.)
 """
 
 from __future__ import annotations
@@ -23,88 +26,111 @@ _OUT_B_2D = types.Array(types.boolean, 2, "C")
 _OUT_I32_1D = types.Array(types.int32, 1, "C")
 _OUT_B_1D = types.Array(types.boolean, 1, "C")
 
+# Buffer size per row: entries above the current bar are appended, and every (cap - k)
+# appends one O(cap) partition re-establishes the k best and raises the bar.
+_CAP_FACTOR = 2
+_CAP_EXTRA = 64
+
 
 @njit(inline="always")
-def _worse(s_a: float, i_a: int, s_b: float, i_b: int) -> bool:
-    return s_a < s_b or (s_a == s_b and i_a > i_b)
+def _key(s: float, j: int) -> int:
+    """int64 key, smaller = ranked higher: (score descending, item index ascending).
+
+    IEEE-754 floats order like sign-magnitude ints; flipping the magnitude bits of negative
+    ones gives ints in float order; inverting makes the best score smallest; the item index
+    fills the low 32 bits. Adding 0.0 first turns -0.0 into +0.0 so the two zeros tie.
+    """
+    bits = np.int64(np.float32(s + np.float32(0.0)).view(np.int32))
+    if bits < 0:
+        bits = bits ^ 0x7FFFFFFF
+    return ((~bits) << 32) | j
 
 
 @njit(inline="always")
-def _sift_down(hs: np.ndarray, hi: np.ndarray, n: int, pos: int) -> None:
-    while True:
-        child = 2 * pos + 1
-        if child >= n:
-            return
-        right = child + 1
-        if right < n and _worse(hs[right], hi[right], hs[child], hi[child]):
-            child = right
-        if _worse(hs[child], hi[child], hs[pos], hi[pos]):
-            hs[pos], hs[child] = hs[child], hs[pos]
-            hi[pos], hi[child] = hi[child], hi[pos]
-            pos = child
+def _key_score(key: int) -> float:
+    """The float32 score a key was built from."""
+    bits = ~(key >> 32)
+    if bits < 0:
+        bits = bits ^ 0x7FFFFFFF
+    return np.int32(bits).view(np.float32)
+
+
+@njit(inline="always")
+def _select_smallest(a: np.ndarray, cnt: int, k: int) -> int:
+    """Move the k smallest of ``a[:cnt]`` (distinct keys) to ``a[:k]``; return the largest of them.
+
+    In-place quickselect (Hoare partition, median-of-three pivot), no allocation.
+    """
+    lo = 0
+    hi = cnt - 1
+    t = k - 1
+    while lo < hi:
+        x = a[lo]
+        y = a[(lo + hi) >> 1]
+        z = a[hi]
+        if x > y:
+            x, y = y, x
+        if y > z:
+            y = z
+        if x > y:
+            y = x
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < y:
+                i += 1
+            while a[j] > y:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if t <= j:
+            hi = j
+        elif t >= i:
+            lo = i
         else:
-            return
+            break
+    worst = a[0]
+    for p in range(1, k):
+        if a[p] > worst:
+            worst = a[p]
+    return worst
 
 
 @njit(inline="always")
-def _sift_up(hs: np.ndarray, hi: np.ndarray, pos: int) -> None:
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if _worse(hs[pos], hi[pos], hs[parent], hi[parent]):
-            hs[pos], hs[parent] = hs[parent], hs[pos]
-            hi[pos], hi[parent] = hi[parent], hi[pos]
-            pos = parent
-        else:
-            return
-
-
-@njit(inline="always")
-def _push(hs: np.ndarray, hi: np.ndarray, cnt: int, k: int, s: float, j: int) -> int:
-    """Offer (s, j) to the heap holding ``cnt`` entries; returns the new count."""
-    if cnt < k:
-        hs[cnt] = s
-        hi[cnt] = j
-        _sift_up(hs, hi, cnt)
-        return cnt + 1
-    hs[0] = s
-    hi[0] = j
-    _sift_down(hs, hi, k, 0)
-    return cnt
-
-
-@njit(inline="always")
-def _drain(
-    hs: np.ndarray,
-    hi: np.ndarray,
+def _finish(
+    buf: np.ndarray,
     cnt: int,
+    k: int,
     row: int,
     user: int,
     t_ptr: np.ndarray,
     t_idx: np.ndarray,
     out_items: np.ndarray,
     out_hits: np.ndarray,
-) -> None:
-    """Heap-sort the kept entries into ``out_items[row]`` (best first) and mark test hits."""
-    n = cnt
-    while n > 0:
-        out_items[row, n - 1] = hi[0]
-        n -= 1
-        hs[0] = hs[n]
-        hi[0] = hi[n]
-        _sift_down(hs, hi, n, 0)
+) -> int:
+    """Sort the k best keys into ``out_items[row]`` (best first), mark test hits; returns |L|."""
+    if cnt > k:
+        _select_smallest(buf, cnt, k)
+        cnt = k
+    kept = buf[:cnt]
+    kept.sort()
     lo0 = t_ptr[user]
     hi0 = t_ptr[user + 1]
     for pos in range(cnt):
-        item = out_items[row, pos]
+        item = np.int32(kept[pos] & 0xFFFFFFFF)
+        out_items[row, pos] = item
         lo = lo0
-        hi_ = hi0
-        while lo < hi_:  # binary search in the user's sorted test items
-            mid = (lo + hi_) >> 1
+        hi = hi0
+        while lo < hi:  # binary search in the user's sorted test items
+            mid = (lo + hi) >> 1
             if t_idx[mid] < item:
                 lo = mid + 1
             else:
-                hi_ = mid
+                hi = mid
         out_hits[row, pos] = lo < hi0 and t_idx[lo] == item
+    return cnt
 
 
 @njit(
@@ -131,11 +157,11 @@ def topk_full(
     """Top-k over all items of each row, skipping the row user's excluded (sorted) items."""
     n_rows, n_items = scores.shape
     k = out_items.shape[1]
+    cap = _CAP_FACTOR * k + _CAP_EXTRA
     neg_inf = np.float32(-np.inf)
     for row in prange(n_rows):
         user = users[row]
-        hs = np.empty(k, dtype=np.float32)
-        hi = np.empty(k, dtype=np.int32)
+        buf = np.empty(cap, dtype=np.int64)
         e = ex_ptr[user]
         e_end = ex_ptr[user + 1]
         next_ex = ex_idx[e] if e < e_end else n_items
@@ -149,14 +175,15 @@ def topk_full(
                 continue
             s = scores[row, j]
             if s > thr:
-                cnt = _push(hs, hi, cnt, k, s, j)
-                if cnt == k:
-                    thr = hs[0]
+                buf[cnt] = _key(s, j)
+                cnt += 1
+                if cnt == cap:
+                    thr = _key_score(_select_smallest(buf, cnt, k))
+                    cnt = k
             elif s != s:
                 has_nan = True
         nan_rows[row] = has_nan
-        out_len[row] = cnt
-        _drain(hs, hi, cnt, row, user, t_ptr, t_idx, out_items, out_hits)
+        out_len[row] = _finish(buf, cnt, k, row, user, t_ptr, t_idx, out_items, out_hits)
 
 
 @njit(
@@ -183,11 +210,11 @@ def topk_candidates(
     """Top-k restricted to each row user's candidate items (sorted, de-duplicated)."""
     n_rows = scores.shape[0]
     k = out_items.shape[1]
+    cap = _CAP_FACTOR * k + _CAP_EXTRA
     neg_inf = np.float32(-np.inf)
     for row in prange(n_rows):
         user = users[row]
-        hs = np.empty(k, dtype=np.float32)
-        hi = np.empty(k, dtype=np.int32)
+        buf = np.empty(cap, dtype=np.int64)
         cnt = 0
         thr = neg_inf
         has_nan = False
@@ -195,11 +222,12 @@ def topk_candidates(
             j = c_idx[p]
             s = scores[row, j]
             if s > thr:
-                cnt = _push(hs, hi, cnt, k, s, j)
-                if cnt == k:
-                    thr = hs[0]
+                buf[cnt] = _key(s, j)
+                cnt += 1
+                if cnt == cap:
+                    thr = _key_score(_select_smallest(buf, cnt, k))
+                    cnt = k
             elif s != s:
                 has_nan = True
         nan_rows[row] = has_nan
-        out_len[row] = cnt
-        _drain(hs, hi, cnt, row, user, t_ptr, t_idx, out_items, out_hits)
+        out_len[row] = _finish(buf, cnt, k, row, user, t_ptr, t_idx, out_items, out_hits)
