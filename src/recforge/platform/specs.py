@@ -235,6 +235,15 @@ class Resources(BaseModel):
         return acc
 
 
+def _scalar_text(x: Any) -> Any:
+    """Numbers and booleans as the text a shell would see; anything else unchanged."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int | float):
+        return str(x)
+    return x
+
+
 class ReplicaSpec(BaseModel):
     """One group of identical replicas of a job (a role with a count and per-replica resources)."""
 
@@ -246,6 +255,11 @@ class ReplicaSpec(BaseModel):
     command: list[str] | None = Field(
         None, description="overrides the job's command for these replicas"
     )
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command_scalars(cls, v: Any) -> Any:
+        return [_scalar_text(x) for x in v] if isinstance(v, list) else v
 
     @model_validator(mode="after")
     def _check(self) -> ReplicaSpec:
@@ -336,6 +350,21 @@ class JobSpec(BaseModel):
             raise ValueError(
                 f"kind {v!r} is not supported yet (supported: {', '.join(SUPPORTED_KINDS)})"
             )
+        return v
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command_scalars(cls, v: Any) -> Any:
+        # YAML turns `--epochs, 10` into an int; argv is text, so numbers become their text.
+        if isinstance(v, list):
+            return [_scalar_text(x) for x in v]
+        return v
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_scalars(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {k: _scalar_text(x) for k, x in v.items()}
         return v
 
     @field_validator("env")
