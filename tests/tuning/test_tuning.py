@@ -41,10 +41,14 @@ def test_same_seed_same_search(split: Split) -> None:
 
 
 def test_records_best_and_test_on_improvement(split: Split) -> None:
+    seen: list[int] = []
     res = tune(
         "PureSVD", split, search_space=SVD_SPACE, n_trials=10, seed=1, metric="ndcg",
         cutoff=5, test_cutoffs=[5, 10], test_metrics=["NDCG", "RECALL"],
+        callbacks=[lambda rec: seen.append(rec.number)],
     )
+    assert seen == [t.number for t in res.trials] == list(range(10))
+    assert res.metric == "NDCG" and res.key == "NDCG@5"
     scores = [t.score for t in res.trials]
     assert res.best_validation == max(scores)
     assert res.trials[res.best_trial].score == res.best_validation
@@ -145,6 +149,9 @@ def test_bad_arguments_are_named(split: Split) -> None:
         tune("PureSVD", split, search_space={"num_factors": {"type": "int", "low": 9, "high": 3}})
     with pytest.raises(ValueError, match=r"'x'.*type"):
         to_distribution("x", {"type": "uniform", "low": 0, "high": 1})
+    with pytest.raises(ValueError, match="chosen by early stopping"):
+        tune("IALS", split, search_space={"iterations": {"type": "int", "low": 1, "high": 9}},
+             early_stopping=EarlyStopping())
     with pytest.raises(ValueError, match="log scale"):
         to_distribution("x", {"type": "float", "low": 0.0, "high": 1.0, "log": True})
 

@@ -454,6 +454,12 @@ def tune(
     es = early_stopping if iterative else None
     if early_stopping is not None and not iterative:
         log.info("tune: %s is not iterative; early stopping ignored", model_name)
+    epochs_param = getattr(model_cls, "epochs_param", "iterations")
+    if es is not None and epochs_param in space:
+        raise ValueError(
+            f"tune: {model_name}.{epochs_param} is chosen by early stopping; remove it from the "
+            "search space or pass early_stopping=None"
+        )
     total = 1 if not distributions else n_trials
 
     sampler = optuna.samplers.TPESampler(
