@@ -399,6 +399,8 @@ def _split_lines(raw: bytes) -> list[bytes]:
     lines = raw.split(b"\n")
     while lines and not lines[-1].strip():
         lines.pop()  # trailing newline(s) at the end of the file are fine
+    if b"\r" not in raw:
+        return lines
     return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
 
 
@@ -508,12 +510,12 @@ def read_csv(
     elif sep == " ":
         lens = np.fromiter((len(ln.split()) for ln in lines), dtype=np.int64, count=len(lines))
         n_expected = len(names) if names is not None and not header else int(lens[0])
-        k = _first(lens != n_expected)
-        if k is not None:
+        first_bad = _first(lens != n_expected)
+        if first_bad is not None:
             raise DataFormatError(
-                f"ragged line: {int(lens[k])} field(s), expected {n_expected}",
+                f"ragged line: {int(lens[first_bad])} field(s), expected {n_expected}",
                 file=path,
-                line=k + 1,
+                line=first_bad + 1,
             )
     if header:
         found = [f.strip().strip('"') for f in first_fields]
