@@ -112,3 +112,16 @@ def test_rejects_bad_params() -> None:
         _fit(r, l1_ratio=2.0)
     with pytest.raises(ValueError, match="alpha"):
         _fit(r, alpha=0.0)
+
+
+def test_worker_accepts_read_only_matrix() -> None:
+    # joblib passes large arrays to workers as read-only memmaps
+    from recforge.models.slim import _fit_block_worker, fit_slim_columns
+
+    x = sp.csc_matrix(_data(3).astype(np.float32))
+    params = SLIMElasticNet(top_k=5, alpha=0.01)._checked_params()
+    expected = fit_slim_columns(x.copy(), np.arange(10), params)
+    x.data.setflags(write=False)
+    got = _fit_block_worker(x, np.arange(10), params)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -101,6 +101,10 @@ def fit_slim_columns(
 def _fit_block_worker(
     x_csc: sp.csc_matrix, items: np.ndarray, params: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # joblib hands large arrays to workers as read-only memmaps; the column zeroing needs a
+    # writable X, so copy once per block (not per item).
+    if not x_csc.data.flags.writeable:
+        x_csc = x_csc.copy()
     # one BLAS/OpenMP thread per worker process: the parallelism is over item blocks
     with threadpool_limits(1):
         return fit_slim_columns(x_csc, items, params)
