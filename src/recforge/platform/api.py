@@ -26,22 +26,24 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import Annotated, Any, Self
 
-from fastapi import Body, Depends, FastAPI, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recforge.platform.resources import Cluster, Group, PlatformConfig, Queue
-from recforge.platform.specs import JobSpec, SpecError, format_validation_error
-from recforge.platform.states import JobState
+from recforge.platform.scheduler import UnknownJob
+from recforge.platform.service import PermissionDenied, PlatformService, SubmitError
+from recforge.platform.specs import JobSpec, SpecError, format_validation_error, parse_job_spec
+from recforge.platform.states import TERMINAL_STATES, JobState
 from recforge.platform.store import Event, JobNotFound, JobRecord, Store, User, hash_token
-
-if TYPE_CHECKING:
-    from recforge.platform.service import PlatformService
+from recforge.platform.templates import Template, render
 
 __all__ = [
     "ADMIN_GROUP",
@@ -318,7 +320,7 @@ class AccessLog:
 # --------------------------------------------------------------------------------- app
 @dataclass
 class _Ctx:
-    service: "PlatformService"
+    service: PlatformService
     store: Store
     auth: Authenticator
 
@@ -350,7 +352,7 @@ def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
 
 UserDep = Annotated[User, Depends(current_user)]
 AdminDep = Annotated[User, Depends(admin_user)]
-JobId = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="job id")]
+JobId = Annotated[int, PathParam(ge=1, le=MAX_DB_INT, description="job id")]
 
 
 _CONFIG_KINDS: dict[str, tuple[str, type[BaseModel]]] = {
@@ -361,7 +363,7 @@ _CONFIG_KINDS: dict[str, tuple[str, type[BaseModel]]] = {
 
 
 def create_app(
-    service: "PlatformService",
+    service: PlatformService,
     *,
     auth: Authenticator | None = None,
     admin_token: str | None = None,
@@ -663,26 +665,172 @@ def _install_openapi(app: FastAPI) -> None:
 
 
 
-# -- placeholders until service.py lands ---------------------------------------------------
+# --------------------------------------------------------------------------------- service glue
 def _submit(ctx: _Ctx, user: User, body: dict[str, Any]) -> int:
-    raise NotImplementedError
+    """Validate in the order that gives the most precise status, then let the service store it.
 
-
-def _why(ctx: _Ctx, job: JobRecord) -> WhyOut:
-    raise NotImplementedError
-
-
-def _logs(ctx: _Ctx, job: JobRecord, replica: int, tail: int) -> str:
-    raise NotImplementedError
+    The service refuses every bad submission with one :class:`SubmitError`; checking the spec,
+    template and queue here first lets the API tell 422 (malformed), 404 (unknown template),
+    403 (another group's queue) and 409 (can never be admitted) apart.
+    """
+    if "template" in body:
+        try:
+            ref = TemplateSubmission.model_validate(body)
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(exc, "template submission", "body")) from None
+        spec = render(_visible_template(ctx, user, ref.template), ref.values)
+    else:
+        spec = parse_job_spec(body, source="body")
+    queues = {q.name: q for q in ctx.service.config.queues}
+    queue = queues.get(spec.queue)
+    if queue is None:
+        raise ApiError(
+            422, f"unknown queue {spec.queue!r}; known queues: {sorted(queues)}", field="queue"
+        )
+    if not user.is_admin and queue.group != user.group:
+        raise ApiError(
+            403,
+            f"queue {queue.name!r} belongs to group {queue.group!r}; you are in "
+            f"{user.group!r}",
+            field="queue",
+        )
+    try:
+        return ctx.service.submit(user, spec, source="body")
+    except PermissionDenied as exc:
+        raise ApiError(403, str(exc), field="queue") from None
+    except SubmitError as exc:
+        # What is left after the checks above: the gang can never be admitted (bigger than
+        # every cluster or quota the queue's group may use, or unknown resource names).
+        raise ApiError(409, str(exc)) from None
 
 
 def _cancel(ctx: _Ctx, user: User, job: JobRecord) -> None:
-    raise NotImplementedError
+    if job.state in TERMINAL_STATES:
+        raise ApiError(409, f"job {job.id} already finished: {job.state.value} ({job.reason})")
+    try:
+        ctx.service.cancel(user, job.id)
+    except PermissionDenied as exc:
+        raise ApiError(403, str(exc)) from None
+    except JobNotFound:
+        raise _not_found(job.id) from None
+
+
+def _service_lock(service: Any) -> AbstractContextManager[Any]:
+    # The scheduler is not thread-safe and the loop thread mutates it under the service's lock;
+    # a read-only explain must hold it too (see the report: a public explain_details is wanted).
+    lock = getattr(service, "_lock", None)
+    return lock if lock is not None else nullcontext()
+
+
+def _why(ctx: _Ctx, job: JobRecord) -> WhyOut:
+    service = ctx.service
+    out = WhyOut(job_id=job.id, state=job.state, reason=job.reason, queue=job.queue)
+    key = str(job.id)
+    expl = None
+    with _service_lock(service):
+        if job.state in (JobState.PENDING, JobState.ADMITTED) and key in service.scheduler:
+            try:
+                expl = service.scheduler.explain(key, service.clock())
+            except UnknownJob:  # left the scheduler between the check and the call
+                expl = None
+    if expl is not None:
+        out.reason = expl.message
+        out.queue_position = expl.position
+        out.blocking = [
+            ShortageOut(
+                resource=s.resource,
+                needed=s.needed,
+                available=s.available,
+                limited_by=s.limited_by,
+                cluster=v.cluster,
+            )
+            for v in expl.clusters
+            for s in v.shortages
+        ]
+        out.detail = {
+            "scheduler_state": expl.state,
+            "queue_length": expl.queue_length,
+            "waited_seconds": expl.waited_seconds,
+            "size": expl.size,
+            "effective_size": expl.effective_size,
+            "starving": expl.starving,
+            "starving_in_seconds": expl.starving_in_seconds,
+            "reserved_cluster": expl.reserved_cluster,
+            "clusters": {
+                v.cluster: {"fits_now": v.fits_now, "claimed_by": list(v.claimed_by)}
+                for v in expl.clusters
+            },
+        }
+    else:
+        try:
+            out.reason = service.explain(job.id)
+        except JobNotFound:
+            raise _not_found(job.id) from None
+    return out
+
+
+def _logs(ctx: _Ctx, job: JobRecord, replica: int, tail: int) -> str:
+    if job.handle is None:
+        raise ApiError(
+            409, f"job {job.id} is {job.state.value} and was never launched: no logs yet"
+        )
+    try:
+        return ctx.service.logs(job.id, replica, tail)
+    except KeyError:
+        raise ApiError(404, f"job {job.id} has no replica {replica}", field="replica") from None
+    except OSError as exc:
+        raise ApiError(409, f"logs of job {job.id} replica {replica} unreadable: {exc}") from None
 
 
 def _reload_config(ctx: _Ctx) -> None:
-    pass
+    ctx.service.reload_config()
+
+
+# --------------------------------------------------------------------------------- templates
+def _visible_template(ctx: _Ctx, user: User, name: str) -> Template:
+    """Users see templates owned by their group or by admins; others answer 404."""
+    stored = ctx.store.get_template(name)
+    if stored is None or not _may_see_template(user, stored["owner"]):
+        raise ApiError(404, f"unknown template {name!r}", field="template")
+    return Template.model_validate(stored["body"])
+
+
+def _may_see_template(user: User, owner: str) -> bool:
+    return user.is_admin or owner in (user.group, ADMIN_GROUP)
+
+
+TemplateName = Annotated[str, PathParam(pattern=_NAME_PATTERN, description="template name")]
 
 
 def _install_template_routes(app: FastAPI, ctx: _Ctx) -> None:
-    pass
+    store = ctx.store
+
+    @app.get("/templates", response_model=list[Template], tags=["templates"])
+    def list_templates(user: UserDep) -> list[Template]:
+        """Templates of the caller's group and admin-owned ones (admins: all)."""
+        return [
+            Template.model_validate(t["body"])
+            for t in store.list_templates()
+            if _may_see_template(user, t["owner"])
+        ]
+
+    @app.get("/templates/{name}", response_model=Template, tags=["templates"],
+             responses={404: {"model": ErrorOut}})
+    def get_template(user: UserDep, name: TemplateName) -> Template:
+        return _visible_template(ctx, user, name)
+
+    @app.post("/templates", response_model=Template, status_code=201, tags=["templates"],
+              responses={403: {"model": ErrorOut}})
+    def put_template(admin: AdminDep, template: Template) -> Template:
+        """Create or replace a template (admin only); ``owner`` is the group that may use it
+        (``admin``: everybody)."""
+        store.put_template(template.name, template.owner, template.model_dump(mode="json"))
+        return template
+
+    @app.delete("/templates/{name}", status_code=204, tags=["templates"],
+                responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}})
+    def delete_template(admin: AdminDep, name: TemplateName) -> Response:
+        """Delete a template (admin only); jobs already rendered from it are unaffected."""
+        if not store.delete_template(name):
+            raise ApiError(404, f"unknown template {name!r}", field="name")
+        return Response(status_code=204)

@@ -330,6 +330,110 @@ def templates_cmd(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt =
            [[t["name"], t.get("owner"), t.get("description", "")] for t in ts])
 
 
+# ------------------------------------------------------------------------------ server
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = DEFAULT_PORT,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Store URL [default: sqlite:///<state dir>/platform.db].",
+                     show_default=False),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML with clusters, groups and queues; stored (replacing same "
+                     "names) before the service starts."),
+    ] = None,
+    runtime_dir: Annotated[
+        Path | None,
+        typer.Option(help="Replica logs and exit files [default: <state dir>/runtime].",
+                     show_default=False),
+    ] = None,
+    loop: Annotated[
+        bool, typer.Option(help="Run the scheduling loop in a background thread.")
+    ] = True,
+    tick: Annotated[float, typer.Option(min=0.01, help="Seconds between idle ticks.")] = 1.0,
+    heartbeat_timeout: Annotated[
+        float, typer.Option(help="Seconds without heartbeat before a replica is lost; <= 0 "
+                            "disables.")
+    ] = 30.0,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar="RECFORGE_ADMIN_TOKEN", show_default=False,
+                     help="Bootstrap admin token (never stored)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Python log level.")] = "INFO",
+) -> None:
+    """Run the REST API (uvicorn) with the service loop in a background thread."""
+    import logging
+    import threading
+
+    import uvicorn
+
+    from recforge.platform.api import create_app
+    from recforge.platform.backends.local import LocalBackend
+    from recforge.platform.resources import parse_platform_config
+    from recforge.platform.service import (
+        JsonLogFormatter,
+        PlatformService,
+        ServiceSettings,
+        save_config,
+    )
+    from recforge.platform.specs import SpecError
+    from recforge.platform.store import Store
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    logging.basicConfig(level=log_level.upper(), handlers=[handler], force=True)
+
+    url = store or default_store_url()
+    if url.startswith("sqlite:///"):
+        # Sidecars run in other directories: hand them an absolute database path.
+        db = Path(url.removeprefix("sqlite:///")).expanduser().resolve()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{db}"
+    rdir = (runtime_dir or state_dir() / "runtime").resolve()
+    rdir.mkdir(parents=True, exist_ok=True)
+    try:
+        st = Store(url)
+    except Exception as exc:  # bad URL or unreachable database: say which and stop
+        _fail(f"cannot open store {url!r}: {exc}", 2)
+    if config is not None:
+        try:
+            cfg = parse_platform_config(config.read_text(), source=str(config))
+        except (OSError, SpecError) as exc:
+            _fail(str(exc), 2)
+        save_config(st, cfg)
+    settings = ServiceSettings(
+        tick_interval=tick,
+        heartbeat_timeout=heartbeat_timeout if heartbeat_timeout > 0 else None,
+    )
+    backends = {"local": LocalBackend(rdir, store_url=url)}
+    try:
+        service = PlatformService(st, backends, settings=settings)
+    except Exception as exc:  # an inconsistent stored configuration
+        _fail(f"cannot start the service: {exc}", 2)
+    service.recover()
+    app_ = create_app(service, admin_token=admin_token)
+    stop = threading.Event()
+    worker = None
+    if loop:
+        worker = threading.Thread(
+            target=service.run_forever, args=(stop,), name="platform-loop", daemon=True
+        )
+        worker.start()
+    typer.echo(f"platform API on http://{host}:{port} (store {st.dialect}, "
+               f"loop {'on' if loop else 'off'})", err=True)
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=30)
+        st.close()
+
+
 # ------------------------------------------------------------------------------ tokens
 @token_app.command("create")
 def token_create(
