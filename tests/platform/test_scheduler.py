@@ -435,3 +435,21 @@ def test_same_events_give_same_decisions() -> None:
 
     first = run()
     assert len(first) > 50 and first == run()
+
+
+def test_restore_reinstalls_an_admission_after_a_restart() -> None:
+    s = one_cluster(cpu=10)
+    spec = job("e", cpu=2, workers=4, min_available=2)
+    s.submit("e", spec, now=0)
+    (adm,) = s.schedule(now=0)
+    assert len(adm.replicas) == 5
+    fresh = one_cluster(cpu=10)
+    fresh.restore(adm, spec, now=100)
+    assert fresh.admission("e") == adm
+    assert fresh.book.usage("g", "c1") == Resources(cpu=10)
+    fresh.submit("x", job("x", cpu=1), now=100)
+    assert fresh.schedule(now=100) == []
+    with pytest.raises(ValueError, match="already known"):
+        fresh.restore(adm, spec, now=100)
+    fresh.release("e")
+    assert ids(fresh.schedule(now=101)) == ["x"]

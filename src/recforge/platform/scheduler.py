@@ -402,6 +402,54 @@ class Scheduler:
         self._enqueue(job, now)
         return list(candidates)
 
+    def restore(self, admission: Admission, spec: JobSpec, now: float) -> None:
+        """Re-install an admission made before a restart (the job runs: no quota check).
+
+        Reserves exactly ``admission.replicas`` (the first ``len(replicas)`` replicas of
+        ``spec``) on ``admission.cluster``. If the configuration shrank meanwhile, usage may sit
+        above a quota; nothing new is admitted there until it fits again. Raises ``ValueError``
+        for a known job id or a replica count outside ``[gang_size, total_replicas]``, and
+        :class:`~recforge.platform.resources.QuotaError` for an unknown queue, cluster or quota.
+        """
+        job_id = admission.job_id
+        if job_id in self._jobs:
+            raise ValueError(f"job {job_id!r} is already known to the scheduler")
+        qs = self._queues.get(spec.queue)
+        if qs is None:
+            raise UnknownQueue(f"job {job_id!r}: unknown queue {spec.queue!r}")
+        n = len(admission.replicas)
+        if not spec.gang_size <= n <= spec.total_replicas:
+            raise ValueError(
+                f"job {job_id!r}: {n} admitted replicas, expected {spec.gang_size}.."
+                f"{spec.total_replicas}"
+            )
+        group = qs.queue.group
+        if not self.book.has_quota(group, admission.cluster):
+            raise QuotaError(f"group {group!r} has no quota on cluster {admission.cluster!r}")
+        replicas = spec.replica_list()
+        gang_vec, extra = self._vectors(spec, replicas)
+        total = list(gang_vec)
+        for vec in extra[: n - spec.gang_size]:
+            total = [t + v for t, v in zip(total, vec, strict=True)]
+        self.book.reserve_vec(job_id, group, admission.cluster, total)
+        self._seq += 1
+        self._jobs[job_id] = _Job(
+            job_id=job_id,
+            spec=spec,
+            queue=spec.queue,
+            group=group,
+            seq=self._seq,
+            submitted=now,
+            enqueued=now,
+            replicas=replicas,
+            gang_vec=gang_vec,
+            extra_vecs=extra,
+            candidates=[admission.cluster],
+            size=self._size(gang_vec),
+            state="admitted",
+            admission=admission,
+        )
+
     def on_finished(self, job_id: str, now: float | None = None) -> Resources:
         """The job ended (any outcome): release what it holds and forget it."""
         return self.remove(job_id)
