@@ -53,6 +53,24 @@ def read_exit_file(path: Path | str) -> int | None:
         return None
 
 
+def _own_start_time() -> int:
+    raw = Path("/proc/self/stat").read_text()
+    return int(raw[raw.rindex(")") + 2 :].split()[19])
+
+
+def _write_pid_file(path: Path, child_pid: int) -> None:
+    """Record who we are so a restarted service can find us without a stored handle."""
+    info = {
+        "pid": os.getpid(),
+        "start_time": _own_start_time(),
+        "child_pid": child_pid,
+        "role": os.environ.get("RECFORGE_ROLE", ""),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path)
+
+
 def _limit_memory(memory_mib: int | None) -> Callable[[], None] | None:
     if not memory_mib:
         return None
@@ -122,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
 
+    if args.pid_file:
+        _write_pid_file(Path(args.pid_file), child.pid)
     hb = _Heartbeat(args, child.pid)
     hb.beat()
     hb.start()
@@ -147,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--attempt", type=int, default=1, help="attempt number (1-based)")
     r.add_argument("--store-url", default=None, help="store URL for heartbeats")
     r.add_argument("--exit-file", default=None, help="where to write the exit code JSON")
+    r.add_argument("--pid-file", default=None, help="where to write the sidecar's pid JSON")
     r.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds")
     r.add_argument("--memory-mib", type=int, default=None, help="RLIMIT_AS for the command")
     r.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")

@@ -575,6 +575,7 @@ class Store:
         owner: str | None = None,
         group: str | None = None,
         queue: str | None = None,
+        cancel_requested: bool | None = None,
         newest_first: bool = True,
     ) -> Page:
         """One page of jobs matching the filters, keyset-paginated on ``id``."""
@@ -590,6 +591,8 @@ class Store:
             stmt = stmt.where(jobs_t.c.group_name == group)
         if queue is not None:
             stmt = stmt.where(jobs_t.c.queue == queue)
+        if cancel_requested is not None:
+            stmt = stmt.where(jobs_t.c.cancel_requested == cancel_requested)
         if after is not None:
             stmt = stmt.where(jobs_t.c.id < after if newest_first else jobs_t.c.id > after)
         order = jobs_t.c.id.desc() if newest_first else jobs_t.c.id.asc()
@@ -601,13 +604,23 @@ class Store:
         return Page(items, next_cursor)
 
     def iter_jobs(
-        self, states: Iterable[JobState | str], *, batch: int = 200
+        self,
+        states: Iterable[JobState | str],
+        *,
+        batch: int = 200,
+        cancel_requested: bool | None = None,
     ) -> Iterator[JobRecord]:
         """Every job in ``states``, oldest first, fetched in keyset batches."""
         wanted = list(states)
         cursor: str | None = None
         while True:
-            page = self.list_jobs(limit=batch, cursor=cursor, states=wanted, newest_first=False)
+            page = self.list_jobs(
+                limit=batch,
+                cursor=cursor,
+                states=wanted,
+                cancel_requested=cancel_requested,
+                newest_first=False,
+            )
             yield from page.items
             if page.next_cursor is None:
                 return

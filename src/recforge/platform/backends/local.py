@@ -15,6 +15,7 @@ and reads the exit file to learn how a finished replica ended.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -155,7 +156,42 @@ class LocalBackend(Backend):
             ) from exc
         limits["cpu_affinity"] = {r["index"]: r["cpus"] for r in replicas if r["cpus"]}
         limits["memory_mib"] = {r["index"]: r["memory_mib"] for r in replicas if r["memory_mib"]}
+        tmp = job_dir / "handle.json.tmp"
+        tmp.write_text(json.dumps(handle))
+        os.replace(tmp, job_dir / "handle.json")
         return handle
+
+    def recover_handle(self, job_id: int, attempt: int) -> Handle | None:
+        """Rebuild the handle of an attempt whose launch was interrupted (service crash).
+
+        Uses ``handle.json`` if the launch completed, else the sidecars' pid files; None when
+        nothing of the attempt was started.
+        """
+        job_dir = self.runtime_dir / f"job-{job_id}" / f"attempt-{attempt}"
+        full = job_dir / "handle.json"
+        if full.exists():
+            loaded: Handle = json.loads(full.read_text())
+            return loaded
+        replicas = []
+        for pid_file in sorted(job_dir.glob("replica-*.pid")):
+            info = json.loads(pid_file.read_text())
+            index = int(pid_file.stem.split("-")[1])
+            replicas.append(
+                {
+                    "index": index,
+                    "role": info.get("role", ""),
+                    "pid": info["pid"],
+                    "start_time": info["start_time"],
+                    "log": str(job_dir / f"replica-{index}.log"),
+                    "exit_file": str(job_dir / f"replica-{index}.exit"),
+                    "cpus": None,
+                    "memory_mib": None,
+                }
+            )
+        if not replicas:
+            return None
+        return {"backend": "local", "job_id": job_id, "attempt": attempt, "dir": str(job_dir),
+                "replicas": replicas, "limits": {}, "partial": True}  # fmt: skip
 
     def _start(
         self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int, job_dir: Path
@@ -169,6 +205,7 @@ class LocalBackend(Backend):
             self.python, "-m", "recforge.platform.sidecar", "run",
             "--job", str(job_id), "--replica", str(rp.index), "--attempt", str(attempt),
             "--exit-file", str(exit_path),
+            "--pid-file", str(job_dir / f"replica-{rp.index}.pid"),
             "--heartbeat-interval", str(self.heartbeat_interval),
         ]  # fmt: skip
         if self.store_url:

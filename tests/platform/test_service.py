@@ -1,0 +1,339 @@
+"""PlatformService end to end with real processes (local backend) on a real store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recforge.platform.backends import LocalBackend
+from recforge.platform.resources import parse_platform_config
+from recforge.platform.service import (
+    PermissionDenied,
+    PlatformService,
+    ServiceSettings,
+    SubmitError,
+    save_config,
+)
+from recforge.platform.states import JobState
+from recforge.platform.store import Store, User
+
+S = JobState
+PY = sys.executable
+ALICE = User("alice", "ml", False)
+BOB = User("bob", "ml", False)
+EVE = User("eve", "other", False)
+
+CONFIG = {
+    "clusters": [{"name": "local1", "type": "local", "capacity": {"cpu": 2, "memory": "8Gi"}}],
+    "groups": [
+        {"name": "ml", "quotas": [{"cluster": "local1", "nominal": {"cpu": 2, "memory": "8Gi"}}]},
+        {"name": "other", "quotas": [{"cluster": "local1", "nominal": {"cpu": 0}}]},
+    ],
+    "queues": [{"name": "q", "group": "ml"}, {"name": "oq", "group": "other"}],
+}
+
+# Appends "<job> <attempt> <replica> start|end <time>" lines to a marker file.
+MARK = (
+    "import os, sys, time\n"
+    "def mark(what):\n"
+    "    with open(sys.argv[1], 'a') as f:\n"
+    "        e = os.environ\n"
+    "        f.write(f\"{e['RECFORGE_JOB_ID']} {e['RECFORGE_ATTEMPT']} "
+    "{e['RECFORGE_REPLICA_INDEX']} {what} {time.time()}\\n\")\n"
+    "mark('start'); time.sleep(float(sys.argv[2])); mark('end'); sys.exit(int(sys.argv[3]))\n"
+)
+
+
+def job(name: str, marker: Path, *, sleep: float = 0.3, code: int = 0, cpu: float = 1.0,
+        replicas: int = 1, **kw: Any) -> dict[str, Any]:  # fmt: skip
+    body: dict[str, Any] = {
+        "name": name,
+        "queue": "q",
+        "command": [PY, "-c", MARK, str(marker), str(sleep), str(code)],
+        "replica_specs": [{"role": "worker", "replicas": replicas, "resources": {"cpu": cpu}}],
+    }
+    body.update(kw)
+    return body
+
+
+def marks(marker: Path) -> list[tuple[int, int, int, str, float]]:
+    if not marker.exists():
+        return []
+    out = []
+    for line in marker.read_text().splitlines():
+        j, a, r, what, t = line.split()
+        out.append((int(j), int(a), int(r), what, float(t)))
+    return out
+
+
+@pytest.fixture
+def make_service(tmp_path: Path) -> Iterator[Callable[..., PlatformService]]:
+    stores: list[Store] = []
+    backends: list[LocalBackend] = []
+
+    def make(url: str | None = None, **settings: Any) -> PlatformService:
+        url = url or f"sqlite:///{tmp_path / 'platform.db'}"
+        store = Store(url)
+        stores.append(store)
+        save_config(store, parse_platform_config(CONFIG))
+        backend = LocalBackend(
+            tmp_path / "runtime", store_url=url, heartbeat_interval=0.3, term_grace=1.0
+        )
+        backends.append(backend)
+        opts = {"tick_interval": 0.05, "heartbeat_timeout": 5.0, **settings}
+        return PlatformService(store, {"local": backend}, settings=ServiceSettings(**opts))
+
+    yield make
+    for s in stores:
+        for j in s.iter_jobs([S.STARTING, S.RUNNING]):
+            if j.handle:
+                backends[0].cancel(j.handle)
+        s.close()
+
+
+def run_until(svc: PlatformService, pred: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            states = {j.id: (j.state.value, j.reason) for j in svc.store.list_jobs(limit=50).items}
+            raise AssertionError(f"timed out; jobs: {states}")
+        svc.tick()
+        time.sleep(0.03)
+
+
+def states_of(svc: PlatformService, *ids: int) -> list[JobState]:
+    return [svc.store.get_job(i).state for i in ids]
+
+
+def test_submit_refuses_bad_jobs_before_storing(make_service, tmp_path: Path) -> None:
+    svc = make_service()
+    m = tmp_path / "m"
+    with pytest.raises(SubmitError, match="unknown queue 'nope'"):
+        svc.submit(ALICE, job("a", m, queue="nope"))
+    with pytest.raises(SubmitError, match=r"can never be admitted.*cpu"):
+        svc.submit(ALICE, job("a", m, cpu=3))
+    with pytest.raises(SubmitError, match=r"replica_specs\.0\.replicas"):
+        svc.submit(ALICE, job("a", m, replicas=0))
+    with pytest.raises(PermissionDenied, match="may not submit to queue 'q'"):
+        svc.submit(EVE, job("a", m))
+    with pytest.raises(SubmitError, match="unknown template 'nope'"):
+        svc.submit(ALICE, {"template": "nope"})
+    assert svc.store.count_jobs() == {}
+    svc.store.put_template(
+        "sleeper",
+        "alice",
+        {
+            "name": "sleeper",
+            "parameters": [{"name": "secs", "type": "float", "default": 0.1}],
+            "body": {**job("tpl", m), "command": [PY, "-c", MARK, str(m), "${secs}", "0"]},
+        },
+    )
+    jid = svc.submit(ALICE, {"template": "sleeper", "values": {"secs": 0.2}})
+    stored = svc.store.get_job(jid)
+    assert stored.state is S.PENDING and stored.spec["command"][-2] == "0.2"
+    assert "position 1" in svc.explain(jid)
+
+
+@pytest.mark.parametrize("backend_db", ["sqlite", "postgres"])
+def test_two_gangs_that_do_not_fit_together_never_deadlock(
+    make_service, tmp_path: Path, backend_db: str, request: pytest.FixtureRequest
+) -> None:
+    url = None
+    if backend_db == "postgres":
+        from conftest import fresh_pg_url
+
+        url = fresh_pg_url(request.getfixturevalue("pg_server"))
+    svc = make_service(url)
+    m = tmp_path / "marks"
+    # Each gang: 2 replicas x 0.75 cpu = 1.5 of the 2 cores. Either fits alone, never both.
+    a = svc.submit(ALICE, job("a", m, cpu=0.75, replicas=2, sleep=0.4))
+    b = svc.submit(BOB, job("b", m, cpu=0.75, replicas=2, sleep=0.4))
+    run_until(svc, lambda: states_of(svc, a, b) == [S.SUCCEEDED, S.SUCCEEDED])
+    rows = marks(m)
+    for jid in (a, b):
+        assert sorted((r, w) for j, _, r, w, _ in rows if j == jid) == [
+            (0, "end"), (0, "start"), (1, "end"), (1, "start")
+        ]  # fmt: skip
+        assert [e.to_state for e in svc.store.events(jid)] == [
+            S.PENDING, S.ADMITTED, S.STARTING, S.RUNNING, S.SUCCEEDED
+        ]  # fmt: skip
+        assert svc.store.get_job(jid).attempts == 1
+    first_end = max(t for j, _, _, w, t in rows if j == a and w == "end")
+    second_start = min(t for j, _, _, w, t in rows if j == b and w == "start")
+    assert first_end <= second_start  # whole gangs, one after the other
+    assert "succeeded" in {r.state for r in svc.store.replicas(a)}
+
+
+def test_failing_job_backs_off_exponentially_then_fails(make_service, tmp_path: Path) -> None:
+    svc = make_service()
+    m = tmp_path / "marks"
+    retry = {"max_attempts": 3, "backoff_seconds": 0.3, "backoff_factor": 2, "max_backoff": 5}
+    jid = svc.submit(ALICE, job("flaky", m, sleep=0, code=1, retry=retry))
+    run_until(svc, lambda: states_of(svc, jid) == [S.FAILED])
+    job_rec = svc.store.get_job(jid)
+    assert job_rec.attempts == 3
+    assert "exit code 1" in job_rec.reason and "gave up after 3 attempt(s)" in job_rec.reason
+    assert sorted(a for _, a, _, w, _ in marks(m) if w == "start") == [1, 2, 3]
+    events = svc.store.events(jid)
+    backoffs = [e for e in events if e.to_state is S.BACKOFF]
+    requeues = [e for e in events if e.to_state is S.PENDING and e.from_state is S.BACKOFF]
+    assert len(backoffs) == 2 and len(requeues) == 2
+    waited = [r.at - b.at for b, r in zip(backoffs, requeues, strict=True)]
+    assert waited[0] >= 0.3 and waited[1] >= 0.6  # 0.3 s, then 0.3 * 2
+    assert "retry 2/3 in 0.3s" in backoffs[0].reason and "retry 3/3 in 0.6s" in backoffs[1].reason
+
+    # A replica that cannot even start (missing working directory) is a failed launch.
+    bad = svc.submit(ALICE, job("nowhere", m, workdir=str(tmp_path / "missing"),
+                                retry={"max_attempts": 2, "backoff_seconds": 0.1}))  # fmt: skip
+    run_until(svc, lambda: states_of(svc, bad) == [S.FAILED])
+    rec = svc.store.get_job(bad)
+    assert rec.attempts == 2 and "launch failed" in rec.reason
+
+
+def _replica_pids(svc: PlatformService, jid: int) -> tuple[int, int]:
+    """(sidecar pid, command pid) of replica 0 once both are known."""
+
+    def ready() -> bool:
+        reps = svc.store.replicas(jid)
+        started = bool(reps) and reps[0].pid is not None and reps[0].last_heartbeat is not None
+        return started and svc.store.get_job(jid).handle is not None
+
+    run_until(svc, ready)
+    handle = svc.store.get_job(jid).handle
+    assert handle is not None
+    return int(handle["replicas"][0]["pid"]), int(svc.store.replicas(jid)[0].pid or 0)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return raw[raw.rindex(")") + 2] in "ZX"
+
+
+def test_killed_command_fails_the_job(make_service, tmp_path: Path) -> None:
+    svc = make_service()
+    jid = svc.submit(ALICE, job("victim", tmp_path / "m", sleep=30))
+    _, child = _replica_pids(svc, jid)
+    os.kill(child, signal.SIGKILL)
+    run_until(svc, lambda: states_of(svc, jid) == [S.FAILED], timeout=10)
+    assert (
+        "replica 0 failed with exit code -9 (killed by signal 9)" in svc.store.get_job(jid).reason
+    )
+
+
+def test_stalled_sidecar_is_lost_by_missed_heartbeats(make_service, tmp_path: Path) -> None:
+    svc = make_service(heartbeat_timeout=1.5)
+    jid = svc.submit(ALICE, job("stall", tmp_path / "m", sleep=30))
+    sidecar, child = _replica_pids(svc, jid)
+    run_until(svc, lambda: states_of(svc, jid) == [S.RUNNING])
+    os.kill(sidecar, signal.SIGSTOP)  # alive to the OS, silent to the platform (a hung node)
+    t0 = time.monotonic()
+    run_until(svc, lambda: states_of(svc, jid) == [S.FAILED], timeout=10)
+    assert 1.0 <= time.monotonic() - t0 < 6
+    assert "replica 0 lost: no heartbeat for" in svc.store.get_job(jid).reason
+    assert _gone(child) and _gone(sidecar)  # the lost gang was stopped
+
+
+def test_killed_sidecar_is_lost_and_retried(make_service, tmp_path: Path) -> None:
+    svc = make_service()
+    m = tmp_path / "m"
+    jid = svc.submit(ALICE, job("lost", m, sleep=1.0, retry={"max_attempts": 2,
+                                                              "backoff_seconds": 0.1}))  # fmt: skip
+    sidecar, child = _replica_pids(svc, jid)
+    os.kill(sidecar, signal.SIGKILL)
+    run_until(svc, lambda: states_of(svc, jid) == [S.SUCCEEDED])
+    events = svc.store.events(jid)
+    assert any("replica 0 lost: process gone without an exit code" in e.reason for e in events)
+    assert svc.store.get_job(jid).attempts == 2 and _gone(child)
+    assert [a for _, a, _, w, _ in marks(m) if w == "end"] == [2]  # attempt 1 was killed
+
+
+def test_cancel_and_run_deadline(make_service, tmp_path: Path) -> None:
+    svc = make_service()
+    m = tmp_path / "m"
+    running = svc.submit(ALICE, job("long", m, sleep=30, cpu=2))
+    waiting = svc.submit(ALICE, job("next", m, sleep=0.1, cpu=2))
+    _, child = _replica_pids(svc, running)
+    assert states_of(svc, waiting) == [S.PENDING]
+    with pytest.raises(PermissionDenied):
+        svc.cancel(BOB, running)
+    assert svc.cancel(ALICE, running).state is S.CANCELLED
+    assert _gone(child)
+    run_until(svc, lambda: states_of(svc, waiting) == [S.SUCCEEDED])  # quota came back
+    pending = svc.submit(ALICE, job("never", m))
+    assert svc.cancel(User("root", "ops", True), pending).state is S.CANCELLED
+
+    slow = svc.submit(ALICE, job("slow", m, sleep=30, run_deadline_seconds=0.8))
+    run_until(svc, lambda: states_of(svc, slow) == [S.FAILED])
+    rec = svc.store.get_job(slow)
+    assert "run deadline 0.8s exceeded" in rec.reason and rec.attempts == 1
+
+
+def test_cancel_from_another_process_view_is_applied_by_the_loop(
+    make_service, tmp_path: Path
+) -> None:
+    loop = make_service()
+    api = PlatformService(loop.store, {})  # e.g. the REST API process: no backends
+    jid = api.submit(ALICE, job("x", tmp_path / "m", sleep=30))
+    run_until(loop, lambda: states_of(loop, jid) == [S.RUNNING])
+    assert api.cancel(ALICE, jid).state is S.RUNNING  # flagged; the loop owns the processes
+    run_until(loop, lambda: states_of(loop, jid) == [S.CANCELLED])
+
+
+def _service_proc(url: str, runtime: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [PY, "-m", "recforge.platform.service", "--store", url, "--runtime-dir", str(runtime),
+         "--tick", "0.05", "--heartbeat-interval", "0.3", "--heartbeat-timeout", "5"],
+        stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
+    )  # fmt: skip
+
+
+def test_kill9_of_the_service_loses_nothing_and_starts_nothing_twice(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'platform.db'}"
+    store = Store(url)
+    save_config(store, parse_platform_config(CONFIG))
+    front = PlatformService(store, {})  # submits only, like the API
+    m = tmp_path / "marks"
+    ids = [front.submit(ALICE, job(f"j{i}", m, sleep=1.2)) for i in range(3)]  # 2 fit at once
+    log = tmp_path / "service.log"
+    svc = _service_proc(url, tmp_path / "runtime", log)
+    try:
+        deadline = time.monotonic() + 15
+        while sum(s is S.RUNNING for s in [store.get_job(i).state for i in ids]) < 2:
+            assert time.monotonic() < deadline and svc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        svc.kill()  # kill -9: no cleanup at all
+        svc.wait()
+        time.sleep(1.5)  # the two running jobs finish while no service is up
+        svc = _service_proc(url, tmp_path / "runtime", log)
+        deadline = time.monotonic() + 20
+        while {store.get_job(i).state for i in ids} != {S.SUCCEEDED}:
+            assert time.monotonic() < deadline, [store.get_job(i) for i in ids]
+            time.sleep(0.05)
+    finally:
+        svc.send_signal(signal.SIGTERM)
+        assert svc.wait(timeout=10) == 0
+        store.close()
+    rows = marks(m)
+    for jid in ids:
+        assert [(a, w) for j, a, _, w, _ in rows if j == jid] == [(1, "start"), (1, "end")]
+        assert store.get_job(jid).attempts == 1
+    # Quota was rebuilt after the restart: never more than 2 one-core jobs at once.
+    spans = [(t, +1 if w == "start" else -1) for _, _, _, w, t in rows]
+    live, peak = 0, 0
+    for _, d in sorted(spans):
+        live += d
+        peak = max(peak, live)
+    assert peak == 2
+    text = log.read_text()
+    assert '"msg": "recovered"' in text and '"msg": "job succeeded"' in text
