@@ -107,7 +107,7 @@ def _json_default(o: Any) -> Any:
 def _canonical_csr(
     m: Interactions | sp.spmatrix | sp.sparray, shape: tuple[int, int], what: str
 ) -> sp.csr_matrix:
-    """Sorted, duplicate-free CSR with int64 indptr / int32 indices; structure only."""
+    """Sorted, duplicate-free CSR copy (only its structure is used)."""
     mat = m.matrix if isinstance(m, Interactions) else m
     if not sp.issparse(mat):
         raise TypeError(f"{what} must be Interactions or a scipy sparse matrix, got {type(m)}")
@@ -117,8 +117,6 @@ def _canonical_csr(
     if csr.nnz and (csr.indices.min() < 0 or csr.indices.max() >= shape[1]):
         raise ValueError(f"{what} holds item indices outside [0, {shape[1]})")
     csr.sum_duplicates()  # also sorts indices
-    csr.indptr = csr.indptr.astype(np.int64)
-    csr.indices = csr.indices.astype(np.int32)
     return csr
 
 
@@ -149,7 +147,6 @@ def _candidate_sets(
         (np.ones(keys.size, np.float32), (keys % n_items).astype(np.int32), indptr),
         shape=(n_users, n_items),
     )
-    out.indptr = indptr
     return out
 
 
@@ -222,10 +219,7 @@ class Evaluator:
         elif self._exclude is not None:
             self._mask = self._exclude
         else:
-            self._mask = sp.csr_matrix(
-                (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(shape[0] + 1, np.int64)),
-                shape=shape,
-            )
+            self._mask = sp.csr_matrix(shape, dtype=np.float32)
         if profiles is not None and (
             not isinstance(profiles, Interactions) or profiles.shape != shape
         ):
@@ -262,8 +256,11 @@ class Evaluator:
             self.cutoffs, self.metrics, self.n_items, self.item_popularity,
             self.n_popularity_users,
         )
-        t_ptr, t_idx = self._test.indptr, self._test.indices
-        m_ptr, m_idx = self._mask.indptr, self._mask.indices
+        # The kernels take int64 row pointers and int32 columns (one compiled signature).
+        t_ptr = np.asarray(self._test.indptr, dtype=np.int64)
+        t_idx = np.asarray(self._test.indices, dtype=np.int32)
+        m_ptr = np.asarray(self._mask.indptr, dtype=np.int64)
+        m_idx = np.asarray(self._mask.indices, dtype=np.int32)
         prof = None if self.profiles is None else self.profiles.matrix
         t_score = t_select = t_metrics = 0.0
         n_batches = 0

@@ -108,7 +108,8 @@ def accuracy_metrics(
         cum_ap = np.cumsum(hits_f * cum_hits / np.arange(1, kmax + 1), axis=1)
     if "MRR" in need:
         any_hit = hits.any(axis=1)
-        first = np.where(any_hit, np.argmax(hits, axis=1), kmax)  # 0-based position or kmax
+        # 0-based position of the first hit; +inf when there is none (fails every `< k`).
+        first = np.where(any_hit, np.argmax(hits, axis=1), np.inf)
     for k in cutoffs:
         col = min(k, kmax) - 1
         h = cum_hits[:, col]
