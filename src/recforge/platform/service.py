@@ -49,7 +49,7 @@ from typing import Any
 
 from recforge.platform.backends.base import Backend, BackendStatus, LaunchError, ReplicaPhase
 from recforge.platform.resources import PlatformConfig, QuotaError
-from recforge.platform.scheduler import Admission, ReplicaSlot, Scheduler, UnknownJob
+from recforge.platform.scheduler import Admission, ReplicaSlot, Scheduler
 from recforge.platform.specs import JobSpec, Resources, SpecError, parse_job_spec
 from recforge.platform.states import TERMINAL_STATES, JobState
 from recforge.platform.store import ConcurrentTransition, JobNotFound, JobRecord, Store, User
@@ -160,26 +160,6 @@ def _admission_from_json(job_id: int, d: Mapping[str, Any]) -> Admission:
         total=Resources.from_dict(d["total"]),
         waited_seconds=d.get("waited_seconds", 0.0),
     )
-
-
-def _restore_admission(sched: Scheduler, admission: Admission, spec: JobSpec, now: float) -> None:
-    """Re-install a reservation recorded before a restart into a fresh scheduler."""
-    restore = getattr(sched, "restore", None)
-    if restore is not None:
-        restore(admission, spec, now)
-        return
-    # Stopgap until Scheduler.restore exists: queue the job, then turn it into an admitted one
-    # holding exactly the recorded replicas on the recorded cluster.
-    sched.submit(admission.job_id, spec, now)
-    job = sched._jobs[admission.job_id]
-    sched._detach(job)
-    n = len(admission.replicas)
-    total = list(job.gang_vec)
-    for vec in job.extra_vecs[: max(0, n - spec.gang_size)]:
-        total = [t + v for t, v in zip(total, vec, strict=True)]
-    sched.book.reserve_vec(admission.job_id, job.group, admission.cluster, total)
-    job.state = "admitted"
-    job.admission = admission
 
 
 class PlatformService:
@@ -591,13 +571,9 @@ class PlatformService:
             if job.admission is None or str(job.id) in self.scheduler:
                 continue
             try:
-                _restore_admission(
-                    self.scheduler,
-                    _admission_from_json(job.id, job.admission),
-                    self._spec(job),
-                    now,
-                )
-            except (QuotaError, ValueError, UnknownJob) as exc:
+                admission = _admission_from_json(job.id, job.admission)
+                self.scheduler.restore(admission, self._spec(job), now)
+            except (QuotaError, ValueError) as exc:
                 self._log(logging.ERROR, "cannot restore reservation", job.id, error=str(exc))
         for job in self.store.iter_jobs([S.PENDING]):
             if str(job.id) not in self.scheduler:
