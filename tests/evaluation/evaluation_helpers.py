@@ -47,9 +47,7 @@ def reference_list(
     pool = [
         j
         for j in range(scores.size)
-        if j not in excluded
-        and (candidates is None or j in candidates)
-        and scores[j] != -math.inf
+        if j not in excluded and (candidates is None or j in candidates) and scores[j] != -math.inf
     ]
     pool.sort(key=lambda j: (-float(scores[j]), j))
     return pool[:k]

@@ -28,8 +28,12 @@ def test_candidate_set_dedup_and_exclusion(backend: str) -> None:
     test = interactions([[2], [0, 6]], 8)
     negs = negatives_from_lists([[5, 5, 7, 1, 2], []], 8)
     ev = Evaluator(
-        test, cutoffs=[1, 5], metrics=["PRECISION", "HR", "MRR", "RECALL"],
-        exclude=interactions([[1, 3], []], 8), candidates=negs, backend=backend,  # type: ignore[arg-type]
+        test,
+        cutoffs=[1, 5],
+        metrics=["PRECISION", "HR", "MRR", "RECALL"],
+        exclude=interactions([[1, 3], []], 8),
+        candidates=negs,
+        backend=backend,  # type: ignore[arg-type]
     )
     res = ev.evaluate(_fixed(np.tile(np.arange(8.0), (2, 1))))
     assert res.meta["protocol"] == "candidates"
@@ -42,7 +46,9 @@ def test_candidate_set_dedup_and_exclusion(backend: str) -> None:
 def test_excluded_test_item_stays_relevant_but_unreachable() -> None:
     # Test item 1 also in exclude: it cannot be ranked but still counts in |T_u| = 2.
     ev = Evaluator(
-        interactions([[0, 1]], 4), cutoffs=[4], metrics=["RECALL", "PRECISION"],
+        interactions([[0, 1]], 4),
+        cutoffs=[4],
+        metrics=["RECALL", "PRECISION"],
         exclude=interactions([[1]], 4),
     )
     res = ev.evaluate(_fixed([[4, 3, 2, 1]]))
@@ -128,8 +134,12 @@ def _small_split() -> Split:
 
     negs = negatives_from_lists([list(rng.choice(n_items, 5)) for _ in range(n_users)], n_items)
     return Split(
-        train=part(role >= 3), test=part(role <= 1), validation=part(role == 2),
-        test_negatives=negs, method="random", params={"seed": 7},
+        train=part(role >= 3),
+        test=part(role <= 1),
+        validation=part(role == 2),
+        test_negatives=negs,
+        method="random",
+        params={"seed": 7},
     )
 
 
@@ -137,9 +147,9 @@ def test_evaluate_split_full_and_provenance() -> None:
     split = _small_split()
     model = TopPopular().fit(split.train)
     res = evaluate_split(model, split, cutoffs=[5], metrics=["RECALL", "NOVELTY", "AVG_POP"])
-    manual = Evaluator(
-        split.test, cutoffs=[5], metrics=["RECALL"], exclude=split.train
-    ).evaluate(model)
+    manual = Evaluator(split.test, cutoffs=[5], metrics=["RECALL"], exclude=split.train).evaluate(
+        model
+    )
     assert res.per_user["RECALL@5"].tolist() == manual.per_user["RECALL@5"].tolist()
     meta = res.meta
     assert meta["data_checksum"] == split.train.checksum()

@@ -119,8 +119,11 @@ def test_novelty_and_avg_pop() -> None:
     scores[1, 1] = -INF
     pop = np.array([4, 2, 1, 0])
     ev = Evaluator(
-        test, cutoffs=[2], metrics=["COVERAGE", "GINI", "NOVELTY", "AVG_POP", "HR"],
-        item_popularity=pop, n_popularity_users=4,
+        test,
+        cutoffs=[2],
+        metrics=["COVERAGE", "GINI", "NOVELTY", "AVG_POP", "HR"],
+        item_popularity=pop,
+        n_popularity_users=4,
     )
     res = ev.evaluate(FixedScores(scores).fit(None))  # type: ignore[arg-type]
     s = res.summary

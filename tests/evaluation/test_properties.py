@@ -11,9 +11,7 @@ from hypothesis import strategies as st
 from recforge.evaluation import ACCURACY_METRICS, Evaluator
 from recforge.evaluation.topk import select_topk
 
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -80,9 +78,7 @@ def test_matches_reference(case: dict) -> None:  # type: ignore[type-arg]
     for k in sorted(set(case["cutoffs"])):
         recommended: set[int] = set()
         for row, u in enumerate(expected_users):
-            cand = (
-                set(case["test"][u]) | set(case["negatives"][u]) if case["candidates"] else None
-            )
+            cand = set(case["test"][u]) | set(case["negatives"][u]) if case["candidates"] else None
             ranked = reference_list(case["scores"][u], set(case["exclude"][u]), cand, k)
             recommended.update(ranked)
             ref = reference_metrics(ranked, set(case["test"][u]), k)
@@ -102,10 +98,15 @@ def test_numba_and_numpy_give_identical_lists(case: dict, k: int) -> None:  # ty
     out = {}
     for backend in ("numba", "numpy"):
         sel, nan_rows = select_topk(
-            case["scores"], users, k,
-            mask_ptr=excl.indptr.astype(np.int64), mask_idx=excl.indices.astype(np.int32),
-            test_ptr=test.indptr.astype(np.int64), test_idx=test.indices.astype(np.int32),
-            candidates=False, backend=backend,  # type: ignore[arg-type]
+            case["scores"],
+            users,
+            k,
+            mask_ptr=excl.indptr.astype(np.int64),
+            mask_idx=excl.indices.astype(np.int32),
+            test_ptr=test.indptr.astype(np.int64),
+            test_idx=test.indices.astype(np.int32),
+            candidates=False,
+            backend=backend,  # type: ignore[arg-type]
         )
         assert not nan_rows.any()
         out[backend] = sel
@@ -132,10 +133,15 @@ def test_large_random_blocks_identical_between_backends() -> None:
     users = np.arange(n_users, dtype=np.int64)
     sels = [
         select_topk(
-            scores, users, k,
-            mask_ptr=excl.indptr.astype(np.int64), mask_idx=excl.indices.astype(np.int32),
-            test_ptr=test.indptr.astype(np.int64), test_idx=test.indices.astype(np.int32),
-            candidates=False, backend=b,  # type: ignore[arg-type]
+            scores,
+            users,
+            k,
+            mask_ptr=excl.indptr.astype(np.int64),
+            mask_idx=excl.indices.astype(np.int32),
+            test_ptr=test.indptr.astype(np.int64),
+            test_idx=test.indices.astype(np.int32),
+            candidates=False,
+            backend=b,  # type: ignore[arg-type]
         )[0]
         for b in ("numba", "numpy")
     ]

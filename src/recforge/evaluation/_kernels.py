@@ -135,8 +135,16 @@ def _finish(
 
 @njit(
     types.void(
-        _F32_2D, _I64_1D, _I64_1D, _I32_1D, _I64_1D, _I32_1D,
-        _OUT_I32_2D, _OUT_B_2D, _OUT_I32_1D, _OUT_B_1D,
+        _F32_2D,
+        _I64_1D,
+        _I64_1D,
+        _I32_1D,
+        _I64_1D,
+        _I32_1D,
+        _OUT_I32_2D,
+        _OUT_B_2D,
+        _OUT_I32_1D,
+        _OUT_B_1D,
     ),
     parallel=True,
     cache=True,
@@ -188,8 +196,16 @@ def topk_full(
 
 @njit(
     types.void(
-        _F32_2D, _I64_1D, _I64_1D, _I32_1D, _I64_1D, _I32_1D,
-        _OUT_I32_2D, _OUT_B_2D, _OUT_I32_1D, _OUT_B_1D,
+        _F32_2D,
+        _I64_1D,
+        _I64_1D,
+        _I32_1D,
+        _I64_1D,
+        _I32_1D,
+        _OUT_I32_2D,
+        _OUT_B_2D,
+        _OUT_I32_1D,
+        _OUT_B_1D,
     ),
     parallel=True,
     cache=True,

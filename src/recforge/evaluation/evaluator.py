@@ -133,9 +133,7 @@ def _candidate_sets(
         raise ValueError("candidates is not a well-formed CSR matrix (indptr/indices mismatch)")
     neg_users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(neg_ptr))
     test_users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(test.indptr))
-    keys = np.concatenate(
-        [test_users * n_items + test.indices, neg_users * n_items + neg_idx]
-    )
+    keys = np.concatenate([test_users * n_items + test.indices, neg_users * n_items + neg_idx])
     keys = np.unique(keys)
     if exclude is not None and exclude.nnz:
         ex_users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(exclude.indptr))
@@ -253,7 +251,10 @@ class Evaluator:
         acc_names = [m for m in self.metrics if m in ACCURACY_METRICS]
         per_user = {f"{m}@{k}": np.empty(users.size) for m in acc_names for k in self.cutoffs}
         beyond = BeyondAccuracy(
-            self.cutoffs, self.metrics, self.n_items, self.item_popularity,
+            self.cutoffs,
+            self.metrics,
+            self.n_items,
+            self.item_popularity,
             self.n_popularity_users,
         )
         # The kernels take int64 row pointers and int32 columns (one compiled signature).
@@ -276,8 +277,15 @@ class Evaluator:
                 )
             t1 = time.perf_counter()
             sel, nan_rows = select_topk(
-                block, bu, kmax, mask_ptr=m_ptr, mask_idx=m_idx, test_ptr=t_ptr,
-                test_idx=t_idx, candidates=self.protocol == "candidates", backend=backend,
+                block,
+                bu,
+                kmax,
+                mask_ptr=m_ptr,
+                mask_idx=m_idx,
+                test_ptr=t_ptr,
+                test_idx=t_idx,
+                candidates=self.protocol == "candidates",
+                backend=backend,
             )
             if nan_rows.any():
                 raise ValueError(

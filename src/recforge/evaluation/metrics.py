@@ -49,7 +49,15 @@ __all__ = [
 ]
 
 ACCURACY_METRICS: tuple[str, ...] = (
-    "HR", "HIT_RATE", "PRECISION", "RECALL", "RECALL_MIN", "NDCG", "NDCG_TRUNC", "MAP", "MRR",
+    "HR",
+    "HIT_RATE",
+    "PRECISION",
+    "RECALL",
+    "RECALL_MIN",
+    "NDCG",
+    "NDCG_TRUNC",
+    "MAP",
+    "MRR",
 )
 BEYOND_ACCURACY_METRICS: tuple[str, ...] = ("COVERAGE", "GINI", "NOVELTY", "AVG_POP")
 ALL_METRICS: tuple[str, ...] = ACCURACY_METRICS + BEYOND_ACCURACY_METRICS

@@ -104,7 +104,13 @@ def bootstrap_ci(
     # Resample in batches so memory stays ~ batch * n values for large user sets.
     batch = max(1, min(n_boot, int(2e7 // x.size)))
     r = stats.bootstrap(
-        (x,), np.mean, n_resamples=n_boot, confidence_level=1 - alpha, method="percentile",
-        rng=np.random.default_rng(seed), batch=batch, vectorized=True,
+        (x,),
+        np.mean,
+        n_resamples=n_boot,
+        confidence_level=1 - alpha,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        batch=batch,
+        vectorized=True,
     )
     return float(r.confidence_interval.low), float(r.confidence_interval.high)

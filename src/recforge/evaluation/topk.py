@@ -185,9 +185,7 @@ def select_topk(
         scores = scores.astype(np.float32)
     users = np.ascontiguousarray(users, dtype=np.int64)
     if backend == "numpy":
-        return _select_numpy(
-            scores, users, k, mask_ptr, mask_idx, test_ptr, test_idx, candidates
-        )
+        return _select_numpy(scores, users, k, mask_ptr, mask_idx, test_ptr, test_idx, candidates)
     kern = _load_kernels()
     assert kern is not None, "resolve_backend() must be called first"
     n_rows = scores.shape[0]
