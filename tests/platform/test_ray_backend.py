@@ -1,0 +1,322 @@
+"""RayBackend and the service on a real local Ray cluster.
+
+Ray binds every address it finds, so the head runs inside a private, loopback-only network
+namespace (``unshare -n``, then ``ip link set lo up``), started once per test session with
+``ray start --head --block`` and stopped by its pid (never ``ray stop``). The dashboard (needed
+by the job submission API) is only reachable inside that namespace, so each test runs a scenario
+of this file as a script in it (``nsenter -t <pid> -n``) and asserts on the JSON it prints.
+Missing tools (unshare/nsenter/ip, Ray) make the tests FAIL with a clear message, not skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PY = sys.executable
+DASHBOARD = "http://127.0.0.1:8265"  # fixed ports are safe: the namespace is private
+
+
+@dataclass
+class RayHead:
+    pid: int  # the `ray start --block` process, inside the namespace
+    netns: str  # its network namespace id (for cleanup by pid)
+    temp_dir: Path
+
+
+def _netns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def _in_ns(head: RayHead, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nsenter", "-t", str(head.pid), "-n", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    """One Ray head (2 CPUs, dashboard) in a loopback-only network namespace."""
+    missing = [t for t in ("unshare", "nsenter", "ip") if shutil.which(t) is None]
+    ray_cli = Path(PY).with_name("ray")
+    if missing or not ray_cli.exists():
+        pytest.fail(f"Ray tests cannot run: missing {missing or [str(ray_cli)]}", pytrace=False)
+    temp_dir = Path(tempfile.mkdtemp(prefix="rf-ray-", dir="/tmp"))  # short: socket path limit
+    script = (
+        "ip link set lo up && exec "
+        f"{ray_cli} start --head --block --port=6379 --num-cpus=2 --num-gpus=0 "
+        "--dashboard-host=127.0.0.1 --dashboard-port=8265 --include-dashboard=true "
+        f"--disable-usage-stats --temp-dir={temp_dir}"
+    )
+    log = open(temp_dir / "head.log", "wb")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        ["unshare", "-n", "sh", "-c", script],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    head = RayHead(proc.pid, "", temp_dir)
+    probe = (
+        "import time, urllib.request\n"
+        "for _ in range(600):\n"
+        "    try:\n"
+        f"        urllib.request.urlopen('{DASHBOARD}/api/version', timeout=1); break\n"
+        "    except Exception: time.sleep(0.1)\n"
+        "else: raise SystemExit(1)\n"
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while _netns(proc.pid) in (None, _netns(os.getpid())):  # wait for unshare to happen
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("unshare -n did not start")
+            time.sleep(0.02)
+        head.netns = _netns(proc.pid) or ""
+        ready = _in_ns(head, [PY, "-c", probe], timeout=90)
+        if ready.returncode != 0 or proc.poll() is not None:
+            raise RuntimeError("the Ray dashboard did not come up")
+    except Exception as exc:
+        _stop(head, proc)
+        text = (temp_dir / "head.log").read_text(errors="replace")[-3000:]
+        pytest.fail(f"Ray tests cannot run: {exc}\n{text}", pytrace=False)
+    yield head
+    _stop(head, proc)
+
+
+def _stop(head: RayHead, proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the blocking `ray start` (it stops what it started), then kill stragglers by pid."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=15)
+    if head.netns:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and _netns(int(entry)) == head.netns:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry), signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired, ProcessLookupError):
+        proc.kill()
+        proc.wait(timeout=5)
+    shutil.rmtree(head.temp_dir, ignore_errors=True)
+
+
+def run_scenario(head: RayHead, name: str, tmp_path: Path, timeout: float = 60) -> dict[str, Any]:
+    res = _in_ns(head, [PY, __file__, name, str(tmp_path)], timeout=timeout)
+    assert res.returncode == 0, (
+        f"scenario {name} failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+    )
+    result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_gang_runs_as_a_placement_group_and_cancel_removes_it(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    out = run_scenario(ray_head, "gang_and_cancel", tmp_path)
+    assert out["phases"] == [["succeeded", 0], ["failed", 3]]
+    assert out["saw_running"]
+    assert out["log1"].splitlines() == ["hello worker 1 of 2 job 11"]
+    assert out["bundles"] == [{"CPU": 0.5, "memory": 64.0 * 2**20}, {"CPU": 1.0}]
+    assert out["heartbeats"] == [[True, 0], [True, 3]]  # sidecars reported to the store
+    assert out["long_phase_before_cancel"] == "running"
+    assert out["pg_states"]["cancelled"] == "REMOVED" and out["pg_states"]["gang"] == "REMOVED"
+    assert out["after_cancel"] == "STOPPED" and out["reattach"] is True
+    assert out["unknown_job"] == "not_found"
+
+
+def test_service_evicts_an_unplaceable_gang_then_fails_it_and_runs_a_feasible_one(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    out = run_scenario(ray_head, "service_pending_deadline", tmp_path)
+    big = out["big"]
+    assert big["state"] == "FAILED" and big["attempts"] == 2
+    assert "pending deadline 1.5s exceeded" in big["reason"]
+    assert big["transitions"] == [
+        "PENDING", "ADMITTED", "STARTING", "BACKOFF", "PENDING", "ADMITTED", "STARTING", "FAILED"
+    ]  # fmt: skip
+    assert big["ray_jobs"] == ["STOPPED", "STOPPED"]  # each attempt's Ray job was stopped
+    small = out["small"]
+    assert small["state"] == "SUCCEEDED" and small["attempts"] == 1
+    assert small["transitions"][-2:] == ["RUNNING", "SUCCEEDED"]
+
+
+# -- scenarios: run as `python test_ray_backend.py <name> <tmpdir>` inside the namespace -------
+def _wait(pred: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def scenario_gang_and_cancel(tmp: Path) -> dict[str, Any]:
+    from ray.job_submission import JobSubmissionClient
+    from ray.util.state import list_placement_groups
+
+    from recforge.platform.backends import RayBackend
+    from recforge.platform.specs import parse_job_spec
+    from recforge.platform.store import Store
+
+    url = f"sqlite:///{tmp / 'ray.db'}"
+    store = Store(url)
+    jid = store.create_job(name="g", owner="a", group="g", queue="q", spec={}).id
+    assert jid == 1
+    store.reset_replicas(jid, 1, [(0, "master"), (1, "worker")])
+    backend = RayBackend(DASHBOARD, strategy="STRICT_PACK", store_url=url, heartbeat_interval=0.3)
+    code = (
+        "import os, sys; e = os.environ; print('hello', e['RECFORGE_ROLE'],"
+        " e['RECFORGE_REPLICA_INDEX'], 'of', e['RECFORGE_WORLD_SIZE'], 'job', e['MARK']);"
+        " sys.exit(3 * int(e['RECFORGE_REPLICA_INDEX']))"
+    )
+    spec = parse_job_spec(
+        {
+            "name": "gang",
+            "command": [PY, "-c", code],
+            "env": {"MARK": "11"},
+            "replica_specs": [
+                {"role": "master", "resources": {"cpu": 0.5, "memory": "64Mi"}},
+                {"role": "worker", "resources": {"cpu": 1}},
+            ],
+        }
+    )
+    handle = backend.launch(jid, spec, None, attempt=1)
+    saw_running = False
+
+    def finished() -> Any:
+        nonlocal saw_running
+        st = backend.poll(handle)
+        saw_running |= st.all_running
+        done = all(r.phase.value in ("succeeded", "failed") for r in st.replicas)
+        return st if done else None
+
+    st = _wait(finished, 30, "gang to finish")
+    reps = store.replicas(jid)
+    long_spec = parse_job_spec(
+        {"name": "long", "command": [PY, "-c", "import time; time.sleep(60)"],
+         "replica_specs": [{"role": "master", "resources": {"cpu": 1}}]}
+    )  # fmt: skip
+    long_handle = backend.launch(2, long_spec, None, attempt=1)
+    _wait(lambda: backend.poll(long_handle).all_running, 30, "long job to run")
+    long_phase = backend.poll(long_handle).replicas[0].phase.value
+    backend.cancel(long_handle)
+    client = JobSubmissionClient(DASHBOARD)
+    pgs = {p.name: p.state for p in list_placement_groups(address=DASHBOARD, limit=1000)}
+    ghost = dict(handle, submission_id="recforge-does-not-exist")
+    return {
+        "phases": [[r.phase.value, r.exit_code] for r in st.replicas],
+        "saw_running": saw_running,
+        "log1": backend.logs(handle, 1),
+        "bundles": [r["bundle"] for r in handle["replicas"]],
+        "heartbeats": [[r.last_heartbeat is not None, r.exit_code] for r in reps],
+        "long_phase_before_cancel": long_phase,
+        "pg_states": {
+            "gang": pgs.get(handle["placement_group"]),
+            "cancelled": pgs.get(long_handle["placement_group"]),
+        },
+        "after_cancel": str(client.get_job_status(long_handle["submission_id"]).value),
+        "reattach": backend.reattach(handle),
+        "unknown_job": backend.poll(ghost).replicas[0].phase.value,
+    }
+
+
+def scenario_service_pending_deadline(tmp: Path) -> dict[str, Any]:
+    from ray.job_submission import JobSubmissionClient
+
+    from recforge.platform.backends import RayBackend
+    from recforge.platform.resources import parse_platform_config
+    from recforge.platform.service import PlatformService, ServiceSettings, save_config
+    from recforge.platform.store import Store, User
+
+    url = f"sqlite:///{tmp / 'svc.db'}"
+    store = Store(url)
+    # The platform believes the Ray cluster has 8 CPUs; the node really has 2. A 4-CPU gang is
+    # admitted by quota but its placement group can never be placed: Ray keeps it pending.
+    save_config(
+        store,
+        parse_platform_config(
+            {
+                "clusters": [{"name": "ray1", "type": "ray", "capacity": {"cpu": 8}}],
+                "groups": [{"name": "ml", "quotas": [{"cluster": "ray1", "nominal": {"cpu": 8}}]}],
+                "queues": [{"name": "q", "group": "ml"}],
+            }
+        ),
+    )
+    backend = RayBackend(DASHBOARD, store_url=url, heartbeat_interval=0.3)
+    svc = PlatformService(
+        store,
+        {"ray": backend},
+        settings=ServiceSettings(tick_interval=0.1, heartbeat_timeout=10),
+    )
+    user = User("alice", "ml", False)
+    big = svc.submit(
+        user,
+        {
+            "name": "big",
+            "queue": "q",
+            "command": [PY, "-c", "print('never')"],
+            "replica_specs": [{"role": "master", "resources": {"cpu": 4}}],
+            "pending_deadline_seconds": 1.5,
+            "retry": {"max_attempts": 2, "backoff_seconds": 0.3},
+        },
+    )
+    small = svc.submit(
+        user,
+        {
+            "name": "small",
+            "queue": "q",
+            "command": [PY, "-c", "import time; time.sleep(1)"],
+            "replica_specs": [{"role": "master", "resources": {"cpu": 1}}],
+        },
+    )
+    handles: list[str] = []
+
+    def done() -> bool:
+        svc.tick()
+        h = store.get_job(big).handle
+        if h and h["submission_id"] not in handles:
+            handles.append(h["submission_id"])
+        return all(store.get_job(j).state.value in ("FAILED", "SUCCEEDED") for j in (big, small))
+
+    _wait(done, 45, "both jobs to finish")
+    client = JobSubmissionClient(DASHBOARD)
+
+    def view(jid: int) -> dict[str, Any]:
+        rec = store.get_job(jid)
+        return {
+            "state": rec.state.value,
+            "attempts": rec.attempts,
+            "reason": rec.reason,
+            "transitions": [e.to_state.value for e in store.events(jid)],
+        }
+
+    return {
+        "big": {**view(big), "ray_jobs": [str(client.get_job_status(s).value) for s in handles]},
+        "small": view(small),
+    }
+
+
+if __name__ == "__main__":
+    scenario = globals()[f"scenario_{sys.argv[1]}"]
+    print(json.dumps(scenario(Path(sys.argv[2]))))
