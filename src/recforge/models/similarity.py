@@ -37,7 +37,7 @@ Two engines compute the same thing in bounded memory:
   sparse structure (float64), applies the formula only to co-occurring pairs and keeps the top-K
   in a small heap; parallel over columns, blocks of columns sized by the memory budget.
 
-``"auto"`` uses numba when it imports. BLAS/OpenMP and numba threads are pinned to ``n_threads``
+``"auto"`` is numba. BLAS/OpenMP and numba threads are pinned to ``n_threads``
 (default: the number of physical cores) for the duration of the call.
 """
 
@@ -48,6 +48,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
@@ -117,165 +118,137 @@ def pinned_threads(n_threads: int | None) -> Iterator[int]:
     n = physical_cores() if n_threads is None else int(n_threads)
     if n < 1:
         raise ValueError(f"n_threads must be >= 1 or None, got {n_threads!r}")
-    previous = None
-    try:
-        import numba
-
-        n = min(n, numba.config.NUMBA_NUM_THREADS)
-        previous = numba.get_num_threads()
-        numba.set_num_threads(n)
-    except ImportError:  # pragma: no cover - numba is a dependency
-        pass
+    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
     try:
         with threadpool_limits(limits=n):
             yield n
     finally:
-        if previous is not None:
-            import numba
-
-            numba.set_num_threads(previous)
+        numba.set_num_threads(previous)
 
 
 # ----------------------------------------------------------------------------- numba kernel
-_KERNEL: Any = None
+@numba.njit(cache=True, inline="always")
+def _better(v1: float, i1: int, v2: float, i2: int) -> bool:
+    return v1 > v2 or (v1 == v2 and i1 < i2)
 
 
-def _numba_kernel() -> Any:
-    """Compile (once, cached on disk) the sparse top-K product kernel."""
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
-    import numba
-
-    @numba.njit(cache=True, inline="always")
-    def _better(v1: float, i1: int, v2: float, i2: int) -> bool:
-        return v1 > v2 or (v1 == v2 and i1 < i2)
-
-    @numba.njit(cache=True)
-    def _heap_push(hv: Any, hi: Any, size: int, cap: int, v: float, i: int) -> int:
-        # Min-heap on "goodness": the root is the worst kept entry.
-        if size < cap:
-            pos = size
-            size += 1
-            while pos > 0:
-                parent = (pos - 1) // 2
-                if _better(hv[parent], hi[parent], v, i):
-                    hv[pos] = hv[parent]
-                    hi[pos] = hi[parent]
-                    pos = parent
-                else:
-                    break
-            hv[pos] = v
-            hi[pos] = i
-            return size
-        if not _better(v, i, hv[0], hi[0]):
-            return size
-        pos = 0
-        while True:
-            left = 2 * pos + 1
-            if left >= size:
-                break
-            child = left
-            right = left + 1
-            if right < size and _better(hv[left], hi[left], hv[right], hi[right]):
-                child = right
-            if _better(v, i, hv[child], hi[child]):
-                hv[pos] = hv[child]
-                hi[pos] = hi[child]
-                pos = child
+@numba.njit(cache=True)
+def _heap_push(hv: Any, hi: Any, size: int, cap: int, v: float, i: int) -> int:
+    # Min-heap on "goodness": the root is the worst kept entry.
+    if size < cap:
+        pos = size
+        size += 1
+        while pos > 0:
+            parent = (pos - 1) // 2
+            if _better(hv[parent], hi[parent], v, i):
+                hv[pos] = hv[parent]
+                hi[pos] = hi[parent]
+                pos = parent
             else:
                 break
         hv[pos] = v
         hi[pos] = i
         return size
+    if not _better(v, i, hv[0], hi[0]):
+        return size
+    pos = 0
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            break
+        child = left
+        right = left + 1
+        if right < size and _better(hv[left], hi[left], hv[right], hi[right]):
+            child = right
+        if _better(v, i, hv[child], hi[child]):
+            hv[pos] = hv[child]
+            hi[pos] = hi[child]
+            pos = child
+        else:
+            break
+    hv[pos] = v
+    hi[pos] = i
+    return size
 
-    @numba.njit(cache=True, parallel=True)
-    def kernel(
-        a_ptr: Any, a_idx: Any, a_val: Any, b_ptr: Any, b_idx: Any, b_val: Any,
-        r0: int, r1: int, n_cols: int, k: int, square: bool,
-        mode: int, sa: Any, sb: Any, colw: Any, scale: float, eps: float,
-        ta: float, tb: float, numer: float, n_chunks: int,
-        out_idx: Any, out_val: Any, out_cnt: Any,
-    ) -> None:  # fmt: skip
-        # Rows are dealt out round-robin: neighbouring ids often have similar (skewed) costs,
-        # so contiguous ranges would load the threads unevenly.
-        for chunk in numba.prange(n_chunks):
-            acc = np.zeros(n_cols, dtype=np.float64)
-            seen = np.zeros(n_cols, dtype=np.bool_)
-            touched = np.empty(n_cols, dtype=np.int64)
-            vals = np.empty(n_cols, dtype=np.float64)
-            hv = np.empty(k, dtype=np.float64)
-            hi_ = np.empty(k, dtype=np.int64)
-            for r in range(r0 + chunk, r1, n_chunks):
-                nt = 0
-                for p in range(a_ptr[r], a_ptr[r + 1]):
-                    u = a_idx[p]
-                    x = a_val[p]
-                    for q in range(b_ptr[u], b_ptr[u + 1]):
-                        c = b_idx[q]
-                        if not seen[c]:
-                            seen[c] = True
-                            touched[nt] = c
-                            nt += 1
-                        acc[c] += x * b_val[q]
-                n_pos = 0
-                n_neg = 0
-                for t in range(nt):
-                    c = touched[t]
-                    v = acc[c]
-                    acc[c] = 0.0
-                    seen[c] = False
-                    s = 0.0
-                    if v != 0.0 and not (square and c == r):
-                        if mode == 0:
-                            s = v / scale
-                        elif mode == 1:
-                            s = v / (sa[r] * sb[c] + eps)
-                        elif mode == 2:
-                            s = v / (sa[r] + sb[c] - v + eps)
-                        elif mode == 3:
-                            s = v / (sa[r] + sb[c] + eps)
-                        else:
-                            s = v / (v + ta * (sa[r] - v) + tb * (sb[c] - v) + eps)
-                        s = s * numer * colw[c]
-                    vals[t] = s
-                    if s > 0.0:
-                        n_pos += 1
-                    elif s < 0.0:
-                        n_neg += 1
-                n_zero = n_cols - n_pos - n_neg
-                # Negatives make the cut only when positives and zeros cannot fill top-k.
-                n_neg_keep = k - n_pos - n_zero
+
+@numba.njit(cache=True, parallel=True)
+def _topk_kernel(
+    a_ptr: Any, a_idx: Any, a_val: Any, b_ptr: Any, b_idx: Any, b_val: Any,
+    r0: int, r1: int, n_cols: int, k: int, square: bool,
+    mode: int, sa: Any, sb: Any, colw: Any, scale: float, eps: float,
+    ta: float, tb: float, numer: float, n_chunks: int,
+    out_idx: Any, out_val: Any, out_cnt: Any,
+) -> None:  # fmt: skip
+    # Rows are dealt out round-robin: neighbouring ids often have similar (skewed) costs,
+    # so contiguous ranges would load the threads unevenly.
+    for chunk in numba.prange(n_chunks):
+        acc = np.zeros(n_cols, dtype=np.float64)
+        seen = np.zeros(n_cols, dtype=np.bool_)
+        touched = np.empty(n_cols, dtype=np.int64)
+        vals = np.empty(n_cols, dtype=np.float64)
+        hv = np.empty(k, dtype=np.float64)
+        hi_ = np.empty(k, dtype=np.int64)
+        for r in range(r0 + chunk, r1, n_chunks):
+            nt = 0
+            for p in range(a_ptr[r], a_ptr[r + 1]):
+                u = a_idx[p]
+                x = a_val[p]
+                for q in range(b_ptr[u], b_ptr[u + 1]):
+                    c = b_idx[q]
+                    if not seen[c]:
+                        seen[c] = True
+                        touched[nt] = c
+                        nt += 1
+                    acc[c] += x * b_val[q]
+            n_pos = 0
+            n_neg = 0
+            for t in range(nt):
+                c = touched[t]
+                v = acc[c]
+                acc[c] = 0.0
+                seen[c] = False
+                s = 0.0
+                if v != 0.0 and not (square and c == r):
+                    if mode == 0:
+                        s = v / scale
+                    elif mode == 1:
+                        s = v / (sa[r] * sb[c] + eps)
+                    elif mode == 2:
+                        s = v / (sa[r] + sb[c] - v + eps)
+                    elif mode == 3:
+                        s = v / (sa[r] + sb[c] + eps)
+                    else:
+                        s = v / (v + ta * (sa[r] - v) + tb * (sb[c] - v) + eps)
+                    s = s * numer * colw[c]
+                vals[t] = s
+                if s > 0.0:
+                    n_pos += 1
+                elif s < 0.0:
+                    n_neg += 1
+            n_zero = n_cols - n_pos - n_neg
+            # Negatives make the cut only when positives and zeros cannot fill top-k.
+            n_neg_keep = k - n_pos - n_zero
+            size = 0
+            for t in range(nt):
+                if vals[t] > 0.0:
+                    size = _heap_push(hv, hi_, size, k, vals[t], touched[t])
+            base = (r - r0) * k
+            for t in range(size):
+                out_idx[base + t] = hi_[t]
+                out_val[base + t] = hv[t]
+            cnt = size
+            if n_neg_keep > 0:
                 size = 0
                 for t in range(nt):
-                    if vals[t] > 0.0:
-                        size = _heap_push(hv, hi_, size, k, vals[t], touched[t])
-                base = (r - r0) * k
+                    if vals[t] < 0.0:
+                        size = _heap_push(hv, hi_, size, n_neg_keep, vals[t], touched[t])
                 for t in range(size):
-                    out_idx[base + t] = hi_[t]
-                    out_val[base + t] = hv[t]
-                cnt = size
-                if n_neg_keep > 0:
-                    size = 0
-                    for t in range(nt):
-                        if vals[t] < 0.0:
-                            size = _heap_push(hv, hi_, size, n_neg_keep, vals[t], touched[t])
-                    for t in range(size):
-                        out_idx[base + cnt + t] = hi_[t]
-                        out_val[base + cnt + t] = hv[t]
-                    cnt += size
-                out_cnt[r - r0] = cnt
-
-    _KERNEL = kernel
-    return kernel
-
-
-def _numba_available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return False
-    return True
+                    out_idx[base + cnt + t] = hi_[t]
+                    out_val[base + cnt + t] = hv[t]
+                cnt += size
+            out_cnt[r - r0] = cnt
 
 
 # ----------------------------------------------------------------------------- top-K product
@@ -391,7 +364,7 @@ def topk_product(
     colw = np.ones(n_cols) if col_weight is None else np.asarray(col_weight, dtype=np.float64)
     ta, tb = float(tversky[0]), float(tversky[1])
     budget = memory_budget_mb * 2**20
-    use_numba = engine == "numba" or (engine == "auto" and _numba_available())
+    use_numba = engine in ("auto", "numba")
     if n_rows == 0 or n_cols == 0 or k == 0:
         return sp.csr_matrix((n_rows, n_cols), dtype=np.float32)
 
@@ -400,7 +373,7 @@ def topk_product(
     out_vals: list[np.ndarray] = []
     with pinned_threads(n_threads) as n_thr:
         if use_numba:
-            kernel = _numba_kernel()
+            kernel = _topk_kernel
             a64 = sp.csr_matrix(a, dtype=np.float64)
             b64 = sp.csr_matrix(b, dtype=np.float64)
             a_ptr, a_idx = a64.indptr.astype(np.int64), a64.indices.astype(np.int64)
