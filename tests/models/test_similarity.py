@@ -13,6 +13,7 @@ from recforge.models.similarity import (
     compute_similarity,
     physical_cores,
     pinned_threads,
+    sparse_dense_product,
     top_k_per_column,
     topk_product,
 )
@@ -328,6 +329,17 @@ def test_topk_product_row_wise_with_column_weights() -> None:
     for engine in ENGINES:
         out = topk_product(a, b, 2, col_weight=np.array([1, 4, 0.5]), engine=engine).toarray()
         np.testing.assert_allclose(out, [[3, 4, 0], [1, 0, 1]])
+
+
+def test_sparse_dense_product_matches_scipy() -> None:
+    a = random_matrix(17, 30, 0.2, seed=11)
+    b = random_matrix(30, 25, 0.3, seed=12)
+    out = sparse_dense_product(a, b, n_threads=2)
+    assert out.dtype == np.float32 and out.flags.c_contiguous and out.shape == (17, 25)
+    np.testing.assert_allclose(out, (a @ b).toarray(), rtol=1e-5, atol=1e-6)
+    assert not sparse_dense_product(sp.csr_matrix((3, 30)), b).any()
+    with pytest.raises(ValueError, match="inner dimensions"):
+        sparse_dense_product(b, b)
 
 
 def test_top_k_per_column_ties_and_zeros() -> None:

@@ -26,8 +26,8 @@ import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
 from recforge.models.base import Recommender
-from recforge.models.knn import _check_profiles, _check_users, _dense
-from recforge.models.similarity import top_k_per_column, topk_product
+from recforge.models.knn import _check_profiles, _check_users
+from recforge.models.similarity import sparse_dense_product, top_k_per_column, topk_product
 
 __all__ = ["P3alpha", "RP3beta"]
 
@@ -119,13 +119,13 @@ class _RandomWalk(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted("W_")
         u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
-        return _dense(self.train_matrix_[u] @ self.W_)
+        return sparse_dense_product(self.train_matrix_[u], self.W_, self.n_threads)
 
     def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
         """Scores for fold-in users; their profiles are binarised like the training ones."""
         self._check_fitted("W_")
         p = _binary(_check_profiles(profiles, self.W_.shape[0], type(self).__name__))
-        return _dense(p @ self.W_)
+        return sparse_dense_product(p, self.W_, self.n_threads)
 
 
 class P3alpha(_RandomWalk):

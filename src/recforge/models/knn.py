@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
 from recforge.models.base import Recommender
-from recforge.models.similarity import SIMILARITIES, compute_similarity
+from recforge.models.similarity import SIMILARITIES, compute_similarity, sparse_dense_product
 from recforge.models.weighting import bm25, tfidf, weight_new_columns
 
 __all__ = [
@@ -102,10 +102,6 @@ def _check_profiles(profiles: Any, n_items: int, who: str) -> sp.csr_matrix:
             f"{who}.score_profiles: profiles have shape {p.shape}, expected (n, {n_items})"
         )
     return p
-
-
-def _dense(m: sp.spmatrix) -> np.ndarray:
-    return np.ascontiguousarray(m.toarray(), dtype=np.float32)
 
 
 class _KNN(Recommender):
@@ -187,6 +183,7 @@ class ItemKNNCF(_KNN):
 
     name = "ItemKNNCF"
     supports_profiles = True
+    search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
 
     def fit(self, train: Interactions) -> Self:
         self._validate()
@@ -200,7 +197,7 @@ class ItemKNNCF(_KNN):
     def score(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted("W_")
         u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
-        return _dense(self.train_matrix_[u] @ self.W_)
+        return sparse_dense_product(self.train_matrix_[u], self.W_, self.n_threads)
 
     def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
         """Score fold-in users; the profiles are weighted like training users first."""
@@ -210,7 +207,7 @@ class ItemKNNCF(_KNN):
             p = weight_new_columns(
                 p, self.feature_weighting, n_rows=p.shape[1], row_sums=self.item_row_sums_
             )
-        return _dense(p @ self.W_)
+        return sparse_dense_product(p, self.W_, self.n_threads)
 
 
 class UserKNNCF(_KNN):
@@ -221,6 +218,7 @@ class UserKNNCF(_KNN):
 
     name = "UserKNNCF"
     supports_profiles = False
+    search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
 
     def fit(self, train: Interactions) -> Self:
         self._validate()
@@ -233,7 +231,7 @@ class UserKNNCF(_KNN):
     def score(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted("W_")
         u = _check_users(users, self.W_.shape[0], type(self).__name__)
-        return _dense(self.W_[u] @ self.train_matrix_)
+        return sparse_dense_product(self.W_[u], self.train_matrix_, self.n_threads)
 
 
 class ItemKNNCBF(_KNN):
@@ -245,6 +243,7 @@ class ItemKNNCBF(_KNN):
 
     name = "ItemKNNCBF"
     supports_profiles = True
+    search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
 
     @classmethod
     def search_space_for(
@@ -271,12 +270,12 @@ class ItemKNNCBF(_KNN):
     def score(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted("W_")
         u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
-        return _dense(self.train_matrix_[u] @ self.W_)
+        return sparse_dense_product(self.train_matrix_[u], self.W_, self.n_threads)
 
     def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
         self._check_fitted("W_")
         p = _check_profiles(profiles, self.W_.shape[0], type(self).__name__)
-        return _dense(p @ self.W_)
+        return sparse_dense_product(p, self.W_, self.n_threads)
 
 
 class ItemKNNCFCBF(ItemKNNCBF):
