@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import random
 from typing import Any
 
@@ -453,3 +454,103 @@ def test_restore_reinstalls_an_admission_after_a_restart() -> None:
         fresh.restore(adm, spec, now=100)
     fresh.release("e")
     assert ids(fresh.schedule(now=101)) == ["x"]
+
+
+class _NeverBlocked(set):
+    """A blocked-shape memo that remembers nothing (forces every fit check)."""
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+
+def _simulate(
+    mode: str, n_jobs: int = 400, lookahead: int = 2
+) -> tuple[list[tuple[float, tuple]], Any]:
+    rng = random.Random(11)
+    cfg = parse_platform_config(
+        {
+            "clusters": [
+                {"name": f"c{i}", "type": "local", "capacity": {"cpu": 16 * (i + 1), "gpu": 8}}
+                for i in range(3)
+            ],
+            "groups": [
+                {
+                    "name": f"g{g}",
+                    "quotas": [
+                        {
+                            "cluster": f"c{i}",
+                            "nominal": {"cpu": 4 * (i + 1), "gpu": 2},
+                            **({"lending_limit": {"cpu": 2, "gpu": 0}} if g % 2 else {}),
+                        }
+                        for i in range(3)
+                    ],
+                }
+                for g in range(4)
+            ],
+            "queues": [
+                {"name": f"q{g}{k}", "group": f"g{g}", "weight": k + 1, "priority": k % 2}
+                for g in range(4)
+                for k in range(3)
+            ],
+        }
+    )
+    s = Scheduler(
+        cfg,
+        aging=AgingPolicy(aging_seconds=300, max_wait_seconds=900),
+        backfill_lookahead=lookahead,
+    )
+    if mode == "no_queue_skip":
+        s._offers_more = lambda qs: True  # type: ignore[method-assign]
+    if mode == "no_shape_memo":
+        s.schedule = _with_memo_off(s)  # type: ignore[method-assign]
+    ends: list[tuple[float, str]] = []
+    log: list[tuple[float, tuple]] = []
+    now = 0.0
+    for i in range(n_jobs):
+        spec = job(
+            f"j{i}",
+            queue=f"q{rng.randrange(4)}{rng.randrange(3)}",
+            workers=rng.choice([0, 1, 3]),
+            cpu=rng.choice([1, 2, 4]),
+            gpu=rng.choice([0, 0, 1]),
+            priority=rng.choice([0, 1]),
+        )
+        s.submit(f"j{i}", spec, now=now)
+        if rng.random() < 0.3:
+            now += rng.uniform(0, 50)
+            while ends and ends[0][0] <= now:
+                s.on_finished(heapq.heappop(ends)[1], now)
+            out = s.schedule(now)
+            log.append((now, tuple((a.job_id, a.cluster, len(a.replicas)) for a in out)))
+            for a in out:
+                heapq.heappush(ends, (now + rng.uniform(20, 400), a.job_id))
+    while ends:
+        now = ends[0][0]
+        while ends and ends[0][0] <= now:
+            s.on_finished(heapq.heappop(ends)[1], now)
+        out = s.schedule(now)
+        log.append((now, tuple((a.job_id, a.cluster, len(a.replicas)) for a in out)))
+        for a in out:
+            heapq.heappush(ends, (now + rng.uniform(20, 400), a.job_id))
+    assert len(s) == 0  # every job was admitted and finished
+    return log, s.stats
+
+
+def _with_memo_off(s: Scheduler) -> Any:
+    inner = Scheduler.schedule.__get__(s)
+
+    def schedule(now: float) -> list:
+        s._blocked_shapes = _NeverBlocked()
+        return inner(now)
+
+    return schedule
+
+
+def test_shortcuts_do_not_change_decisions() -> None:
+    """Skipping queues that nothing new fits and memoising blocked gang shapes are pure
+    optimisations: the decisions equal those of a scheduler that re-checks everything."""
+    log, stats = _simulate("normal")
+    assert stats.skipped_queues > 0 and stats.admissions == 400
+    full, full_stats = _simulate("no_queue_skip")
+    assert full == log and full_stats.tries > stats.tries
+    assert _simulate("no_shape_memo")[0] == log

@@ -244,7 +244,16 @@ class _Slot:
 
 
 class _ClusterState:
-    __slots__ = ("cap", "cluster", "pool", "pool_used", "slots", "unused_guaranteed", "used")
+    __slots__ = (
+        "cap",
+        "cluster",
+        "pool",
+        "pool_used",
+        "slots",
+        "unused_guaranteed",
+        "used",
+        "version",
+    )
 
     def __init__(self, cluster: Cluster, cap: list[int]):
         self.cluster = cluster
@@ -255,6 +264,7 @@ class _ClusterState:
         self.pool_used = [0] * n
         self.unused_guaranteed = [0] * n
         self.slots: dict[str, _Slot] = {}
+        self.version = 0  # bumped on every change of usage (invalidates cached availability)
 
 
 class QuotaBook:
@@ -273,6 +283,10 @@ class QuotaBook:
         self._group_used: dict[str, list[int]] = {}
         self._group_cap: dict[str, list[int]] = {}
         self._reservations: dict[str, tuple[str, str, list[int]]] = {}
+        # available_vec(g, c) depends on cluster c's state and g's usage summed over clusters:
+        # cache it until either changes (schedulers ask the same question many times per pass).
+        self._group_version: dict[str, int] = {}
+        self._avail_cache: dict[tuple[str, str], tuple[int, int, list[int]]] = {}
         for g in groups:
             self._groups[g.name] = g
         for c in clusters:
@@ -329,6 +343,7 @@ class QuotaBook:
         self._install_group(group)
 
     def _install_group(self, g: Group) -> None:
+        self._avail_cache.clear()  # limits change: cached availability is stale
         for q in g.quotas:
             if q.cluster not in self._clusters:
                 raise QuotaError(f"group {g.name!r} has a quota for unknown cluster {q.cluster!r}")
@@ -342,6 +357,7 @@ class QuotaBook:
                 self._install_slot(st, g.name, q)
 
     def _install_slot(self, st: _ClusterState, group: str, q: GroupQuota) -> None:
+        self._avail_cache.clear()  # limits change: cached availability is stale
         # Limits naming a resource no cluster has are harmless: such requests are refused anyway.
         nominal = self._vec_limit(q.nominal)
         guaranteed = self._vec_limit(q.guaranteed)
@@ -369,6 +385,7 @@ class QuotaBook:
         self._group_used.setdefault(group, [0] * len(self.dims))
 
     def _grow_dims(self, extended: Mapping[str, float]) -> None:
+        self._avail_cache.clear()  # limits change: cached availability is stale
         new = sorted(set(extended) - set(self.dims))
         if not new:
             return
@@ -447,7 +464,16 @@ class QuotaBook:
         return st, slot
 
     def available_vec(self, group: str, cluster: str) -> list[int]:
-        """Per resource, the most ``group`` could take on ``cluster`` right now."""
+        """Per resource, the most ``group`` could take on ``cluster`` right now.
+
+        The returned list may be shared with later calls: do not modify it.
+        """
+        key = (group, cluster)
+        hit = self._avail_cache.get(key)
+        if hit is not None:
+            st0 = self._clusters[cluster]
+            if hit[0] == st0.version and hit[1] == self._group_version.get(group, 0):
+                return hit[2]
         st, slot = self._state(group, cluster)
         gused = self._group_used[group]
         gcap = self._group_cap[group]
@@ -470,6 +496,7 @@ class QuotaBook:
             if cap_left < a:
                 a = cap_left
             out.append(a if a > 0 else 0)
+        self._avail_cache[key] = (st.version, self._group_version.get(group, 0), out)
         return out
 
     def available(self, group: str, cluster: str) -> Resources:
@@ -577,6 +604,8 @@ class QuotaBook:
         return self.to_resources(total)
 
     def _apply(self, st: _ClusterState, slot: _Slot, total: list[int], sign: int) -> None:
+        st.version += 1
+        self._group_version[slot.group] = self._group_version.get(slot.group, 0) + 1
         gused = self._group_used[slot.group]
         for i, x in enumerate(total):
             if not x:

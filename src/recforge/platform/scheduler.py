@@ -194,6 +194,7 @@ class SchedulerStats:
     passes: int = 0
     idle_passes: int = 0  # schedule() calls that returned at once: no event since the last pass
     tries: int = 0  # gang fit checks (each over the candidate clusters)
+    skipped_queues: int = 0  # dirty queues skipped: no cluster offered them more than before
     admissions: int = 0
 
 
@@ -224,6 +225,9 @@ class _QueueState:
     queue: Queue
     order: list[tuple[int, float, int, str]] = field(default_factory=list)  # sorted, non-starving
     starving: int = 0  # how many of its pending jobs are starving
+    # What its group could get per cluster when its last turn ended blocked: while no cluster
+    # offers more than this, every job it tried is still blocked, so the queue can be skipped.
+    snapshot: dict[str, list[int]] | None = None
 
 
 class Scheduler:
@@ -259,9 +263,12 @@ class Scheduler:
         self._starving: dict[int, list[tuple[float, int, str]]] = {}
         self._aging_heap: list[tuple[float, int, str]] = []  # (starve_at, seq, id), lazy
         self._held_heap: list[tuple[float, int, str]] = []  # (not_before, seq, id), lazy
-        self._dirty: set[str] = set(self._queues)
+        self._dirty: set[str] = set(self._queues)  # queues to try in the next pass
+        self._force: set[str] = set(self._queues)  # ...whose order changed (no snapshot skip)
         self._last_claims: dict[str, list[str]] = {}  # cluster -> starving job ids, last pass
         self._pass_claims: dict[str, list[str]] = {}
+        self._blocked_shapes: set[tuple[str, tuple[int, ...], tuple[str, ...]]] = set()
+        self._pass_force: set[str] = set()
         self._total_cap: list[int] = []
         self._refresh_capacity()
         self.stats = SchedulerStats()
@@ -290,6 +297,7 @@ class Scheduler:
                 job.entry = self._entry(job)
                 bisect.insort(qs.order, job.entry)
         self._dirty.update(self._queues)
+        self._force.update(self._queues)
 
     def _refresh_capacity(self) -> None:
         dims = len(self.book.dims)
@@ -513,6 +521,9 @@ class Scheduler:
                         self._capacity_freed(c)
             elif job.entry is not None:
                 self._sorted_remove(qs.order, job.entry)
+                if admitted_on is None:  # a job left its queue's window outside a pass
+                    self._dirty.add(job.queue)
+                    self._force.add(job.queue)
             job.entry = None
             job.starving = False
         job.state = "detached"
@@ -535,6 +546,7 @@ class Scheduler:
                 self._aging_heap, (now + self.aging.max_wait_seconds, job.seq, job.job_id)
             )
         self._dirty.add(job.queue)
+        self._force.add(job.queue)
 
     def _entry(self, job: _Job) -> tuple[int, float, int, str]:
         key = job.size
@@ -582,6 +594,7 @@ class Scheduler:
             level = self._starving.setdefault(qs.queue.priority, [])
             bisect.insort(level, self._starve_entry(job))
             self._dirty.add(job.queue)
+            self._force.add(job.queue)
 
     def next_event_time(self) -> float | None:
         """When the next time-driven change happens (a job starts starving or leaves backoff)."""
@@ -614,6 +627,9 @@ class Scheduler:
         # claimed last pass) mark queues for this pass's later phases and for the next pass.
         work = self._dirty
         self._dirty = set()
+        self._pass_force = self._force
+        self._force = set()
+        self._blocked_shapes = set()
         out: list[Admission] = []
         claims: list[str] = []
         levels = sorted({qs.queue.priority for qs in self._queues.values()}, reverse=True)
@@ -684,6 +700,9 @@ class Scheduler:
             if current > share + 1e-12:  # another queue of the group admitted meanwhile
                 heapq.heappush(heap, (current, name))
                 continue
+            if name not in self._pass_force and not self._offers_more(qs):
+                self.stats.skipped_queues += 1
+                continue
             skip = blocked.setdefault(name, set())
             admitted = False
             for entry in qs.order:
@@ -696,8 +715,29 @@ class Scheduler:
                 skip.add(job_id)
                 if len(skip) > self.backfill_lookahead:
                     break
-            if admitted and qs.order:
+            if not admitted:
+                qs.snapshot = self._availability(qs)
+                continue
+            qs.snapshot = None  # its window moved: the next turn must try
+            if qs.order:
                 heapq.heappush(heap, (self._queue_share(qs), name))
+
+    def _availability(self, qs: _QueueState) -> dict[str, list[int]]:
+        group = qs.queue.group
+        return {c: list(self.book.available_vec(group, c)) for c in self._clusters_by_group[group]}
+
+    def _offers_more(self, qs: _QueueState) -> bool:
+        """Whether some cluster offers the queue's group more of anything than at its last
+        blocked turn (or it has no snapshot); if not, its jobs are all still blocked."""
+        if qs.snapshot is None:
+            return True
+        group = qs.queue.group
+        for c, before in qs.snapshot.items():
+            now = self.book.available_vec(group, c)
+            for n, b in zip(now, before):  # noqa: B905 - same dims by construction; hot loop
+                if n > b:
+                    return True
+        return False
 
     def _queue_share(self, qs: _QueueState) -> float:
         used = self.book.group_used_vec(qs.queue.group)
@@ -710,18 +750,29 @@ class Scheduler:
     def _try_admit(self, job: _Job, now: float, out: list[Admission]) -> bool:
         """Admit ``job`` on the best cluster that fits its gang now; False if none does."""
         self.stats.tries += 1
+        # Within a pass capacity only shrinks (admissions and claims; releases happen between
+        # passes), so a gang shape that did not fit for this group stays blocked all pass.
+        shape = (job.group, tuple(job.gang_vec), tuple(job.candidates))
+        if shape in self._blocked_shapes:
+            return False
         gang = job.gang_vec
+        group = job.group
+        available = self.book.available_vec
         chosen: str | None = None
         chosen_avail: list[int] | None = None
         for c in job.candidates:
-            avail = self.book.available_vec(job.group, c)
-            if all(n <= a for n, a in zip(gang, avail, strict=True)):
-                if self.book.within_nominal(job.group, c, gang):
+            avail = available(group, c)
+            for n, a in zip(gang, avail):  # noqa: B905 - same dims by construction; hot loop
+                if n > a:
+                    break
+            else:
+                if self.book.within_nominal(group, c, gang):
                     chosen, chosen_avail = c, avail
                     break
                 if chosen is None:
                     chosen, chosen_avail = c, avail
         if chosen is None or chosen_avail is None:
+            self._blocked_shapes.add(shape)
             return False
         total = list(gang)
         n_extra = 0
