@@ -156,6 +156,7 @@ def test_queue_of_another_group_is_refused(plat: Platform) -> None:
         (job_spec(cpu=3), 409, None, "can never be admitted"),  # over ml's 2-core quota
         (job_spec(cpu=64), 409, None, "cpu"),  # bigger than the cluster
         (job_spec(memory="3Gi"), 409, None, "memory"),
+        (job_spec(cpu=1.7e306), 422, None, "out of range"),  # overflows in specs.py
         ({"template": "nope", "values": {}}, 404, "template", "unknown template 'nope'"),
         ({"template": "nope", "values": [1]}, 422, "values", "dictionary"),
     ],

@@ -380,6 +380,7 @@ def create_app(
         auth = TokenAuth(store, admin_token=admin_token or os.environ.get("RECFORGE_ADMIN_TOKEN"))
     ctx = _Ctx(service=service, store=store, auth=auth)
     common: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorOut, "description": "the body is not decodable JSON"},
         401: {"model": ErrorOut, "description": "missing or unknown token"},
         422: {"model": ErrorOut, "description": "malformed request; names the field"},
     }
@@ -452,7 +453,8 @@ def create_app(
         job_id = _submit(ctx, user, body)
         return JobOut.of(store.get_job(job_id))
 
-    @app.get("/jobs", response_model=JobPage, tags=["jobs"])
+    @app.get("/jobs", response_model=JobPage, tags=["jobs"],
+             responses={403: {"model": ErrorOut, "description": "another group's jobs"}})
     def list_jobs(
         user: UserDep,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -618,6 +620,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SpecError)
     async def _spec_error(_: Request, exc: SpecError) -> JSONResponse:
         return _error(422, str(exc), _first_field(str(exc)))
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # Only user-supplied numbers can overflow here (e.g. cpu=1e305 in a spec): bad input.
+        return _error(422, f"a number in the request is out of range: {exc}")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
