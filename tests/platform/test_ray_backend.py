@@ -141,6 +141,7 @@ def test_gang_runs_as_a_placement_group_and_cancel_removes_it(
     assert out["pg_states"]["cancelled"] == "REMOVED" and out["pg_states"]["gang"] == "REMOVED"
     assert out["after_cancel"] == "STOPPED" and out["reattach"] is True
     assert out["unknown_job"] == "not_found"
+    assert out["recovered_handle_matches"] is True and out["recover_missing"] is None
 
 
 def test_service_evicts_an_unplaceable_gang_then_fails_it_and_runs_a_feasible_one(
@@ -184,7 +185,9 @@ def scenario_gang_and_cancel(tmp: Path) -> dict[str, Any]:
     jid = store.create_job(name="g", owner="a", group="g", queue="q", spec={}).id
     assert jid == 1
     store.reset_replicas(jid, 1, [(0, "master"), (1, "worker")])
-    backend = RayBackend(DASHBOARD, strategy="STRICT_PACK", store_url=url, heartbeat_interval=0.3)
+    backend = RayBackend(
+        DASHBOARD, strategy="STRICT_PACK", store_url=url, heartbeat_interval=0.3, id_prefix="gang"
+    )
     code = (
         "import os, sys; e = os.environ; print('hello', e['RECFORGE_ROLE'],"
         " e['RECFORGE_REPLICA_INDEX'], 'of', e['RECFORGE_WORLD_SIZE'], 'job', e['MARK']);"
@@ -238,6 +241,8 @@ def scenario_gang_and_cancel(tmp: Path) -> dict[str, Any]:
         "after_cancel": str(client.get_job_status(long_handle["submission_id"]).value),
         "reattach": backend.reattach(handle),
         "unknown_job": backend.poll(ghost).replicas[0].phase.value,
+        "recovered_handle_matches": backend.recover_handle(jid, 1) == handle,
+        "recover_missing": backend.recover_handle(jid, 7),
     }
 
 
@@ -263,7 +268,7 @@ def scenario_service_pending_deadline(tmp: Path) -> dict[str, Any]:
             }
         ),
     )
-    backend = RayBackend(DASHBOARD, store_url=url, heartbeat_interval=0.3)
+    backend = RayBackend(DASHBOARD, store_url=url, heartbeat_interval=0.3, id_prefix="svc")
     svc = PlatformService(
         store,
         {"ray": backend},

@@ -341,3 +341,48 @@ def test_kill9_of_the_service_loses_nothing_and_starts_nothing_twice(tmp_path: P
     text = log.read_text()
     assert '"msg": "recovered"' in text and '"msg": "job succeeded"' in text
     assert "cannot restore" not in text
+
+
+def test_elastic_extras_are_launched_when_they_fit(make_service, tmp_path: Path) -> None:
+    svc = make_service()
+    m = tmp_path / "m"
+    jid = svc.submit(ALICE, job("elastic", m, cpu=0.5, replicas=3, min_available=1))
+    run_until(svc, lambda: states_of(svc, jid) == [S.SUCCEEDED])
+    rec = svc.store.get_job(jid)
+    assert rec.admission is not None and len(rec.admission["replicas"]) == 3
+    assert sorted(r for _, _, r, w, _ in marks(m) if w == "end") == [0, 1, 2]
+    assert [r.index for r in svc.store.replicas(jid)] == [0, 1, 2]
+
+
+def test_recover_after_a_crash_between_launch_and_handle_write(
+    make_service, tmp_path: Path
+) -> None:
+    """STARTING without a stored handle: the restarted service finds the processes, no relaunch."""
+    first = make_service()
+    m = tmp_path / "m"
+    jid = first.submit(ALICE, job("crashy", m, sleep=1.0))
+    _replica_pids(first, jid)  # the sidecar is up (it wrote its pid file before beating)
+    handle = first.store.get_job(jid).handle
+    assert handle is not None
+    first.store.update_job(jid, handle=None)  # as if the service died before writing it
+    Path(handle["dir"], "handle.json").unlink()  # ...and before the backend finished launching
+    second = make_service()
+    out = second.recover()
+    assert out == {"reattached": [jid], "relaunch": [], "lost": []}
+    recovered = second.store.get_job(jid).handle
+    assert recovered is not None and recovered["replicas"][0]["pid"] == handle["replicas"][0]["pid"]
+    run_until(second, lambda: states_of(second, jid) == [S.SUCCEEDED])
+    assert [(a, w) for _, a, _, w, _ in marks(m)] == [(1, "start"), (1, "end")]
+
+    # Nothing of the attempt was started: the attempt counts as failed and is retried.
+    retry = {"max_attempts": 2, "backoff_seconds": 0.1}
+    ghost = second.submit(ALICE, job("ghost", m, sleep=0.1, retry=retry))
+    second.store.transition(ghost, S.ADMITTED, "test", cluster="local1",
+                            admission=second.store.get_job(jid).admission)  # fmt: skip
+    second.store.transition(ghost, S.STARTING, "test: launch never happened", attempts=1)
+    third = make_service()
+    assert third.recover()["lost"] == [ghost]
+    rec = third.store.get_job(ghost)
+    assert rec.state is S.BACKOFF and "launch interrupted by a restart" in rec.reason
+    run_until(third, lambda: states_of(third, ghost) == [S.SUCCEEDED])
+    assert third.store.get_job(ghost).attempts == 2

@@ -24,6 +24,7 @@ __all__ = [
     "ReplicaPhase",
     "ReplicaPlan",
     "ReplicaStatus",
+    "admitted_count",
     "replica_command",
     "replica_plan",
 ]
@@ -102,6 +103,12 @@ class ReplicaPlan:
     gpu: int
     extended: dict[str, float]
     command: list[str]
+
+
+def admitted_count(admission: Any) -> int | None:
+    """How many replicas an admission covers (its ``replicas`` sequence); None: the gang."""
+    replicas = getattr(admission, "replicas", None)
+    return None if replicas is None else len(replicas)
 
 
 def replica_command(spec: JobSpec, override: list[str] | None, python: str) -> list[str]:

@@ -34,6 +34,7 @@ from recforge.platform.backends.base import (
     ReplicaPhase,
     ReplicaPlan,
     ReplicaStatus,
+    admitted_count,
     replica_plan,
 )
 from recforge.platform.sidecar import read_exit_file
@@ -132,8 +133,7 @@ class LocalBackend(Backend):
 
     def launch(self, job_id: int, spec: JobSpec, admission: Any, *, attempt: int = 1) -> Handle:
         """Start the gang's replicas; on any failure kill what was started and raise."""
-        count = getattr(admission, "replicas", None) if admission is not None else None
-        plans = replica_plan(spec, count if isinstance(count, int) else None, self.python)
+        plans = replica_plan(spec, admitted_count(admission), self.python)
         job_dir = self.runtime_dir / f"job-{job_id}" / f"attempt-{attempt}"
         job_dir.mkdir(parents=True, exist_ok=True)
         replicas: list[dict[str, Any]] = []
@@ -149,6 +149,8 @@ class LocalBackend(Backend):
         try:
             for rp in plans:
                 replicas.append(self._start(job_id, attempt, spec, rp, len(plans), job_dir))
+                # Rewritten after every start: a crash mid-launch leaves a usable partial handle.
+                self._save_handle(handle)
         except Exception as exc:
             self.cancel(handle)
             raise LaunchError(
@@ -156,42 +158,69 @@ class LocalBackend(Backend):
             ) from exc
         limits["cpu_affinity"] = {r["index"]: r["cpus"] for r in replicas if r["cpus"]}
         limits["memory_mib"] = {r["index"]: r["memory_mib"] for r in replicas if r["memory_mib"]}
-        tmp = job_dir / "handle.json.tmp"
-        tmp.write_text(json.dumps(handle))
-        os.replace(tmp, job_dir / "handle.json")
+        handle["complete"] = True
+        self._save_handle(handle)
         return handle
 
-    def recover_handle(self, job_id: int, attempt: int) -> Handle | None:
+    @staticmethod
+    def _save_handle(handle: Handle) -> None:
+        path = Path(handle["dir"]) / "handle.json"
+        tmp = path.with_name("handle.json.tmp")
+        tmp.write_text(json.dumps(handle))
+        os.replace(tmp, path)
+
+    def recover_handle(self, job_id: int, attempt: int, *, settle_s: float = 2.0) -> Handle | None:
         """Rebuild the handle of an attempt whose launch was interrupted (service crash).
 
-        Uses ``handle.json`` if the launch completed, else the sidecars' pid files; None when
-        nothing of the attempt was started.
+        Reads ``handle.json`` (complete, or partial: rewritten after each replica start) and
+        adds replicas known only from their sidecar's pid file. Sidecars write that file right
+        after starting, so if the attempt directory exists but nothing is found yet, it waits up
+        to ``settle_s`` for them. None when nothing of the attempt was started.
         """
         job_dir = self.runtime_dir / f"job-{job_id}" / f"attempt-{attempt}"
-        full = job_dir / "handle.json"
-        if full.exists():
-            loaded: Handle = json.loads(full.read_text())
-            return loaded
-        replicas = []
-        for pid_file in sorted(job_dir.glob("replica-*.pid")):
-            info = json.loads(pid_file.read_text())
-            index = int(pid_file.stem.split("-")[1])
-            replicas.append(
-                {
-                    "index": index,
-                    "role": info.get("role", ""),
-                    "pid": info["pid"],
-                    "start_time": info["start_time"],
-                    "log": str(job_dir / f"replica-{index}.log"),
-                    "exit_file": str(job_dir / f"replica-{index}.exit"),
-                    "cpus": None,
-                    "memory_mib": None,
-                }
-            )
-        if not replicas:
+        if not job_dir.is_dir():
             return None
-        return {"backend": "local", "job_id": job_id, "attempt": attempt, "dir": str(job_dir),
-                "replicas": replicas, "limits": {}, "partial": True}  # fmt: skip
+        deadline = time.monotonic() + settle_s
+        while True:
+            handle = self._collect(job_id, attempt, job_dir)
+            if handle is not None and (handle.get("complete") or handle["replicas"]):
+                return handle
+            if time.monotonic() >= deadline:
+                return handle if handle is not None and handle["replicas"] else None
+            time.sleep(0.05)
+
+    @staticmethod
+    def _collect(job_id: int, attempt: int, job_dir: Path) -> Handle | None:
+        path = job_dir / "handle.json"
+        handle: Handle | None = None
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            handle = json.loads(path.read_text())
+        if handle is not None and handle.get("complete"):
+            return handle
+        if handle is None:
+            handle = {"backend": "local", "job_id": job_id, "attempt": attempt,
+                      "dir": str(job_dir), "replicas": [], "limits": {}}  # fmt: skip
+        known = {int(r["index"]) for r in handle["replicas"]}
+        for pid_file in sorted(job_dir.glob("replica-*.pid")):
+            index = int(pid_file.stem.split("-")[1])
+            if index in known:
+                continue
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                info = json.loads(pid_file.read_text())
+                handle["replicas"].append(
+                    {
+                        "index": index,
+                        "role": info.get("role", ""),
+                        "pid": info["pid"],
+                        "start_time": info["start_time"],
+                        "log": str(job_dir / f"replica-{index}.log"),
+                        "exit_file": str(job_dir / f"replica-{index}.exit"),
+                        "cpus": None,
+                        "memory_mib": None,
+                    }
+                )
+        handle["replicas"].sort(key=lambda r: int(r["index"]))
+        return handle
 
     def _start(
         self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int, job_dir: Path

@@ -26,7 +26,6 @@ import json
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 from recforge.platform.backends.base import (
@@ -37,6 +36,7 @@ from recforge.platform.backends.base import (
     LaunchError,
     ReplicaPhase,
     ReplicaStatus,
+    admitted_count,
     replica_plan,
 )
 from recforge.platform.specs import JobSpec
@@ -67,7 +67,10 @@ class RayBackend(Backend):
     """Submit gangs to a Ray cluster through its dashboard address (``http://host:port``).
 
     ``strategy`` is ``STRICT_PACK`` (all replicas on one node) or ``PACK`` (best effort).
-    ``store_url`` is handed to the replicas' sidecars for heartbeats.
+    ``store_url`` is handed to the replicas' sidecars for heartbeats. Submission ids are
+    deterministic, ``<id_prefix>-<job>-a<attempt>``, so a restarted service can find an attempt
+    whose handle it never stored (:meth:`recover_handle`); give each platform store sharing a
+    Ray cluster its own ``id_prefix``.
     """
 
     cluster_type = "ray"
@@ -80,7 +83,11 @@ class RayBackend(Backend):
         store_url: str | None = None,
         heartbeat_interval: float = 5.0,
         python: str = sys.executable,
+        id_prefix: str = "recforge",
     ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", id_prefix):
+            raise ValueError(f"id_prefix must be 1-40 of [A-Za-z0-9_-], got {id_prefix!r}")
+        self.id_prefix = id_prefix
         if strategy not in ("STRICT_PACK", "PACK"):
             raise ValueError(f"placement strategy must be STRICT_PACK or PACK, got {strategy!r}")
         self.address = dashboard_address
@@ -102,9 +109,8 @@ class RayBackend(Backend):
         return self._client_obj
 
     def launch(self, job_id: int, spec: JobSpec, admission: Any, *, attempt: int = 1) -> Handle:
-        count = getattr(admission, "replicas", None) if admission is not None else None
-        plans = replica_plan(spec, count if isinstance(count, int) else None, self.python)
-        submission_id = f"recforge-{job_id}-a{attempt}-{uuid.uuid4().hex[:8]}"
+        plans = replica_plan(spec, admitted_count(admission), self.python)
+        submission_id = f"{self.id_prefix}-{job_id}-a{attempt}"
         pg_name = f"{submission_id}-pg"
         replicas = []
         for rp in plans:
@@ -142,11 +148,7 @@ class RayBackend(Backend):
         plan = {"pg_name": pg_name, "strategy": self.strategy, "replicas": replicas}
         blob = base64.urlsafe_b64encode(json.dumps(plan).encode()).decode()
         entrypoint = f"{self.python} -m recforge.platform.backends.ray driver {blob}"
-        try:
-            self._client.submit_job(entrypoint=entrypoint, submission_id=submission_id)
-        except Exception as exc:
-            raise LaunchError(f"job {job_id}: Ray job submission failed: {exc}") from exc
-        return {
+        handle: Handle = {
             "backend": "ray",
             "address": self.address,
             "job_id": job_id,
@@ -157,6 +159,27 @@ class RayBackend(Backend):
             "replicas": [{"index": r["index"], "role": r["role"], "bundle": r["bundle"]}
                          for r in replicas],
         }  # fmt: skip
+        try:
+            self._client.submit_job(
+                entrypoint=entrypoint,
+                submission_id=submission_id,
+                metadata={"recforge_handle": json.dumps(handle)},
+            )
+        except Exception as exc:
+            raise LaunchError(f"job {job_id}: Ray job submission failed: {exc}") from exc
+        return handle
+
+    def recover_handle(self, job_id: int, attempt: int) -> Handle | None:
+        """The handle of an attempt from the Ray job's metadata; None if it was never submitted."""
+        try:
+            info = self._client.get_job_info(f"{self.id_prefix}-{job_id}-a{attempt}")
+        except RuntimeError:
+            return None
+        raw = (info.metadata or {}).get("recforge_handle")
+        if raw is None:
+            return None
+        handle: Handle = json.loads(raw)
+        return handle
 
     def _status_and_logs(self, handle: Handle) -> tuple[Any, str] | None:
         sid = handle["submission_id"]
