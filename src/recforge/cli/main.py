@@ -45,12 +45,11 @@ def data_list(as_json: JsonOpt = False) -> None:
 
     specs = list_datasets()
     if as_json:
-        _print_json([s.model_dump(mode="json", exclude={"loader"}) if hasattr(s, "model_dump")
-                     else str(s) for s in specs])
+        _print_json([s.model_dump(mode="json", exclude={"loader"}) for s in specs])
         return
     t = Table("name", "tables", "files", "description")
     for s in specs:
-        t.add_row(s.name, str(getattr(s, "paper_tables", "") or ""), str(len(s.files)),
+        t.add_row(s.name, ", ".join(map(str, s.paper_tables)) or "-", str(len(s.files)),
                   s.description)
     Console().print(t)
 
@@ -58,12 +57,13 @@ def data_list(as_json: JsonOpt = False) -> None:
 @data_app.command("fetch")
 def data_fetch(name: str, as_json: JsonOpt = False) -> None:
     """Download (or copy from RECFORGE_DATA_MIRROR) and verify a dataset's files."""
-    from recforge.data.registry import fetch_dataset
+    from recforge.data.registry import fetch
 
     try:
-        paths = fetch_dataset(name)
-    except (KeyError, ValueError, OSError) as exc:
+        paths = fetch(name)
+    except (LookupError, ValueError, OSError, RuntimeError) as exc:
         _fail(str(exc))
+    assert isinstance(paths, dict)
     if as_json:
         _print_json({"dataset": name, "files": {k: str(v) for k, v in paths.items()}})
     else:
@@ -78,7 +78,7 @@ def data_info(name: str, as_json: JsonOpt = False) -> None:
 
     try:
         info = dataset_info(name)
-    except (KeyError, ValueError, OSError) as exc:
+    except (LookupError, ValueError, OSError, RuntimeError) as exc:
         _fail(str(exc))
     if as_json:
         _print_json(info)
@@ -138,7 +138,7 @@ def split_cmd(
         split = prepare_split(spec, data, seed)
         report = audit_split(split)
         save_split(split, out)
-    except (SpecError, KeyError, ValueError, TypeError, OSError) as exc:
+    except (SpecError, LookupError, ValueError, TypeError, OSError, RuntimeError) as exc:
         _fail(str(exc))
     payload = {"out": str(out), "split": split.describe(), "audit": report.to_dict(),
                "filters": reports}
@@ -201,7 +201,7 @@ def evaluate_cmd(
             m.fit(split.train)
         with err.status("evaluating"):
             res = evaluate_split(m, split, cutoffs=cut, metrics=mets, protocol=protocol)
-    except (KeyError, ValueError, TypeError, OSError) as exc:
+    except (LookupError, ValueError, TypeError, OSError, RuntimeError) as exc:
         _fail(str(exc))
     if as_json:
         _print_json({"model": model, "summary": res.summary, "meta": res.meta})
@@ -279,7 +279,7 @@ def reproduce_cmd(
             t.add_row(c["dataset"], c["model"], c["metric"], f"{c['paper']:.4f}",
                       f"{c['ours']:.4f}{spread}", f"{c['delta']:+.4f}",
                       "[green]yes[/]" if c["ok"] else "[red]NO[/]")
-        Console().print(t)
+        Console(width=max(Console().width, 120)).print(t)
     if not all(c["ok"] for c in checks):
         raise typer.Exit(1)
 

@@ -37,7 +37,9 @@ def build_significance(outcome: ExperimentOutcome) -> dict[str, dict[str, dict[s
         pvals = []
         for lab in others:
             a, b = runs[lab].per_user[col], runs[ref].per_user[col]
-            pvals.append(paired_test(a, b, test=spec.report.significance_test) if a.size else 1.0)
+            pvals.append(
+                paired_test(a, b, test=spec.report.significance_test).pvalue if a.size else 1.0
+            )
         adj = (
             correct_pvalues(np.asarray(pvals, dtype=np.float64), method=spec.report.correction)
             if pvals
