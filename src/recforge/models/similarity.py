@@ -28,6 +28,13 @@ included) are selected and then zeros are dropped, so negative similarities surv
 column has fewer than ``top_k`` non-negative entries. Ties at the cut are broken deterministically:
 **the lower row index wins** (the paper's argpartition order is arbitrary).
 
+Differences from the paper's code that only matter outside its searched settings: its Cython
+version (used for sparse input) ranks only co-occurring columns and pads its candidate array with
+stale ids, so with negative similarities (pearson, adjusted, negative IDF) it can keep entries
+the Python version drops; we follow the Python version's rule above. The Cython version also
+stores ``shrink`` as an int (the paper searched integer shrinks only), and with
+``normalize=False`` its asymmetric cosine degenerates to the unnormalised dot product.
+
 Two engines compute the same thing in bounded memory:
 
 - ``"scipy"``: blocks of target columns; ``X_block^T X`` by a sparse product into a dense
@@ -130,7 +137,7 @@ def pinned_threads(n_threads: int | None) -> Iterator[int]:
     n = physical_cores() if n_threads is None else int(n_threads)
     if n < 1:
         raise ValueError(f"n_threads must be >= 1 or None, got {n_threads!r}")
-    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    n = min(n, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     previous = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
