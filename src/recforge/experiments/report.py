@@ -90,7 +90,7 @@ def render_markdown(
     lines = [
         f"# Experiment `{spec.name}`",
         "",
-        f"- dataset: `{spec.dataset.name}` {spec.dataset.options or ''}",
+        f"- dataset: `{spec.dataset.label}` {spec.dataset.options or ''}",
         f"- data checksum: `{outcome.data['data_checksum']}`",
         f"- protocol: {spec.protocol}; split: {spec.split.method}; seeds: {spec.seeds}",
         "- split fingerprints: "

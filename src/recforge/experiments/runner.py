@@ -58,7 +58,21 @@ def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[st
     from recforge.data import filters
     from recforge.data.registry import load_dataset
 
-    loaded = load_dataset(spec.dataset.name, **spec.dataset.options)
+    ds = spec.dataset
+    if ds.file is not None:
+        from recforge.data.io import read_interactions
+
+        kwargs: dict[str, Any] = {
+            "rating_col": ds.rating_col,
+            "timestamp_col": ds.timestamp_col,
+            "id_type": ds.id_type,
+        }
+        if ds.sep is not None:
+            kwargs["sep"] = ds.sep
+        loaded: Any = read_interactions(ds.file, ds.user_col, ds.item_col, **kwargs,
+                                        **ds.options)
+    else:
+        loaded = load_dataset(ds.name, **ds.options)
     reports: list[dict[str, Any]] = []
     if isinstance(loaded, Interactions):
         x = loaded
@@ -79,7 +93,7 @@ def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[st
         for v in (spec.dataset.rating_equals, spec.dataset.min_rating, spec.dataset.k_core)
     ):
         raise ValueError(
-            f"dataset {spec.dataset.name!r} is a predefined split; rating and k-core filters "
+            f"dataset {spec.dataset.label!r} is a predefined split; rating and k-core filters "
             "would change the published split, so they are refused"
         )
     return loaded, reports
@@ -104,7 +118,7 @@ def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -
     if isinstance(data, Split):
         if spec.split.method != "predefined":
             raise ValueError(
-                f"dataset {spec.dataset.name!r} ships a predefined split; "
+                f"dataset {spec.dataset.label!r} ships a predefined split; "
                 f"split.method must be 'predefined', not {spec.split.method!r}"
             )
         split = data
@@ -112,7 +126,7 @@ def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -
         method = spec.split.method
         if method == "predefined":
             raise ValueError(
-                f"dataset {spec.dataset.name!r} is not a predefined split; choose split.method "
+                f"dataset {spec.dataset.label!r} is not a predefined split; choose split.method "
                 "(per_user_holdout, global_holdout, leave_one_out, temporal, held_out_users)"
             )
         fn = getattr(splitting, method)
@@ -246,7 +260,7 @@ def run_experiment(
     data, filter_reports = _load_data(spec)
     base = data.train if isinstance(data, Split) else data
     data_info: dict[str, Any] = {
-        "dataset": spec.dataset.name,
+        "dataset": spec.dataset.label,
         "options": spec.dataset.options,
         "data_checksum": base.checksum(),
         "filters": filter_reports,

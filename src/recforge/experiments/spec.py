@@ -65,12 +65,31 @@ class _Strict(BaseModel):
 
 
 class DatasetRef(_Strict):
-    name: str
+    """A registered dataset (``name``) or your own file (``file`` with its column names)."""
+
+    name: str | None = None
+    file: str | None = None
+    user_col: str = "user"
+    item_col: str = "item"
+    rating_col: str | None = None
+    timestamp_col: str | None = None
+    sep: str | None = None
+    id_type: Literal["int", "str"] = "int"
     options: dict[str, Any] = Field(default_factory=dict)
     binarize: bool = True
     rating_equals: float | None = None
     min_rating: float | None = None
     k_core: int | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetRef:
+        if (self.name is None) == (self.file is None):
+            raise ValueError("give exactly one of dataset.name (registered) or dataset.file")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.file)
 
 
 class ValidationSpec(_Strict):

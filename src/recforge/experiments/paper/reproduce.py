@@ -222,7 +222,7 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                 # Without search the paper value is a target; with search it is a floor.
                 ok = abs(ours - pv) <= tol if fixed else ours >= pv - tol
                 checks.append(Check(
-                    dataset=spec.dataset.name, model=label, metric=metric, paper=pv,
+                    dataset=spec.dataset.label, model=label, metric=metric, paper=pv,
                     ours=round(ours, 6), delta=round(ours - pv, 6), tolerance=tol, ok=ok,
                     spread=outcome.spread[label].get(metric),
                     note="within tolerance" if fixed else "at least paper - tolerance",

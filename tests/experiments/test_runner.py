@@ -1,0 +1,127 @@
+"""End-to-end runs of experiment specs on a small synthetic dataset written to a CSV file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recforge.cli.main import app
+from recforge.experiments.runner import run_experiment
+from recforge.experiments.spec import parse_spec
+
+
+def _write_csv(path: Path, seed: int = 0) -> Path:
+    """Two user communities, each preferring its own half of the items, plus popularity."""
+    rng = np.random.default_rng(seed)
+    rows = ["user,item,rating"]
+    n_users, n_items = 120, 60
+    for u in range(n_users):
+        half = u % 2
+        pool = np.arange(n_items // 2) + half * (n_items // 2)
+        k = int(rng.integers(8, 16))
+        weights = 1.0 / (1 + np.arange(pool.size))
+        items = rng.choice(pool, size=k, replace=False, p=weights / weights.sum())
+        for i in items:
+            rows.append(f"u{u},i{i},{int(rng.integers(1, 6))}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _spec(csv: Path, **over: object) -> dict[str, object]:
+    spec: dict[str, object] = {
+        "name": "synthetic",
+        "dataset": {"file": str(csv), "rating_col": "rating", "id_type": "str"},
+        "split": {
+            "method": "per_user_holdout",
+            "params": {"test_fraction": 0.2},
+            "validation": {"mode": "per_user", "fraction": 0.2},
+        },
+        "optimize": {"metric": "RECALL", "cutoff": 5},
+        "report": {"metrics": ["RECALL", "NDCG", "PRECISION"], "cutoffs": [5, 10]},
+        "seeds": [0, 1],
+        "models": [
+            {"model": "TopPopular"},
+            {"model": "Random"},
+            {"model": "ItemKNNCF", "label": "ItemKNN fixed",
+             "params": {"top_k": 20, "similarity": "cosine"}},
+            {"model": "ItemKNNCF", "label": "ItemKNN tuned", "params": {"similarity": "cosine"},
+             "search": {"n_trials": 3, "n_startup_trials": 2}},
+        ],
+    }
+    spec.update(over)
+    return spec
+
+
+def test_run_writes_every_artefact(tmp_path: Path) -> None:
+    csv = _write_csv(tmp_path / "data.csv")
+    spec = parse_spec(_spec(csv))
+    out = tmp_path / "out"
+    outcome = run_experiment(spec, out, log=lambda _m: None)
+
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["rows"]) == {"TopPopular", "Random", "ItemKNN fixed", "ItemKNN tuned"}
+    assert set(results["rows"]["TopPopular"]) >= {"RECALL@5", "NDCG@10", "PRECISION@10"}
+    # The community structure is learnable: the KNN beats random clearly.
+    assert results["rows"]["ItemKNN fixed"]["RECALL@10"] > 2 * results["rows"]["Random"]["RECALL@10"]
+    assert len(results["split_fingerprints"]) == 2
+    assert results["data_checksum"] == outcome.data["data_checksum"]
+    # Significance: one reference per column, the others carry adjusted p-values.
+    col = results["significance"]["RECALL@10"]
+    assert sum(1 for v in col.values() if v["reference"]) == 1
+    assert all(v["p_adjusted"] is not None for v in col.values() if not v["reference"])
+    assert col["Random"]["significant"] is True
+    for name in ("spec.resolved.yaml", "environment.json", "data.json", "best_configs.json",
+                 "report.md", "report.html"):
+        assert (out / name).is_file(), name
+    trials = json.loads((out / "trials" / "ItemKNN_tuned__seed0.json").read_text())
+    assert len(trials) == 3
+    per_user = np.load(out / "per_user" / "ItemKNN_fixed__seed0.npz")
+    assert per_user["RECALL@10"].shape == per_user["user"].shape
+    assert per_user["RECALL@10"].mean() == pytest.approx(
+        outcome.runs[0]["ItemKNN fixed"].summary["RECALL@10"]
+    )
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "ItemKNN tuned" in html
+    data = json.loads((out / "data.json").read_text())
+    assert data["splits"]["0"]["audit"]["ok"] is True
+
+
+def test_same_seed_same_numbers(tmp_path: Path) -> None:
+    csv = _write_csv(tmp_path / "data.csv")
+    spec = parse_spec(_spec(csv, seeds=[3]))
+    a = run_experiment(spec, None, log=lambda _m: None)
+    b = run_experiment(spec, None, log=lambda _m: None)
+    assert a.rows == b.rows
+    assert a.data["splits"]["3"]["fingerprint"] == b.data["splits"]["3"]["fingerprint"]
+
+
+def test_predefined_method_on_raw_file_is_refused(tmp_path: Path) -> None:
+    csv = _write_csv(tmp_path / "data.csv")
+    spec = parse_spec(_spec(csv, split={"method": "predefined"}))
+    with pytest.raises(ValueError, match="not a predefined split"):
+        run_experiment(spec, None, log=lambda _m: None)
+
+
+def test_cli_run_and_typo(tmp_path: Path) -> None:
+    import yaml
+
+    csv = _write_csv(tmp_path / "data.csv")
+    spec = _spec(csv, seeds=[0])
+    spec["models"] = [{"model": "TopPopular"}]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    runner = CliRunner()
+    res = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "TopPopular" in json.loads(res.stdout)["rows"]
+
+    spec["models"] = [{"model": "TopPopular", "params": {"topk": 3}}]
+    path.write_text(yaml.safe_dump(spec))
+    res = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2
+    assert "topk" in res.output and "models.0" in res.output
+    assert not (tmp_path / "o2").exists()
