@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from api_support import ADMIN_TOKEN, Platform, job_spec, make_platform
 
+from recforge.platform.service import JsonLogFormatter
 from recforge.platform.states import JobState
 
 
@@ -354,14 +355,19 @@ def test_one_json_access_log_line_per_request(
         plat.client.get("/jobs", headers=plat.auth("alice"))
         plat.client.get("/jobs/12345", headers=plat.auth("carol"))
         plat.client.get("/jobs")
-    lines = [json.loads(r.getMessage()) for r in caplog.records
-             if r.name == "recforge.platform.access"]
-    assert [(x["user"], x["group"], x["path"], x["status"]) for x in lines] == [
+    records = [r for r in caplog.records if r.name == "recforge.platform.access"]
+    got = [(r.user, r.group, r.path, r.status) for r in records]  # type: ignore[attr-defined]
+    assert got == [
         ("alice", "ml", "/jobs", 200),
         ("carol", "cv", "/jobs/12345", 404),
         (None, None, "/jobs", 401),
     ]
-    assert all(x["method"] == "GET" and x["duration_ms"] >= 0 for x in lines)
+    # The service's JSON formatter (used by `serve`) turns each into one JSON line.
+    line = json.loads(JsonLogFormatter().format(records[0]))
+    assert {k: line[k] for k in ("method", "path", "status", "user", "group")} == {
+        "method": "GET", "path": "/jobs", "status": 200, "user": "alice", "group": "ml",
+    }
+    assert line["duration_ms"] >= 0 and "\n" not in JsonLogFormatter().format(records[0])
 
 
 def test_openapi_describes_the_api(plat: Platform) -> None:

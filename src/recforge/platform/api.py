@@ -16,12 +16,12 @@ Access rules (decided here, documented in the OpenAPI description):
 Errors are JSON ``{"detail": "...", "field": "...", "errors": [...]}``: a malformed spec or query
 answers 422 naming the field path, an unknown queue or template 422/404 naming it, a request that
 can never be admitted (over every quota, or larger than any cluster) 409 with the reason, no or a
-bad token 401. Bad input never yields a 500. Every request logs one JSON line (logger
-``recforge.platform.access``) with user, group, method, path, status and duration.
+bad token 401. Bad input never yields a 500. Every request logs one record (logger
+``recforge.platform.access``) whose ``extra`` fields are user, group, method, path, status and
+duration_ms; ``recforge platform serve`` writes each as one JSON line.
 """
 
 import hmac
-import json
 import logging
 import os
 import time
@@ -301,19 +301,23 @@ class AccessLog:
             await self.app(scope, receive, send_status)
         finally:
             user = scope.get("state", {}).get("user")
+            fields = {
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                "user": getattr(user, "name", None),
+                "group": getattr(user, "group", None),
+            }
+            # The fields go in ``extra`` so a JSON formatter (``serve`` installs one) writes
+            # them as top-level keys of the request's one log line.
             access_log.info(
-                json.dumps(
-                    {
-                        "ts": round(time.time(), 3),
-                        "method": scope.get("method"),
-                        "path": scope.get("path"),
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                        "user": getattr(user, "name", None),
-                        "group": getattr(user, "group", None),
-                    },
-                    separators=(",", ":"),
-                )
+                "%s %s -> %d (%.1f ms)",
+                fields["method"],
+                fields["path"],
+                status,
+                fields["duration_ms"],
+                extra=fields,
             )
 
 

@@ -99,6 +99,23 @@ def _parse_values(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _read_mapping(file: Path, what: str) -> dict[str, Any]:
+    """A YAML/JSON mapping from ``file`` ('-': stdin); exits 2 naming the file otherwise."""
+    import yaml
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc}", 2)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        _fail(f"{file}: not valid YAML/JSON: {exc}", 2)
+    if not isinstance(data, dict):
+        _fail(f"{file}: a {what} must be a mapping, got {type(data).__name__}", 2)
+    return data
+
+
 def _table(columns: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -153,18 +170,7 @@ def submit_cmd(
         assert file is not None
         if set_:
             _fail("--set only applies to --template", 2)
-        import yaml
-
-        try:
-            text = sys.stdin.read() if str(file) == "-" else file.read_text()
-        except OSError as exc:
-            _fail(f"cannot read {file}: {exc}", 2)
-        try:
-            spec = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            _fail(f"{file}: not valid YAML/JSON: {exc}", 2)
-        if not isinstance(spec, dict):
-            _fail(f"{file}: a job spec must be a mapping, got {type(spec).__name__}", 2)
+        spec = _read_mapping(file, "job spec")
         job = _call(url, token, lambda c: c.submit(spec))
     if as_json:
         _print_json(job)
@@ -320,14 +326,38 @@ def clusters_cmd(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = 
 
 
 @app.command("templates")
-def templates_cmd(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Job templates."""
+def templates_cmd(
+    put: Annotated[
+        Path | None, typer.Option(help="Create or replace the template in this YAML (admin).")
+    ] = None,
+    delete: Annotated[str | None, typer.Option(help="Delete this template (admin).")] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List job templates; admins add (--put FILE) or remove (--delete NAME) them."""
+    if put is not None:
+        body = _read_mapping(put, "template")
+        t = _call(url, token, lambda c: c.put_template(body))
+        if as_json:
+            _print_json(t)
+        else:
+            typer.echo(f"template {t['name']} stored")
+        return
+    if delete is not None:
+        _call(url, token, lambda c: c.delete_template(delete))
+        if not as_json:
+            typer.echo(f"template {delete} deleted")
+        return
     ts = _call(url, token, lambda c: c.templates())
     if as_json:
         _print_json(ts)
         return
-    _table(["template", "owner", "description"],
-           [[t["name"], t.get("owner"), t.get("description", "")] for t in ts])
+    _table(
+        ["template", "owner", "parameters", "description"],
+        [[t["name"], t.get("owner"), ", ".join(p["name"] for p in t.get("parameters", [])),
+          t.get("description", "")] for t in ts],
+    )
 
 
 # ------------------------------------------------------------------------------ server
