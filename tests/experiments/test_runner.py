@@ -66,7 +66,8 @@ def test_run_writes_every_artefact(tmp_path: Path) -> None:
     assert set(results["rows"]) == {"TopPopular", "Random", "ItemKNN fixed", "ItemKNN tuned"}
     assert set(results["rows"]["TopPopular"]) >= {"RECALL@5", "NDCG@10", "PRECISION@10"}
     # The community structure is learnable: the KNN beats random clearly.
-    assert results["rows"]["ItemKNN fixed"]["RECALL@10"] > 2 * results["rows"]["Random"]["RECALL@10"]
+    rows = results["rows"]
+    assert rows["ItemKNN fixed"]["RECALL@10"] > 2 * rows["Random"]["RECALL@10"]
     assert len(results["split_fingerprints"]) == 2
     assert results["data_checksum"] == outcome.data["data_checksum"]
     # Significance: one reference per column, the others carry adjusted p-values.
