@@ -1,0 +1,492 @@
+"""Evaluator benchmark: speed and peak memory against plain numpy, implicit (and cornac if present).
+
+Run: ``.venv/bin/python benchmarks/bench_evaluation.py`` (add ``--quick`` for a small smoke run).
+Writes ``benchmarks/results/evaluation.json`` and ``evaluation.md``.
+
+(a) ML-1M 5-star (SpectralCF files, train ∪ test, 6,040 x 3,706), per-user random 80/20 split
+    (seed 0), TopPopular, full ranking excluding train items, cut-offs 20..100 step 10, metrics
+    PRECISION / RECALL / NDCG / MAP. Our Evaluator vs a plain numpy argpartition evaluator
+    written below (the way one usually writes it), vs cornac's ranking evaluation if installed.
+(b) Synthetic 200,000 users x 50,000 items, power-law item popularity, 10M interactions, random
+    80/20 split; implicit's CosineRecommender (K=100) top-20 through implicit's own batch
+    ``recommend`` vs our Evaluator scoring ``user_items[users] @ similarity`` as dense float32.
+
+Every measured side runs in its own subprocess (same thread settings: 2 BLAS / OpenMP / numba
+threads), so ``ru_maxrss`` is that side's peak; ``rss_before_mb`` is the resident size just
+before the timed evaluation (data + model loaded), so the difference is what evaluation added.
+Times are medians (min and all runs also saved); the machine is shared, so runs are noisy.
+"""
+
+from __future__ import annotations
+
+import os
+
+THREADS = "2"
+for _var in (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+):
+    os.environ[_var] = THREADS
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+ML1M_DIR = Path("/work/shared/data/spectralcf-ml-1m")
+RESULTS = Path(__file__).resolve().parent / "results"
+CUTOFFS = list(range(20, 101, 10))
+METRICS = ("PRECISION", "RECALL", "NDCG", "MAP")
+
+
+# --------------------------------------------------------------------------- helpers
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(fn: Any, runs: int, warm: Any = None) -> tuple[list[float], Any]:
+    out = (warm or fn)()  # warm-up (numba loads its cached kernels here), not timed
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return times, out
+
+
+def _split_per_user(
+    users: np.ndarray, items: np.ndarray, n_users: int, frac: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean (train, test) masks: per user, a random ``frac`` of its interactions to test."""
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(users.size), users))
+    cnt = np.bincount(users, minlength=n_users)
+    start = np.cumsum(cnt) - cnt
+    rank = np.empty(users.size, dtype=np.int64)
+    rank[order] = np.arange(users.size) - np.repeat(start, cnt)
+    n_test = np.round(cnt * frac).astype(np.int64)
+    test = rank < n_test[users]
+    return ~test, test
+
+
+def load_ml1m() -> tuple[Any, Any]:
+    from recforge.data.interactions import Interactions
+
+    us: list[int] = []
+    its: list[int] = []
+    for name in ("train_users.dat", "test_users.dat"):
+        for line in (ML1M_DIR / name).read_text().splitlines():
+            parts = [int(x) for x in line.split()]
+            if parts:
+                us.extend([parts[0]] * (len(parts) - 1))
+                its.extend(parts[1:])
+    users, items = np.array(us), np.array(its)
+    shape = (6040, 3706)
+    tr, te = _split_per_user(users, items, shape[0], 0.2, seed=0)
+    train = Interactions.from_arrays(users[tr], items[tr], shape=shape)
+    test = Interactions.from_arrays(users[te], items[te], shape=shape)
+    return train, test
+
+
+# --------------------------------------------------------------------------- plain numpy
+def numpy_reference(
+    model: Any, train: sp.csr_matrix, test: sp.csr_matrix, cutoffs: list[int]
+) -> dict[str, float]:
+    """Plain numpy full-ranking evaluator: mask, argpartition, sort k, vectorised metrics."""
+    n_items = train.shape[1]
+    users = np.flatnonzero(np.diff(test.indptr))
+    kmax = max(cutoffs)
+    scores = np.array(model.score(users), dtype=np.float32)
+    sub = train[users]
+    rows = np.repeat(np.arange(users.size), np.diff(sub.indptr))
+    scores[rows, sub.indices] = -np.inf
+    top = np.argpartition(-scores, kmax, axis=1)[:, :kmax]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    tsub = test[users]
+    test_keys = np.repeat(np.arange(users.size), np.diff(tsub.indptr)) * n_items + tsub.indices
+    hits = np.isin(np.arange(users.size)[:, None] * n_items + top, test_keys).astype(np.float64)
+    n_test = np.diff(tsub.indptr).astype(np.float64)
+    disc = 1.0 / np.log2(np.arange(2, max(kmax, int(n_test.max())) + 2))
+    cum_hits = np.cumsum(hits, axis=1)
+    cum_dcg = np.cumsum(hits * disc[:kmax], axis=1)
+    idcg = np.cumsum(disc)[n_test.astype(int) - 1]
+    cum_ap = np.cumsum(hits * cum_hits / np.arange(1, kmax + 1), axis=1)
+    out = {}
+    for k in cutoffs:
+        h = cum_hits[:, k - 1]
+        out[f"PRECISION@{k}"] = float((h / k).mean())
+        out[f"RECALL@{k}"] = float((h / n_test).mean())
+        out[f"NDCG@{k}"] = float((cum_dcg[:, k - 1] / idcg).mean())
+        out[f"MAP@{k}"] = float((cum_ap[:, k - 1] / np.minimum(k, n_test)).mean())
+    return out
+
+
+# --------------------------------------------------------------------------- workers
+def worker_ml1m(side: str, runs: int) -> dict[str, Any]:
+    from recforge.evaluation import Evaluator
+    from recforge.models.baselines import TopPopular
+
+    train, test = load_ml1m()
+    model = TopPopular().fit(train)
+    out: dict[str, Any] = {"n_test_users": int((test.user_counts() > 0).sum())}
+    if side == "ours":
+
+        def fn() -> dict[str, float]:
+            ev = Evaluator(test, cutoffs=CUTOFFS, metrics=METRICS, exclude=train)
+            res = ev.evaluate(model)
+            out["meta"] = {k: res.meta[k] for k in ("backend", "batch_size", "timings")}
+            return res.summary
+
+    elif side == "numpy":
+
+        def fn() -> dict[str, float]:
+            return numpy_reference(model, train.matrix, test.matrix, CUTOFFS)
+
+    elif side == "cornac":
+        import cornac  # type: ignore[import-not-found]
+
+        raise NotImplementedError(f"cornac {cornac.__version__} is installed; add its runner")
+    else:
+        raise ValueError(side)
+    rss_before = _rss_mb()
+    times, summary = _timed(fn, runs)
+    out.update(
+        times=times,
+        median_s=float(np.median(times)),
+        min_s=float(np.min(times)),
+        rss_before_mb=rss_before,
+        peak_rss_mb=_peak_mb(),
+        summary=summary,
+    )
+    return out
+
+
+def synthetic(
+    n_users: int, n_items: int, nnz: int, seed: int = 0
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Power-law users and items; random 80/20 split of the de-duplicated interactions."""
+    rng = np.random.default_rng(seed)
+    item_p = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    item_p /= item_p.sum()
+    item_p = item_p[rng.permutation(n_items)]  # popularity not aligned with the item index
+    activity = rng.lognormal(0.0, 1.0, n_users)
+    counts = np.maximum(1, np.round(activity / activity.sum() * nnz * 1.08)).astype(np.int64)
+    counts = np.minimum(counts, n_items // 2)
+    users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+    items = rng.choice(n_items, size=users.size, p=item_p)
+    keys = np.unique(users * n_items + items)
+    if keys.size > nnz:
+        keys = np.sort(rng.choice(keys, nnz, replace=False))
+    users, items = keys // n_items, keys % n_items
+    is_test = rng.random(keys.size) < 0.2
+
+    def csr(mask: np.ndarray) -> sp.csr_matrix:
+        m = sp.csr_matrix(
+            (np.ones(int(mask.sum()), np.float32), (users[mask], items[mask].astype(np.int32))),
+            shape=(n_users, n_items),
+        )
+        m.sort_indices()
+        return m
+
+    return csr(~is_test), csr(is_test)
+
+
+def worker_knn(side: str, runs: int, n_users: int, eval_users: int) -> dict[str, Any]:
+    from implicit.nearest_neighbours import CosineRecommender
+    from threadpoolctl import threadpool_limits
+
+    from recforge.data.interactions import Interactions
+    from recforge.evaluation import Evaluator, numba_available
+    from recforge.models.base import Recommender
+
+    n_items, nnz = 50_000, int(10_000_000 * n_users / 200_000)
+    t0 = time.perf_counter()
+    train, test = synthetic(n_users, n_items, nnz)
+    gen_s = time.perf_counter() - t0
+    knn = CosineRecommender(K=100, num_threads=int(THREADS))
+    t0 = time.perf_counter()
+    knn.fit(train, show_progress=False)
+    fit_s = time.perf_counter() - t0
+    test_users = np.flatnonzero(np.diff(test.indptr))
+    users = test_users[:eval_users] if eval_users else test_users
+    out: dict[str, Any] = {
+        "train_nnz": int(train.nnz),
+        "test_nnz": int(test.nnz),
+        "n_test_users": int(test_users.size),
+        "timed_users": int(users.size),
+        "gen_s": gen_s,
+        "fit_s": fit_s,
+    }
+    if side == "implicit":
+        sub = train[users]
+        test_sub = test[users]
+
+        def fn() -> Any:
+            ids, _ = knn.recommend(users, sub, N=20, filter_already_liked_items=True)
+            return ids
+
+        def warm() -> Any:
+            return knn.recommend(users[:200], sub[:200], N=20)
+
+        after = None
+    elif side == "ours":
+
+        class ImplicitItemKNN(Recommender):
+            """Scores = user_items[users] @ similarity (implicit's fitted item-item matrix)."""
+
+            name = "ImplicitCosine"
+
+            def __init__(self) -> None:
+                pass
+
+            def fit(self, train_: Interactions) -> ImplicitItemKNN:
+                self.user_items_ = train_.matrix
+                self.similarity_ = knn.similarity.astype(np.float32).tocsr()
+                return self
+
+            def score(self, users_: np.ndarray) -> np.ndarray:
+                return (self.user_items_[users_] @ self.similarity_).toarray()
+
+        tr = Interactions(train)
+        mask = np.zeros(n_users, dtype=np.float32)
+        mask[users] = 1.0
+        te_m = (sp.diags(mask) @ test).tocsr()  # keep only the timed users' test rows
+        te_m.eliminate_zeros()
+        te_m.sort_indices()
+        te = Interactions(te_m)
+        model = ImplicitItemKNN().fit(tr)
+        ev = Evaluator(te, cutoffs=[20], metrics=("PRECISION", "RECALL", "NDCG"), exclude=tr)
+
+        def fn() -> Any:
+            return ev.evaluate(model)
+
+        def warm() -> Any:
+            return numba_available()  # loads the cached kernels; a full pass would add minutes
+
+        after = "ours"
+    else:
+        raise ValueError(side)
+    rss_before = _rss_mb()
+    with threadpool_limits(int(THREADS)):
+        times, res = _timed(fn, runs, warm)
+    out.update(
+        times=times,
+        median_s=float(np.median(times)),
+        min_s=float(np.min(times)),
+        rss_before_mb=rss_before,
+        peak_rss_mb=_peak_mb(),
+    )
+    if after == "ours":
+        out["summary"] = res.summary
+        out["meta"] = {k: res.meta[k] for k in ("backend", "batch_size", "n_batches", "timings")}
+    else:
+        # PRECISION@20 of implicit's lists, as a cross-check of ours.
+        tk = np.repeat(np.arange(users.size), np.diff(test_sub.indptr)) * n_items
+        tk = tk + test_sub.indices
+        flat = np.arange(users.size)[:, None] * n_items + res
+        hits = np.isin(flat, tk) & (res >= 0)
+        out["summary"] = {"PRECISION@20": float((hits.sum(1) / 20).mean())}
+    return out
+
+
+# --------------------------------------------------------------------------- orchestration
+def _run_worker(args: list[str], timeout: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _machine() -> dict[str, Any]:
+    import numba
+    import scipy
+
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "numba": numba.__version__,
+        "threads": THREADS,
+        "load_avg_start": os.getloadavg(),
+    }
+    try:
+        import implicit
+
+        info["implicit"] = implicit.__version__
+    except ImportError:
+        info["implicit"] = None
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--runs", type=int, default=7, help="timed runs for ML-1M (default 7)")
+    ap.add_argument("--knn-runs", type=int, default=3, help="timed runs for the synthetic case")
+    ap.add_argument("--users", type=int, default=200_000, help="synthetic users (default 200k)")
+    ap.add_argument(
+        "--eval-users", type=int, default=0, help="time only the first N test users (0 = all)"
+    )
+    ap.add_argument("--quick", action="store_true", help="small smoke run, results not written")
+    ap.add_argument("--skip-knn", action="store_true")
+    a = ap.parse_args()
+    if a.worker:
+        kind, side = a.worker[0], a.worker[1]
+        if kind == "ml1m":
+            res = worker_ml1m(side, int(a.worker[2]))
+        else:
+            res = worker_knn(side, int(a.worker[2]), int(a.worker[3]), int(a.worker[4]))
+        print(json.dumps(res, default=float))
+        return
+
+    if a.quick:
+        a.runs, a.knn_runs, a.users = 2, 1, 5000
+    results: dict[str, Any] = {"machine": _machine(), "started": time.strftime("%FT%TZ")}
+    ml: dict[str, Any] = {}
+    for side in ("ours", "numpy"):
+        ml[side] = _run_worker(["ml1m", side, str(a.runs)], timeout=600)
+        print("ml1m", side, {k: ml[side].get(k) for k in ("median_s", "peak_rss_mb", "error")})
+    try:
+        import cornac  # type: ignore[import-not-found]  # noqa: F401
+
+        ml["cornac"] = _run_worker(["ml1m", "cornac", str(a.runs)], timeout=600)
+    except ImportError:
+        ml["cornac"] = {"error": "cornac is not installed in this environment; not measured"}
+    if "median_s" in ml["ours"] and "median_s" in ml["numpy"]:
+        ml["speedup_vs_numpy"] = ml["numpy"]["median_s"] / ml["ours"]["median_s"]
+        ml["max_abs_metric_diff_vs_numpy"] = max(
+            abs(ml["ours"]["summary"][k] - ml["numpy"]["summary"][k])
+            for k in ml["numpy"]["summary"]
+        )
+    results["ml1m_toppop"] = ml
+    if not a.skip_knn:
+        knn: dict[str, Any] = {}
+        for side in ("ours", "implicit"):
+            knn[side] = _run_worker(
+                ["knn", side, str(a.knn_runs), str(a.users), str(a.eval_users)], timeout=3600
+            )
+            print("knn", side, {k: knn[side].get(k) for k in ("median_s", "peak_rss_mb", "error")})
+        if "median_s" in knn["ours"] and "median_s" in knn["implicit"]:
+            knn["speedup_vs_implicit"] = knn["implicit"]["median_s"] / knn["ours"]["median_s"]
+        results["synthetic_itemknn"] = knn
+    results["load_avg_end"] = os.getloadavg()
+    if a.quick:
+        print(json.dumps(results, indent=1, default=float)[:3000])
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "evaluation.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    (RESULTS / "evaluation.md").write_text(render_md(results, a))
+    print("wrote", RESULTS / "evaluation.json", RESULTS / "evaluation.md")
+
+
+def render_md(r: dict[str, Any], a: argparse.Namespace) -> str:
+    m = r["machine"]
+    ml = r["ml1m_toppop"]
+    lines = [
+        "# Evaluator benchmark",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gb']} GB; numpy {m['numpy']}, "
+        f"scipy {m['scipy']}, numba {m['numba']}, implicit {m['implicit']}; "
+        f"{m['threads']} threads for BLAS/OpenMP/numba on every side. Load average at start "
+        f"{tuple(round(x, 2) for x in m['load_avg_start'])}, end "
+        f"{tuple(round(x, 2) for x in r['load_avg_end'])} (shared machine: expect noise).",
+        "",
+        "Generated by `benchmarks/bench_evaluation.py`; every side in its own subprocess; "
+        "times exclude data loading and model fitting; one untimed warm-up run first.",
+        "",
+        f"## ML-1M 5-star, TopPopular, full ranking, cut-offs 20..100, {len(METRICS)} metrics",
+        "",
+        f"Median of {a.runs} runs.",
+        "",
+        "| evaluator | median s | min s | peak RSS MB | RSS before eval MB |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for side, label in (("ours", "recforge Evaluator"), ("numpy", "plain numpy argpartition")):
+        s = ml[side]
+        if "error" in s:
+            lines.append(f"| {label} | error: {s['error']} | | | |")
+        else:
+            lines.append(
+                f"| {label} | {s['median_s']:.4f} | {s['min_s']:.4f} | {s['peak_rss_mb']:.0f} | "
+                f"{s['rss_before_mb']:.0f} |"
+            )
+    lines.append(f"| cornac | {ml['cornac'].get('error', '')} | | | |")
+    if "speedup_vs_numpy" in ml:
+        lines += [
+            "",
+            f"Speed-up vs plain numpy: {ml['speedup_vs_numpy']:.1f}x. Largest metric difference "
+            f"vs numpy: {ml['max_abs_metric_diff_vs_numpy']:.2e} (tie order differs).",
+            f"Our split-phase timings (last run): {ml['ours']['meta']['timings']}.",
+            f"RECALL@20 {ml['ours']['summary']['RECALL@20']:.4f}, MAP@20 "
+            f"{ml['ours']['summary']['MAP@20']:.4f} (paper's own random split: 0.1853 / n.a.).",
+        ]
+    if "synthetic_itemknn" in r:
+        k = r["synthetic_itemknn"]
+        o, i = k["ours"], k["implicit"]
+        lines += [
+            "",
+            "## Synthetic power-law data, implicit CosineRecommender (K=100), top-20",
+            "",
+        ]
+        if "error" in o or "error" in i:
+            lines.append(f"error: ours={o.get('error')}, implicit={i.get('error')}")
+        else:
+            scope = (
+                f"all {o['n_test_users']:,} test users"
+                if o["timed_users"] == o["n_test_users"]
+                else f"the first {o['timed_users']:,} of {o['n_test_users']:,} test users "
+                "(extrapolate linearly)"
+            )
+            lines += [
+                f"{a.users:,} users x 50,000 items, train {o['train_nnz']:,} / test "
+                f"{o['test_nnz']:,} interactions; timed over {scope}; median of {a.knn_runs} "
+                f"runs. Similarity fit (implicit, not timed): {o['fit_s']:.1f} s.",
+                "",
+                "| side | median s | min s | peak RSS MB | RSS before MB | PRECISION@20 |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |",
+                f"| implicit `recommend(userids, user_items, N=20)` | {i['median_s']:.2f} | "
+                f"{i['min_s']:.2f} | {i['peak_rss_mb']:.0f} | {i['rss_before_mb']:.0f} | "
+                f"{i['summary']['PRECISION@20']:.4f} |",
+                f"| recforge Evaluator (score X[u] @ S dense f32, top-20, 3 metrics) | "
+                f"{o['median_s']:.2f} | {o['min_s']:.2f} | {o['peak_rss_mb']:.0f} | "
+                f"{o['rss_before_mb']:.0f} | {o['summary']['PRECISION@20']:.4f} |",
+                "",
+                f"Speed-up vs implicit: {k['speedup_vs_implicit']:.2f}x. Ours: batch "
+                f"{o['meta']['batch_size']} users x {o['meta']['n_batches']} batches, phase "
+                f"timings (last run) {o['meta']['timings']}.",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
