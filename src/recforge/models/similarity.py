@@ -197,7 +197,7 @@ def _topk_kernel(
     a_ptr: Any, a_idx: Any, a_val: Any, b_ptr: Any, b_idx: Any, b_val: Any,
     r0: int, r1: int, n_cols: int, k: int, square: bool,
     mode: int, sa: Any, sb: Any, colw: Any, scale: float, eps: float,
-    ta: float, tb: float, numer: float, n_chunks: int,
+    ta: float, tb: float, numer: float, n_chunks: int, positive: bool,
     out_idx: Any, out_val: Any, out_cnt: Any,
 ) -> None:  # fmt: skip
     # Rows are dealt out round-robin: neighbouring ids often have similar (skewed) costs,
@@ -205,22 +205,34 @@ def _topk_kernel(
     for chunk in numba.prange(n_chunks):
         acc = np.zeros(n_cols, dtype=np.float64)
         seen = np.zeros(n_cols, dtype=np.bool_)
-        touched = np.empty(n_cols, dtype=a_idx.dtype)
+        touched = np.empty(n_cols + 1, dtype=a_idx.dtype)
         vals = np.empty(n_cols, dtype=np.float64)
         hv = np.empty(k, dtype=np.float64)
         hi_ = np.empty(k, dtype=np.int64)
         for r in range(r0 + chunk, r1, n_chunks):
             nt = 0
-            for p in range(a_ptr[r], a_ptr[r + 1]):
-                u = a_idx[p]
-                x = a_val[p]
-                for q in range(b_ptr[u], b_ptr[u + 1]):
-                    c = b_idx[q]
-                    if not seen[c]:
-                        seen[c] = True
+            if positive:
+                # All products are > 0, so acc[c] == 0 marks a first touch; the branch-free
+                # append is ~2x faster than testing a mask.
+                for p in range(a_ptr[r], a_ptr[r + 1]):
+                    u = a_idx[p]
+                    x = a_val[p]
+                    for q in range(b_ptr[u], b_ptr[u + 1]):
+                        c = b_idx[q]
                         touched[nt] = c
-                        nt += 1
-                    acc[c] += x * b_val[q]
+                        nt += acc[c] == 0.0
+                        acc[c] += x * b_val[q]
+            else:
+                for p in range(a_ptr[r], a_ptr[r + 1]):
+                    u = a_idx[p]
+                    x = a_val[p]
+                    for q in range(b_ptr[u], b_ptr[u + 1]):
+                        c = b_idx[q]
+                        if not seen[c]:
+                            seen[c] = True
+                            touched[nt] = c
+                            nt += 1
+                        acc[c] += x * b_val[q]
             n_pos = 0
             n_neg = 0
             size = 0
@@ -429,6 +441,10 @@ def topk_product(
             # int32 indices halve the memory traffic of the inner loop where they fit.
             idx_t = np.int32 if max(a.shape + b.shape) < 2**31 - 1 else np.int64
             a_ptr, a_idx = a64.indptr.astype(np.int64), a64.indices.astype(idx_t)
+            # With every product > 0 (checked on the smallest pair) a sum never returns to 0.
+            a_min = float(a64.data.min()) if a64.nnz else 1.0
+            b_min = float(b64.data.min()) if b64.nnz else 1.0
+            positive = a_min > 0 and b_min > 0 and a_min * b_min > 0
             b_ptr, b_idx = b64.indptr.astype(np.int64), b64.indices.astype(idx_t)
             scratch = n_thr * n_cols * 32
             per_row = k * 16 + 8
@@ -444,7 +460,7 @@ def topk_product(
                     a_ptr, a_idx, a64.data, b_ptr, b_idx, b64.data,
                     r0, r1, n_cols, k, square,
                     mode, sa_, sb_, colw, float(scale), float(eps),
-                    ta, tb, float(numer), chunks,
+                    ta, tb, float(numer), chunks, positive,
                     idx, val, cnt,
                 )  # fmt: skip
                 mask = np.arange(k)[None, :] < cnt[:, None]
