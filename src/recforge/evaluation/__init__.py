@@ -3,6 +3,10 @@
 ``Evaluator`` (full ranking or candidate sets, batched under a memory budget, a compiled top-k
 kernel with a numpy fallback), ``EvaluationResult`` and ``evaluate_split``; metric definitions
 in :mod:`recforge.evaluation.metrics`; tests in :mod:`recforge.evaluation.significance`.
+
+Tie rule: among equal scores the lower item index ranks first (``TIE_RULE``, also in every
+result's ``meta["tie_rule"]``). The RecSys'19 code ordered ties by numpy's unstable
+argpartition/quicksort internals, which cannot be reproduced exactly.
 """
 
 from recforge.evaluation.evaluator import (

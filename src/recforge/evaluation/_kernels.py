@@ -33,7 +33,7 @@ _CAP_EXTRA = 64
 
 
 @njit(inline="always")
-def _key(s: float, j: int) -> int:
+def _key(s: float, j: int) -> np.int64:
     """int64 key, smaller = ranked higher: (score descending, item index ascending).
 
     IEEE-754 floats order like sign-magnitude ints; flipping the magnitude bits of negative
@@ -47,7 +47,7 @@ def _key(s: float, j: int) -> int:
 
 
 @njit(inline="always")
-def _key_score(key: int) -> float:
+def _key_score(key: int) -> np.float32:
     """The float32 score a key was built from."""
     bits = ~(key >> 32)
     if bits < 0:

@@ -173,6 +173,7 @@ class BeyondAccuracy:
         if "NOVELTY" in self.metrics:
             if not n_popularity_users or n_popularity_users <= 0:
                 raise ValueError("NOVELTY needs n_popularity_users > 0")
+            assert self.pop is not None  # checked above (NOVELTY needs item_popularity)
             self.self_info = -np.log2(np.maximum(self.pop, 1.0) / float(n_popularity_users))
         self.counts = {k: np.zeros(n_items, dtype=np.int64) for k in self.cutoffs}
         self.novelty_sum = dict.fromkeys(self.cutoffs, 0.0)

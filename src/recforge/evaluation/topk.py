@@ -129,7 +129,7 @@ def _select_numpy(
     else:
         block = np.array(scores, dtype=np.float32, order="C", copy=True)
         block[rows, cols] = -np.inf
-    nan_rows = np.isnan(block).any(axis=1)
+    nan_rows: np.ndarray = np.asarray(np.isnan(block).any(axis=1))
     if nan_rows.any():
         return TopK(np.empty((0, k), np.int32), np.empty((0, k), bool), np.empty(0, np.int32)), (
             nan_rows
