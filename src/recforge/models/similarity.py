@@ -32,8 +32,9 @@ Differences from the paper's code that only matter outside its searched settings
 version (used for sparse input) ranks only co-occurring columns and pads its candidate array with
 stale ids, so with negative similarities (pearson, adjusted, negative IDF) it can keep entries
 the Python version drops; we follow the Python version's rule above. The Cython version also
-stores ``shrink`` as an int (the paper searched integer shrinks only), and with
-``normalize=False`` its asymmetric cosine degenerates to the unnormalised dot product.
+stores ``shrink`` as an int (the paper searched integer shrinks only). In both versions the
+asymmetric cosine with ``normalize=False`` degenerates to the unnormalised dot product; we
+always normalise it.
 
 Two engines compute the same thing in bounded memory:
 
@@ -50,6 +51,7 @@ Two engines compute the same thing in bounded memory:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,6 +66,7 @@ __all__ = [
     "SIMILARITIES",
     "compute_similarity",
     "physical_cores",
+    "pinned_threads",
     "sparse_dense_product",
     "top_k_per_column",
     "topk_product",
@@ -90,8 +93,9 @@ _BYTES_PER_DENSE_CELL = 8 * 5  # float64 block + negated copy + temporaries of t
 
 
 # ----------------------------------------------------------------------------- threads
+@functools.cache
 def physical_cores() -> int:
-    """Number of physical CPU cores available to this process (falls back to logical CPUs)."""
+    """Physical CPU cores available to this process (falls back to logical CPUs); cached."""
     try:
         allowed = os.sched_getaffinity(0)
     except AttributeError:  # pragma: no cover - non-Linux
@@ -492,6 +496,7 @@ def topk_product(
         shape=(n_rows, n_cols),
         dtype=np.float32,
     )
+    out.eliminate_zeros()  # values below float32's range
     if sort_indices:
         out.sort_indices()
     return out
