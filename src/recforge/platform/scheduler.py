@@ -677,7 +677,9 @@ class Scheduler:
             avail = self.book.available_vec(job.group, c)
             cap = self.book.cluster_cap_vec(c)
             gap = sum(
-                (n - a) / t for n, a, t in zip(job.gang_vec, avail, cap, strict=True) if n > a
+                (n - a) / t if t else math.inf
+                for n, a, t in zip(job.gang_vec, avail, cap, strict=True)
+                if n > a
             )
             if gap < best_gap:
                 best, best_gap = c, gap
