@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -155,3 +157,12 @@ def test_specs_are_immutable() -> None:
     spec = JobSpec(name="j", command=["true"])
     with pytest.raises(ValueError):
         spec.name = "k"  # type: ignore[misc]
+
+
+def test_package_import_stays_light() -> None:
+    code = (
+        "import sys, recforge.platform as p; "
+        "heavy = [m for m in ('sqlalchemy', 'fastapi', 'ray', 'uvicorn') if m in sys.modules]; "
+        "assert not heavy, heavy; assert p.Scheduler and p.render"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

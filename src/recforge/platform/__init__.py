@@ -15,6 +15,14 @@ from recforge.platform.resources import (
     QuotaError,
     parse_platform_config,
 )
+from recforge.platform.scheduler import (
+    Admission,
+    AgingPolicy,
+    Explanation,
+    InfeasibleJob,
+    Scheduler,
+    UnknownQueue,
+)
 from recforge.platform.specs import (
     JobSpec,
     ReplicaSpec,
@@ -23,11 +31,16 @@ from recforge.platform.specs import (
     SpecError,
     parse_job_spec,
 )
+from recforge.platform.templates import Template, parse_template, render
 
 __all__ = [
+    "Admission",
+    "AgingPolicy",
     "Cluster",
+    "Explanation",
     "Group",
     "GroupQuota",
+    "InfeasibleJob",
     "JobSpec",
     "PlatformConfig",
     "Queue",
@@ -36,7 +49,12 @@ __all__ = [
     "ReplicaSpec",
     "Resources",
     "RetryPolicy",
+    "Scheduler",
     "SpecError",
+    "Template",
+    "UnknownQueue",
     "parse_job_spec",
     "parse_platform_config",
+    "parse_template",
+    "render",
 ]

@@ -884,6 +884,11 @@ class Scheduler:
         )
         if job.state == "held":
             lines.append(f"held in backoff until t={job.not_before:g}")
+        if job.starving and job.reserved_cluster is not None:
+            lines.append(
+                f"holds a reservation on cluster {job.reserved_cluster!r}: later jobs of equal "
+                "or lower queue priority cannot take what it needs there"
+            )
         for v in verdicts:
             if v.fits_now:
                 note = "fits now"
