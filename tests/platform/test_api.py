@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from api_support import ADMIN_TOKEN, Platform, job_spec, make_platform
 
+from recforge.platform.api import TokenAuth
 from recforge.platform.service import JsonLogFormatter
 from recforge.platform.states import JobState
+from recforge.platform.store import User
 
 
 @pytest.fixture
@@ -45,6 +47,20 @@ def test_tokens_are_stored_hashed(plat: Platform) -> None:
     assert len(stored) == 3
     assert not set(stored) & set(plat.tokens.values())
     assert ADMIN_TOKEN not in stored  # the bootstrap token is never written anywhere
+
+
+def test_token_auth_caches_hits_for_a_bounded_time(plat: Platform) -> None:
+    tok = plat.tokens["bob"]
+    cached = TokenAuth(plat.store, admin_token="boot", cache_seconds=60)
+    uncached = TokenAuth(plat.store, cache_seconds=0)
+    assert cached(tok) == User("bob", "ml", False) == uncached(tok)
+    assert cached("boot") == User("admin", "admin", True)
+    assert uncached("boot") is None and cached("boot-x") is None
+    assert plat.store.revoke_token(tok)
+    assert uncached(tok) is None
+    assert cached(tok) == User("bob", "ml", False)  # within its cache window
+    cached._cache = {k: (u, 0.0) for k, (u, _) in cached._cache.items()}  # window over
+    assert cached(tok) is None
 
 
 def test_submit_get_list_events_cancel(plat: Platform) -> None:

@@ -94,19 +94,42 @@ def _not_found(job_id: int) -> ApiError:
 
 # --------------------------------------------------------------------------------- auth
 class TokenAuth:
-    """Resolves bearer tokens to users: the bootstrap admin token, then the store's tokens."""
+    """Resolves bearer tokens to users: the bootstrap admin token, then the store's tokens.
 
-    def __init__(self, store: Store, *, admin_token: str | None = None) -> None:
+    Successful store look-ups are cached for ``cache_seconds`` (keyed by the token's digest) to
+    save a database read per request; a revoked token therefore keeps working for at most that
+    long. ``cache_seconds=0`` disables the cache.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        admin_token: str | None = None,
+        cache_seconds: float = 5.0,
+        max_cached: int = 10_000,
+    ) -> None:
         self.store = store
         # Keep only the digest: compare digests in constant time, never the raw secret.
         self._admin_digest = hash_token(admin_token) if admin_token else None
+        self.cache_seconds = cache_seconds
+        self.max_cached = max_cached
+        self._cache: dict[str, tuple[User, float]] = {}
 
     def __call__(self, token: str) -> User | None:
-        if self._admin_digest is not None and hmac.compare_digest(
-            hash_token(token), self._admin_digest
-        ):
+        digest = hash_token(token)
+        if self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):
             return User(ADMIN_USER, ADMIN_GROUP, True)
-        return self.store.authenticate(token)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        user = self.store.authenticate(token)
+        if user is not None and self.cache_seconds > 0:
+            if len(self._cache) >= self.max_cached:
+                self._cache.clear()  # crude bound; a miss only costs one read
+            self._cache[digest] = (user, now + self.cache_seconds)
+        return user
 
 
 Authenticator = Callable[[str], User | None]
@@ -377,7 +400,7 @@ def create_app(
 
     ``auth`` maps a bearer token to a :class:`~recforge.platform.store.User` (default:
     :class:`TokenAuth` on the service's store with ``admin_token``, which defaults to the
-    ``RECFORGE_ADMIN_TOKEN`` environment variable).
+    ``RECFORGE_ADMIN_TOKEN`` environment variable, and a 5 s cache of store look-ups).
     """
     store: Store = service.store
     if auth is None:
