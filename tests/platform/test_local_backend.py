@@ -81,20 +81,28 @@ def test_gang_runs_with_env_logs_and_exit_codes(tmp_path: Path) -> None:
 
 def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path / "rt", term_grace=2.0)
-    marker = tmp_path / "child.pid"
-    cmd = [PY, "-c", f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid()));"
-           " time.sleep(60)"]  # fmt: skip
-    handle = backend.launch(1, spec(cmd, workers=0 + 1), None)
-    wait_for(backend, handle, lambda s: s.all_running and marker.exists())
-    child = int(marker.read_text())
+    code = (
+        "import os, time; i = os.environ['RECFORGE_REPLICA_INDEX'];"
+        f" open({str(tmp_path)!r} + '/child' + i + '.pid', 'w').write(str(os.getpid()));"
+        " time.sleep(60)"
+    )
+    handle = backend.launch(1, spec([PY, "-c", code]), None)
+    markers = [tmp_path / "child0.pid", tmp_path / "child1.pid"]
+    wait_for(backend, handle, lambda s: s.all_running and all(_pid_in(m) for m in markers))
+    children = [int(m.read_text()) for m in markers]
     t0 = time.monotonic()
     backend.cancel(handle)
     assert time.monotonic() - t0 < 2.5
-    assert process_start_time(child) is None or _is_zombie(child)
+    assert all(process_start_time(c) is None or _is_zombie(c) for c in children)
     st = backend.poll(handle)
-    # The sidecar forwarded SIGTERM and recorded the child's death by signal.
-    assert {r.exit_code for r in st.replicas} == {-signal.SIGTERM}
+    # The sidecars forwarded SIGTERM and recorded their command's death by signal.
+    assert [r.exit_code for r in st.replicas] == [-signal.SIGTERM, -signal.SIGTERM]
     backend.cancel(handle)  # idempotent
+
+
+def _pid_in(path: Path) -> bool:
+    """The file holds a whole pid (it is written without a rename, so it may be partial)."""
+    return path.exists() and path.read_text().strip().isdigit()
 
 
 def _is_zombie(pid: int) -> bool:
@@ -128,7 +136,7 @@ def test_killed_sidecar_is_not_found_and_cancel_reaps_its_orphan(tmp_path: Path)
            " time.sleep(60)"]  # fmt: skip
     handle = backend.launch(4, spec(cmd, workers=1).model_copy(update={"min_available": 1}), None)
     assert len(handle["replicas"]) == 1  # only the gang is launched
-    wait_for(backend, handle, lambda s: s.all_running and marker.exists())
+    wait_for(backend, handle, lambda s: s.all_running and _pid_in(marker))
     os.kill(handle["replicas"][0]["pid"], signal.SIGKILL)
     st = wait_for(backend, handle, lambda s: not s.all_running, timeout=5)
     assert st.replicas[0].phase is ReplicaPhase.NOT_FOUND
@@ -175,7 +183,7 @@ def test_sidecar_heartbeats_reach_the_store(tmp_path: Path) -> None:
     jid = store.create_job(name="hb", owner="a", group="g", queue="q", spec={}).id
     store.reset_replicas(jid, 1, [(0, "master")])
     backend = LocalBackend(tmp_path / "rt", store_url=url, heartbeat_interval=0.2)
-    handle = backend.launch(jid, spec([PY, "-c", "import time; time.sleep(0.9)"]).model_copy(
+    handle = backend.launch(jid, spec([PY, "-c", "import time; time.sleep(2.0)"]).model_copy(
         update={"min_available": 1}), None)  # fmt: skip
     beats = set()
     deadline = time.monotonic() + 10

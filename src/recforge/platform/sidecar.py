@@ -124,6 +124,24 @@ def run(args: argparse.Namespace) -> int:
     if not cmd:
         print("[recforge-sidecar] no command given after '--'", file=sys.stderr)
         return 2
+    # Handlers go in before the child exists: a stop request that arrives while we start is
+    # remembered and passed on (or prevents the start) instead of killing us silently.
+    received: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    if received:
+        code = -received[0]
+        if args.exit_file:
+            write_exit_file(Path(args.exit_file), code)
+        return 128 + received[0]
     try:
         child = subprocess.Popen(cmd, preexec_fn=_limit_memory(args.memory_mib))
     except OSError as exc:
@@ -132,13 +150,9 @@ def run(args: argparse.Namespace) -> int:
         if args.exit_file:
             write_exit_file(Path(args.exit_file), code)
         return code
-
-    def forward(signum: int, _frame: Any) -> None:
+    if received:  # arrived between the check above and Popen
         with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
+            child.send_signal(received[0])
 
     if args.pid_file:
         _write_pid_file(Path(args.pid_file), child.pid)
