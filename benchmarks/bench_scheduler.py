@@ -41,7 +41,7 @@ PUBLISHED = [
 
 
 def make_config(rng: random.Random, scale: int = 1) -> dict[str, Any]:
-    clusters = []
+    clusters: list[dict[str, Any]] = []
     sizes = [(512, 32), (1024, 0), (768, 16), (256, 64), (2048, 8)]
     for i, (cpu, gpu) in enumerate((c * scale, g * scale) for c, g in sizes):
         clusters.append(
@@ -55,7 +55,7 @@ def make_config(rng: random.Random, scale: int = 1) -> dict[str, Any]:
     for g in range(10):
         quotas = []
         for c in clusters:
-            cap = c["capacity"]
+            cap: dict[str, Any] = c["capacity"]
             nominal = {"cpu": cap["cpu"] / 10, "memory": cap["cpu"] * 4 * 1024 // 10}
             nominal["gpu"] = cap["gpu"] // 10
             q: dict[str, Any] = {"cluster": c["name"], "nominal": nominal}

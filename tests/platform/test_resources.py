@@ -168,15 +168,15 @@ def test_random_reservations_keep_every_invariant() -> None:
             key = rng.choice(sorted(held))
             assert book.release(key) == held.pop(key)[2]
         else:
-            g, c = f"g{rng.randrange(4)}", f"c{rng.randrange(2)}"
+            gname, cname = f"g{rng.randrange(4)}", f"c{rng.randrange(2)}"
             req = R(cpu=rng.randint(0, 6), gpu=rng.randint(0, 2))
-            ok, _ = book.can_admit(g, c, req)
+            ok, _ = book.can_admit(gname, cname, req)
             if ok:
-                book.reserve(f"k{step}", g, c, [req])
-                held[f"k{step}"] = (g, c, req)
+                book.reserve(f"k{step}", gname, cname, [req])
+                held[f"k{step}"] = (gname, cname, req)
             else:
                 with pytest.raises(QuotaError):
-                    book.reserve(f"k{step}", g, c, [req])
+                    book.reserve(f"k{step}", gname, cname, [req])
         for cl in clusters:
             used = Resources.total([r for _, c, r in held.values() if c == cl.name])
             assert used.fits(cl.capacity)

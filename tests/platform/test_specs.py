@@ -129,7 +129,7 @@ def test_bad_memory_is_rejected(text: object) -> None:
 
 
 def test_resources_arithmetic_is_exact_and_canonical() -> None:
-    a = Resources(cpu=0.1, memory="1Gi", extended={"fpga": 1, "tpu": 0})
+    a = Resources.model_validate({"cpu": 0.1, "memory": "1Gi", "extended": {"fpga": 1, "tpu": 0}})
     b = Resources(cpu=0.2, gpu=1)
     s = a.add(b)
     assert s.as_dict() == {"cpu": 0.3, "memory": 1024, "gpu": 1, "fpga": 1.0}

@@ -103,12 +103,12 @@ class GroupQuota(_Strict):
     """A group's quota on one cluster (Kueue-style nominal / borrowing / lending limits)."""
 
     cluster: str
-    nominal: Resources = Field(default_factory=Resources)
+    nominal: Resources = Field(default_factory=lambda: Resources())
     borrowing_limit: Resources | None = Field(
-        None, description="max usage above nominal; None = no limit (bounded by the pool)"
+        default=None, description="max usage above nominal; None = no limit (bounded by the pool)"
     )
     lending_limit: Resources | None = Field(
-        None, description="max part of nominal others may borrow; None = all of it"
+        default=None, description="max part of nominal others may borrow; None = all of it"
     )
 
     @model_validator(mode="after")
@@ -150,7 +150,7 @@ class Queue(_Strict):
 
     name: str = Field(pattern=_NAME_PATTERN)
     group: str
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(default=1.0, gt=0)
     priority: int = 0
 
 
@@ -179,9 +179,11 @@ class PlatformConfig(_Strict):
                     raise ValueError(
                         f"groups: group {g.name!r} has a quota for unknown cluster {q.cluster!r}"
                     )
-        for q in self.queues:
-            if q.group not in groups:
-                raise ValueError(f"queues: queue {q.name!r} names unknown group {q.group!r}")
+        for queue in self.queues:
+            if queue.group not in groups:
+                raise ValueError(
+                    f"queues: queue {queue.name!r} names unknown group {queue.group!r}"
+                )
         for c in self.clusters:
             guaranteed = Resources.total(
                 [gq.guaranteed for g in self.groups if (gq := g.quota(c.name)) is not None]
@@ -331,9 +333,9 @@ class QuotaBook:
         state = _ClusterState(cluster, self.vec(cluster.capacity))
         self._clusters[cluster.name] = state
         for g in self._groups.values():
-            q = g.quota(cluster.name)
-            if q is not None:
-                self._install_slot(state, g.name, q)
+            quota = g.quota(cluster.name)
+            if quota is not None:
+                self._install_slot(state, g.name, quota)
 
     def add_group(self, group: Group) -> None:
         """Register a new group (its quotas must name registered clusters)."""

@@ -110,9 +110,9 @@ class Resources(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cpu: float = Field(0.0, ge=0, description="CPU cores (millicore precision)")
-    memory: int = Field(0, ge=0, description="memory in MiB; accepts '512Mi', '2Gi'")
-    gpu: int = Field(0, ge=0, description="whole GPUs")
+    cpu: float = Field(default=0.0, ge=0, description="CPU cores (millicore precision)")
+    memory: int = Field(default=0, ge=0, description="memory in MiB; accepts '512Mi', '2Gi'")
+    gpu: int = Field(default=0, ge=0, description="whole GPUs")
     extended: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("cpu", mode="after")
@@ -250,10 +250,10 @@ class ReplicaSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Literal["master", "worker"]
-    replicas: int = Field(1, ge=1, le=10_000)
-    resources: Resources = Field(default_factory=Resources)
+    replicas: int = Field(default=1, ge=1, le=10_000)
+    resources: Resources = Field(default_factory=lambda: Resources())
     command: list[str] | None = Field(
-        None, description="overrides the job's command for these replicas"
+        default=None, description="overrides the job's command for these replicas"
     )
 
     @field_validator("command", mode="before")
@@ -280,10 +280,10 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_attempts: int = Field(1, ge=1, le=100)
-    backoff_seconds: float = Field(10.0, ge=0)
-    backoff_factor: float = Field(2.0, ge=1)
-    max_backoff: float = Field(600.0, ge=0)
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    backoff_seconds: float = Field(default=10.0, ge=0)
+    backoff_factor: float = Field(default=2.0, ge=1)
+    max_backoff: float = Field(default=600.0, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> RetryPolicy:
@@ -324,12 +324,12 @@ class JobSpec(BaseModel):
     replica_specs: list[ReplicaSpec] = Field(
         default_factory=lambda: [ReplicaSpec(role="master", replicas=1)]
     )
-    min_available: int | None = Field(None, ge=1)
+    min_available: int | None = Field(default=None, ge=1)
     queue: str = "default"
-    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
-    pending_deadline_seconds: float | None = Field(None, gt=0)
-    run_deadline_seconds: float | None = Field(None, gt=0)
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    pending_deadline_seconds: float | None = Field(default=None, gt=0)
+    run_deadline_seconds: float | None = Field(default=None, gt=0)
+    retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())
     labels: dict[str, str] = Field(default_factory=dict)
     cluster_type: Literal["local", "ray", "kubernetes", "spark"] | None = None
 
