@@ -92,6 +92,7 @@ def one_run(n_jobs: int, clients: int, warmup: int, workdir: Path) -> dict[str, 
     token = store.issue_token("bench", label="bench")
     store.close()
 
+    load_before = round(os.getloadavg()[0], 2)
     port = _free_port()
     log = (workdir / "server.log").open("wb")
     env = {**os.environ, "RECFORGE_ADMIN_TOKEN": ADMIN_TOKEN, "RECFORGE_STATE_DIR": str(workdir)}
@@ -165,6 +166,7 @@ def one_run(n_jobs: int, clients: int, warmup: int, workdir: Path) -> dict[str, 
         "latency_ms_p50": round(1000 * lat[len(lat) // 2], 2),
         "latency_ms_p99": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2),
         "stored_jobs": stored,
+        "load_average_1min_before": load_before,
     }
 
 
@@ -213,7 +215,7 @@ def main() -> None:
                 "platform": platform.platform(),
             },
             "note": "clients share the machine's cores with the server; the machine is shared "
-                    "with other work, so runs are noisy",
+                    "with other work (see each run's 1-minute load average), so runs are noisy",
         },
         "runs": runs,
         "median_jobs_per_s": median,
@@ -225,7 +227,8 @@ def main() -> None:
     (args.out / "api.json").write_text(json.dumps(result, indent=2) + "\n")
     rows = "\n".join(
         f"| {i + 1} | {x['jobs']} | {x['seconds']:.2f} | {x['jobs_per_s']:.1f} | "
-        f"{x['latency_ms_p50']:.2f} | {x['latency_ms_p99']:.2f} |"
+        f"{x['latency_ms_p50']:.2f} | {x['latency_ms_p99']:.2f} | "
+        f"{x['load_average_1min_before']:.2f} |"
         for i, x in enumerate(runs)
     )
     md = f"""# REST API submission throughput
@@ -237,8 +240,8 @@ def main() -> None:
 submitted jobs afterwards. Machine: {os.cpu_count()} CPUs (shared with the clients and other
 work), Python {platform.python_version()}.
 
-| run | jobs | seconds | jobs/s | p50 latency (ms) | p99 latency (ms) |
-|---:|---:|---:|---:|---:|---:|
+| run | jobs | seconds | jobs/s | p50 latency (ms) | p99 latency (ms) | load avg before |
+|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
 **Median: {median:.1f} jobs/s** = {median / SLURM_JOBS_PER_S:.2f} x Slurm's published 500
