@@ -506,6 +506,15 @@ def _simulate(
     ends: list[tuple[float, str]] = []
     log: list[tuple[float, tuple]] = []
     now = 0.0
+
+    def check(out: list) -> None:
+        for a in out:  # whole gangs only, never more than the job has
+            assert a.gang_size <= len(a.replicas) <= s._jobs[a.job_id].spec.total_replicas
+        for name, cluster in s.book.clusters.items():
+            assert all(x >= 0 for x in s.book.cluster_free(name).as_dict().values()), name
+            used = Resources.total([s.book.usage(g, name) for g in s.book.groups])
+            assert used.fits(cluster.capacity)
+
     for i in range(n_jobs):
         spec = job(
             f"j{i}",
@@ -514,6 +523,7 @@ def _simulate(
             cpu=rng.choice([1, 2, 4]),
             gpu=rng.choice([0, 0, 1]),
             priority=rng.choice([0, 1]),
+            min_available=rng.choice([None, 1]),  # some elastic jobs
         )
         s.submit(f"j{i}", spec, now=now)
         if rng.random() < 0.3:
@@ -521,6 +531,7 @@ def _simulate(
             while ends and ends[0][0] <= now:
                 s.on_finished(heapq.heappop(ends)[1], now)
             out = s.schedule(now)
+            check(out)
             log.append((now, tuple((a.job_id, a.cluster, len(a.replicas)) for a in out)))
             for a in out:
                 heapq.heappush(ends, (now + rng.uniform(20, 400), a.job_id))
@@ -529,6 +540,7 @@ def _simulate(
         while ends and ends[0][0] <= now:
             s.on_finished(heapq.heappop(ends)[1], now)
         out = s.schedule(now)
+        check(out)
         log.append((now, tuple((a.job_id, a.cluster, len(a.replicas)) for a in out)))
         for a in out:
             heapq.heappush(ends, (now + rng.uniform(20, 400), a.job_id))
