@@ -246,7 +246,8 @@ work), Python {platform.python_version()}.
 
 **Median: {median:.1f} jobs/s** = {median / SLURM_JOBS_PER_S:.2f} x Slurm's published 500
 batch jobs/s sustained (other hardware, and a scheduler's internal figure rather than an HTTP
-API's; this one includes HTTP, JSON, auth and a durable SQLite commit per job).
+API's; this one includes HTTP, JSON, auth and one SQLite commit per job, WAL mode,
+synchronous=NORMAL).
 """
     (args.out / "api.md").write_text(md)
     print(f"median {median:.1f} jobs/s -> {args.out / 'api.json'}")

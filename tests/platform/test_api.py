@@ -241,6 +241,35 @@ def test_only_admins_change_config_templates_and_tokens(plat: Platform) -> None:
     assert r.status_code == 422 and "weight" in r.json()["detail"]
 
 
+def test_config_changes_never_strand_unfinished_jobs(plat: Platform) -> None:
+    c, h = plat.client, plat.auth("admin")
+    queues = c.get("/queues", headers=h).json()
+    job = plat.submit("alice", job_spec())
+    r = c.put("/queues", json=[q for q in queues if q["name"] != "ml-q"], headers=h)
+    assert r.status_code == 409 and "cannot remove queue 'ml-q'" in r.json()["detail"]
+    moved = [{**q, "group": "cv"} if q["name"] == "ml-q" else q for q in queues]
+    r = c.put("/queues", json=moved, headers=h)
+    assert r.status_code == 409 and "move to another group" in r.json()["detail"]
+    assert {q["name"] for q in c.get("/queues", headers=h).json()} == {"ml-q", "cv-q"}
+    c.post(f"/jobs/{job['id']}/cancel", headers=plat.auth("alice"))
+    r = c.put("/queues", json=[q for q in queues if q["name"] != "ml-q"], headers=h)
+    assert r.status_code == 200 and [q["name"] for q in r.json()] == ["cv-q"]
+    assert [q.name for q in plat.service.config.queues] == ["cv-q"]  # the service reloaded
+    r = c.post("/jobs", json=job_spec(), headers=plat.auth("alice"))
+    assert r.status_code == 422 and "unknown queue 'ml-q'" in r.json()["detail"]
+
+    clusters = c.get("/clusters", headers=h).json()
+    spare = {"name": "spare", "type": "local", "capacity": {"cpu": 1}}
+    assert c.put("/clusters", json=[*clusters, spare], headers=h).status_code == 200
+    held = plat.store.create_job(name="held", owner="carol", group="cv", queue="cv-q",
+                                 spec=job_spec(queue="cv-q"))
+    plat.store.transition(held.id, JobState.ADMITTED, "test", cluster="spare")
+    r = c.put("/clusters", json=clusters, headers=h)
+    assert r.status_code == 409 and "['spare']" in r.json()["detail"]
+    plat.store.transition(held.id, JobState.CANCELLED, "test")
+    assert [x["name"] for x in c.put("/clusters", json=clusters, headers=h).json()] == ["local"]
+
+
 def test_admin_issues_tokens(plat: Platform) -> None:
     c, h = plat.client, plat.auth("admin")
     r = c.post("/tokens", json={"user": "dave", "group": "cv", "label": "ci"}, headers=h)

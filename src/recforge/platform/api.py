@@ -41,7 +41,7 @@ from recforge.platform.resources import Cluster, Group, PlatformConfig, Queue
 from recforge.platform.scheduler import UnknownJob
 from recforge.platform.service import PermissionDenied, PlatformService, SubmitError
 from recforge.platform.specs import JobSpec, SpecError, format_validation_error, parse_job_spec
-from recforge.platform.states import TERMINAL_STATES, JobState
+from recforge.platform.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 from recforge.platform.store import Event, JobNotFound, JobRecord, Store, User, hash_token
 from recforge.platform.templates import Template, render
 
@@ -630,6 +630,7 @@ def _replace_config(ctx: _Ctx, path: str, items: list[Any]) -> None:
     except ValidationError as exc:
         raise ApiError(409, format_validation_error(exc, "platform config", f"after PUT /{path}"),
                        field=path) from None
+    _refuse_orphaning(ctx, path, items)
     new_names = {i.name for i in items}
     for name in ctx.store.get_config(kind):
         if name not in new_names:
@@ -637,6 +638,46 @@ def _replace_config(ctx: _Ctx, path: str, items: list[Any]) -> None:
     for item in items:
         ctx.store.put_config(kind, item.name, item.model_dump(mode="json"))
     _reload_config(ctx)
+
+
+_UNFINISHED = [s for s in JobState if s not in TERMINAL_STATES]
+
+
+def _refuse_orphaning(ctx: _Ctx, path: str, items: list[Any]) -> None:
+    """409 if the change would strand unfinished jobs.
+
+    A removed (or re-grouped) queue with unfinished jobs, or a removed cluster with jobs
+    admitted there, would make the service fail those jobs on reload; the admin must let them
+    finish or cancel them first.
+    """
+    store = ctx.store
+    if path == "queues":
+        new = {q.name: q for q in items}
+        for name, body in store.get_config("queue").items():
+            changed = name not in new or new[name].group != body.get("group")
+            if changed:
+                page = store.list_jobs(limit=5, states=_UNFINISHED, queue=name)
+                if page.items:
+                    ids = [j.id for j in page.items]
+                    what = "remove" if name not in new else "move to another group"
+                    raise ApiError(
+                        409,
+                        f"cannot {what} queue {name!r}: it has unfinished jobs (e.g. {ids}); "
+                        "cancel them or let them finish first",
+                        field="queues",
+                    )
+    elif path == "clusters":
+        gone = set(store.get_config("cluster")) - {c.name for c in items}
+        if gone:
+            busy = sorted(
+                {j.cluster for j in store.iter_jobs(ACTIVE_STATES) if j.cluster in gone}
+            )
+            if busy:
+                raise ApiError(
+                    409,
+                    f"cannot remove cluster(s) {busy}: jobs are admitted or running there",
+                    field="clusters",
+                )
 
 
 def _install_error_handlers(app: FastAPI) -> None:
