@@ -201,3 +201,27 @@ def test_random_reservations_keep_every_invariant() -> None:
                 assert want.fits(book.available(grp.name, cl.name))
         for grp in groups:
             assert book.usage(grp.name).fits(grp.total_cap)  # type: ignore[arg-type]
+
+
+def test_borrowing_stops_at_the_borrowing_limit() -> None:
+    cfg = parse_platform_config(
+        {
+            "clusters": [{"name": "c", "type": "local", "capacity": {"cpu": 10}}],
+            "groups": [
+                {
+                    "name": "a",
+                    "quotas": [
+                        {"cluster": "c", "nominal": {"cpu": 4}, "borrowing_limit": {"cpu": 2}}
+                    ],
+                },
+                {"name": "b", "quotas": [{"cluster": "c", "nominal": {"cpu": 6}}]},
+            ],
+            "queues": [{"name": "qa", "group": "a"}],
+        }
+    )
+    book = QuotaBook(cfg.clusters, cfg.groups)
+    assert book.available("a", "c") == R(cpu=6)  # 4 nominal + 2 borrowed, although 10 are idle
+    book.reserve("x", "a", "c", [R(cpu=4), R(cpu=2)])
+    ok, why = book.can_admit("a", "c", R(cpu=0.001))
+    assert not ok and "nominal + borrowing limit" in why
+    assert book.available("b", "c") == R(cpu=4)  # b gets the rest, not its whole nominal

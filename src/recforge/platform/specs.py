@@ -311,6 +311,8 @@ class JobSpec(BaseModel):
     ``kind="command"`` runs ``command`` (argv list); ``kind="python"`` calls ``entrypoint``
     (``"package.module:function"``) with no arguments. ``spark``/``kubernetes``/``dag`` are
     reserved names and rejected for now. ``min_available`` is the gang size (see module doc).
+    ``cluster_type``, when set, restricts the job to clusters of that type (each type has its
+    own backend); unset, any cluster where the job's queue has quota may run it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
