@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_support import ADMIN_TOKEN, Platform, job_spec, make_platform
@@ -287,7 +288,7 @@ def test_admin_issues_tokens(plat: Platform) -> None:
     assert c.get("/whoami", headers={"Authorization": f"Bearer {tok2}"}).status_code == 200
 
 
-TEMPLATE = {
+TEMPLATE: dict[str, Any] = {
     "name": "trainer",
     "owner": "ml",
     "description": "data-parallel trainer",

@@ -234,7 +234,8 @@ class WhyOut(_Out):
     reason: str
     queue: str
     queue_position: int | None = Field(
-        None, description="1-based position among the queue's pending jobs (None if not pending)"
+        default=None,
+        description="1-based position among the queue's pending jobs (None if not pending)",
     )
     blocking: list[ShortageOut] = Field(default_factory=list)
     detail: dict[str, Any] = Field(default_factory=dict)
