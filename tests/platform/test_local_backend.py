@@ -49,7 +49,7 @@ def finished(st: BackendStatus) -> bool:
 
 ENV_DUMP = (
     "import json, os, sys; keys = ['RECFORGE_JOB_ID', 'RECFORGE_REPLICA_INDEX', 'RECFORGE_ROLE',"
-    " 'RECFORGE_WORLD_SIZE', 'RECFORGE_ATTEMPT', 'MY_VAR'];"
+    " 'RECFORGE_WORLD_SIZE', 'RECFORGE_ATTEMPT', 'MY_VAR', 'RECFORGE_STORE_URL'];"
     " print(json.dumps({k: os.environ.get(k) for k in keys}));"
     " sys.exit(int(os.environ['RECFORGE_REPLICA_INDEX']) * 3)"
 )
@@ -57,6 +57,8 @@ ENV_DUMP = (
 
 def test_gang_runs_with_env_logs_and_exit_codes(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path / "rt")
+    backend.store_url = f"sqlite:///{tmp_path / 'p.db'}"  # must not leak into the command
+    Store(backend.store_url).close()  # tables exist; no replica rows, so beats change nothing
     handle = backend.launch(7, spec([PY, "-c", ENV_DUMP], env={"MY_VAR": "x"}), None, attempt=2)
     assert [r["role"] for r in handle["replicas"]] == ["master", "worker"]
     st = wait_for(backend, handle, finished)
@@ -73,6 +75,7 @@ def test_gang_runs_with_env_logs_and_exit_codes(tmp_path: Path) -> None:
         "RECFORGE_WORLD_SIZE": "2",
         "RECFORGE_ATTEMPT": "2",
         "MY_VAR": "x",
+        "RECFORGE_STORE_URL": None,
     }
     assert json.loads(Path(handle["replicas"][1]["exit_file"]).read_text())["exit_code"] == 3
     with pytest.raises(KeyError, match="no replica 5"):

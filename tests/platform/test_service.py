@@ -35,7 +35,10 @@ CONFIG = {
     "clusters": [{"name": "local1", "type": "local", "capacity": {"cpu": 2, "memory": "8Gi"}}],
     "groups": [
         {"name": "ml", "quotas": [{"cluster": "local1", "nominal": {"cpu": 2, "memory": "8Gi"}}]},
-        {"name": "other", "quotas": [{"cluster": "local1", "nominal": {"cpu": 0}}]},
+        {
+            "name": "other",
+            "quotas": [{"cluster": "local1", "nominal": {}, "borrowing_limit": {"cpu": 0.5}}],
+        },
     ],
     "queues": [{"name": "q", "group": "ml"}, {"name": "oq", "group": "other"}],
 }
@@ -124,6 +127,8 @@ def test_submit_refuses_bad_jobs_before_storing(make_service, tmp_path: Path) ->
         svc.submit(ALICE, job("a", m, replicas=0))
     with pytest.raises(PermissionDenied, match="may not submit to queue 'q'"):
         svc.submit(EVE, job("a", m))
+    with pytest.raises(SubmitError, match=r"more than group 'other' can ever get.*cpu 1 > 0\.5"):
+        svc.submit(EVE, job("a", m, queue="oq"))  # over its quota (borrowing limit 0.5 cpu)
     with pytest.raises(SubmitError, match="unknown template 'nope'"):
         svc.submit(ALICE, {"template": "nope"})
     assert svc.store.count_jobs() == {}

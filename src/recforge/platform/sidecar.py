@@ -8,8 +8,10 @@ Usage::
 Design choice: heartbeats go straight to the platform store (``replicas.last_heartbeat`` through
 :meth:`recforge.platform.store.Store.heartbeat`). That works for every backend that can reach the
 database (local processes, Ray workers, pods) and leaves the service one place to look, with no
-file protocol to keep in sync. Heartbeats carry the attempt number, so a dying sidecar of an old
-attempt cannot refresh the rows of a new one. Without ``--store-url`` no heartbeats are sent.
+file protocol to keep in sync. Backends pass the URL in ``$RECFORGE_STORE_URL`` (not argv, which
+any user can read); the sidecar drops it from the command's environment. Heartbeats carry the
+attempt number, so a dying sidecar of an old attempt cannot refresh the rows of a new one.
+Without a store URL no heartbeats are sent.
 
 The exit code is also written (atomically: temp file + rename) to ``--exit-file`` as JSON
 ``{"exit_code": n, "finished_at": t}``: a restarted service that is not the sidecar's parent reads
@@ -34,7 +36,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "read_exit_file", "write_exit_file"]
+__all__ = ["STORE_URL_ENV", "main", "read_exit_file", "write_exit_file"]
+
+#: the store URL for heartbeats, read by the sidecar and removed from the command's environment
+#: (it may hold database credentials; the environment, unlike argv, is not world-readable).
+STORE_URL_ENV = "RECFORGE_STORE_URL"
 
 
 def write_exit_file(path: Path, exit_code: int) -> None:
@@ -91,10 +97,11 @@ class _Heartbeat(threading.Thread):
         self.pid = pid
         self.stop_event = threading.Event()
         self.store: Any = None
-        if args.store_url:
+        url = args.store_url or os.environ.get(STORE_URL_ENV)
+        if url:
             from recforge.platform.store import Store
 
-            self.store = Store(args.store_url, create=False)
+            self.store = Store(url, create=False)
 
     def beat(self, state: str = "running", exit_code: int | None = None) -> None:
         if self.store is None:
@@ -143,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
             write_exit_file(Path(args.exit_file), code)
         return 128 + received[0]
     try:
-        child = subprocess.Popen(cmd, preexec_fn=_limit_memory(args.memory_mib))
+        child_env = {k: v for k, v in os.environ.items() if k != STORE_URL_ENV}
+        child = subprocess.Popen(cmd, env=child_env, preexec_fn=_limit_memory(args.memory_mib))
     except OSError as exc:
         print(f"[recforge-sidecar] cannot start {cmd[0]!r}: {exc}", file=sys.stderr, flush=True)
         code = 127
@@ -179,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--job", type=int, required=True, help="job id")
     r.add_argument("--replica", type=int, required=True, help="global replica index")
     r.add_argument("--attempt", type=int, default=1, help="attempt number (1-based)")
-    r.add_argument("--store-url", default=None, help="store URL for heartbeats")
+    r.add_argument(
+        "--store-url", default=None, help=f"store URL for heartbeats (default: ${STORE_URL_ENV})"
+    )
     r.add_argument("--exit-file", default=None, help="where to write the exit code JSON")
     r.add_argument("--pid-file", default=None, help="where to write the sidecar's pid JSON")
     r.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds")

@@ -237,8 +237,6 @@ class LocalBackend(Backend):
             "--pid-file", str(job_dir / f"replica-{rp.index}.pid"),
             "--heartbeat-interval", str(self.heartbeat_interval),
         ]  # fmt: skip
-        if self.store_url:
-            argv += ["--store-url", self.store_url]
         if memory:
             argv += ["--memory-mib", str(memory)]
         argv += ["--", *rp.command]

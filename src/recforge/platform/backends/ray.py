@@ -39,6 +39,7 @@ from recforge.platform.backends.base import (
     admitted_count,
     replica_plan,
 )
+from recforge.platform.sidecar import STORE_URL_ENV
 from recforge.platform.specs import JobSpec
 
 __all__ = ["RayBackend", "bundle_for"]
@@ -131,8 +132,6 @@ class RayBackend(Backend):
                 "--job", str(job_id), "--replica", str(rp.index), "--attempt", str(attempt),
                 "--heartbeat-interval", str(self.heartbeat_interval),
             ]  # fmt: skip
-            if self.store_url:
-                sidecar += ["--store-url", self.store_url]
             if rp.memory_mib:
                 sidecar += ["--memory-mib", str(rp.memory_mib)]
             replicas.append(
@@ -160,10 +159,14 @@ class RayBackend(Backend):
                          for r in replicas],
         }  # fmt: skip
         try:
+            # The store URL reaches the sidecars through the job's environment (tasks inherit
+            # it), not through the entrypoint text.
+            env = {STORE_URL_ENV: self.store_url} if self.store_url else {}
             self._client.submit_job(
                 entrypoint=entrypoint,
                 submission_id=submission_id,
                 metadata={"recforge_handle": json.dumps(handle)},
+                runtime_env={"env_vars": env} if env else None,
             )
         except Exception as exc:
             raise LaunchError(f"job {job_id}: Ray job submission failed: {exc}") from exc
