@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from pg import PostgresServer, PostgresUnavailable, start_postgres
+from pg import PostgresServer, PostgresUnavailable, fresh_pg_url, start_postgres
 
 from recforge.platform.store import Store
-
-_db_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -26,17 +22,7 @@ def pg_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-def fresh_pg_url(server: PostgresServer) -> str:
-    """A new empty database on the shared server."""
-    name = f"t{next(_db_counter)}"
-    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database URL, once per backend."""
     if request.param == "sqlite":

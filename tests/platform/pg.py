@@ -9,6 +9,7 @@ Missing binaries raise :class:`PostgresUnavailable` with a clear message: caller
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pwd
 import shutil
@@ -71,6 +72,21 @@ class PostgresServer:
         if popen is not None:
             popen.wait(timeout=10)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+_db_counter = itertools.count()
+
+
+def fresh_pg_url(server: PostgresServer) -> str:
+    """A new empty database on ``server`` (one per test keeps tests independent)."""
+    import sqlalchemy as sa
+
+    name = f"t{os.getpid()}_{next(_db_counter)}"
+    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def start_postgres() -> PostgresServer:

@@ -128,6 +128,7 @@ def run_scenario(head: RayHead, name: str, tmp_path: Path, timeout: float = 60) 
     return result
 
 
+@pytest.mark.ray
 def test_gang_runs_as_a_placement_group_and_cancel_removes_it(
     ray_head: RayHead, tmp_path: Path
 ) -> None:
@@ -144,6 +145,7 @@ def test_gang_runs_as_a_placement_group_and_cancel_removes_it(
     assert out["recovered_handle_matches"] is True and out["recover_missing"] is None
 
 
+@pytest.mark.ray
 def test_service_evicts_an_unplaceable_gang_then_fails_it_and_runs_a_feasible_one(
     ray_head: RayHead, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg import fresh_pg_url
 
 from recforge.platform.backends import LocalBackend
 from recforge.platform.resources import parse_platform_config
@@ -147,14 +148,14 @@ def test_submit_refuses_bad_jobs_before_storing(make_service, tmp_path: Path) ->
     assert "position 1" in svc.explain(jid)
 
 
-@pytest.mark.parametrize("backend_db", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    "backend_db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_two_gangs_that_do_not_fit_together_never_deadlock(
     make_service, tmp_path: Path, backend_db: str, request: pytest.FixtureRequest
 ) -> None:
     url = None
     if backend_db == "postgres":
-        from conftest import fresh_pg_url
-
         url = fresh_pg_url(request.getfixturevalue("pg_server"))
     svc = make_service(url)
     m = tmp_path / "marks"
