@@ -95,15 +95,16 @@ class Platform:
         self.store.close()
 
 
-def make_store(tmp_path: Path) -> tuple[Store, str]:
-    url = f"sqlite:///{tmp_path / 'platform.db'}"
+def make_store(tmp_path: Path, url: str | None = None) -> tuple[Store, str]:
+    url = url or f"sqlite:///{tmp_path / 'platform.db'}"
     store = Store(url)
     save_config(store, parse_platform_config(CONFIG, source="test config"))
     return store, url
 
 
-def make_platform(tmp_path: Path) -> Platform:
-    store, url = make_store(tmp_path)
+def make_platform(tmp_path: Path, url: str | None = None) -> Platform:
+    """The platform on ``url`` (default: a SQLite file in ``tmp_path``)."""
+    store, url = make_store(tmp_path, url)
     backend = LocalBackend(tmp_path / "runtime", store_url=url, heartbeat_interval=0.5)
     service = PlatformService(
         store, {"local": backend}, settings=ServiceSettings(heartbeat_timeout=None)

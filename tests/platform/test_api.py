@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from api_support import ADMIN_TOKEN, Platform, job_spec, make_platform
+from conftest import fresh_pg_url
+from pg import PostgresServer
 
 from recforge.platform.api import TokenAuth
 from recforge.platform.service import JsonLogFormatter
@@ -201,7 +203,7 @@ def test_unknown_extended_resource_and_malformed_bodies(plat: Platform) -> None:
     assert r.status_code == 422 and r.json()["detail"].startswith("invalid request")
     assert c.post("/jobs", json=[1, 2], headers=h).status_code == 422
     assert c.get("/jobs/0", headers=h).status_code == 422
-    assert c.get(f"/jobs/{2**63}", headers=h).status_code == 422
+    assert c.get(f"/jobs/{2**31}", headers=h).status_code == 422  # beyond any INTEGER id
 
 
 def test_only_admins_change_config_templates_and_tokens(plat: Platform) -> None:
@@ -430,3 +432,29 @@ def test_openapi_describes_the_api(plat: Platform) -> None:
     assert {"JobSpec", "TemplateSubmission", "ReplicaSpec", "Resources"} <= set(schemas)
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "422" in paths["/jobs"]["post"]["responses"]
+
+
+def test_on_postgresql(tmp_path: Path, pg_server: PostgresServer) -> None:
+    """The same API on PostgreSQL, including values SQLite accepts but PostgreSQL refuses."""
+    plat = make_platform(tmp_path, fresh_pg_url(pg_server))
+    try:
+        c, h = plat.client, plat.auth("alice")
+        ids = [plat.submit("alice", job_spec(f"pg{i}", cpu=0.1))["id"] for i in range(3)]
+        page = c.get("/jobs", params={"limit": 2}, headers=h).json()
+        assert [j["id"] for j in page["items"]] == ids[:0:-1]
+        rest = c.get("/jobs", params={"cursor": page["next_cursor"]}, headers=h).json()
+        assert [j["id"] for j in rest["items"]] == ids[:1]
+        # Ids beyond PostgreSQL's INTEGER are client errors, never database errors.
+        assert c.get(f"/jobs/{2**31}", headers=h).status_code == 422
+        big = c.get("/jobs", params={"cursor": str(2**31 + 5)}, headers=h)
+        assert big.status_code == 200 and len(big.json()["items"]) == 3
+        # NUL characters cannot go into PostgreSQL text columns: 422, not 500.
+        r = c.post("/tokens", json={"user": "zed", "group": "ml", "label": "a\x00b"},
+                   headers=plat.auth("admin"))
+        assert r.status_code == 422 and r.json()["field"] == "body.label"
+        r = c.post("/templates", json={"name": "t", "owner": "m\x00l", "body": job_spec()},
+                   headers=plat.auth("admin"))
+        assert r.status_code == 422 and r.json()["field"] == "owner"
+        assert c.post(f"/jobs/{ids[0]}/cancel", headers=h).json()["state"] == "CANCELLED"
+    finally:
+        plat.close()

@@ -24,12 +24,14 @@ duration_ms; ``recforge platform serve`` writes each as one JSON line.
 import hmac
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated, Any, Self
 
+import sqlalchemy as sa
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -58,7 +60,9 @@ access_log = logging.getLogger("recforge.platform.access")
 
 ADMIN_USER = "admin"
 ADMIN_GROUP = "admin"
-MAX_DB_INT = 2**63 - 1  # ids beyond this overflow SQLite/PostgreSQL integers
+# Job ids are INTEGER columns: 32-bit on PostgreSQL. Larger ids cannot exist, and passing one
+# to the database would fail there (not a client error), so requests naming one answer 422.
+MAX_JOB_ID = 2**31 - 1
 _NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$"
 
 
@@ -267,7 +271,7 @@ class TokenIn(BaseModel):
     user: str = Field(pattern=_NAME_PATTERN)
     group: str | None = Field(None, pattern=_NAME_PATTERN)
     admin: bool = False
-    label: str = Field("", max_length=200)
+    label: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class TokenOut(_Out):
@@ -380,7 +384,7 @@ def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
 
 UserDep = Annotated[User, Depends(current_user)]
 AdminDep = Annotated[User, Depends(admin_user)]
-JobId = Annotated[int, PathParam(ge=1, le=MAX_DB_INT, description="job id")]
+JobId = Annotated[int, PathParam(ge=1, le=MAX_JOB_ID, description="job id")]
 
 
 _CONFIG_KINDS: dict[str, tuple[str, type[BaseModel]]] = {
@@ -486,7 +490,10 @@ def create_app(
     def list_jobs(
         user: UserDep,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+        cursor: Annotated[
+            str | None,
+            Query(pattern=r"^[0-9]{1,10}$", description="next_cursor of the previous page"),
+        ] = None,
         state: Annotated[list[JobState] | None, Query()] = None,
         queue: Annotated[str | None, Query(pattern=_NAME_PATTERN)] = None,
         group: Annotated[
@@ -499,6 +506,8 @@ def create_app(
                 raise ApiError(403, f"you may list only your group's jobs ({user.group!r})",
                                field="group")
             group = user.group
+        if cursor is not None and int(cursor) > MAX_JOB_ID:
+            cursor = None  # every id is below it: the same page as no cursor
         page = store.list_jobs(limit=limit, cursor=cursor, states=state, queue=queue,
                                group=group)
         return JobPage(items=[JobOut.of(j) for j in page.items], next_cursor=page.next_cursor)
@@ -694,6 +703,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
         # Only user-supplied numbers can overflow here (e.g. cpu=1e305 in a spec): bad input.
         return _error(422, f"a number in the request is out of range: {exc}")
+
+    @app.exception_handler(sa.exc.DataError)
+    async def _data_error(_: Request, exc: sa.exc.DataError) -> JSONResponse:
+        # The database refused a value (e.g. a NUL character in a PostgreSQL text column, a
+        # number out of a column's range): the request carried it, so it is a client error.
+        log.warning("database refused a request value: %s", exc.orig)
+        return _error(422, f"a value in the request cannot be stored: {exc.orig}")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -900,6 +916,9 @@ def _install_template_routes(app: FastAPI, ctx: _Ctx) -> None:
     def put_template(admin: AdminDep, template: Template) -> Template:
         """Create or replace a template (admin only); ``owner`` is the group that may use it
         (``admin``: everybody)."""
+        if not re.fullmatch(_NAME_PATTERN, template.owner):
+            raise ApiError(422, f"template owner must be a group name, got {template.owner!r}",
+                           field="owner")
         store.put_template(template.name, template.owner, template.model_dump(mode="json"))
         return template
 
