@@ -284,6 +284,13 @@ def test_admin_issues_tokens(plat: Platform) -> None:
     assert r.status_code == 409 and "is in group 'cv'" in r.json()["detail"]
     r = c.post("/tokens", json={"user": "erin"}, headers=h)
     assert r.status_code == 422 and r.json()["field"] == "group"
+    r = c.post("/tokens", json={"user": "erin", "group": "nlp"}, headers=h)
+    assert r.status_code == 422 and "unknown group 'nlp'" in r.json()["detail"]
+    r = c.post("/tokens", json={"user": "admin", "group": "ml"}, headers=h)
+    assert r.status_code == 422 and "reserved" in r.json()["detail"]
+    r = c.post("/tokens", json={"user": "root", "group": "admin", "admin": True}, headers=h)
+    assert r.status_code == 201 and r.json()["admin"] is True
+    assert plat.store.get_user("erin") is None
     # A second token for an existing user works; both stay valid.
     tok2 = c.post("/tokens", json={"user": "dave"}, headers=h).json()["token"]
     assert tok2 != tok

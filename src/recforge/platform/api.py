@@ -436,7 +436,8 @@ def create_app(
         return job
 
     # -- health ------------------------------------------------------------------------------
-    @app.get("/healthz", response_model=Health, tags=["meta"])
+    @app.get("/healthz", response_model=Health, tags=["meta"],
+             responses={503: {"model": ErrorOut, "description": "the store does not answer"}})
     def healthz() -> Health | JSONResponse:
         """Liveness plus a trivial store query (503 if the database does not answer)."""
         try:
@@ -588,6 +589,15 @@ def create_app(
               responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}})
     def create_token(admin: AdminDep, body: TokenIn) -> TokenOut:
         """Issue a token for a user, creating the user in ``group`` if new (admin only)."""
+        if body.group is not None and store.get_user(body.user) is None:
+            known = set(store.get_config("group"))
+            if body.group not in known and not (body.admin and body.group == ADMIN_GROUP):
+                raise ApiError(
+                    422,
+                    f"unknown group {body.group!r}; known groups: {sorted(known)}"
+                    + (f" (or {ADMIN_GROUP!r} for an admin)" if not body.admin else ""),
+                    field="group",
+                )
         u, token = issue_token(store, body.user, group=body.group, admin=body.admin,
                                label=body.label)
         return TokenOut(user=u.name, group=u.group, admin=u.is_admin, token=token)
@@ -602,6 +612,13 @@ def issue_token(
     store: Store, user: str, *, group: str | None, admin: bool = False, label: str = ""
 ) -> tuple[User, str]:
     """Create ``user`` in ``group`` if new, then issue a token; ApiError 409/422 on conflicts."""
+    if user == ADMIN_USER and (group not in (None, ADMIN_GROUP) or not admin):
+        raise ApiError(
+            422,
+            f"user name {ADMIN_USER!r} is reserved for an admin in group {ADMIN_GROUP!r} "
+            "(the identity of the bootstrap token)",
+            field="user",
+        )
     existing = store.get_user(user)
     if existing is None:
         if not group:
