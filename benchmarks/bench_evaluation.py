@@ -63,14 +63,37 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(fn: Any, runs: int, warm: Any = None) -> tuple[list[float], Any]:
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS (VmHWM) so it covers only what follows (Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _hwm_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _timed(fn: Any, runs: int, warm: Any = None) -> tuple[list[float], Any, dict[str, float]]:
+    """Warm up, then time ``runs`` calls; memory: RSS before the runs and peak RSS during them."""
     out = (warm or fn)()  # warm-up (numba loads its cached kernels here), not timed
+    mem = {"rss_before_mb": _rss_mb()}
+    reset = _reset_peak()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
-    return times, out
+    mem["peak_rss_during_mb"] = _hwm_mb() if reset else float("nan")
+    mem["process_peak_rss_mb"] = _peak_mb()
+    return times, out, mem
 
 
 def _split_per_user(
@@ -168,15 +191,13 @@ def worker_ml1m(side: str, runs: int) -> dict[str, Any]:
         raise NotImplementedError(f"cornac {cornac.__version__} is installed; add its runner")
     else:
         raise ValueError(side)
-    rss_before = _rss_mb()
-    times, summary = _timed(fn, runs)
+    times, summary, mem = _timed(fn, runs)
     out.update(
         times=times,
         median_s=float(np.median(times)),
         min_s=float(np.min(times)),
-        rss_before_mb=rss_before,
-        peak_rss_mb=_peak_mb(),
         summary=summary,
+        **mem,
     )
     return out
 
@@ -190,7 +211,8 @@ def synthetic(
     item_p /= item_p.sum()
     item_p = item_p[rng.permutation(n_items)]  # popularity not aligned with the item index
     activity = rng.lognormal(0.0, 1.0, n_users)
-    counts = np.maximum(1, np.round(activity / activity.sum() * nnz * 1.08)).astype(np.int64)
+    # Oversample: duplicates (heavy users x popular items) are dropped, then trim to nnz.
+    counts = np.maximum(1, np.round(activity / activity.sum() * nnz * 1.2)).astype(np.int64)
     counts = np.minimum(counts, n_items // 2)
     users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
     items = rng.choice(n_items, size=users.size, p=item_p)
@@ -249,7 +271,8 @@ def worker_knn(side: str, runs: int, n_users: int, eval_users: int) -> dict[str,
             return knn.recommend(users[:200], sub[:200], N=20)
 
         after = None
-    elif side == "ours":
+    elif side in ("ours", "ours-numba-scorer"):
+        accumulate = _dense_accumulate_kernel() if side == "ours-numba-scorer" else None
 
         class ImplicitItemKNN(Recommender):
             """Scores = user_items[users] @ similarity (implicit's fitted item-item matrix)."""
@@ -265,7 +288,22 @@ def worker_knn(side: str, runs: int, n_users: int, eval_users: int) -> dict[str,
                 return self
 
             def score(self, users_: np.ndarray) -> np.ndarray:
-                return (self.user_items_[users_] @ self.similarity_).toarray()
+                if accumulate is None:
+                    return (self.user_items_[users_] @ self.similarity_).toarray()
+                # Same product, accumulated straight into the dense block (parallel rows).
+                x, sim = self.user_items_, self.similarity_
+                out = np.zeros((users_.size, sim.shape[1]), dtype=np.float32)
+                accumulate(
+                    x.indptr,
+                    x.indices,
+                    x.data,
+                    users_.astype(np.int64),
+                    sim.indptr,
+                    sim.indices,
+                    sim.data,
+                    out,
+                )
+                return out
 
         tr = Interactions(train)
         mask = np.zeros(n_users, dtype=np.float32)
@@ -281,20 +319,19 @@ def worker_knn(side: str, runs: int, n_users: int, eval_users: int) -> dict[str,
             return ev.evaluate(model)
 
         def warm() -> Any:
+            model.score(users[:4])  # compiles the scorer kernel if any
             return numba_available()  # loads the cached kernels; a full pass would add minutes
 
         after = "ours"
     else:
         raise ValueError(side)
-    rss_before = _rss_mb()
     with threadpool_limits(int(THREADS)):
-        times, res = _timed(fn, runs, warm)
+        times, res, mem = _timed(fn, runs, warm)
     out.update(
         times=times,
         median_s=float(np.median(times)),
         min_s=float(np.min(times)),
-        rss_before_mb=rss_before,
-        peak_rss_mb=_peak_mb(),
+        **mem,
     )
     if after == "ours":
         out["summary"] = res.summary
@@ -307,6 +344,22 @@ def worker_knn(side: str, runs: int, n_users: int, eval_users: int) -> dict[str,
         hits = np.isin(flat, tk) & (res >= 0)
         out["summary"] = {"PRECISION@20": float((hits.sum(1) / 20).mean())}
     return out
+
+
+def _dense_accumulate_kernel() -> Any:
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def accumulate(x_ptr, x_idx, x_val, users, s_ptr, s_idx, s_val, out):  # type: ignore[no-untyped-def]
+        for r in prange(users.size):
+            u = users[r]
+            for p in range(x_ptr[u], x_ptr[u + 1]):
+                i = x_idx[p]
+                w = x_val[p]
+                for q in range(s_ptr[i], s_ptr[i + 1]):
+                    out[r, s_idx[q]] += w * s_val[q]
+
+    return accumulate
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -358,7 +411,9 @@ def main() -> None:
         "--eval-users", type=int, default=0, help="time only the first N test users (0 = all)"
     )
     ap.add_argument("--quick", action="store_true", help="small smoke run, results not written")
-    ap.add_argument("--skip-knn", action="store_true")
+    ap.add_argument(
+        "--only", choices=["ml1m", "knn"], help="run one part and merge it into the saved JSON"
+    )
     a = ap.parse_args()
     if a.worker:
         kind, side = a.worker[0], a.worker[1]
@@ -371,11 +426,30 @@ def main() -> None:
 
     if a.quick:
         a.runs, a.knn_runs, a.users = 2, 1, 5000
-    results: dict[str, Any] = {"machine": _machine(), "started": time.strftime("%FT%TZ")}
-    ml: dict[str, Any] = {}
+    json_path = RESULTS / "evaluation.json"
+    results: dict[str, Any] = {}
+    if a.only and json_path.exists() and not a.quick:
+        results = json.loads(json_path.read_text())
+    part_info = {"machine": _machine(), "started": time.strftime("%FT%TZ"), "args": vars(a)}
+    if a.only != "knn":
+        results["ml1m_toppop"] = run_ml1m(a) | {"run": part_info}
+    if a.only != "ml1m":
+        results["synthetic_itemknn"] = run_knn(a) | {"run": part_info}
+    results["machine"] = part_info["machine"]
+    if a.quick:
+        print(json.dumps(results, indent=1, default=float)[:3000])
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    (RESULTS / "evaluation.md").write_text(render_md(results))
+    print("wrote", json_path, RESULTS / "evaluation.md")
+
+
+def run_ml1m(a: argparse.Namespace) -> dict[str, Any]:
+    ml: dict[str, Any] = {"runs": a.runs}
     for side in ("ours", "numpy"):
         ml[side] = _run_worker(["ml1m", side, str(a.runs)], timeout=600)
-        print("ml1m", side, {k: ml[side].get(k) for k in ("median_s", "peak_rss_mb", "error")})
+        print("ml1m", side, {k: ml[side].get(k) for k in ("median_s", "min_s", "error")})
     try:
         import cornac  # type: ignore[import-not-found]  # noqa: F401
 
@@ -388,103 +462,129 @@ def main() -> None:
             abs(ml["ours"]["summary"][k] - ml["numpy"]["summary"][k])
             for k in ml["numpy"]["summary"]
         )
-    results["ml1m_toppop"] = ml
-    if not a.skip_knn:
-        knn: dict[str, Any] = {}
-        for side in ("ours", "implicit"):
-            knn[side] = _run_worker(
-                ["knn", side, str(a.knn_runs), str(a.users), str(a.eval_users)], timeout=3600
+    return ml
+
+
+def run_knn(a: argparse.Namespace) -> dict[str, Any]:
+    knn: dict[str, Any] = {"runs": a.knn_runs, "users": a.users, "eval_users": a.eval_users}
+    for side in ("implicit", "ours", "ours-numba-scorer"):
+        knn[side] = _run_worker(
+            ["knn", side, str(a.knn_runs), str(a.users), str(a.eval_users)], timeout=3600
+        )
+        print("knn", side, {k: knn[side].get(k) for k in ("median_s", "min_s", "error")})
+    for side in ("ours", "ours-numba-scorer"):
+        if "median_s" in knn[side] and "median_s" in knn["implicit"]:
+            knn[f"speedup_vs_implicit[{side}]"] = (
+                knn["implicit"]["median_s"] / knn[side]["median_s"]
             )
-            print("knn", side, {k: knn[side].get(k) for k in ("median_s", "peak_rss_mb", "error")})
-        if "median_s" in knn["ours"] and "median_s" in knn["implicit"]:
-            knn["speedup_vs_implicit"] = knn["implicit"]["median_s"] / knn["ours"]["median_s"]
-        results["synthetic_itemknn"] = knn
-    results["load_avg_end"] = os.getloadavg()
-    if a.quick:
-        print(json.dumps(results, indent=1, default=float)[:3000])
-        return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "evaluation.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    (RESULTS / "evaluation.md").write_text(render_md(results, a))
-    print("wrote", RESULTS / "evaluation.json", RESULTS / "evaluation.md")
+    return knn
 
 
-def render_md(r: dict[str, Any], a: argparse.Namespace) -> str:
+def _fmt_run(run: dict[str, Any]) -> str:
+    m = run["machine"]
+    load = tuple(round(x, 2) for x in m["load_avg_start"])
+    return f"run {run['started']}, load average at start {load}"
+
+
+def render_md(r: dict[str, Any]) -> str:
     m = r["machine"]
-    ml = r["ml1m_toppop"]
     lines = [
         "# Evaluator benchmark",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gb']} GB; numpy {m['numpy']}, "
         f"scipy {m['scipy']}, numba {m['numba']}, implicit {m['implicit']}; "
-        f"{m['threads']} threads for BLAS/OpenMP/numba on every side. Load average at start "
-        f"{tuple(round(x, 2) for x in m['load_avg_start'])}, end "
-        f"{tuple(round(x, 2) for x in r['load_avg_end'])} (shared machine: expect noise).",
+        f"{m['threads']} threads for BLAS/OpenMP/numba on every side. The machine is shared "
+        "with other jobs, so runs are noisy: the load average is given per part.",
         "",
-        "Generated by `benchmarks/bench_evaluation.py`; every side in its own subprocess; "
-        "times exclude data loading and model fitting; one untimed warm-up run first.",
-        "",
-        f"## ML-1M 5-star, TopPopular, full ranking, cut-offs 20..100, {len(METRICS)} metrics",
-        "",
-        f"Median of {a.runs} runs.",
-        "",
-        "| evaluator | median s | min s | peak RSS MB | RSS before eval MB |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "Generated by `benchmarks/bench_evaluation.py`; every side runs in its own subprocess; "
+        "times exclude data loading and model fitting. Memory: *RSS before* = resident size with "
+        "data and model loaded; *peak during* = peak RSS over the timed runs (VmHWM reset just "
+        "before them), so their difference is what the evaluation itself added.",
     ]
-    for side, label in (("ours", "recforge Evaluator"), ("numpy", "plain numpy argpartition")):
-        s = ml[side]
-        if "error" in s:
-            lines.append(f"| {label} | error: {s['error']} | | | |")
-        else:
-            lines.append(
-                f"| {label} | {s['median_s']:.4f} | {s['min_s']:.4f} | {s['peak_rss_mb']:.0f} | "
-                f"{s['rss_before_mb']:.0f} |"
-            )
-    lines.append(f"| cornac | {ml['cornac'].get('error', '')} | | | |")
-    if "speedup_vs_numpy" in ml:
+    ml = r.get("ml1m_toppop")
+    if ml:
         lines += [
             "",
-            f"Speed-up vs plain numpy: {ml['speedup_vs_numpy']:.1f}x. Largest metric difference "
-            f"vs numpy: {ml['max_abs_metric_diff_vs_numpy']:.2e} (tie order differs).",
-            f"Our split-phase timings (last run): {ml['ours']['meta']['timings']}.",
-            f"RECALL@20 {ml['ours']['summary']['RECALL@20']:.4f}, MAP@20 "
-            f"{ml['ours']['summary']['MAP@20']:.4f} (paper's own random split: 0.1853 / n.a.).",
-        ]
-    if "synthetic_itemknn" in r:
-        k = r["synthetic_itemknn"]
-        o, i = k["ours"], k["implicit"]
-        lines += [
+            "## (a) ML-1M 5-star, TopPopular, full ranking, cut-offs 20..100 (step 10)",
             "",
-            "## Synthetic power-law data, implicit CosineRecommender (K=100), top-20",
+            f"6,040 x 3,706, per-user random 80/20 split (seed 0), train items excluded, metrics "
+            f"{', '.join(METRICS)} at 9 cut-offs. Median of {ml['runs']} runs after one "
+            f"untimed warm-up; {_fmt_run(ml['run'])}.",
             "",
+            "| evaluator | median s | min s | RSS before MB | peak during MB |",
+            "| --- | ---: | ---: | ---: | ---: |",
         ]
-        if "error" in o or "error" in i:
-            lines.append(f"error: ours={o.get('error')}, implicit={i.get('error')}")
-        else:
-            scope = (
-                f"all {o['n_test_users']:,} test users"
-                if o["timed_users"] == o["n_test_users"]
-                else f"the first {o['timed_users']:,} of {o['n_test_users']:,} test users "
-                "(extrapolate linearly)"
-            )
+        for side, label in (("ours", "recforge Evaluator (numba)"), ("numpy", "plain numpy")):
+            s = ml[side]
+            if "error" in s:
+                lines.append(f"| {label} | error: {s['error']} | | | |")
+            else:
+                lines.append(
+                    f"| {label} | {s['median_s']:.4f} | {s['min_s']:.4f} | "
+                    f"{s['rss_before_mb']:.0f} | {s['peak_rss_during_mb']:.0f} |"
+                )
+        lines.append(f"| cornac | {ml['cornac'].get('error', '')} | | | |")
+        if "speedup_vs_numpy" in ml:
+            o = ml["ours"]
             lines += [
-                f"{a.users:,} users x 50,000 items, train {o['train_nnz']:,} / test "
-                f"{o['test_nnz']:,} interactions; timed over {scope}; median of {a.knn_runs} "
-                f"runs. Similarity fit (implicit, not timed): {o['fit_s']:.1f} s.",
                 "",
-                "| side | median s | min s | peak RSS MB | RSS before MB | PRECISION@20 |",
-                "| --- | ---: | ---: | ---: | ---: | ---: |",
-                f"| implicit `recommend(userids, user_items, N=20)` | {i['median_s']:.2f} | "
-                f"{i['min_s']:.2f} | {i['peak_rss_mb']:.0f} | {i['rss_before_mb']:.0f} | "
-                f"{i['summary']['PRECISION@20']:.4f} |",
-                f"| recforge Evaluator (score X[u] @ S dense f32, top-20, 3 metrics) | "
-                f"{o['median_s']:.2f} | {o['min_s']:.2f} | {o['peak_rss_mb']:.0f} | "
-                f"{o['rss_before_mb']:.0f} | {o['summary']['PRECISION@20']:.4f} |",
-                "",
-                f"Speed-up vs implicit: {k['speedup_vs_implicit']:.2f}x. Ours: batch "
-                f"{o['meta']['batch_size']} users x {o['meta']['n_batches']} batches, phase "
-                f"timings (last run) {o['meta']['timings']}.",
+                f"Speed-up vs plain numpy (medians): {ml['speedup_vs_numpy']:.1f}x. Largest "
+                f"metric difference vs numpy: {ml['max_abs_metric_diff_vs_numpy']:.1e} (tie "
+                "order differs: numpy's argsort is unstable, ours ranks the lower index first).",
+                f"Phase timings of our last run (s): {o['meta']['timings']}.",
+                f"RECALL@20 {o['summary']['RECALL@20']:.4f}, MAP@20 {o['summary']['MAP@20']:.4f} "
+                "(the paper's own, unreleased random split gave RECALL@20 0.1853).",
             ]
+    k = r.get("synthetic_itemknn")
+    if k:
+        i = k["implicit"]
+        lines += [
+            "",
+            "## (b) Synthetic power-law data, implicit CosineRecommender (K=100), top-20",
+            "",
+        ]
+        if "error" in i:
+            lines.append(f"implicit side failed: {i['error']}")
+            return "\n".join(lines) + "\n"
+        scope = (
+            f"all {i['n_test_users']:,} test users"
+            if i["timed_users"] == i["n_test_users"]
+            else f"the first {i['timed_users']:,} of {i['n_test_users']:,} test users"
+        )
+        lines += [
+            f"{k['users']:,} users x 50,000 items, {i['train_nnz'] + i['test_nnz']:,} "
+            f"interactions (train {i['train_nnz']:,} / test {i['test_nnz']:,}); timed over "
+            f"{scope}; median of {k['runs']} runs; {_fmt_run(k['run'])}. Similarity fit "
+            f"(implicit, 2 threads, not timed): {i['fit_s']:.1f} s.",
+            "",
+            "| side | median s | min s | RSS before MB | peak during MB | PRECISION@20 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        labels = {
+            "implicit": "implicit `recommend(userids, user_items, N=20)` (ranking only)",
+            "ours": "recforge Evaluator, score = `(X[u] @ S).toarray()` (scipy)",
+            "ours-numba-scorer": "recforge Evaluator, same scores accumulated by a numba kernel",
+        }
+        for side, label in labels.items():
+            s = k[side]
+            if "error" in s:
+                lines.append(f"| {label} | error: {s['error']} | | | | |")
+                continue
+            lines.append(
+                f"| {label} | {s['median_s']:.2f} | {s['min_s']:.2f} | {s['rss_before_mb']:.0f} "
+                f"| {s['peak_rss_during_mb']:.0f} | {s['summary']['PRECISION@20']:.4f} |"
+            )
+        lines.append("")
+        for side in ("ours", "ours-numba-scorer"):
+            s = k[side]
+            if "meta" in s:
+                lines.append(
+                    f"- {side}: {k.get(f'speedup_vs_implicit[{side}]', float('nan')):.2f}x "
+                    f"implicit's speed; batches of {s['meta']['batch_size']} users "
+                    f"({s['meta']['n_batches']} batches, default 256 MB budget); phase "
+                    f"timings of the last run (s): {s['meta']['timings']}; all runs {s['times']}."
+                )
+        lines.append(f"- implicit: all runs {i['times']}.")
     return "\n".join(lines) + "\n"
 
 
