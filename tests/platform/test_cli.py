@@ -67,7 +67,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM by pid (SIGKILL after 15 s); the exit status."""
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
         try:
@@ -75,6 +76,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+    return proc.returncode
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +122,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for job in page["items"]:
             srv.wait_state(job["id"], {"CANCELLED", "SUCCEEDED", "FAILED"})
     finally:
-        _stop(proc)
+        code = _stop(proc)
         log.close()
+    assert code == 0, f"serve did not shut down cleanly on SIGTERM (exit {code})"
 
 
 def _spec_file(tmp: Path, name: str, **kw: Any) -> Path:

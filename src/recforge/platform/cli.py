@@ -397,6 +397,7 @@ def serve_cmd(
 ) -> None:
     """Run the REST API (uvicorn) with the service loop in a background thread."""
     import logging
+    import signal
     import threading
 
     import uvicorn
@@ -455,6 +456,11 @@ def serve_cmd(
         worker.start()
     typer.echo(f"platform API on http://{host}:{port} (store {st.dialect}, "
                f"loop {'on' if loop else 'off'})", err=True)
+    # uvicorn shuts down on SIGTERM/SIGINT and then re-raises the signal to the handler that
+    # was installed before it; with the default one the process would die right there and skip
+    # the clean-up below (stopping the loop between ticks, closing the store).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
     finally:
