@@ -302,6 +302,10 @@ class PlatformService:
         """Stop a job flagged for cancellation; True if this call moved it to CANCELLED."""
         if job.state in TERMINAL_STATES:
             return False
+        if job.state is S.STARTING and job.handle is None:
+            # A launch is in flight (or was cut short by a crash): the process that launches
+            # stores the handle first and then sees the cancel flag; recover() covers crashes.
+            return False
         if job.state in (S.STARTING, S.RUNNING) and job.handle is not None:
             backend = self._backend_of(job)
             if backend is None:
@@ -345,7 +349,11 @@ class PlatformService:
             self._handle_cancels(now, report)
             self._requeue_backoff(now, report)
             for admission in self.scheduler.schedule(now):
-                self._admit(admission, now, report)
+                try:
+                    self._admit(admission, now, report)
+                except Exception:  # one bad job must not stall the others
+                    log.exception("admission failed", extra={"job_id": admission.job_id})
+                    self._unadmit(int(admission.job_id), now)
             self._monitor(now, report)
             return report
 
@@ -407,6 +415,17 @@ class PlatformService:
             if str(job.id) not in self.scheduler:  # e.g. after a restart
                 self._queue_job(self.store.get_job(job.id), now)
 
+    def _unadmit(self, job_id: int, now: float) -> None:
+        """After an error while admitting: if the store still says PENDING, queue it afresh."""
+        try:
+            job = self.store.get_job(job_id)
+        except Exception:
+            log.exception("cannot read job after a failed admission", extra={"job_id": job_id})
+            return
+        if job.state is S.PENDING:
+            self._forget(job_id)
+            self._queue_job(job, now)
+
     def _admit(self, admission: Admission, now: float, report: TickReport) -> None:
         job_id = int(admission.job_id)
         try:
@@ -444,7 +463,7 @@ class PlatformService:
         try:
             backend = self._backend(admission.cluster_type)
             handle = backend.launch(job.id, spec, admission, attempt=attempt)
-        except LaunchError as exc:
+        except Exception as exc:  # LaunchError, or a backend bug: the attempt failed either way
             self._log(logging.WARNING, "launch failed", job.id, error=str(exc))
             self._retry_or_fail(self.store.get_job(job.id), now, f"launch failed: {exc}", report)
             return
@@ -489,8 +508,10 @@ class PlatformService:
             backend = self._backend_of(job)
             if backend is None or job.handle is None:
                 continue  # launch in flight elsewhere, or another process's backend
-            status = backend.poll(job.handle)
-            self._settle(job, backend, status, now, report)
+            try:
+                self._settle(job, backend, backend.poll(job.handle), now, report)
+            except Exception:  # one bad job must not stall the others; retried next tick
+                log.exception("monitoring failed", extra={"job_id": job.id})
 
     def _settle(
         self,
