@@ -143,6 +143,7 @@ def test_gang_runs_as_a_placement_group_and_cancel_removes_it(
     assert out["after_cancel"] == "STOPPED" and out["reattach"] is True
     assert out["unknown_job"] == "not_found"
     assert out["recovered_handle_matches"] is True and out["recover_missing"] is None
+    assert out["command_killed"] is True  # cancel reaches the user's process, not just Ray's
 
 
 @pytest.mark.ray
@@ -218,14 +219,31 @@ def scenario_gang_and_cancel(tmp: Path) -> dict[str, Any]:
 
     st = _wait(finished, 30, "gang to finish")
     reps = store.replicas(jid)
+    pid_file = tmp / "long.pid"
+    long_code = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
     long_spec = parse_job_spec(
-        {"name": "long", "command": [PY, "-c", "import time; time.sleep(60)"],
+        {"name": "long", "command": [PY, "-c", long_code],
          "replica_specs": [{"role": "master", "resources": {"cpu": 1}}]}
     )  # fmt: skip
     long_handle = backend.launch(2, long_spec, None, attempt=1)
     _wait(lambda: backend.poll(long_handle).all_running, 30, "long job to run")
+    _wait(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), 30, "long pid")
     long_phase = backend.poll(long_handle).replicas[0].phase.value
     backend.cancel(long_handle)
+    long_pid = int(pid_file.read_text())
+
+    def command_gone() -> bool:
+        try:
+            raw = Path(f"/proc/{long_pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        return raw[raw.rindex(")") + 2] in "ZX"
+
+    deadline = time.monotonic() + 10
+    while not command_gone() and time.monotonic() < deadline:
+        time.sleep(0.1)
     client = JobSubmissionClient(DASHBOARD)
     pgs = {p.name: p.state for p in list_placement_groups(address=DASHBOARD, limit=1000)}
     ghost = dict(handle, submission_id="recforge-does-not-exist")
@@ -245,6 +263,7 @@ def scenario_gang_and_cancel(tmp: Path) -> dict[str, Any]:
         "unknown_job": backend.poll(ghost).replicas[0].phase.value,
         "recovered_handle_matches": backend.recover_handle(jid, 1) == handle,
         "recover_missing": backend.recover_handle(jid, 7),
+        "command_killed": command_gone(),
     }
 
 
