@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["app", "default_store_url", "state_dir"]
 
 app = typer.Typer(
-    help="Job platform: serve the REST API, submit and inspect jobs, manage tokens.",
+    help="Job platform: serve the REST API, submit and inspect jobs, manage tokens. "
+    "STATE_DIR is RECFORGE_STATE_DIR, else XDG_STATE_HOME/recforge or ~/.local/state/recforge.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -118,11 +119,13 @@ def _read_mapping(file: Path, what: str) -> dict[str, Any]:
 
 def _table(columns: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(*columns)
     for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+        # Escaped: names and reasons come from users and may contain rich markup like "[x]".
+        t.add_row(*("" if v is None else escape(str(v)) for v in r))
     Console().print(t)
 
 
@@ -367,7 +370,7 @@ def serve_cmd(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = DEFAULT_PORT,
     store: Annotated[
         str | None,
-        typer.Option(help="Store URL [default: sqlite:///<state dir>/platform.db].",
+        typer.Option(help="Store URL (default: sqlite:///STATE_DIR/platform.db).",
                      show_default=False),
     ] = None,
     config: Annotated[
@@ -377,7 +380,7 @@ def serve_cmd(
     ] = None,
     runtime_dir: Annotated[
         Path | None,
-        typer.Option(help="Replica logs and exit files [default: <state dir>/runtime].",
+        typer.Option(help="Replica logs and exit files (default: STATE_DIR/runtime).",
                      show_default=False),
     ] = None,
     loop: Annotated[
