@@ -189,10 +189,12 @@ def test_templates_queues_quotas(server: Server) -> None:
     tpl.write_text(yaml.safe_dump({
         "name": "echo",
         "owner": "ml",
-        "parameters": [{"name": "msg", "type": "str"}, {"name": "n", "type": "int",
-                                                        "default": 1}],
+        "parameters": [{"name": "msg", "type": "str"},
+                       {"name": "n", "type": "int", "default": 1},
+                       {"name": "tags", "type": "list", "default": []}],
         "body": job_spec("echo-${msg}", cpu=0.5,
-                         command=[sys.executable, "-c", "print('${msg}' * ${n})"]),
+                         command=[sys.executable, "-c", "print('${msg}' * ${n})"],
+                         labels={"msg": "${msg}"}),
     }))
     r = server.run("templates", "--put", str(tpl), check=1)
     assert "not an admin" in r.stderr
@@ -200,6 +202,13 @@ def test_templates_queues_quotas(server: Server) -> None:
                                                 who="admin").stdout
     assert [t["name"] for t in server.json("templates")] == ["echo"]
     assert "echo" in server.run("templates").stdout
+    job = server.json("submit", "--template", "echo", "--set", "msg=007", "--set", "n=2",
+                      "--set", "tags=[1, 2]")
+    assert job["name"] == "echo-007"  # a str parameter keeps its leading zeros
+    assert job["spec"]["command"][-1] == "print('007' * 2)"
+    server.wait_state(job["id"], {"SUCCEEDED"})
+    r = server.run("submit", "--template", "echo", "--set", "msg=a", "--set", "tags=[1,", check=2)
+    assert "looks like JSON but is not valid" in r.stderr
     job = server.json("submit", "--template", "echo", "--set", "msg=ab", "--set", "n=3")
     assert job["name"] == "echo-ab"
     assert job["spec"]["command"][-1] == "print('ab' * 3)"

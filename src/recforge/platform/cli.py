@@ -87,15 +87,19 @@ def _call(url: str | None, token: str | None, fn: Any) -> Any:
 
 
 def _parse_values(items: list[str] | None) -> dict[str, Any]:
-    """``k=v`` pairs; ``v`` is parsed as JSON when it is valid JSON, else kept as a string."""
+    """``k=v`` pairs. Values stay strings (the template converts them to its parameter types,
+    so ``--set name=007`` keeps its zeros), except JSON lists/objects (``--set ids=[1,2]``)."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             _fail(f"--set {item!r} must look like key=value", 2)
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
+        if raw.lstrip().startswith(("[", "{")):
+            try:
+                out[key] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                _fail(f"--set {key}: {raw!r} looks like JSON but is not valid: {exc}", 2)
+        else:
             out[key] = raw
     return out
 
