@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from api_support import ADMIN_TOKEN, Platform, job_spec, make_platform
-from conftest import fresh_pg_url
+from pg import fresh_pg_url
 from pg import PostgresServer
 
 from recforge.platform.api import TokenAuth
+from recforge.platform.client import PlatformClient, PlatformError
 from recforge.platform.service import JsonLogFormatter
 from recforge.platform.states import JobState
 from recforge.platform.store import User
@@ -465,3 +466,18 @@ def test_on_postgresql(tmp_path: Path, pg_server: PostgresServer) -> None:
         assert c.post(f"/jobs/{ids[0]}/cancel", headers=h).json()["state"] == "CANCELLED"
     finally:
         plat.close()
+
+
+def test_client_over_an_injected_http_client(plat: Platform) -> None:
+    with PlatformClient("http://testserver", plat.tokens["alice"], http=plat.client) as pc:
+        job = pc.submit(job_spec("via-client"))
+        assert pc.get_job(job["id"])["name"] == "via-client"
+        assert [j["id"] for j in pc.list_jobs(state=["PENDING"])["items"]] == [job["id"]]
+        assert pc.why(job["id"])["queue_position"] == 1
+        with pytest.raises(PlatformError) as err:
+            pc.submit(job_spec(queue="nowhere"))
+        assert err.value.status == 422 and "unknown queue 'nowhere'" in err.value.detail
+        assert pc.cancel(job["id"])["state"] == "CANCELLED"
+        with pytest.raises(PlatformError) as err:
+            pc.put_config("queues", [])
+        assert err.value.status == 403
