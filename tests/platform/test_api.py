@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 from api_support import ADMIN_TOKEN, Platform, job_spec, make_platform
-from pg import fresh_pg_url
-from pg import PostgresServer
+from pg import PostgresServer, fresh_pg_url
 
 from recforge.platform.api import TokenAuth
 from recforge.platform.client import PlatformClient, PlatformError
@@ -442,6 +441,7 @@ def test_openapi_describes_the_api(plat: Platform) -> None:
     assert "422" in paths["/jobs"]["post"]["responses"]
 
 
+@pytest.mark.postgres
 def test_on_postgresql(tmp_path: Path, pg_server: PostgresServer) -> None:
     """The same API on PostgreSQL, including values SQLite accepts but PostgreSQL refuses."""
     plat = make_platform(tmp_path, fresh_pg_url(pg_server))
@@ -481,3 +481,4 @@ def test_client_over_an_injected_http_client(plat: Platform) -> None:
         with pytest.raises(PlatformError) as err:
             pc.put_config("queues", [])
         assert err.value.status == 403
+    assert "authorization" not in plat.client.headers  # the injected client is left as given

@@ -31,8 +31,8 @@ class PlatformClient:
     """Talks to one platform server with one bearer token.
 
     ``url`` and ``token`` default to ``RECFORGE_PLATFORM_URL`` and ``RECFORGE_TOKEN``.
-    ``transport`` lets tests route requests to an in-process app (``httpx.ASGITransport``
-    needs an async client, so pass e.g. a ``fastapi.testclient.TestClient`` as ``http``).
+    ``http`` replaces the client's own ``httpx.Client`` (e.g. a ``fastapi.testclient.TestClient``
+    to talk to an in-process app); it is used as given and not closed by :meth:`close`.
     """
 
     def __init__(
@@ -45,12 +45,13 @@ class PlatformClient:
     ) -> None:
         self.url = (url or os.environ.get("RECFORGE_PLATFORM_URL") or DEFAULT_URL).rstrip("/")
         self.token = token if token is not None else os.environ.get("RECFORGE_TOKEN")
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        # Sent with each request rather than set on the client, so an injected client is
+        # left as it was given.
+        self._headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if http is None:
-            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+            self._http = httpx.Client(base_url=self.url, timeout=timeout)
             self._owned = True
         else:
-            http.headers.update(headers)
             self._http = http
             self._owned = False
 
@@ -75,7 +76,9 @@ class PlatformClient:
     ) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            resp = self._http.request(method, path, json=json, params=clean or None)
+            resp = self._http.request(
+                method, path, json=json, params=clean or None, headers=self._headers
+            )
         except httpx.TransportError as exc:
             raise PlatformError(0, f"cannot reach the platform at {self.url}: {exc}") from None
         try:
