@@ -482,3 +482,20 @@ def test_client_over_an_injected_http_client(plat: Platform) -> None:
             pc.put_config("queues", [])
         assert err.value.status == 403
     assert "authorization" not in plat.client.headers  # the injected client is left as given
+
+
+def test_oversized_bodies_are_refused(plat: Platform) -> None:
+    c, h = plat.client, plat.auth("alice")
+    big = job_spec(env={"BLOB": "x" * (2 << 20)})
+    r = c.post("/jobs", json=big, headers=h)
+    assert r.status_code == 413 and "exceeds 1048576 bytes" in r.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"name": "x", "env": {"BLOB": "'
+        for _ in range(40):
+            yield b"y" * 65536
+        yield b'"}}'
+
+    r = c.post("/jobs", content=chunks(), headers={**h, "content-type": "application/json"})
+    assert r.status_code == 400
+    assert plat.store.count_jobs() == {}

@@ -301,6 +301,57 @@ _ASGIApp = Callable[
 ]
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413.
+
+    A declared Content-Length is checked before anything is read; a body sent without one is
+    counted as it arrives and cut off at the limit (FastAPI then answers 400, as for any body
+    it cannot read).
+    """
+
+    def __init__(self, app: _ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    response = _error(
+                        413, f"request body of {declared} bytes exceeds {self.max_bytes} bytes"
+                    )
+                    await response(scope, receive, send)
+                    return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        await self.app(scope, counted, send)
+
+
 class AccessLog:
     """ASGI middleware: one JSON line per HTTP request (user, group, path, status, duration)."""
 
@@ -399,6 +450,7 @@ def create_app(
     *,
     auth: Authenticator | None = None,
     admin_token: str | None = None,
+    max_body_bytes: int = 1 << 20,
     title: str = "recforge platform",
 ) -> FastAPI:
     """Build the REST app for ``service``.
@@ -406,6 +458,7 @@ def create_app(
     ``auth`` maps a bearer token to a :class:`~recforge.platform.store.User` (default:
     :class:`TokenAuth` on the service's store with ``admin_token``, which defaults to the
     ``RECFORGE_ADMIN_TOKEN`` environment variable, and a 5 s cache of store look-ups).
+    Request bodies over ``max_body_bytes`` (default 1 MiB) are refused with 413.
     """
     store: Store = service.store
     if auth is None:
@@ -413,6 +466,7 @@ def create_app(
     ctx = _Ctx(service=service, store=store, auth=auth)
     common: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorOut, "description": "the body is not decodable JSON"},
+        413: {"model": ErrorOut, "description": "the body is too large"},
         401: {"model": ErrorOut, "description": "missing or unknown token"},
         422: {"model": ErrorOut, "description": "malformed request; names the field"},
     }
@@ -423,6 +477,8 @@ def create_app(
         responses=common,
     )
     app.state.ctx = ctx
+    # Added last = outermost: the access log also records requests refused for their size.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # type: ignore[arg-type]
     app.add_middleware(AccessLog)  # type: ignore[arg-type]
     _install_error_handlers(app)
 
