@@ -7,16 +7,22 @@ compared in memory and never stored. ``recforge platform token create`` issues s
 
 Access rules (decided here, documented in the OpenAPI description):
 
-* a user sees, lists and cancels only the jobs of their own group; a job of another group answers
+* a user sees and lists only the jobs of their own group; a job of another group answers
   **404** exactly like a missing one, so ids of other groups' jobs do not leak;
-* reading clusters, groups (quotas), queues and templates is open to every user; changing them,
-  and issuing tokens, is for admins only (**403** otherwise: the endpoint is no secret);
-* admins see and cancel every job.
+* a user cancels their own jobs; a group-mate's job answers **403** (the service's rule:
+  owner or admin) and another group's job 404;
+* a user submits only to queues of their own group (**403** otherwise);
+* templates owned by the user's group or by ``admin`` are visible and usable, others answer 404;
+* reading clusters, groups (quotas) and queues is open to every user; changing them, changing
+  templates and issuing tokens is for admins only (**403** otherwise: the endpoint is no
+  secret);
+* admins see, submit anywhere and cancel every job.
 
 Errors are JSON ``{"detail": "...", "field": "...", "errors": [...]}``: a malformed spec or query
-answers 422 naming the field path, an unknown queue or template 422/404 naming it, a request that
-can never be admitted (over every quota, or larger than any cluster) 409 with the reason, no or a
-bad token 401. Bad input never yields a 500. Every request logs one record (logger
+answers 422 naming the field path, an unknown queue 422 and an unknown template 404 naming it, a
+request that can never be admitted (over every quota, or larger than any cluster) 409 with the
+reason, no or a bad token 401, a body that is not decodable JSON 400, one over the size limit
+413. Bad input never yields a 500. Every request logs one record (logger
 ``recforge.platform.access``) whose ``extra`` fields are user, group, method, path, status and
 duration_ms; ``recforge platform serve`` writes each as one JSON line.
 """
