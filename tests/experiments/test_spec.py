@@ -62,3 +62,21 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
         load_spec(tmp_path / "nope.yaml")
     with pytest.raises(SpecError, match="mapping"):
         parse_spec("- a\n- b\n")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[2] / "examples").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_example_specs_are_valid(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.models
+
+
+def test_table_specs_are_valid() -> None:
+    from recforge.experiments.paper.reproduce import TABLES, build_table_spec
+
+    for name in TABLES:
+        for fixed in (True, False):
+            spec = parse_spec(build_table_spec(name, fixed=fixed, budget=7), source=name)
+            searched = [m for m in spec.models if m.search is not None]
+            assert bool(searched) is (not fixed)
