@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Fresh-machine main job: sets up .venv and reproduces the paper's checks.
+# Fresh-machine main job: sets up .venv, runs the foundation checks (TopPopular/Random vs the
+# paper), then reproduces the paper's Table 3 with our own 35-trial seeded search per model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh "dev"
 export RECFORGE_DATA_MIRROR="${RECFORGE_DATA_MIRROR:-$(cd .. && pwd)/shared/data}"
-.venv/bin/recforge reproduce toppop-checks "$@"
+export RECFORGE_CACHE="${RECFORGE_CACHE:-$PWD/.cache/recforge}"
+.venv/bin/recforge reproduce toppop-checks --out results/toppop-checks "$@"
+.venv/bin/recforge reproduce table3 --budget 35 --out results/table3 "$@"

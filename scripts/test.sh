@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Fresh-machine test command: sets up .venv with every extra and runs lint + the whole suite.
+# Fresh-machine test command: sets up .venv with every extra and the system tools the tests
+# start (PostgreSQL 15 binaries, iproute2/util-linux for Ray's loopback-only namespace), then
+# runs ruff and the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+need=()
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+command -v ip >/dev/null || need+=(iproute2)
+command -v unshare >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing system packages: ${need[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 bash scripts/setup.sh "dev,ray"
 export RECFORGE_DATA_MIRROR="${RECFORGE_DATA_MIRROR:-$(cd .. && pwd)/shared/data}"
+export RECFORGE_CACHE="${RECFORGE_CACHE:-$PWD/.cache/recforge}"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
