@@ -363,6 +363,16 @@ def evaluate_split(
     exclude: sp.csr_matrix | None = None
     if exclude_train:
         exclude = split.train.matrix
+        if on == "validation" and split.params.get("add_back") and split.validation is not None:
+            # MCRec's leaky protocol keeps validation pairs in train. Masking all of train would
+            # hide every validation item, so mask train minus validation; the paper masked
+            # nothing here, which also rewards re-recommending known items.
+            keep = exclude.astype(bool).astype(np.int8) - split.validation.matrix.astype(
+                bool
+            ).astype(np.int8)
+            keep.data = (keep.data > 0).astype(np.int8)
+            keep.eliminate_zeros()
+            exclude = keep.astype(np.float32).tocsr()
         if profiles is not None:
             exclude = (exclude + profiles.matrix).tocsr()
     train_bin = split.train.binarized()
