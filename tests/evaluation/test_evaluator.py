@@ -215,3 +215,17 @@ def test_float64_scores_are_ranked_as_float32() -> None:
 
     ev = Evaluator(interactions([[1]], 3), cutoffs=[1], metrics=["HR"])
     assert ev.evaluate(F64(np.array([[1.0, 2.0, 0.0]])).fit(None)).summary["HR@1"] == 1.0  # type: ignore[arg-type]
+
+
+def test_sparse_score_blocks_are_densified() -> None:
+    class SparseScores(FixedScores):
+        def score(self, users: np.ndarray) -> sp.csr_matrix:  # type: ignore[override]
+            return sp.csr_matrix(self.scores_[users])
+
+    scores = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]], np.float32)
+    ev = Evaluator(interactions([[2], [1]], 3), cutoffs=[2], metrics=["HR", "MRR"])
+    dense = ev.evaluate(_fixed(scores))
+    sparse = ev.evaluate(SparseScores(scores).fit(None))  # type: ignore[arg-type]
+    assert sparse.summary == dense.summary
+    # user 0: [1, 2] -> hit at 2; user 1: [0, 1] (tie at 0 -> lower index) -> hit at 2
+    assert dense.per_user["MRR@2"].tolist() == [0.5, 0.5]

@@ -269,7 +269,7 @@ class Evaluator:
             bu = users[start : start + bs]
             t0 = time.perf_counter()
             block = model.score(bu) if prof is None else model.score_profiles(prof[bu])
-            block = np.asarray(block)
+            block = block.toarray() if sp.issparse(block) else np.asarray(block)
             if block.shape != (bu.size, self.n_items):
                 raise ValueError(
                     f"{type(model).__name__} returned scores of shape {block.shape} for "
