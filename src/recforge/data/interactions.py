@@ -137,7 +137,8 @@ class Interactions:
                 k = int(np.argmax(dup_next))
                 raise ValueError(
                     f"duplicate interaction (user index {u[k]}, item index {i[k]}); "
-                    "deduplicate first (recforge.data.filters.deduplicate) or pass duplicates='last'"
+                    "deduplicate first (recforge.data.filters.deduplicate) "
+                    "or pass duplicates='last'"
                 )
             if duplicates != "last":
                 raise ValueError(f"duplicates must be 'error' or 'last', got {duplicates!r}")

@@ -77,7 +77,9 @@ class Split:
         for name in ("test", "validation", "test_profiles", "validation_profiles"):
             part = getattr(self, name)
             if part is not None and part.shape != self.train.shape:
-                raise ValueError(f"split part {name} has shape {part.shape}, train {self.train.shape}")
+                raise ValueError(
+                    f"split part {name} has shape {part.shape}, train {self.train.shape}"
+                )
         for name in ("test_negatives", "validation_negatives"):
             neg = getattr(self, name)
             if neg is not None and neg.shape != self.train.shape:

@@ -44,7 +44,7 @@ from recforge.evaluation.metrics import (
     accuracy_metrics,
     check_metric_names,
 )
-from recforge.evaluation.topk import TIE_RULE, Backend, resolve_backend, select_topk
+from recforge.evaluation.topk import TIE_RULES, Backend, TieRule, resolve_backend, select_topk
 from recforge.models.base import Recommender
 
 __all__ = ["DEFAULT_METRICS", "EvaluationResult", "Evaluator", "evaluate_split"]
@@ -163,6 +163,9 @@ class Evaluator:
         memory_budget_mb: bound on the dense score block of one batch.
         data_checksum / split_fingerprint: provenance copied into ``meta``.
         backend: "auto" (numba when importable), "numba" or "numpy".
+        tie_rule: order among equal scores: "lower-index" (default) or "numpy-legacy" (the
+            RecSys'19 evaluator's argpartition/quicksort order, to reproduce its numbers where
+            scores tie massively; see :mod:`recforge.evaluation.topk`).
     """
 
     def __init__(
@@ -180,6 +183,7 @@ class Evaluator:
         split_fingerprint: str | None = None,
         n_popularity_users: int | None = None,
         backend: Backend = "auto",
+        tie_rule: TieRule = "lower-index",
     ) -> None:
         if not isinstance(test, Interactions):
             raise TypeError(f"test must be an Interactions, got {type(test).__name__}")
@@ -195,6 +199,9 @@ class Evaluator:
         if not memory_budget_mb or memory_budget_mb <= 0:
             raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb!r}")
         self.memory_budget_mb = float(memory_budget_mb)
+        if tie_rule not in TIE_RULES:
+            raise ValueError(f"tie_rule must be one of {list(TIE_RULES)}, got {tie_rule!r}")
+        self.tie_rule: TieRule = tie_rule
         self.backend: Backend = backend
         if backend != "auto":
             resolve_backend(backend)  # fail early on a bad name or a missing numba
@@ -286,6 +293,7 @@ class Evaluator:
                 test_idx=t_idx,
                 candidates=self.protocol == "candidates",
                 backend=backend,
+                tie_rule=self.tie_rule,
             )
             if nan_rows.any():
                 raise ValueError(
@@ -314,7 +322,7 @@ class Evaluator:
             "metrics": list(self.metrics),
             "n_users": int(users.size),
             "n_items": int(self.n_items),
-            "tie_rule": TIE_RULE,
+            "tie_rule": TIE_RULES[self.tie_rule],
             "exclude_seen": self._exclude is not None,
             "fold_in_profiles": self.profiles is not None,
             "data_checksum": self.data_checksum,

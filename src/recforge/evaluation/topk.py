@@ -13,6 +13,13 @@ Two interchangeable backends give identical output:
 Tie rule (both backends): higher score first; among equal scores the **lower item index**
 ranks first (``-0.0`` equals ``0.0``). Items scored ``-inf`` are dropped, so a row may keep
 fewer than k items. NaN scores raise ``ValueError``.
+
+``tie_rule="numpy-legacy"`` instead reproduces the RecSys'19 evaluator's order exactly:
+``argpartition(-scores, kth=k)[:k]`` then quicksort ``argsort`` of the kept scores, as numpy
+<= 1.24 computes them (:mod:`recforge.numpy_legacy`). It only differs from the default among
+tied scores, but where ties dominate (integer-valued scores, e.g. UserKNN with
+``normalize=False``; near-identical items) it is needed to match the paper's numbers. It runs a
+per-row loop (slower) and ignores ``backend``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,15 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Backend", "TopK", "numba_available", "resolve_backend", "select_topk"]
+__all__ = [
+    "TIE_RULES",
+    "Backend",
+    "TieRule",
+    "TopK",
+    "numba_available",
+    "resolve_backend",
+    "select_topk",
+]
 
 Backend = Literal["auto", "numba", "numpy"]
 
@@ -32,6 +47,14 @@ TIE_RULE = (
     "score descending; equal scores ordered by item index ascending (lower index first); "
     "-inf scores dropped"
 )
+TieRule = Literal["lower-index", "numpy-legacy"]
+TIE_RULES: dict[str, str] = {
+    "lower-index": TIE_RULE,
+    "numpy-legacy": (
+        "score descending; equal scores in the order of numpy<=1.24 argpartition(kth=k) + "
+        "quicksort argsort on the negated scores (RecSys'19 evaluator); -inf scores dropped"
+    ),
+}
 
 _KERNELS: ModuleType | None = None
 _KERNELS_ERROR: str | None = None
@@ -161,6 +184,44 @@ def _select_numpy(
     return TopK(items, hits, lengths), nan_rows
 
 
+def _select_legacy(
+    scores: np.ndarray,
+    users: np.ndarray,
+    k: int,
+    mask_ptr: np.ndarray,
+    mask_idx: np.ndarray,
+    t_ptr: np.ndarray,
+    t_idx: np.ndarray,
+    candidates: bool,
+) -> tuple[TopK, np.ndarray]:
+    from recforge.numpy_legacy import legacy_top
+
+    n_rows, n_items = scores.shape
+    items = np.full((n_rows, k), -1, dtype=np.int32)
+    hits = np.zeros((n_rows, k), dtype=bool)
+    lengths = np.zeros(n_rows, dtype=np.int32)
+    nan_rows = np.asarray(np.isnan(scores).any(axis=1))
+    if nan_rows.any():
+        return TopK(items, hits, lengths), nan_rows
+    kk = min(k, n_items)
+    for r, u in enumerate(users):
+        masked = mask_idx[mask_ptr[u] : mask_ptr[u + 1]]
+        if candidates:
+            row = np.full(n_items, -np.inf, dtype=np.float32)
+            row[masked] = scores[r, masked]
+        else:
+            row = np.array(scores[r], dtype=np.float32, copy=True)
+            row[masked] = -np.inf
+        # The paper partitions at kth = cut-off (not cut-off - 1) and keeps the first k.
+        top = legacy_top(row, kk, kth=kk)
+        top = top[row[top] > -np.inf]
+        n = top.size
+        items[r, :n] = top
+        lengths[r] = n
+        hits[r, :n] = np.isin(top, t_idx[t_ptr[u] : t_ptr[u + 1]])
+    return TopK(items, hits, lengths), nan_rows
+
+
 def select_topk(
     scores: np.ndarray,
     users: np.ndarray,
@@ -172,6 +233,7 @@ def select_topk(
     test_idx: np.ndarray,
     candidates: bool,
     backend: Literal["numba", "numpy"],
+    tie_rule: TieRule = "lower-index",
 ) -> tuple[TopK, np.ndarray]:
     """Top-k of each row of ``scores`` (row r belongs to user ``users[r]``).
 
@@ -179,11 +241,18 @@ def select_topk(
     when ``candidates`` is False, or the allowed candidate items when it is True.
     ``test_ptr/test_idx`` (CSR, sorted) hold the relevant items used for ``hits``.
     Returns the selection and a per-row flag of rows containing NaN scores (when any row has
-    NaN the selection is not meaningful and the caller must raise).
+    NaN the selection is not meaningful and the caller must raise). ``tie_rule`` picks the
+    order among equal scores (``TIE_RULES``; the module docstring explains both).
     """
+    if tie_rule not in TIE_RULES:
+        raise ValueError(f"tie_rule must be one of {list(TIE_RULES)}, got {tie_rule!r}")
     if scores.dtype != np.float32:
         scores = scores.astype(np.float32)
     users = np.ascontiguousarray(users, dtype=np.int64)
+    if tie_rule == "numpy-legacy":
+        return _select_legacy(
+            scores, users, k, mask_ptr, mask_idx, test_ptr, test_idx, candidates
+        )
     if backend == "numpy":
         return _select_numpy(scores, users, k, mask_ptr, mask_idx, test_ptr, test_idx, candidates)
     kern = _load_kernels()

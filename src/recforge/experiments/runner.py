@@ -212,6 +212,7 @@ def _run_model(
             seed=seed,
             protocol=spec.protocol,
             n_jobs=spec.n_jobs,
+            tie_rule=spec.tie_rule,
         )
         tdict = result.to_dict()
         trials = list(tdict.get("trials", []))
@@ -230,6 +231,7 @@ def _run_model(
         on="test",
         protocol=spec.protocol,
         memory_budget_mb=spec.memory_budget_mb,
+        tie_rule=spec.tie_rule,
     )
     eval_s = time.perf_counter() - t0
     return ModelRun(

@@ -192,6 +192,8 @@ class ExperimentSpec(_Strict):
     models: list[ModelEntry]
     memory_budget_mb: float = 256
     n_jobs: int = Field(1, ge=1)
+    # Order among tied scores in the test evaluation; "numpy-legacy" = the RecSys'19 evaluator's.
+    tie_rule: Literal["lower-index", "numpy-legacy"] = "lower-index"
 
     @model_validator(mode="after")
     def _labels_unique(self) -> ExperimentSpec:

@@ -122,6 +122,7 @@ class _KNN(Recommender):
         tversky_beta: float = 1.0,
         memory_budget_mb: float = 512.0,
         n_threads: int | None = None,
+        tie_rule: str = "lower-index",
     ) -> None:
         self.top_k = top_k
         self.shrink = shrink
@@ -133,6 +134,8 @@ class _KNN(Recommender):
         self.tversky_beta = tversky_beta
         self.memory_budget_mb = memory_budget_mb
         self.n_threads = n_threads
+        # "numpy-legacy": the paper's neighbour order among tied similarities (fidelity only).
+        self.tie_rule = tie_rule
 
     @classmethod
     def search_space_for(cls, similarity: str) -> dict[str, dict[str, Any]]:
@@ -170,6 +173,7 @@ class _KNN(Recommender):
             tversky_beta=self.tversky_beta,
             memory_budget_mb=self.memory_budget_mb,
             n_threads=self.n_threads,
+            tie_rule=self.tie_rule,
         )
 
 
@@ -297,6 +301,7 @@ class ItemKNNCFCBF(ItemKNNCBF):
         icm_weight: float = 1.0,
         memory_budget_mb: float = 512.0,
         n_threads: int | None = None,
+        tie_rule: str = "lower-index",
     ) -> None:
         super().__init__(
             top_k=top_k,
@@ -309,6 +314,7 @@ class ItemKNNCFCBF(ItemKNNCBF):
             tversky_beta=tversky_beta,
             memory_budget_mb=memory_budget_mb,
             n_threads=n_threads,
+            tie_rule=tie_rule,
         )
         self.icm_weight = icm_weight
 

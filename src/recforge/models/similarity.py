@@ -36,6 +36,17 @@ stores ``shrink`` as an int (the paper searched integer shrinks only). In both v
 asymmetric cosine with ``normalize=False`` degenerates to the unnormalised dot product; we
 always normalise it.
 
+``tie_rule="numpy-legacy"`` reproduces the paper's choice among *tied* similarities instead of
+"lower row index wins": like its ``Compute_Similarity`` it takes the Python route when ``x`` is
+dense (stored fraction > 0.5: a target column's top-K is picked from all ``n`` values, zeros
+and the zeroed diagonal included) and the Cython route otherwise (only co-occurring columns, in
+the order they are first met walking the target's non-zero rows, zero-padded to ``n``), both with
+numpy <= 1.24's ``argpartition`` + quicksort ``argsort`` (:mod:`recforge.numpy_legacy`). Only
+the kept neighbours can differ, and only where values tie at the cut (e.g. the RecSys'19
+MovieLens-100k ICM bug, whose 2-column ICM makes hundreds of items identical). It loops over
+columns in Python (slow on large inputs); the Cython route's stale ids for negative values are
+not reproduced (such entries are dropped).
+
 Two engines compute the same thing in bounded memory:
 
 - ``"scipy"``: blocks of target columns; ``X_block^T X`` by a sparse product into a dense
@@ -502,6 +513,91 @@ def topk_product(
     return out
 
 
+# ----------------------------------------------------------------------------- legacy ties
+@numba.njit(cache=True)
+def _first_met_order(
+    c_ptr: Any, c_idx: Any, r_ptr: Any, r_idx: Any, j: int, seen: Any, out: Any
+) -> int:
+    # Columns sharing a row with column j, in the order the paper's Cython loop meets them.
+    cnt = 0
+    for p in range(c_ptr[j], c_ptr[j + 1]):
+        i = c_idx[p]
+        for q in range(r_ptr[i], r_ptr[i + 1]):
+            c = r_idx[q]
+            if c != j and not seen[c]:
+                seen[c] = True
+                out[cnt] = c
+                cnt += 1
+    for t in range(cnt):
+        seen[out[t]] = False
+    return cnt
+
+
+def _legacy_topk(
+    xm: sp.csr_matrix, xc: sp.csc_matrix, k: int, params: dict[str, Any],
+    memory_budget_mb: float,
+) -> sp.csr_matrix:
+    """``W`` (n x n, float32) with the paper's tie order; see the module docstring."""
+    from recforge.numpy_legacy import legacy_argpartition, legacy_argsort, legacy_top
+
+    n_rows, n = xm.shape
+    k = int(min(k, n))
+    dense_route = xm.nnz / max(1, n_rows * n) > 0.5
+    x64 = sp.csr_matrix(xm, dtype=np.float64)
+    x64.sort_indices()
+    xt = sp.csr_matrix(x64.T)  # row j = column j of x
+    xt.sort_indices()
+    sa = np.asarray(params.get("sa", np.ones(n)), dtype=np.float64)
+    sb = np.asarray(params.get("sb", np.ones(n)), dtype=np.float64)
+    ta, tb = params.get("tversky", (1.0, 1.0))
+    seen = np.zeros(n, dtype=np.bool_)
+    order = np.empty(n, dtype=np.int64)
+    block = int(max(1, min(n, memory_budget_mb * 2**20 // (n * _BYTES_PER_DENSE_CELL))))
+    out_r: list[np.ndarray] = []
+    out_c: list[np.ndarray] = []
+    out_v: list[np.ndarray] = []
+    for r0 in range(0, n, block):
+        r1 = min(n, r0 + block)
+        dense = (xt[r0:r1] @ x64).toarray()
+        local = np.arange(r1 - r0)
+        dense[local, local + r0] = 0.0
+        dense = _transform_dense(
+            dense, slice(r0, r1), params.get("mode", MODE_SCALE), sa, sb, np.ones(n),
+            float(params.get("scale", 1.0)), float(params.get("eps", 0.0)), float(ta),
+            float(tb), float(params.get("numer", 1.0)),
+        )  # fmt: skip
+        for j in range(r0, r1):
+            w = dense[j - r0]
+            if dense_route:
+                sel = legacy_top(w, k)
+            else:
+                cnt = _first_met_order(
+                    xt.indptr, xt.indices, x64.indptr, x64.indices, j, seen, order
+                )
+                lk = min(k, cnt)
+                if lk == 0:
+                    continue
+                neg = np.zeros(n)
+                neg[:cnt] = -w[order[:cnt]]
+                part = legacy_argpartition(neg, lk - 1)[:lk]
+                part = part[legacy_argsort(neg[part])]
+                sel = order[part[part < cnt]]
+            v = w[sel]
+            keep = v != 0
+            out_r.append(sel[keep])
+            out_c.append(np.full(int(keep.sum()), j, dtype=np.int64))
+            out_v.append(v[keep])
+    if not out_r:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    w_ = sp.csr_matrix(
+        (np.concatenate(out_v).astype(np.float32),
+         (np.concatenate(out_r), np.concatenate(out_c))),
+        shape=(n, n), dtype=np.float32,
+    )  # fmt: skip
+    w_.eliminate_zeros()
+    return w_
+
+
 # ----------------------------------------------------------------------------- public API
 def _column_stats(x: sp.csc_matrix) -> np.ndarray:
     sq = x.copy()
@@ -539,8 +635,12 @@ def compute_similarity(
     memory_budget_mb: float = 512.0,
     engine: str = "auto",
     n_threads: int | None = None,
+    tie_rule: str = "lower-index",
 ) -> sp.csr_matrix:
     """Top-K similarity between the columns of ``x``; see the module docstring for the formulas.
+
+    ``tie_rule``: "lower-index" (default) or "numpy-legacy" (the paper's order among tied
+    values, see the module docstring; ``engine`` and ``n_threads`` are then ignored).
 
     Returns ``W`` (float32 CSR, ``n x n``, ``n = x.shape[1]``) with ``W[i, j]`` the similarity
     of neighbour ``i`` to target ``j``; each column holds at most ``top_k`` non-zeros and the
@@ -557,6 +657,10 @@ def compute_similarity(
     for name, v in (("tversky_alpha", tversky_alpha), ("tversky_beta", tversky_beta)):
         if not (np.isfinite(v) and v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if tie_rule not in ("lower-index", "numpy-legacy"):
+        raise ValueError(
+            f"tie_rule must be 'lower-index' or 'numpy-legacy', got {tie_rule!r}"
+        )
     if sp.issparse(x):
         if x.ndim != 2:
             raise ValueError(f"x must be a 2-d matrix, got shape {x.shape}")
@@ -606,6 +710,8 @@ def compute_similarity(
     else:
         kwargs = {"mode": MODE_SCALE, "scale": h if h > 0 else 1.0}
 
+    if tie_rule == "numpy-legacy":
+        return _legacy_topk(xm, xc, top_k, kwargs, memory_budget_mb)
     # Row r of X^T X holds target column r's dot products with every column.
     xt = sp.csr_matrix((xc.data, xc.indices, xc.indptr), shape=(xm.shape[1], xm.shape[0]))
     w_t = topk_product(

@@ -219,6 +219,7 @@ class _Task:
     test_cutoffs: tuple[int, ...]
     test_metrics: tuple[str, ...] | None
     measure_memory: bool
+    tie_rule: str = "lower-index"
 
 
 @dataclass
@@ -244,7 +245,12 @@ class _Outcome:
 def _evaluate(model: Recommender, split: Split, task: _Task, on: str) -> Any:
     from recforge.evaluation import evaluate_split
 
-    kw: dict[str, Any] = {"on": on, "protocol": task.protocol, "exclude_train": True}
+    kw: dict[str, Any] = {
+        "on": on,
+        "protocol": task.protocol,
+        "exclude_train": True,
+        "tie_rule": task.tie_rule,
+    }
     if on == "validation":
         kw["cutoffs"] = [task.cutoff]
         kw["metrics"] = [task.metric]
@@ -393,6 +399,7 @@ def tune(
     test_metrics: Sequence[str] | None = None,
     measure_memory: bool = True,
     callbacks: Sequence[TrialCallback] = (),
+    tie_rule: str = "lower-index",
 ) -> TuningResult:
     """Search ``model_name``'s hyper-parameters on ``split`` (see the module docstring).
 
@@ -410,6 +417,8 @@ def tune(
         test_cutoffs, test_metrics: what the test evaluation of new bests reports
             (default: ``cutoff`` and the evaluator's default metrics).
         callbacks: called in this process with each finished :class:`TrialRecord`.
+        tie_rule: how the evaluator orders equal scores ("lower-index", or "numpy-legacy" to
+            mimic the paper's numpy; see :mod:`recforge.evaluation.topk`).
     """
     import optuna
 
@@ -520,6 +529,7 @@ def tune(
             test_cutoffs=tuple(test_cutoffs) if test_cutoffs else (int(cutoff),),
             test_metrics=tuple(test_metrics) if test_metrics else None,
             measure_memory=measure_memory,
+            tie_rule=tie_rule,
         )
 
     def finish(trial: Any, number: int, key: str, out: _Outcome, cached: int | None) -> None:

@@ -168,8 +168,13 @@ TABLES = ("table3", "table7", "table4", "table5", "table4-p1", "table5-p1")
 
 def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[int] | None = None,
                      correct_genres: bool = False, models: list[str] | None = None,
-                     n_jobs: int = 1) -> dict[str, Any]:
-    """The experiment spec (as a dict) that reproduces one table."""
+                     n_jobs: int = 1, paper_ties: bool = False) -> dict[str, Any]:
+    """The experiment spec (as a dict) that reproduces one table.
+
+    ``paper_ties``: break ties among equal scores/similarities as the paper's numpy did
+    (``tie_rule="numpy-legacy"`` for the evaluator and the KNN neighbour selection) instead of
+    lower-index-first; needed where ties dominate (Table 3 ItemKNN CBF, Table 4 UserKNN).
+    """
     setup = _table_setup(name, correct_genres)
     params = PAPER_PARAMS.get(name, {})
     entries = []
@@ -183,8 +188,12 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
             if label not in params:
                 raise KeyError(f"no reported hyper-parameters for {label} in {name}")
             entry["params"] = dict(params[label])
+            if paper_ties and "KNN" in label:
+                entry["params"]["tie_rule"] = "numpy-legacy"
         else:
             fixed_part = {"similarity": "cosine"} if "KNN" in label else {}
+            if paper_ties and "KNN" in label:
+                fixed_part["tie_rule"] = "numpy-legacy"
             entry["params"] = fixed_part
             entry["search"] = {"n_trials": budget, "n_startup_trials": min(5, budget)}
         entries.append(entry)
@@ -195,20 +204,23 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
         "seeds": seeds or [0],
         "models": entries,
         "n_jobs": n_jobs,
+        "tie_rule": "numpy-legacy" if paper_ties else "lower-index",
     }
 
 
 def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                     seeds: list[int] | None = None, out_dir: str | Path | None = None,
                     correct_genres: bool = False, models: list[str] | None = None,
-                    n_jobs: int = 1, log: Any = None) -> dict[str, Any]:
+                    n_jobs: int = 1, log: Any = None,
+                    paper_ties: bool = False) -> dict[str, Any]:
     """Run one table and compare with the paper; returns the ``results.json`` content."""
     from recforge.experiments.runner import run_experiment, write_outputs
     from recforge.experiments.spec import parse_spec
 
     spec = parse_spec(
         build_table_spec(name, fixed=fixed, budget=budget, seeds=seeds,
-                         correct_genres=correct_genres, models=models, n_jobs=n_jobs),
+                         correct_genres=correct_genres, models=models, n_jobs=n_jobs,
+                         paper_ties=paper_ties),
         source=f"reproduce {name}",
     )
     outcome = run_experiment(spec, None, log=log)
