@@ -135,11 +135,11 @@ class PlatformClient:
         return self._request("GET", f"/jobs/{job_id}/events")  # type: ignore[no-any-return]
 
     # -- configuration ------------------------------------------------------------------------
-    def get_config(self, kind: str) -> dict[str, Any]:
-        """``kind`` is ``clusters``, ``groups`` or ``queues``."""
+    def get_config(self, kind: str) -> list[dict[str, Any]]:
+        """Every definition of ``kind``: ``clusters``, ``groups`` or ``queues``."""
         return self._request("GET", f"/{kind}")  # type: ignore[no-any-return]
 
-    def put_config(self, kind: str, items: dict[str, Any]) -> dict[str, Any]:
+    def put_config(self, kind: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Replace every definition of ``kind`` (admin only)."""
         return self._request("PUT", f"/{kind}", json=items)  # type: ignore[no-any-return]
 
