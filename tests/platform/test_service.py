@@ -271,9 +271,10 @@ def test_cancel_and_run_deadline(make_service, tmp_path: Path) -> None:
     waiting = svc.submit(ALICE, job("next", m, sleep=0.1, cpu=2))
     _, child = _replica_pids(svc, running)
     assert states_of(svc, waiting) == [S.PENDING]
-    with pytest.raises(PermissionDenied):
-        svc.cancel(BOB, running)
-    assert svc.cancel(ALICE, running).state is S.CANCELLED
+    with pytest.raises(PermissionDenied, match="of group 'ml'"):
+        svc.cancel(User("carol", "search", False), running)
+    assert states_of(svc, running)[-1] is S.RUNNING
+    assert svc.cancel(BOB, running).state is S.CANCELLED  # same group as the owner
     assert _gone(child)
     run_until(svc, lambda: states_of(svc, waiting) == [S.SUCCEEDED])  # quota came back
     pending = svc.submit(ALICE, job("never", m))

@@ -166,3 +166,13 @@ def test_package_import_stays_light() -> None:
         "assert not heavy, heavy; assert p.Scheduler and p.render"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_absurd_amounts_are_validation_errors_not_overflow() -> None:
+    from pydantic import ValidationError
+
+    from recforge.platform.specs import Resources
+
+    for bad in ({"cpu": 1.7e306}, {"cpu": float("inf")}, {"extended": {"nvidia.com/gpu": 1e300}}):
+        with pytest.raises(ValidationError, match="out of range"):
+            Resources(**bad)

@@ -285,11 +285,13 @@ class PlatformService:
         return render(parse_template(data, f"template {name!r}"), ref.get("values") or {})
 
     def cancel(self, user: User, job_id: int) -> JobRecord:
-        """Cancel a job (owner or admin). Pending jobs end at once; running ones are stopped."""
+        """Cancel a job (any member of its group, or an admin). Pending jobs end at once;
+        running ones are stopped."""
         job = self.store.get_job(job_id)
-        if job.owner != user.name and not user.is_admin:
+        if job.group != user.group and not user.is_admin:
             raise PermissionDenied(
-                f"user {user.name!r} may not cancel job {job_id} of {job.owner!r}"
+                f"user {user.name!r} of group {user.group!r} may not cancel job {job_id} "
+                f"of group {job.group!r}"
             )
         if job.state in TERMINAL_STATES:
             return job

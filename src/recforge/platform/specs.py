@@ -96,8 +96,17 @@ def parse_memory(value: Any) -> int:
     return int(whole)
 
 
+_MAX_AMOUNT = 1e12  # far above any real capacity; keeps milli-rounding finite
+
+
 def _milli(x: float) -> float:
-    """Round to the platform's precision (1/1000 of a unit) so sums stay exact enough."""
+    """Round to the platform's precision (1/1000 of a unit) so sums stay exact enough.
+
+    Amounts beyond ``_MAX_AMOUNT`` (or not finite) raise ``ValueError``, which pydantic reports
+    as a validation error naming the field, instead of an ``OverflowError``.
+    """
+    if not math.isfinite(x) or abs(x) > _MAX_AMOUNT:
+        raise ValueError(f"amount {x!r} is out of range (at most {_MAX_AMOUNT:g})")
     return round(x * _MILLI) / _MILLI
 
 
