@@ -229,3 +229,25 @@ def test_sparse_score_blocks_are_densified() -> None:
     assert sparse.summary == dense.summary
     # user 0: [1, 2] -> hit at 2; user 1: [0, 1] (tie at 0 -> lower index) -> hit at 2
     assert dense.per_user["MRR@2"].tolist() == [0.5, 0.5]
+
+
+def test_falls_back_to_numpy_without_numba() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from recforge.data.interactions import Interactions\n"
+        "from recforge.evaluation import Evaluator, numba_available\n"
+        "from recforge.models.baselines import TopPopular\n"
+        "t = Interactions.from_arrays(np.array([0, 1]), np.array([1, 2]), shape=(2, 4))\n"
+        "r = Evaluator(t, cutoffs=[2]).evaluate(TopPopular().fit(t))\n"
+        "print(numba_available(), r.meta['backend'], r.summary['HR@2'])\n"
+    )
+    env = dict(os.environ, RECFORGE_DISABLE_NUMBA="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    # popularity [0, 1, 1, 0] -> both lists [1, 2]: one hit each
+    assert out.stdout.split() == ["False", "numpy", "1.0"]
