@@ -126,3 +126,41 @@ def test_cli_run_and_typo(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "topk" in res.output and "models.0" in res.output
     assert not (tmp_path / "o2").exists()
+
+
+def test_refit_trains_final_model_on_train_plus_validation(tmp_path: Path) -> None:
+    from recforge.evaluation import evaluate_split
+    from recforge.experiments.runner import merge_validation, prepare_split
+    from recforge.models.baselines import TopPopular
+
+    csv = _write_csv(tmp_path / "data.csv")
+    raw = _spec(csv, seeds=[0])
+    raw["models"] = [{"model": "TopPopular"}]
+    raw["split"]["validation"]["refit"] = True  # type: ignore[index]
+    spec = parse_spec(raw)
+    outcome = run_experiment(spec, None, log=lambda _m: None)
+
+    from recforge.experiments.runner import _load_data
+
+    data, _ = _load_data(spec)
+    split = prepare_split(spec, data, 0)
+    merged = merge_validation(split)
+    assert merged.validation is None
+    assert merged.train.nnz == split.train.nnz + split.validation.nnz
+    expected = evaluate_split(TopPopular().fit(merged.train), merged, cutoffs=[5, 10],
+                              metrics=["RECALL", "NDCG", "PRECISION"])
+    assert outcome.rows["TopPopular"]["RECALL@10"] == pytest.approx(expected.summary["RECALL@10"])
+    not_refit = evaluate_split(TopPopular().fit(split.train), split, cutoffs=[10],
+                               metrics=["RECALL"])
+    assert outcome.rows["TopPopular"]["RECALL@10"] != pytest.approx(
+        not_refit.summary["RECALL@10"], abs=1e-9
+    )
+
+
+def test_refit_with_add_back_is_refused() -> None:
+    from recforge.experiments.spec import SpecError
+
+    raw = _spec(Path("x.csv"))
+    raw["split"]["validation"].update(refit=True, add_back=True)  # type: ignore[index]
+    with pytest.raises(SpecError, match="refit and add_back"):
+        parse_spec(raw)

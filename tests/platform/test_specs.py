@@ -174,5 +174,5 @@ def test_absurd_amounts_are_validation_errors_not_overflow() -> None:
     from recforge.platform.specs import Resources
 
     for bad in ({"cpu": 1.7e306}, {"cpu": float("inf")}, {"extended": {"nvidia.com/gpu": 1e300}}):
-        with pytest.raises(ValidationError, match="out of range|must be finite"):
+        with pytest.raises(ValidationError, match=r"out of range|must be finite"):
             Resources(**bad)

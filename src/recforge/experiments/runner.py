@@ -16,7 +16,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,15 @@ def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -
     return split
 
 
+def merge_validation(split: Split) -> Split:
+    """The split with validation folded back into train (for refitting the final model)."""
+    if split.validation is None:
+        return split
+    merged = split.train.with_matrix(split.train.matrix.maximum(split.validation.matrix))
+    return replace(split, train=merged, validation=None, validation_negatives=None,
+                   validation_profiles=None, params={**split.params, "refit_on_validation": True})
+
+
 def _environment() -> dict[str, Any]:
     import importlib.metadata as md
 
@@ -218,14 +227,18 @@ def _run_model(
         trials = list(tdict.get("trials", []))
         tuning = {k: v for k, v in tdict.items() if k != "trials"}
         params = {**params, **result.best_params}
+    final = split
+    v = spec.split.validation
+    if v is not None and v.refit and split.validation is not None:
+        final = merge_validation(split)
     t0 = time.perf_counter()
     model = make_model(entry.model, **params)
-    model.fit(split.train)
+    model.fit(final.train)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = evaluate_split(
         model,
-        split,
+        final,
         cutoffs=cutoffs,
         metrics=metrics,
         on="test",

@@ -93,9 +93,25 @@ class DatasetRef(_Strict):
 
 
 class ValidationSpec(_Strict):
+    """Validation carved out of train.
+
+    ``add_back`` keeps the validation pairs in train as well (MCRec's leaky protocol).
+    ``refit`` fits the final model (fixed or best-found configuration) on train + validation
+    before the test evaluation; without it the final model is trained on train minus
+    validation, as the paper did for most tables.
+    """
+
     mode: Literal["per_user", "global", "leave_one_out"] = "per_user"
     fraction: float = Field(0.1, gt=0, lt=1)
     add_back: bool = False
+    refit: bool = False
+
+    @model_validator(mode="after")
+    def _refit_needs_clean(self) -> ValidationSpec:
+        if self.refit and self.add_back:
+            raise ValueError("refit and add_back exclude each other (add_back already trains on "
+                             "train + validation)")
+        return self
 
 
 class SplitSpec(_Strict):
