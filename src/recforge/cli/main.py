@@ -247,9 +247,16 @@ def reproduce_cmd(
     correct_genres: Annotated[bool, typer.Option(help="Table 3: use the correct 19-genre ICM "
                                                  "instead of the paper's buggy one.")] = False,
     jobs: Annotated[int, typer.Option(help="Parallel tuning trials.")] = 1,
-    paper_ties: Annotated[bool, typer.Option(help="Order tied scores and neighbours as the "
-                                             "paper's numpy did (argpartition/quicksort) "
-                                             "instead of lower index first.")] = False,
+    paper_ties: Annotated[
+        bool | None,
+        typer.Option(
+            "--paper-ties/--no-paper-ties",
+            help="Order tied scores and neighbours as the paper's numpy did "
+            "(argpartition/quicksort) instead of lower index first. Default: on with --fixed "
+            "(reproducing the paper's numbers), off for our own search.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Reproduce a table of the RecSys 2019 paper and print ours next to the paper's."""
@@ -268,7 +275,8 @@ def reproduce_cmd(
             _fail(f"--seeds must be comma-separated integers, got {seeds!r}")
         payload = reproduce_table(name, fixed=fixed, budget=budget, seeds=seed_list,
                                   out_dir=out, correct_genres=correct_genres, n_jobs=jobs,
-                                  log=_log, paper_ties=paper_ties)
+                                  log=_log,
+                                  paper_ties=fixed if paper_ties is None else paper_ties)
         checks = payload["checks"]
     else:
         _fail(f"unknown reproduction {name!r}; known: toppop-checks, {', '.join(TABLES)}")
