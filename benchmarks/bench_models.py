@@ -269,7 +269,7 @@ def write_split(path: Path) -> dict[str, Any]:
     arrays |= _csr_parts("test", split.test.matrix)
     arrays |= _csr_parts("t7train", t7.train.matrix)
     arrays |= _csr_parts("t7val", t7.validation.matrix)
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy stub: allow_pickle kw
     return {
         "dataset": DATASET,
         "shape": list(pairs.shape),
