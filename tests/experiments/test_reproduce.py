@@ -58,3 +58,27 @@ def test_table3_fixed_matches_the_paper(tmp_path: Path) -> None:
     assert res.exit_code == 1
     bad = [c for c in json.loads(res.stdout)["checks"] if not c["ok"]]
     assert {c["model"] for c in bad} == {"ItemKNN CBF"}
+
+
+def test_candidate_protocol_on_cmn_reuses_test_negatives_for_validation(tmp_path: Path) -> None:
+    from recforge.experiments.runner import run_experiment
+    from recforge.experiments.spec import parse_spec
+
+    spec = parse_spec({
+        "name": "cmn",
+        "dataset": {"name": "cmn-citeulike-a"},
+        "split": {"validation": {"mode": "leave_one_out"}},
+        "protocol": "candidates",
+        "optimize": {"metric": "HIT_RATE", "cutoff": 10},
+        "report": {"metrics": ["HIT_RATE", "NDCG"], "cutoffs": [10]},
+        "models": [{"model": "TopPopular"},
+                   {"model": "ItemKNNCF", "params": {"similarity": "cosine"},
+                    "search": {"n_trials": 2, "n_startup_trials": 2}}],
+    })
+    outcome = run_experiment(spec, tmp_path / "out", log=lambda _m: None)
+    assert outcome.rows["ItemKNNCF"]["HIT_RATE@10"] > outcome.rows["TopPopular"]["HIT_RATE@10"]
+    # 101 candidates per user at most: a hit rate far above 10/101 shows the candidate protocol.
+    assert outcome.rows["ItemKNNCF"]["HIT_RATE@10"] > 0.5
+    audit = outcome.data["splits"]["0"]["audit"]
+    assert audit["ok"] is True
+    assert any(w.startswith("negative_in_train:") for w in audit["warnings"])

@@ -227,7 +227,10 @@ def run_cmd(
         spec = load_spec(spec_path)
     except SpecError as exc:
         _fail(str(exc))
-    run_experiment(spec, out, log=_log)
+    try:
+        run_experiment(spec, out, log=_log)
+    except (LookupError, ValueError, OSError, RuntimeError) as exc:
+        _fail(f"{spec_path}: {exc}")
     if as_json:
         _print_json(json.loads((out / "results.json").read_text()))
     else:

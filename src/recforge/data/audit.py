@@ -11,7 +11,9 @@ Errors (each listed with a count and a few ``(user, item)`` examples in *externa
 * ``validation_test_overlap`` -- a validation pair that is also a test pair;
 * ``validation_train_overlap`` -- a validation pair still in train; only a warning
   ("optimistic validation") when the split's params say ``add_back=True`` (MCRec protocol);
-* ``negative_is_positive`` -- a listed negative that is a test or validation item of that user
+* ``negative_is_positive`` -- a listed negative that is a positive of the same part (a test
+  negative that is a test item, a validation negative that is a validation item); a negative
+  that is a positive of the *other* part is only a warning (``negative_is_other_positive``)
   (``positive_negatives="warn"`` demotes it, e.g. for NCF ML-1M where 156 users have it);
 * ``negative_in_train`` -- a listed negative that the user has in train or in a fold-in profile;
   a warning by default (``train_negatives="warn"``: CMN CiteULike-a has 1,115 of them and the
@@ -256,7 +258,8 @@ def audit_split(
         both("validation_profiles", "validation"),
     )
 
-    positives = np.union1d(keys["test"], keys["validation"])
+    own_positives = {"test_negatives": keys["test"], "validation_negatives": keys["validation"]}
+    other_positives = {"test_negatives": keys["validation"], "validation_negatives": keys["test"]}
     seen = np.union1d(keys["train"], np.union1d(keys["test_profiles"], keys["validation_profiles"]))
     neg_stats: dict[str, Any] = {}
     for name in ("test_negatives", "validation_negatives"):
@@ -270,11 +273,22 @@ def audit_split(
             "distinct": int(uniq.size),
             "users": int(np.unique(nk // a.n_items).size),
         }
+        part = name.removesuffix("_negatives")
         a.add(
             "negative_is_positive",
             "warning" if positive_negatives == "warn" else "error",
-            f"{name} entries that are test/validation items of the user",
-            nk[np.isin(nk, positives)],
+            f"{name} entries that are {part} items of the user",
+            nk[np.isin(nk, own_positives[name])],
+        )
+        # A test negative that is a validation item (or the reverse) is no leak: the model of
+        # that phase never trained on it and ranks it as non-relevant, as the paper's
+        # evaluators did with validation items at test time.
+        other = "validation" if part == "test" else "test"
+        a.add(
+            "negative_is_other_positive",
+            "warning",
+            f"{name} entries that are {other} items of the user (ranked as non-relevant)",
+            nk[np.isin(nk, other_positives[name])],
         )
         a.add(
             "negative_in_train",

@@ -137,9 +137,37 @@ def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -
     v = spec.split.validation
     if v is not None:
         split = splitting.carve_validation(
-            split, fraction=v.fraction, seed=seed, mode=v.mode, add_back=v.add_back
+            split,
+            fraction=None if v.mode == "leave_one_out" else v.fraction,
+            seed=seed,
+            mode=v.mode,
+            add_back=v.add_back,
         )
+        if split.validation_negatives is None and split.test_negatives is not None:
+            split = _reuse_test_negatives(split)
     return split
+
+
+def _reuse_test_negatives(split: Split) -> Split:
+    """Validation negatives = the user's test negatives minus the user's validation items.
+
+    The paper ranked the leave-one-out validation item against the released test negatives
+    (CMN, NeuMF); a negative that happens to be the carved-out validation item is dropped so it
+    is not both a positive and a negative.
+    """
+    from recforge.data.split import negatives_from_lists
+
+    assert split.validation is not None and split.test_negatives is not None
+    neg = split.test_negatives
+    rows = np.repeat(np.arange(neg.shape[0]), np.diff(neg.indptr))
+    is_val = np.asarray(split.validation.matrix[rows, neg.indices]).ravel() != 0
+    kept = neg.indices[~is_val]
+    counts = np.bincount(rows[~is_val], minlength=neg.shape[0])
+    lists = np.split(kept, np.cumsum(counts)[:-1])
+    val_neg = negatives_from_lists(lists, neg.shape[1])
+    params = {**split.params, "validation_negatives": "test negatives minus validation items",
+              "validation_negatives_dropped": int(is_val.sum())}
+    return replace(split, validation_negatives=val_neg, params=params)
 
 
 def merge_validation(split: Split) -> Split:

@@ -102,7 +102,7 @@ class ValidationSpec(_Strict):
     """
 
     mode: Literal["per_user", "global", "leave_one_out"] = "per_user"
-    fraction: float = Field(0.1, gt=0, lt=1)
+    fraction: float = Field(0.1, gt=0, lt=1, description="ignored by leave_one_out")
     add_back: bool = False
     refit: bool = False
 
