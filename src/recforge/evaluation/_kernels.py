@@ -25,6 +25,11 @@ _OUT_I32_2D = types.Array(types.int32, 2, "C")
 _OUT_B_2D = types.Array(types.boolean, 2, "C")
 _OUT_I32_1D = types.Array(types.int32, 1, "C")
 _OUT_B_1D = types.Array(types.boolean, 1, "C")
+# (scores, users, mask_ptr, mask_idx, test_ptr, test_idx, out_items, out_hits, out_len, nan_rows)
+_TOPK_SIGNATURE = types.void(
+    _F32_2D, _I64_1D, _I64_1D, _I32_1D, _I64_1D, _I32_1D,
+    _OUT_I32_2D, _OUT_B_2D, _OUT_I32_1D, _OUT_B_1D,
+)
 
 # Buffer size per row: entries above the current bar are appended, and every (cap - k)
 # appends one O(cap) partition re-establishes the k best and raises the bar.
@@ -99,6 +104,20 @@ def _select_smallest(a: np.ndarray, cnt: int, k: int) -> int:
 
 
 @njit(inline="always")
+def _offer(buf: np.ndarray, cnt: int, k: int, thr: float, s: float, j: int) -> tuple[int, float]:
+    """Append item j (score ``s`` above the bar ``thr``); returns the new ``(cnt, thr)``.
+
+    When the buffer fills, its k best keys are kept and the bar rises to the k-th best score.
+    """
+    buf[cnt] = _key(s, j)
+    cnt += 1
+    if cnt == buf.shape[0]:
+        thr = _key_score(_select_smallest(buf, cnt, k))
+        cnt = k
+    return cnt, thr
+
+
+@njit(inline="always")
 def _finish(
     buf: np.ndarray,
     cnt: int,
@@ -133,23 +152,7 @@ def _finish(
     return cnt
 
 
-@njit(
-    types.void(
-        _F32_2D,
-        _I64_1D,
-        _I64_1D,
-        _I32_1D,
-        _I64_1D,
-        _I32_1D,
-        _OUT_I32_2D,
-        _OUT_B_2D,
-        _OUT_I32_1D,
-        _OUT_B_1D,
-    ),
-    parallel=True,
-    cache=True,
-    nogil=True,
-)
+@njit(_TOPK_SIGNATURE, parallel=True, cache=True, nogil=True)
 def topk_full(
     scores: np.ndarray,
     users: np.ndarray,
@@ -183,34 +186,14 @@ def topk_full(
                 continue
             s = scores[row, j]
             if s > thr:
-                buf[cnt] = _key(s, j)
-                cnt += 1
-                if cnt == cap:
-                    thr = _key_score(_select_smallest(buf, cnt, k))
-                    cnt = k
+                cnt, thr = _offer(buf, cnt, k, thr, s, j)
             elif s != s:
                 has_nan = True
         nan_rows[row] = has_nan
         out_len[row] = _finish(buf, cnt, k, row, user, t_ptr, t_idx, out_items, out_hits)
 
 
-@njit(
-    types.void(
-        _F32_2D,
-        _I64_1D,
-        _I64_1D,
-        _I32_1D,
-        _I64_1D,
-        _I32_1D,
-        _OUT_I32_2D,
-        _OUT_B_2D,
-        _OUT_I32_1D,
-        _OUT_B_1D,
-    ),
-    parallel=True,
-    cache=True,
-    nogil=True,
-)
+@njit(_TOPK_SIGNATURE, parallel=True, cache=True, nogil=True)
 def topk_candidates(
     scores: np.ndarray,
     users: np.ndarray,
@@ -238,11 +221,7 @@ def topk_candidates(
             j = c_idx[p]
             s = scores[row, j]
             if s > thr:
-                buf[cnt] = _key(s, j)
-                cnt += 1
-                if cnt == cap:
-                    thr = _key_score(_select_smallest(buf, cnt, k))
-                    cnt = k
+                cnt, thr = _offer(buf, cnt, k, thr, s, j)
             elif s != s:
                 has_nan = True
         nan_rows[row] = has_nan
