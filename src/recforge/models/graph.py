@@ -25,9 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
-from recforge.models.base import Recommender
-from recforge.models.knn import _check_profiles, _check_users
-from recforge.models.similarity import sparse_dense_product, top_k_per_column, topk_product
+from recforge.models.knn import _ItemBased
+from recforge.models.similarity import top_k_per_column, topk_product
 
 __all__ = ["P3alpha", "RP3beta"]
 
@@ -47,8 +46,7 @@ def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
     return b
 
 
-class _RandomWalk(Recommender):
-    supports_profiles = True
+class _RandomWalk(_ItemBased):
 
     def __init__(
         self,
@@ -116,16 +114,9 @@ class _RandomWalk(Recommender):
         self.train_matrix_ = binary
         return self
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("W_")
-        u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
-        return sparse_dense_product(self.train_matrix_[u], self.W_, self.n_threads)
-
-    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
-        """Scores for fold-in users; their profiles are binarised like the training ones."""
-        self._check_fitted("W_")
-        p = _binary(_check_profiles(profiles, self.W_.shape[0], type(self).__name__))
-        return sparse_dense_product(p, self.W_, self.n_threads)
+    def _fold_in(self, profiles: sp.csr_matrix) -> sp.csr_matrix:
+        """Fold-in profiles are binarised like the training ones."""
+        return _binary(profiles)
 
 
 class P3alpha(_RandomWalk):

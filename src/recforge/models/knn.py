@@ -104,6 +104,33 @@ def _check_profiles(profiles: Any, n_items: int, who: str) -> sp.csr_matrix:
     return p
 
 
+class _ItemBased(Recommender):
+    """Scoring shared by models with an items x items ``W_``: a user's row times ``W_``.
+
+    Subclasses fit ``W_`` and ``train_matrix_`` (users x items, as scored) and override
+    :meth:`_fold_in` where new profiles need the training rows' preparation.
+    """
+
+    supports_profiles = True
+    W_: sp.csr_matrix
+    train_matrix_: sp.csr_matrix
+    n_threads: int | None
+
+    def _fold_in(self, profiles: sp.csr_matrix) -> sp.csr_matrix:
+        """Checked fold-in profiles as the training rows were prepared; as given by default."""
+        return profiles
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        self._check_fitted("W_")
+        u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
+        return sparse_dense_product(self.train_matrix_[u], self.W_, self.n_threads)
+
+    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        self._check_fitted("W_")
+        p = _check_profiles(profiles, self.W_.shape[0], type(self).__name__)
+        return sparse_dense_product(self._fold_in(p), self.W_, self.n_threads)
+
+
 class _KNN(Recommender):
     """Shared hyper-parameters, validation and similarity call."""
 
@@ -177,7 +204,7 @@ class _KNN(Recommender):
         )
 
 
-class ItemKNNCF(_KNN):
+class ItemKNNCF(_ItemBased, _KNN):
     """Item-based CF: ``W`` = top-K item-item similarity of ``R_w``; score = ``R_w[u] @ W``.
 
     Fitted: ``W_`` (items x items, ``W_[i, j]`` = weight of neighbour i for target j),
@@ -198,20 +225,16 @@ class ItemKNNCF(_KNN):
         self.train_matrix_ = sp.csr_matrix(weighted, dtype=np.float32)
         return self
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("W_")
-        u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
-        return sparse_dense_product(self.train_matrix_[u], self.W_, self.n_threads)
-
-    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
-        """Score fold-in users; the profiles are weighted like training users first."""
-        self._check_fitted("W_")
-        p = _check_profiles(profiles, self.W_.shape[0], type(self).__name__)
-        if self.feature_weighting != "none":
-            p = weight_new_columns(
-                p, self.feature_weighting, n_rows=p.shape[1], row_sums=self.item_row_sums_
-            )
-        return sparse_dense_product(p, self.W_, self.n_threads)
+    def _fold_in(self, profiles: sp.csr_matrix) -> sp.csr_matrix:
+        """Fold-in profiles are weighted like the training users."""
+        if self.feature_weighting == "none":
+            return profiles
+        return weight_new_columns(
+            profiles,
+            self.feature_weighting,
+            n_rows=profiles.shape[1],
+            row_sums=self.item_row_sums_,
+        )
 
 
 class UserKNNCF(_KNN):
@@ -238,7 +261,7 @@ class UserKNNCF(_KNN):
         return sparse_dense_product(self.W_[u], self.train_matrix_, self.n_threads)
 
 
-class ItemKNNCBF(_KNN):
+class ItemKNNCBF(_ItemBased, _KNN):
     """Item-based content KNN: similarity of the (weighted) ICM rows; score = ``R[u] @ W``.
 
     Needs ``train.item_features`` (items x features). Fitted: ``W_`` and ``train_matrix_``
@@ -270,16 +293,6 @@ class ItemKNNCBF(_KNN):
         self.W_ = self._similarity(icm.T.tocsr())
         self.train_matrix_ = train.matrix
         return self
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("W_")
-        u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
-        return sparse_dense_product(self.train_matrix_[u], self.W_, self.n_threads)
-
-    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
-        self._check_fitted("W_")
-        p = _check_profiles(profiles, self.W_.shape[0], type(self).__name__)
-        return sparse_dense_product(p, self.W_, self.n_threads)
 
 
 class ItemKNNCFCBF(ItemKNNCBF):
