@@ -573,24 +573,24 @@ def _load_citeulike_raw(fetch: Fetcher, *, part: str = "item_tags") -> Any:
 # ---------------------------------------------------------------------------- MCRec extras
 
 
-def _load_mcrec_lastfm(fetch: Fetcher, *, implicit: bool = False) -> Interactions:
-    path = fetch("mcrec-lastfm", "user_artist.dat")
+def _mcrec_triples(fetch: Fetcher, dataset: str, fname: str, implicit: bool) -> Interactions:
+    """A 1-based ``user item value`` file of MCRec, the ids as released."""
+    path = fetch(dataset, fname)
     t = _table(path, 3)
     return build_interactions(
         t[:, 0], t[:, 1], ratings=t[:, 2], user_ids=_universe(1, 1, t[:, 0]),
-        item_ids=_universe(1, 1, t[:, 1]), implicit=implicit, name="mcrec-lastfm",
+        item_ids=_universe(1, 1, t[:, 1]), implicit=implicit, name=dataset,
         source=path, first_line=1,
     )
+
+
+# The registry reads each loader's keyword options from its signature, hence two thin loaders.
+def _load_mcrec_lastfm(fetch: Fetcher, *, implicit: bool = False) -> Interactions:
+    return _mcrec_triples(fetch, "mcrec-lastfm", "user_artist.dat", implicit)
 
 
 def _load_mcrec_yelp(fetch: Fetcher, *, implicit: bool = False) -> Interactions:
-    path = fetch("mcrec-yelp", "user_business.dat")
-    t = _table(path, 3)
-    return build_interactions(
-        t[:, 0], t[:, 1], ratings=t[:, 2], user_ids=_universe(1, 1, t[:, 0]),
-        item_ids=_universe(1, 1, t[:, 1]), implicit=implicit, name="mcrec-yelp",
-        source=path, first_line=1,
-    )
+    return _mcrec_triples(fetch, "mcrec-yelp", "user_business.dat", implicit)
 
 
 # ---------------------------------------------------------------------------- specs
