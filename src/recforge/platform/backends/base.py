@@ -26,6 +26,7 @@ __all__ = [
     "ReplicaStatus",
     "admitted_count",
     "replica_command",
+    "replica_env",
     "replica_plan",
 ]
 
@@ -122,6 +123,20 @@ def replica_command(spec: JobSpec, override: list[str] | None, python: str) -> l
         return [python, "-c", code]
     assert spec.command  # validated by JobSpec
     return list(spec.command)
+
+
+def replica_env(job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, world_size: int
+                ) -> dict[str, str]:
+    """The ``RECFORGE_*`` identity variables every backend gives one replica."""
+    return {
+        "RECFORGE_JOB_ID": str(job_id),
+        "RECFORGE_JOB_NAME": spec.name,
+        "RECFORGE_ATTEMPT": str(attempt),
+        "RECFORGE_REPLICA_INDEX": str(rp.index),
+        "RECFORGE_ROLE": rp.role,
+        "RECFORGE_ROLE_INDEX": str(rp.role_index),
+        "RECFORGE_WORLD_SIZE": str(world_size),
+    }
 
 
 def replica_plan(

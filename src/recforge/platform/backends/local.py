@@ -35,6 +35,7 @@ from recforge.platform.backends.base import (
     ReplicaPlan,
     ReplicaStatus,
     admitted_count,
+    replica_env,
     replica_plan,
 )
 from recforge.platform.sidecar import read_exit_file
@@ -112,18 +113,8 @@ class LocalBackend(Backend):
     def _env(self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int) -> dict:
         env = dict(os.environ)
         env.update(spec.env)
-        env.update(
-            {
-                "RECFORGE_JOB_ID": str(job_id),
-                "RECFORGE_JOB_NAME": spec.name,
-                "RECFORGE_ATTEMPT": str(attempt),
-                "RECFORGE_REPLICA_INDEX": str(rp.index),
-                "RECFORGE_ROLE": rp.role,
-                "RECFORGE_ROLE_INDEX": str(rp.role_index),
-                "RECFORGE_WORLD_SIZE": str(n),
-                "RECFORGE_HEARTBEAT_INTERVAL": str(self.heartbeat_interval),
-            }
-        )
+        env.update(replica_env(job_id, attempt, spec, rp, n))
+        env["RECFORGE_HEARTBEAT_INTERVAL"] = str(self.heartbeat_interval)
         if self.store_url:
             env["RECFORGE_STORE_URL"] = self.store_url
         if rp.cpu > 0:

@@ -37,6 +37,7 @@ from recforge.platform.backends.base import (
     ReplicaPhase,
     ReplicaStatus,
     admitted_count,
+    replica_env,
     replica_plan,
 )
 from recforge.platform.sidecar import STORE_URL_ENV
@@ -116,17 +117,7 @@ class RayBackend(Backend):
         replicas = []
         for rp in plans:
             env = dict(spec.env)
-            env.update(
-                {
-                    "RECFORGE_JOB_ID": str(job_id),
-                    "RECFORGE_JOB_NAME": spec.name,
-                    "RECFORGE_ATTEMPT": str(attempt),
-                    "RECFORGE_REPLICA_INDEX": str(rp.index),
-                    "RECFORGE_ROLE": rp.role,
-                    "RECFORGE_ROLE_INDEX": str(rp.role_index),
-                    "RECFORGE_WORLD_SIZE": str(len(plans)),
-                }
-            )
+            env.update(replica_env(job_id, attempt, spec, rp, len(plans)))
             sidecar = [
                 self.python, "-m", "recforge.platform.sidecar", "run",
                 "--job", str(job_id), "--replica", str(rp.index), "--attempt", str(attempt),
