@@ -27,8 +27,16 @@ _OUT_I32_1D = types.Array(types.int32, 1, "C")
 _OUT_B_1D = types.Array(types.boolean, 1, "C")
 # (scores, users, mask_ptr, mask_idx, test_ptr, test_idx, out_items, out_hits, out_len, nan_rows)
 _TOPK_SIGNATURE = types.void(
-    _F32_2D, _I64_1D, _I64_1D, _I32_1D, _I64_1D, _I32_1D,
-    _OUT_I32_2D, _OUT_B_2D, _OUT_I32_1D, _OUT_B_1D,
+    _F32_2D,
+    _I64_1D,
+    _I64_1D,
+    _I32_1D,
+    _I64_1D,
+    _I32_1D,
+    _OUT_I32_2D,
+    _OUT_B_2D,
+    _OUT_I32_1D,
+    _OUT_B_1D,
 )
 
 # Buffer size per row: entries above the current bar are appended, and every (cap - k)

@@ -250,9 +250,7 @@ def select_topk(
         scores = scores.astype(np.float32)
     users = np.ascontiguousarray(users, dtype=np.int64)
     if tie_rule == "numpy-legacy":
-        return _select_legacy(
-            scores, users, k, mask_ptr, mask_idx, test_ptr, test_idx, candidates
-        )
+        return _select_legacy(scores, users, k, mask_ptr, mask_idx, test_ptr, test_idx, candidates)
     if backend == "numpy":
         return _select_numpy(scores, users, k, mask_ptr, mask_idx, test_ptr, test_idx, candidates)
     kern = _load_kernels()
