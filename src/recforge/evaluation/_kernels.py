@@ -60,12 +60,12 @@ def _key(s: float, j: int) -> np.int64:
 
 
 @njit(inline="always")
-def _key_score(key: int) -> np.float32:
+def _key_score(key: int) -> float:
     """The float32 score a key was built from."""
     bits = ~(key >> 32)
     if bits < 0:
         bits = bits ^ 0x7FFFFFFF
-    return np.int32(bits).view(np.float32)
+    return np.int32(bits).view(np.float32)  # type: ignore[return-value]
 
 
 @njit(inline="always")
@@ -185,7 +185,7 @@ def topk_full(
         e_end = ex_ptr[user + 1]
         next_ex = ex_idx[e] if e < e_end else n_items
         cnt = 0
-        thr = neg_inf
+        thr: float = neg_inf  # type: ignore[assignment]
         has_nan = False
         for j in range(n_items):
             if j == next_ex:
@@ -223,7 +223,7 @@ def topk_candidates(
         user = users[row]
         buf = np.empty(cap, dtype=np.int64)
         cnt = 0
-        thr = neg_inf
+        thr: float = neg_inf  # type: ignore[assignment]
         has_nan = False
         for p in range(c_ptr[user], c_ptr[user + 1]):
             j = c_idx[p]

@@ -275,8 +275,8 @@ class Evaluator:
         for start in range(0, users.size, bs):
             bu = users[start : start + bs]
             t0 = time.perf_counter()
-            block = model.score(bu) if prof is None else model.score_profiles(prof[bu])
-            block = block.toarray() if sp.issparse(block) else np.asarray(block)
+            raw: Any = model.score(bu) if prof is None else model.score_profiles(prof[bu])
+            block = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
             if block.shape != (bu.size, self.n_items):
                 raise ValueError(
                     f"{type(model).__name__} returned scores of shape {block.shape} for "
