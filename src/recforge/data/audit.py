@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from scipy import stats as sps_stats
 
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
@@ -122,6 +121,8 @@ def gini(counts: np.ndarray) -> float:
 def _correlations(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return {"spearman": math.nan, "kendall": math.nan}
+    from scipy import stats as sps_stats  # lazy: scipy.stats is heavy to import
+
     return {
         "spearman": float(sps_stats.spearmanr(a, b).statistic),
         "kendall": float(sps_stats.kendalltau(a, b).statistic),

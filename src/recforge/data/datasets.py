@@ -12,10 +12,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
@@ -28,6 +27,10 @@ from recforge.data.registry import (
     register,
 )
 from recforge.data.split import Split, negatives_from_lists
+
+# pandas is imported where it is used: `import recforge.data` (which registers these) stays light.
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ML100K_GENRES", "genre_icm"]
 
@@ -111,6 +114,8 @@ def _int_fields(
 
 def _table(path: Path, ncols: int, sep: str = "\t") -> np.ndarray:
     """Integer table with ``ncols`` columns; pandas fast path, exact line on any error."""
+    import pandas as pd
+
     try:
         df = pd.read_csv(path, sep=sep, header=None, dtype=np.int64, engine="c")
         if df.shape[1] == ncols and len(df):
@@ -450,6 +455,8 @@ def _load_ml1m_side(fetch: Fetcher, *, part: str | None = None) -> pd.DataFrame:
             raise DataFormatError(
                 f"{len(r)} '::'-separated fields, expected {len(cols)}", file=path, line=n + 1
             )
+    import pandas as pd
+
     df = pd.DataFrame(rows, columns=cols)
     for c in ("movie_id", "user_id", "age", "occupation"):
         if c in df:

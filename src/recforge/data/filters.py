@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
@@ -217,6 +216,8 @@ def deduplicate(
     """
     if keep not in ("first", "last"):
         raise ValueError(f"keep must be 'first' or 'last', got {keep!r}")
+    import pandas as pd  # here, not at the top: `import recforge.data` stays light
+
     is_polars = False
     try:
         import polars as pl

@@ -19,12 +19,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from recforge.data.interactions import Interactions
+
+# pandas is imported inside the functions that use it: `import recforge.data` stays light.
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DataFormatError",
@@ -120,6 +123,7 @@ def _first(mask: np.ndarray) -> int | None:
 
 
 def _check_present(s: pd.Series, col: str, where: _Where) -> None:
+    import pandas as pd
     bad = s.isna().to_numpy()
     if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
         bad = bad | s.astype(str).str.strip().eq("").to_numpy()
@@ -130,6 +134,7 @@ def _check_present(s: pd.Series, col: str, where: _Where) -> None:
 
 def _integers(s: pd.Series, col: str, where: _Where, what: str, hint: str = "") -> np.ndarray:
     """Column as int64, or an error naming the first value that is not an integer."""
+    import pandas as pd
     if pd.api.types.is_bool_dtype(s.dtype):
         raise where.error(f"{what} must be integers, found booleans", column=col)
     if pd.api.types.is_integer_dtype(s.dtype):
@@ -145,6 +150,7 @@ def _integers(s: pd.Series, col: str, where: _Where, what: str, hint: str = "") 
 
 
 def _floats(s: pd.Series, col: str, where: _Where, what: str) -> np.ndarray:
+    import pandas as pd
     num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
     k = _first(~np.isfinite(num))
     if k is not None:
@@ -153,6 +159,7 @@ def _floats(s: pd.Series, col: str, where: _Where, what: str) -> np.ndarray:
 
 
 def _timestamps(s: pd.Series, col: str, where: _Where) -> np.ndarray:
+    import pandas as pd
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         # Unix seconds, like the files the registry loads.
         return (s.astype("datetime64[ns]").to_numpy().astype(np.int64) // 10**9).astype(np.int64)
@@ -353,6 +360,7 @@ def from_pandas(
     name: str = "interactions",
 ) -> Interactions:
     """Build from a pandas DataFrame; errors name the 0-based row position."""
+    import pandas as pd
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     where = _Where("<pandas.DataFrame>", None)
@@ -376,6 +384,7 @@ def from_polars(
     name: str = "interactions",
 ) -> Interactions:
     """Build from a polars DataFrame (or LazyFrame); errors name the 0-based row position."""
+    import pandas as pd
     import polars as pl
 
     if isinstance(df, pl.LazyFrame):
@@ -463,6 +472,7 @@ def read_csv(
     seems to use), ragged or empty lines, missing columns, empty values, non-numeric ids,
     duplicate pairs.
     """
+    import pandas as pd
     path = Path(path)
     raw = path.read_bytes()
     where_file = _Where(str(path), None)
