@@ -418,6 +418,9 @@ def main() -> None:
         help="before each part wait up to this many seconds for the 1-min load average < 1.5",
     )
     ap.add_argument(
+        "--render", action="store_true", help="only re-render evaluation.md from the JSON"
+    )
+    ap.add_argument(
         "--only", choices=["ml1m", "knn"], help="run one part and merge it into the saved JSON"
     )
     a = ap.parse_args()
@@ -433,6 +436,9 @@ def main() -> None:
     if a.quick:
         a.runs, a.knn_runs, a.users = 2, 1, 5000
     json_path = RESULTS / "evaluation.json"
+    if a.render:
+        (RESULTS / "evaluation.md").write_text(render_md(json.loads(json_path.read_text())))
+        return
     results: dict[str, Any] = {}
     if a.only and json_path.exists() and not a.quick:
         results = json.loads(json_path.read_text())
@@ -602,6 +608,15 @@ def render_md(r: dict[str, Any]) -> str:
                     f"timings of the last run (s): {s['meta']['timings']}; all runs {s['times']}."
                 )
         lines.append(f"- implicit: all runs {i['times']}.")
+        lines += [
+            "",
+            "Notes: implicit's time covers its top-20 lists only; ours covers scoring, masking, "
+            "top-20 and three metrics. `(X[u] @ S).toarray()` is scipy's single-threaded "
+            "sparse product plus a dense copy; the numba-accumulated variant computes the same "
+            "scores straight into the dense block (a model-side change, measured here to show "
+            "the evaluator is not the bottleneck). The evaluator's own phases (select + "
+            "metrics) read ~9.6e9 dense score cells per run; their timing is listed above.",
+        ]
     return "\n".join(lines) + "\n"
 
 
