@@ -50,7 +50,7 @@ from recforge.platform.scheduler import UnknownJob
 from recforge.platform.service import PermissionDenied, PlatformService, SubmitError
 from recforge.platform.specs import JobSpec, SpecError, format_validation_error, parse_job_spec
 from recforge.platform.states import ACTIVE_STATES, TERMINAL_STATES, JobState
-from recforge.platform.store import Event, JobNotFound, JobRecord, Store, User, hash_token
+from recforge.platform.store import JobNotFound, JobRecord, Store, User, hash_token
 from recforge.platform.templates import Template, render
 
 __all__ = [
@@ -150,6 +150,11 @@ _bearer = HTTPBearer(auto_error=False, description="a platform token: Bearer <to
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @classmethod
+    def of(cls, record: Any) -> Self:
+        """This model from the same-named attributes of a store record (other ones ignored)."""
+        return cls.model_validate(record, from_attributes=True)
+
 
 class JobOut(_Out):
     """A job as the API shows it (its rendered spec, state and timestamps)."""
@@ -173,29 +178,6 @@ class JobOut(_Out):
     finished_at: float | None
     spec: dict[str, Any]
 
-    @classmethod
-    def of(cls, job: JobRecord) -> Self:
-        return cls(
-            id=job.id,
-            name=job.name,
-            owner=job.owner,
-            group=job.group,
-            queue=job.queue,
-            state=job.state,
-            reason=job.reason,
-            attempts=job.attempts,
-            cluster=job.cluster,
-            admission=job.admission,
-            cancel_requested=job.cancel_requested,
-            not_before=job.not_before,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            admitted_at=job.admitted_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            spec=job.spec,
-        )
-
 
 class JobPage(_Out):
     """One page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
@@ -213,17 +195,6 @@ class EventOut(_Out):
     reason: str
     version: int
     at: float
-
-    @classmethod
-    def of(cls, ev: Event) -> Self:
-        return cls(
-            id=ev.id,
-            from_state=ev.from_state,
-            to_state=ev.to_state,
-            reason=ev.reason,
-            version=ev.version,
-            at=ev.at,
-        )
 
 
 class ShortageOut(_Out):
