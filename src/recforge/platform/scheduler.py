@@ -69,6 +69,7 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from recforge.platform.resources import (
     Cluster,
@@ -225,6 +226,14 @@ class _Job:
     admission: Admission | None = None
 
 
+class _Plan(NamedTuple):
+    group: str
+    replicas: list[tuple[str, int, Resources]]
+    gang_vec: list[int]
+    extra_vecs: list[list[int]]
+    candidates: list[str]
+
+
 @dataclass
 class _QueueState:
     queue: Queue
@@ -319,14 +328,19 @@ class Scheduler:
     # -- validation ---------------------------------------------------------------------------
     def validate(self, spec: JobSpec, job_id: str = "<job>") -> list[str]:
         """Clusters where ``spec`` could ever run; raises if none (see :meth:`submit`)."""
+        return self._plan(spec, job_id).candidates
+
+    def _plan(self, spec: JobSpec, job_id: str) -> _Plan:
+        """Queue group, replicas, demand and feasible clusters of a new job, or the error."""
         qs = self._queues.get(spec.queue)
         if qs is None:
             raise UnknownQueue(
                 f"job {job_id!r}: unknown queue {spec.queue!r}; known: {sorted(self._queues)}"
             )
         replicas = spec.replica_list()
-        gang_vec, _ = self._vectors(spec, replicas)
-        return self._feasible(job_id, spec, qs.queue.group, gang_vec, replicas)[0]
+        gang_vec, extra = self._vectors(spec, replicas)
+        candidates, _ = self._feasible(job_id, spec, qs.queue.group, gang_vec, replicas)
+        return _Plan(qs.queue.group, replicas, gang_vec, extra, candidates)
 
     def _vectors(
         self, spec: JobSpec, replicas: list[tuple[str, int, Resources]]
@@ -388,32 +402,25 @@ class Scheduler:
             raise ValueError(f"job {job_id!r} is already known to the scheduler")
         if job_id.startswith(_CLAIM):
             raise ValueError(f"invalid job id {job_id!r}")
-        qs = self._queues.get(spec.queue)
-        if qs is None:
-            raise UnknownQueue(
-                f"job {job_id!r}: unknown queue {spec.queue!r}; known: {sorted(self._queues)}"
-            )
-        replicas = spec.replica_list()
-        gang_vec, extra = self._vectors(spec, replicas)
-        candidates, _ = self._feasible(job_id, spec, qs.queue.group, gang_vec, replicas)
+        plan = self._plan(spec, job_id)
         self._seq += 1
         job = _Job(
             job_id=job_id,
             spec=spec,
             queue=spec.queue,
-            group=qs.queue.group,
+            group=plan.group,
             seq=self._seq,
             submitted=now,
             enqueued=now,
-            replicas=replicas,
-            gang_vec=gang_vec,
-            extra_vecs=extra,
-            candidates=candidates,
-            size=self._size(gang_vec),
+            replicas=plan.replicas,
+            gang_vec=plan.gang_vec,
+            extra_vecs=plan.extra_vecs,
+            candidates=plan.candidates,
+            size=self._size(plan.gang_vec),
         )
         self._jobs[job_id] = job
         self._enqueue(job, now)
-        return list(candidates)
+        return list(plan.candidates)
 
     def restore(self, admission: Admission, spec: JobSpec, now: float) -> None:
         """Re-install an admission made before a restart (the job runs: no quota check).
