@@ -250,6 +250,7 @@ def _run_model(
             protocol=spec.protocol,
             n_jobs=spec.n_jobs,
             tie_rule=spec.tie_rule,
+            callbacks=[_trial_reporter(log, entry.display, entry.search.n_trials)],
         )
         tdict = result.to_dict()
         trials = list(tdict.get("trials", []))
@@ -287,6 +288,23 @@ def _run_model(
         trials=trials,
         tuning=tuning,
     )
+
+
+def _trial_reporter(log: Any, label: str, total: int) -> Any:
+    """A tuning callback that reports progress: every new best, failures, and the last trial."""
+    state = {"done": 0}
+
+    def report(rec: Any) -> None:
+        state["done"] += 1
+        done = state["done"]
+        if rec.status != "ok":
+            log(f"    {label} trial {done}/{total}: failed ({rec.error or 'error'})")
+        elif rec.is_new_best or done == total:
+            tag = "new best" if rec.is_new_best else "done"
+            log(f"    {label} trial {done}/{total}: {rec.score:.4f} ({tag}; "
+                f"fit {rec.fit_seconds:.2f}s)")
+
+    return report
 
 
 def run_experiment(
