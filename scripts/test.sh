@@ -16,4 +16,5 @@ bash scripts/setup.sh "dev,ray"
 export RECFORGE_DATA_MIRROR="${RECFORGE_DATA_MIRROR:-$(cd .. && pwd)/shared/data}"
 export RECFORGE_CACHE="${RECFORGE_CACHE:-$PWD/.cache/recforge}"
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/mypy src/recforge
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -44,8 +44,8 @@ class Interactions:
     """
 
     matrix: sp.csr_matrix
-    user_ids: np.ndarray = field(default=None)  # type: ignore[assignment]
-    item_ids: np.ndarray = field(default=None)  # type: ignore[assignment]
+    user_ids: np.ndarray = field(default=None)  # type: ignore[arg-type]
+    item_ids: np.ndarray = field(default=None)  # type: ignore[arg-type]
     ratings: np.ndarray | None = None
     timestamps: np.ndarray | None = None
     item_features: sp.csr_matrix | None = None

@@ -40,10 +40,10 @@ def build_significance(outcome: ExperimentOutcome) -> dict[str, dict[str, dict[s
             pvals.append(
                 paired_test(a, b, test=spec.report.significance_test).pvalue if a.size else 1.0
             )
-        adj = (
+        adj: np.ndarray = (
             correct_pvalues(np.asarray(pvals, dtype=np.float64), method=spec.report.correction)
             if pvals
-            else []
+            else np.zeros(0)
         )
         col_out: dict[str, dict[str, Any]] = {}
         for lab in labels:

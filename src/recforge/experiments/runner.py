@@ -72,6 +72,7 @@ def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[st
         loaded: Any = read_interactions(ds.file, ds.user_col, ds.item_col, **kwargs,
                                         **ds.options)
     else:
+        assert ds.name is not None  # the spec validator requires name or file
         loaded = load_dataset(ds.name, **ds.options)
     reports: list[dict[str, Any]] = []
     if isinstance(loaded, Interactions):
@@ -182,7 +183,7 @@ def merge_validation(split: Split) -> Split:
 def _environment() -> dict[str, Any]:
     import importlib.metadata as md
 
-    pkgs = {}
+    pkgs: dict[str, str | None] = {}
     for name in ("numpy", "scipy", "numba", "optuna", "scikit-learn", "implicit", "pydantic"):
         try:
             pkgs[name] = md.version(name)
@@ -255,7 +256,7 @@ def _run_model(
         tdict = result.to_dict()
         trials = list(tdict.get("trials", []))
         tuning = {k: v for k, v in tdict.items() if k != "trials"}
-        params = {**params, **result.best_params}
+        params = {**params, **(result.best_params or {})}
     final = split
     v = spec.split.validation
     if v is not None and v.refit and split.validation is not None:
@@ -400,8 +401,7 @@ def write_outputs(
                 (out / "trials" / f"{safe}__seed{seed}.json").write_text(
                     json.dumps(run.trials, indent=1, default=_json_default)
                 )
-            cols = {"user": run.users.astype(np.int64)}
-            cols.update(run.per_user)
+            cols: dict[str, Any] = {"user": run.users.astype(np.int64), **run.per_user}
             np.savez_compressed(out / "per_user" / f"{safe}__seed{seed}.npz", **cols)
     (out / "best_configs.json").write_text(json.dumps(best, indent=2, default=_json_default))
     sig = build_significance(outcome)
