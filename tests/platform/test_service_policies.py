@@ -114,7 +114,7 @@ def test_small_jobs_overtake_a_big_one_which_still_starts_within_the_bound(
     # A steady stream of small jobs that always fit beside whatever runs: without the bound they
     # would keep one core busy and the big job would never start.
     smalls = []
-    t_end = time.monotonic() + 4.0
+    t_end = time.monotonic() + 7.0
     while time.monotonic() < t_end and svc.store.get_job(big).state is S.PENDING:
         smalls.append(svc.submit(ANA, job(f"s{len(smalls)}", m, cpu=1.0, sleep=0.5)))
         run_until(svc, lambda: svc.store.get_job(smalls[-1]).state
@@ -131,8 +131,9 @@ def test_small_jobs_overtake_a_big_one_which_still_starts_within_the_bound(
     overtook = [s for s in smalls if t_big < spans[s][0] < big_start]
     assert overtook, "no small job overtook the big one"
     # The big job waited at most max_wait + the longest running job's remaining time (0.6 s
-    # for "first" or 0.5 s for a small one), plus scheduling slack.
-    assert big_start - t_big <= max_wait + 0.6 + 1.0, big_start - t_big
+    # for "first" or 0.5 s for a small one), plus slack for process start-up on a loaded
+    # machine (without the bound it waits for the whole 7 s stream of small jobs).
+    assert big_start - t_big <= max_wait + 0.6 + 2.0, big_start - t_big
     # Never more than the 2 cores in use, and the big job ran alone.
     assert all(not (s0 < spans[big][1] and spans[big][0] < s1)
                for j, (s0, s1) in spans.items() if j != big)
