@@ -104,7 +104,10 @@ def test_specs_match_readmes_and_mirror_bytes(mirror: Path) -> None:
 def test_fetch_one_or_all_files(mirror: Path) -> None:
     paths = fetch("mcrec-ml-100k")
     assert isinstance(paths, dict)
-    assert set(paths) == {"ml-100k.train.rating", "ml-100k.test.rating"}
+    assert set(paths) == {
+        "ml-100k.train.rating", "ml-100k.test.rating", "ml-100k.bpr.item_embedding",
+        "ml-100k.bpr.type_embedding", "ml-100k.bpr.user_embedding",
+    }
     one = fetch("mcrec-ml-100k", "ml-100k.test.rating")
     assert one == paths["ml-100k.test.rating"]
     assert one.parent.parent == Path(os.environ["RECFORGE_CACHE"])

@@ -663,6 +663,13 @@ _add(DatasetSpec(
          "f5c8e8216402dc6e277fc15853b90ef9e4b8f922c77d20bac7e1ae80b5c55ae5"),
         ("ml-100k.train.rating", 783394,
          "d043d9fedf7efecb41fdfa98e4c96c5134a26d247a70ba5d4cf3f32a61c5957b"),
+        # MCRec's fixed 64-d BPR node embeddings (inputs of its metapath encoder, not trained).
+        ("ml-100k.bpr.item_embedding", 1713474,
+         "93e87a41be52fb2dc9efc800366a2f93d504d75c22212853f5f68722e6b5f90e"),
+        ("ml-100k.bpr.type_embedding", 9513,
+         "e93cbe7ffa350ca1a3fc9d544f9faa8e967e3cadc19c88665f9e2f902a07f440"),
+        ("ml-100k.bpr.user_embedding", 948541,
+         "ca4ada817752366c80a8d4926f1d996f0442eff8a581a738240aaa18a69d1e80"),
     ]),
     loader=_load_mcrec_ml100k,
 ))
