@@ -324,12 +324,11 @@ def worker_knn(side: str, runs: int, n_users: int, eval_users: int) -> dict[str,
             def __init__(self) -> None:
                 pass
 
-            def fit(self, train_: Interactions) -> ImplicitItemKNN:
+            def _fit(self, train_: Interactions) -> None:
                 self.user_items_ = train_.matrix
                 self.similarity_ = knn.similarity.astype(np.float32).tocsr()
-                return self
 
-            def score(self, users_: np.ndarray) -> np.ndarray:
+            def _score(self, users_: np.ndarray) -> np.ndarray:
                 if accumulate is None:
                     return (self.user_items_[users_] @ self.similarity_).toarray()
                 # Same product, accumulated straight into the dense block (parallel rows).

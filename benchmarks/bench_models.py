@@ -30,7 +30,7 @@ before the fit. SLIM's loky workers are other processes, so for SLIM the summed 
 of the process tree is also sampled every 20 ms. Contenders are interleaved (one run of each,
 in an order rotated every round) and medians are reported, since the 2-core machine is
 shared. BLAS, OpenMP and numba use 2 threads on every side (environment variables,
-threadpoolctl, implicit ``num_threads``, our ``n_threads`` / ``num_threads`` / ``n_jobs``).
+threadpoolctl, implicit ``num_threads``, our ``n_threads`` / ``n_jobs``).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def contenders() -> list[Contender]:
         Contender("PureSVD", "recforge", "table7", "PureSVD", dict(t7["PureSVD"]), "PureSVD"),
         Contender("EASE", "recforge", "table7", "EASE", {"l2_norm": EASE_L2}),
         Contender("iALS", "recforge", "table7", "IALS",
-                  {"factors": 64, "iterations": 15, "num_threads": THREADS}),
+                  {"factors": 64, "iterations": 15, "n_threads": THREADS}),
         Contender("SLIM ElasticNet", "recforge", "table7", "SLIMElasticNet",
                   {"top_k": 100, "l1_ratio": 1e-3, "alpha": 1e-3, "n_jobs": THREADS},
                   multiprocess=True, slow=True),
@@ -128,9 +128,9 @@ def contenders() -> list[Contender]:
         Contender("recforge EASE l2=500", "recforge", "anchors", "EASE", {"l2_norm": EASE_L2}),
         Contender("cornac EASE lamb=500", "cornac", "anchors", "ease", {"lamb": EASE_L2}),
         Contender("recforge iALS 64f 15it", "recforge", "anchors", "IALS",
-                  {"factors": 64, "iterations": 15, "num_threads": THREADS}),
+                  {"factors": 64, "iterations": 15, "n_threads": THREADS}),
         Contender("recforge iALS 64f 15it (numpy backend)", "recforge", "anchors", "IALS",
-                  {"factors": 64, "iterations": 15, "num_threads": THREADS,
+                  {"factors": 64, "iterations": 15, "n_threads": THREADS,
                    "use_implicit": False}, slow=True),
         Contender("implicit ALS 64f 15it", "implicit", "anchors", "als",
                   {"factors": 64, "iterations": 15, "num_threads": THREADS}),

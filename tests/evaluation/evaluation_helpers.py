@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,24 +12,24 @@ from recforge.models.base import Recommender
 
 
 class FixedScores(Recommender):
-    """Returns rows of a given dense score matrix (float32)."""
+    """Returns rows of a given dense score matrix (float32) for the users fitted on."""
 
     name = "FixedScores"
-    supports_profiles = True
 
     def __init__(self, scores: np.ndarray) -> None:
         self.scores = scores
 
-    def fit(self, train: Interactions) -> Self:
+    def _fit(self, train: Interactions) -> None:
         self.scores_ = np.asarray(self.scores, dtype=np.float32)
-        return self
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("scores_")
-        return self.scores_[np.asarray(users)]
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return self.scores_[users]
 
-    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
-        raise AssertionError("not used")
+
+def fixed_scores(scores: np.ndarray | list[list[float]]) -> FixedScores:
+    """A FixedScores fitted on an empty train matrix of the scores' shape."""
+    s = np.asarray(scores, dtype=np.float32)
+    return FixedScores(s).fit(Interactions(sp.csr_matrix(s.shape, dtype=np.float32)))
 
 
 def interactions(rows: list[list[int]], n_items: int) -> Interactions:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from evaluation_helpers import FixedScores, interactions
+from evaluation_helpers import FixedScores, fixed_scores, interactions
 
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split, negatives_from_lists
@@ -16,7 +16,7 @@ from recforge.models.baselines import Random, TopPopular
 
 
 def _fixed(scores: np.ndarray) -> FixedScores:
-    return FixedScores(np.asarray(scores, np.float32)).fit(None)  # type: ignore[arg-type]
+    return fixed_scores(np.asarray(scores, np.float32))
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
@@ -210,22 +210,24 @@ def test_result_round_trip_and_repr() -> None:
 
 def test_float64_scores_are_ranked_as_float32() -> None:
     class F64(FixedScores):
-        def score(self, users: np.ndarray) -> np.ndarray:
+        def _score(self, users: np.ndarray) -> np.ndarray:
             return self.scores_[users].astype(np.float64)
 
     ev = Evaluator(interactions([[1]], 3), cutoffs=[1], metrics=["HR"])
-    assert ev.evaluate(F64(np.array([[1.0, 2.0, 0.0]])).fit(None)).summary["HR@1"] == 1.0  # type: ignore[arg-type]
+    model = F64(np.array([[1.0, 2.0, 0.0]])).fit(interactions([[]], 3))
+    assert model.score(np.array([0])).dtype == np.float32
+    assert ev.evaluate(model).summary["HR@1"] == 1.0
 
 
 def test_sparse_score_blocks_are_densified() -> None:
     class SparseScores(FixedScores):
-        def score(self, users: np.ndarray) -> sp.csr_matrix:  # type: ignore[override]
+        def _score(self, users: np.ndarray) -> sp.csr_matrix:  # type: ignore[override]
             return sp.csr_matrix(self.scores_[users])
 
     scores = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]], np.float32)
     ev = Evaluator(interactions([[2], [1]], 3), cutoffs=[2], metrics=["HR", "MRR"])
     dense = ev.evaluate(_fixed(scores))
-    sparse = ev.evaluate(SparseScores(scores).fit(None))  # type: ignore[arg-type]
+    sparse = ev.evaluate(SparseScores(scores).fit(interactions([[], []], 3)))
     assert sparse.summary == dense.summary
     # user 0: [1, 2] -> hit at 2; user 1: [0, 1] (tie at 0 -> lower index) -> hit at 2
     assert dense.per_user["MRR@2"].tolist() == [0.5, 0.5]

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from evaluation_helpers import FixedScores, interactions
+from evaluation_helpers import fixed_scores, interactions
 
 from recforge.evaluation import ALL_METRICS, Evaluator
 from recforge.evaluation.metrics import gini
@@ -40,7 +40,7 @@ def result(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
         exclude=interactions(EXCLUDE, 6),
         backend=request.param,
     )
-    return ev.evaluate(FixedScores(SCORES).fit(None))  # type: ignore[arg-type]
+    return ev.evaluate(fixed_scores(SCORES))  # type: ignore[arg-type]
 
 
 def test_evaluated_users(result) -> None:  # type: ignore[no-untyped-def]
@@ -125,7 +125,7 @@ def test_novelty_and_avg_pop() -> None:
         item_popularity=pop,
         n_popularity_users=4,
     )
-    res = ev.evaluate(FixedScores(scores).fit(None))  # type: ignore[arg-type]
+    res = ev.evaluate(fixed_scores(scores))  # type: ignore[arg-type]
     s = res.summary
     assert s["COVERAGE@2"] == pytest.approx(3 / 4)
     # counts [2, 1, 1, 0] sorted [0, 1, 1, 2]: (-3*0 - 1*1 + 1*1 + 3*2) / (4 * 4) = 0.375
@@ -145,7 +145,7 @@ def test_hit_rate_is_indicator_hr_is_count() -> None:
     # One user with 3 test items all in the top 3: HR@3 = 3 (count), HIT_RATE@3 = 1.
     ev = Evaluator(interactions([[0, 1, 2]], 5), cutoffs=[3], metrics=["HR", "HIT_RATE"])
     s = np.array([[5, 4, 3, 2, 1]], np.float32)
-    res = ev.evaluate(FixedScores(s).fit(None))  # type: ignore[arg-type]
+    res = ev.evaluate(fixed_scores(s))  # type: ignore[arg-type]
     assert res.summary == {"HR@3": 3.0, "HIT_RATE@3": 1.0}
 
 
@@ -154,7 +154,7 @@ def test_cutoff_larger_than_item_count() -> None:
     ev = Evaluator(
         interactions([[0, 2]], 3), cutoffs=[10], metrics=["PRECISION", "RECALL_MIN", "MAP"]
     )
-    res = ev.evaluate(FixedScores(np.array([[1, 2, 3]], np.float32)).fit(None))  # type: ignore[arg-type]
+    res = ev.evaluate(fixed_scores(np.array([[1, 2, 3]], np.float32)))  # type: ignore[arg-type]
     # L = [2, 1, 0], rel = [1, 0, 1]
     assert res.summary["PRECISION@10"] == pytest.approx(2 / 3)
     assert res.summary["RECALL_MIN@10"] == pytest.approx(1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from evaluation_helpers import FixedScores, interactions, reference_list, reference_metrics
+from evaluation_helpers import fixed_scores, interactions, reference_list, reference_metrics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,7 +72,7 @@ def test_matches_reference(case: dict) -> None:  # type: ignore[type-arg]
         memory_budget_mb=case["budget"],
         backend=case["backend"],
     )
-    res = ev.evaluate(FixedScores(case["scores"]).fit(None))  # type: ignore[arg-type]
+    res = ev.evaluate(fixed_scores(case["scores"]))  # type: ignore[arg-type]
     expected_users = [u for u, t in enumerate(case["test"]) if t]
     assert res.users.tolist() == expected_users
     for k in sorted(set(case["cutoffs"])):

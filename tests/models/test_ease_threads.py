@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from recforge.data.interactions import Interactions
-from recforge.models.mf import EASE
+from recforge.models.ease import EASE
 
 
 def _train(n_users: int = 400, n_items: int = 300, seed: int = 7) -> Interactions:

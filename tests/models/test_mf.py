@@ -10,7 +10,8 @@ import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
 from recforge.models import get_model_class, make_model
-from recforge.models.mf import EASE, IALS, PureSVD, _symmetrize_from_upper
+from recforge.models.ease import EASE, _symmetrize_from_upper
+from recforge.models.mf import IALS, PureSVD
 
 
 def _interactions(dense: np.ndarray) -> Interactions:

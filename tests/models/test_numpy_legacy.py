@@ -122,11 +122,10 @@ def test_evaluator_legacy_equals_default_without_ties() -> None:
     tr, te = _interactions(train), _interactions(test)
 
     class Fixed(UserKNNCF):
-        def fit(self, train: Interactions) -> Fixed:
+        def _fit(self, train: Interactions) -> None:
             self.W_ = sp.eye(25, format="csr")
-            return self
 
-        def score(self, users: np.ndarray) -> np.ndarray:
+        def _score(self, users: np.ndarray) -> np.ndarray:
             return np.random.default_rng(1).random((25, 40)).astype(np.float32)[users]
 
     m = Fixed().fit(tr)

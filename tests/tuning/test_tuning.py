@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -159,13 +160,16 @@ def test_bad_arguments_are_named(split: Split) -> None:
 class _KNNLike(TopPopular):
     search_space: ClassVar[dict[str, Any]] = {"top_k": {"type": "int", "low": 5, "high": 800}}
 
-    @staticmethod
-    def search_space_for(similarity: str) -> dict[str, Any]:
+    @classmethod
+    def space_for(cls, fixed_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        fixed = dict(fixed_params or {})
+        if "similarity" not in fixed:
+            return super().space_for(fixed)
         space = {"top_k": {"type": "int", "low": 5, "high": 800},
                  "shrink": {"type": "int", "low": 0, "high": 1000}}
-        if similarity == "asymmetric":
+        if fixed["similarity"] == "asymmetric":
             space["asymmetric_alpha"] = {"type": "float", "low": 0.0, "high": 2.0}
-        return space
+        return {k: v for k, v in space.items() if k not in fixed}
 
 
 def test_default_search_space_per_similarity() -> None:

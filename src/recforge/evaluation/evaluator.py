@@ -244,11 +244,30 @@ class Evaluator:
         per_row = self.n_items * _BYTES_PER_CELL[backend]
         return max(1, int(self.memory_budget_mb * 2**20 // per_row))
 
+    def _scores_candidates_only(self, model: Recommender) -> bool:
+        """Whether the model scores just the candidate pairs (candidate protocol, no fold-in)."""
+        return (
+            self.protocol == "candidates" and self.profiles is None and model.supports_candidates
+        )
+
+    def _candidate_block(self, model: Recommender, users: np.ndarray) -> np.ndarray:
+        """Dense block holding the model's pairwise scores on each user's candidate set.
+
+        Other cells are -inf; the candidate top-k reads candidate cells only, so the ranking is
+        the one the full score block would give when the model scores pairs consistently.
+        """
+        cand = self._mask[users]
+        vals = model.score_candidates(users, cand)
+        block = np.full((users.size, self.n_items), -np.inf, dtype=np.float32)
+        rows = np.repeat(np.arange(users.size), np.diff(cand.indptr))
+        block[rows, cand.indices] = vals
+        return block
+
     def evaluate(self, model: Recommender) -> EvaluationResult:
         """Score every evaluated user in batches, rank, and compute all metrics."""
         t_start = time.perf_counter()
         backend = resolve_backend(self.backend)
-        if self.profiles is not None and not getattr(model, "supports_profiles", False):
+        if self.profiles is not None and not model.supports_profiles:
             raise ValueError(
                 f"{type(model).__name__} cannot score fold-in profiles (supports_profiles=False)"
             )
@@ -270,13 +289,16 @@ class Evaluator:
         m_ptr = np.asarray(self._mask.indptr, dtype=np.int64)
         m_idx = np.asarray(self._mask.indices, dtype=np.int32)
         prof = None if self.profiles is None else self.profiles.matrix
+        pairwise = self._scores_candidates_only(model)
         t_score = t_select = t_metrics = 0.0
         n_batches = 0
         for start in range(0, users.size, bs):
             bu = users[start : start + bs]
             t0 = time.perf_counter()
-            raw: Any = model.score(bu) if prof is None else model.score_profiles(prof[bu])
-            block = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
+            if pairwise:
+                block = self._candidate_block(model, bu)
+            else:
+                block = model.score(bu) if prof is None else model.score_profiles(prof[bu])
             if block.shape != (bu.size, self.n_items):
                 raise ValueError(
                     f"{type(model).__name__} returned scores of shape {block.shape} for "
@@ -325,6 +347,7 @@ class Evaluator:
             "tie_rule": TIE_RULES[self.tie_rule],
             "exclude_seen": self._exclude is not None,
             "fold_in_profiles": self.profiles is not None,
+            "scored": "candidate pairs" if pairwise else "all items",
             "data_checksum": self.data_checksum,
             "split_fingerprint": self.split_fingerprint,
             "model": repr(model),

@@ -178,18 +178,9 @@ class ModelEntry(_Strict):
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(sorted(MODELS))}")
         cls = get_model_class(self.model)
-        names = set(cls._param_names())
-        bad = [p for p in self.params if p not in names]
-        if bad:
-            raise ValueError(
-                f"model {self.model} has no hyper-parameter(s) {bad}; valid: {sorted(names)}"
-            )
+        cls.check_param_names(self.params, where=f"model {self.model}")
         if self.search is not None and self.search.space is not None:
-            bad = [p for p in self.search.space if p not in names]
-            if bad:
-                raise ValueError(
-                    f"search space of {self.model} names unknown hyper-parameter(s) {bad}"
-                )
+            cls.check_param_names(self.search.space, where=f"search space of {self.model}")
         return self
 
     @property

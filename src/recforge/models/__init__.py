@@ -1,17 +1,38 @@
 """Models on one estimator API (see :mod:`recforge.models.base`).
 
 ``MODELS`` maps a registry name to ``"module:Class"``; classes are imported lazily so the
-registry stays cheap and a user model can be registered with :func:`register`.
+registry stays cheap and a user model can be registered with :func:`register`. Every registered
+model passes the contract suite (``tests/models/test_contract.py``).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
-from recforge.models.base import NotFittedError, Recommender
+from recforge.models.base import (
+    IdOutOfRangeError,
+    IterativeRecommender,
+    ModelDataMismatchError,
+    NotFittedError,
+    Recommendations,
+    Recommender,
+)
 
-__all__ = ["MODELS", "NotFittedError", "Recommender", "get_model_class", "make_model", "register"]
+__all__ = [
+    "MODELS",
+    "IdOutOfRangeError",
+    "IterativeRecommender",
+    "ModelDataMismatchError",
+    "NotFittedError",
+    "Recommendations",
+    "Recommender",
+    "get_model_class",
+    "load_model",
+    "make_model",
+    "register",
+]
 
 MODELS: dict[str, str | type[Recommender]] = {
     "TopPopular": "recforge.models.baselines:TopPopular",
@@ -24,7 +45,7 @@ MODELS: dict[str, str | type[Recommender]] = {
     "RP3beta": "recforge.models.graph:RP3beta",
     "PureSVD": "recforge.models.mf:PureSVD",
     "SLIMElasticNet": "recforge.models.slim:SLIMElasticNet",
-    "EASE": "recforge.models.mf:EASE",
+    "EASE": "recforge.models.ease:EASE",
     "IALS": "recforge.models.mf:IALS",
 }
 
@@ -46,5 +67,14 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 def make_model(name: str, **params: Any) -> Recommender:
+    """An unfitted ``name`` model; unknown or renamed hyper-parameters are refused by name."""
     cls = get_model_class(name)
+    cls.check_param_names(params, where=f"model {name}")
     return cls(**params)
+
+
+def load_model(
+    path: str | os.PathLike[str], *, data: Any = None, allow_other_data: bool = False
+) -> Recommender:
+    """Load any registered model saved with ``save`` (see :meth:`Recommender.load`)."""
+    return Recommender.load(path, data=data, allow_other_data=allow_other_data)

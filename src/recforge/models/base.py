@@ -1,54 +1,348 @@
-"""The estimator API every recforge model shares.
+"""The estimator API every recforge model shares (template method, declared capabilities).
 
-Conventions (after scikit-learn): hyper-parameters are plain ``__init__`` arguments stored as-is,
-learned state ends with an underscore, ``fit`` returns ``self``, and constructors do no work.
-Models only fit and score: batching, masking of seen items, top-k and metrics belong to the
-evaluator (:mod:`recforge.evaluation`).
+Conventions (after scikit-learn and RecPack): hyper-parameters are plain ``__init__`` arguments
+stored as given, learned state ends with an underscore, ``fit`` returns ``self``, constructors do
+no work. Models only fit and score: batching, masking of seen items, top-k and metrics belong to
+the evaluator (:mod:`recforge.evaluation`) and to :mod:`recforge._kernels.topk`.
+
+The contract a model author implements (everything else is inherited):
+
+- ``_fit(train)``: learn from a checked :class:`~recforge.data.interactions.Interactions`.
+  ``n_users_``, ``n_items_``, ``user_ids_``, ``item_ids_``, ``seen_`` (the training matrix)
+  and ``train_checksum_`` are already set; the base records ``fit_seconds_`` afterwards.
+- ``_score(users)``: dense ``(len(users), n_items_)`` scores for checked int64 user ids.
+- with ``supports_profiles = True``: ``_score_profiles(profiles)`` for a checked float32 CSR
+  (``n x n_items_``) of fold-in users.
+- with ``supports_candidates = True``: ``_score_candidates(users, items)`` for a checked CSR
+  ``items`` (row r = the candidates of ``users[r]``), returning one score per stored entry in
+  stored order (shape ``(items.nnz,)``). Pairwise-scored models use it so that candidate-set
+  protocols never score every item.
+- iterative models subclass :class:`IterativeRecommender` and implement ``_fit_iter``,
+  ``get_state`` and ``set_state`` instead of ``_fit``.
+- ``_test_params``: small hyper-parameters under which the model fits the contract suite's
+  tiny data (``tests/models/test_contract.py``) in well under a second.
+
+The public ``fit``/``fit_iter``/``score``/``score_profiles``/``score_candidates`` check their
+input with :mod:`recforge.models._validation` before any work, call the underscored method and
+check its output (shape; cast to float32); subclasses may not override them (``TypeError`` at
+class creation). Capabilities are class attributes that consumers read directly, never probe.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
+import json
+import logging
+import os
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
+from recforge.models._validation import (
+    IdOutOfRangeError,
+    NotFittedError,
+    check_candidates,
+    check_fitted,
+    check_profiles,
+    check_scores,
+    check_train,
+    check_users,
+    positive_int,
+)
 
-__all__ = ["NotFittedError", "Recommender"]
+__all__ = [
+    "IdOutOfRangeError",
+    "IterativeRecommender",
+    "ModelDataMismatchError",
+    "NotFittedError",
+    "Recommendations",
+    "Recommender",
+    "SearchSpace",
+]
+
+log = logging.getLogger(__name__)
+
+SearchSpace = dict[str, dict[str, Any]]
+
+#: public methods the base class owns; a subclass implements the underscored counterparts.
+_TEMPLATE_METHODS = (
+    "fit",
+    "fit_iter",
+    "score",
+    "score_profiles",
+    "score_candidates",
+    "recommend",
+    "save",
+    "load",
+    "get_params",
+    "set_params",
+    "clone",
+)
+_MODEL_FILE = "model.json"
+_ARRAYS_FILE = "arrays.npz"
+_FORMAT = "recforge-model"
+_FORMAT_VERSION = 1
 
 
-class NotFittedError(RuntimeError):
-    """Raised when ``score`` is called before ``fit``."""
+class ModelDataMismatchError(ValueError):
+    """``load`` was given other data than the model was fitted on."""
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Top-k lists in long form, one entry per recommended item, best first per user.
+
+    ``user``/``item`` hold external ids (as in the training ``Interactions``), ``rank`` is 1-based
+    and ``score`` the model's float32 score. A user whose every item is excluded has no entry.
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    score: np.ndarray
+    rank: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.user.size)
+
+    def lists(self) -> dict[Any, list[tuple[Any, float]]]:
+        """``external user -> [(external item, score), ...]`` in rank order."""
+        out: dict[Any, list[tuple[Any, float]]] = {}
+        triples = zip(self.user.tolist(), self.item.tolist(), self.score.tolist(), strict=True)
+        for u, i, s in triples:
+            out.setdefault(u, []).append((i, s))
+        return out
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame with columns user, rank, item, score."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {"user": self.user, "rank": self.rank, "item": self.item, "score": self.score}
+        )
+
+
+def _overrides(cls: type, name: str) -> bool:
+    return getattr(cls, name) is not getattr(Recommender, name)
 
 
 class Recommender(ABC):
     """Base class: ``fit(train) -> self`` and ``score(users) -> (len(users), n_items) float32``.
 
-    Subclasses that can score arbitrary profiles (item-based models) also implement
-    ``score_profiles(profiles)``; the evaluator uses it for held-out-user protocols.
+    See the module docstring for what a subclass implements.
     """
 
     #: registry name, e.g. "ItemKNNCF"; set by subclasses.
     name: ClassVar[str] = ""
-    #: whether ``score_profiles`` is available (item-based models).
+    #: ``score_profiles`` scores users known only by their interactions (fold-in).
     supports_profiles: ClassVar[bool] = False
+    #: ``_score_candidates`` scores given (user, item) pairs without scoring every item.
+    supports_candidates: ClassVar[bool] = False
+    #: trained in epochs (``fit_iter``/``get_state``/``set_state``; :class:`IterativeRecommender`).
+    iterative: ClassVar[bool] = False
+    #: the hyper-parameter holding the number of epochs ``fit`` runs (iterative models).
+    epochs_param: ClassVar[str | None] = None
+    #: devices the model can compute on ("cpu"; torch models add "cuda").
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: the tuner's default search space (see :mod:`recforge.tuning.space`).
+    search_space: ClassVar[SearchSpace] = {}
+    #: old hyper-parameter name -> new name; the old one is refused with a message naming the new.
+    renamed_params: ClassVar[dict[str, str]] = {}
+    #: hyper-parameters for the contract suite's tiny data (fast, still meaningful).
+    _test_params: ClassVar[dict[str, Any]] = {}
+
+    # fitted state the base class sets (declared for type checkers)
+    n_users_: int
+    n_items_: int
+    user_ids_: np.ndarray
+    item_ids_: np.ndarray
+    seen_: sp.csr_matrix
+    train_checksum_: str
+    fit_seconds_: float
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method in _TEMPLATE_METHODS:
+            if method in cls.__dict__ and cls.__module__ != __name__:
+                raise TypeError(
+                    f"{cls.__name__} overrides Recommender.{method}; implement _{method} (or the "
+                    "documented underscored hook) instead: the public method checks input first"
+                )
+        if cls.supports_profiles and not _overrides(cls, "_score_profiles"):
+            raise TypeError(f"{cls.__name__} declares supports_profiles but has no _score_profiles")
+        if cls.supports_candidates and not _overrides(cls, "_score_candidates"):
+            raise TypeError(
+                f"{cls.__name__} declares supports_candidates but has no _score_candidates"
+            )
+        if cls.iterative and not any(b.__name__ == "IterativeRecommender" for b in cls.__mro__):
+            raise TypeError(f"{cls.__name__} declares iterative but is no IterativeRecommender")
+
+    # ------------------------------------------------------------------ what subclasses write
+    @abstractmethod
+    def _fit(self, train: Interactions) -> Any:
+        """Learn from the (checked) training interactions."""
 
     @abstractmethod
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        """Dense float32 scores ``(len(users), n_items_)`` for checked internal user ids."""
+
+    def _score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        """Scores for fold-in users given as a checked float32 CSR (``supports_profiles``)."""
+        raise NotImplementedError
+
+    def _score_candidates(self, users: np.ndarray, items: sp.csr_matrix) -> np.ndarray:
+        """One score per stored entry of ``items`` (row r: candidates of ``users[r]``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ public, checked
     def fit(self, train: Interactions) -> Self:
-        """Learn from the training interactions and return self."""
+        """Learn from ``train`` and return self (records ``fit_seconds_``)."""
+        train = check_train(self, train)
+        self._begin_fit(train)
+        t0 = time.perf_counter()
+        self._fit(train)
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
 
-    @abstractmethod
+    def _begin_fit(self, train: Interactions) -> None:
+        vars(self).pop("fit_seconds_", None)  # a failed re-fit leaves the model unfitted
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        self.user_ids_ = train.user_ids
+        self.item_ids_ = train.item_ids
+        self.seen_ = train.matrix  # a reference, not a copy: recommend() masks with it
+        self.train_checksum_ = train.checksum()
+
+    @property
+    def is_fitted(self) -> bool:
+        return "fit_seconds_" in vars(self)
+
     def score(self, users: np.ndarray) -> np.ndarray:
-        """Dense float32 scores for the given internal user ids over all items."""
+        """Dense float32 scores ``(len(users), n_items_)`` for internal user ids."""
+        check_fitted(self, "score")
+        u = check_users(self, users, "score")
+        return check_scores(self, self._score(u), (u.size, self.n_items_), "score")
 
-    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
-        """Scores for users described only by their interaction rows (fold-in users)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot score unseen user profiles")
+    def score_profiles(self, profiles: Any) -> np.ndarray:
+        """Scores for users described only by their interaction rows (fold-in users).
 
-    # ---------------------------------------------------------------- sklearn-like params
+        ``profiles``: sparse or dense ``n x n_items_`` matrix, or ``Interactions``.
+        """
+        if not self.supports_profiles:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot score unseen user profiles "
+                "(supports_profiles=False)"
+            )
+        check_fitted(self, "score_profiles")
+        p = check_profiles(self, profiles)
+        out = self._score_profiles(p)
+        return check_scores(self, out, (p.shape[0], self.n_items_), "score_profiles")
+
+    def score_candidates(self, users: np.ndarray, items: Any) -> Any:
+        """Scores of the given candidate items of each user (any model).
+
+        ``items``: a 2-d int array ``(len(users), m)`` -> ``(len(users), m)`` scores; a sparse
+        ``len(users) x n_items_`` matrix -> one score per stored entry in CSR order; a list of
+        1-d int arrays -> a list of score arrays. Models with ``supports_candidates`` score only
+        these pairs; the others score every item and pick the candidates.
+        """
+        check_fitted(self, "score_candidates")
+        u = check_users(self, users, "score_candidates")
+        cand = check_candidates(self, u, items)
+        if self.supports_candidates:
+            flat = self._score_candidates(u, cand)
+        else:
+            rows = np.repeat(np.arange(u.size), np.diff(cand.indptr))
+            flat = np.asarray(self._score(u))[rows, cand.indices]
+        flat = check_scores(self, flat, (cand.nnz,), "score_candidates")
+        if isinstance(items, np.ndarray) and items.ndim == 2:
+            return flat.reshape(items.shape)
+        if sp.issparse(items):
+            return flat
+        return np.split(flat, cand.indptr[1:-1])
+
+    def recommend(
+        self,
+        users: Iterable[Any],
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        memory_budget_mb: float = 256.0,
+    ) -> Recommendations:
+        """Top-``k`` items for users given by **external** id, with scores.
+
+        ``exclude_seen`` removes each user's training items through the evaluator's masking and
+        top-k (:func:`recforge.evaluation.topk.select_topk`, its tie rule: lower item index first
+        among equal scores). Unknown user ids raise ``KeyError`` naming them.
+        """
+        from recforge.evaluation.topk import resolve_backend, select_topk
+
+        check_fitted(self, "recommend")
+        k = positive_int(k, "k", f"{type(self).__name__}.recommend")
+        ext = np.asarray(list(users) if not isinstance(users, np.ndarray) else users)
+        internal = self._internal_users(ext)
+        seen = self.seen_
+        if exclude_seen:
+            m_ptr = np.asarray(seen.indptr, dtype=np.int64)
+            m_idx = np.asarray(seen.indices, dtype=np.int32)
+        else:
+            m_ptr = np.zeros(self.n_users_ + 1, dtype=np.int64)
+            m_idx = np.zeros(0, dtype=np.int32)
+        no_ptr = np.zeros(self.n_users_ + 1, dtype=np.int64)
+        no_idx = np.zeros(0, dtype=np.int32)
+        backend = resolve_backend("auto")
+        kk = min(k, self.n_items_)
+        batch = max(1, int(memory_budget_mb * 2**20 // (4 * self.n_items_)))
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for start in range(0, internal.size, batch):
+            bu = internal[start : start + batch]
+            block = self.score(bu)
+            sel, nan_rows = select_topk(
+                block, bu, kk, mask_ptr=m_ptr, mask_idx=m_idx, test_ptr=no_ptr,
+                test_idx=no_idx, candidates=False, backend=backend,
+            )  # fmt: skip
+            if nan_rows.any():
+                bad = ext[start + int(np.argmax(nan_rows))]
+                raise ValueError(f"{type(self).__name__} returned NaN scores for user {bad!r}")
+            valid = sel.items >= 0
+            rows = np.broadcast_to(np.arange(bu.size)[:, None], sel.items.shape)[valid]
+            items = sel.items[valid]
+            parts.append((rows + start, items, block[rows, items]))
+        rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        items = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        scores = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
+        first = np.searchsorted(rows, rows, side="left")
+        return Recommendations(
+            user=ext[rows],
+            item=self.item_ids_[items],
+            score=scores.astype(np.float32, copy=False),
+            rank=(np.arange(rows.size) - first + 1).astype(np.int64),
+        )
+
+    def _internal_users(self, ext: np.ndarray) -> np.ndarray:
+        index = {u: pos for pos, u in enumerate(self.user_ids_.tolist())}
+        out = np.empty(ext.size, dtype=np.int64)
+        unknown: list[Any] = []
+        for pos, u in enumerate(ext.tolist()):
+            found = index.get(u)
+            if found is None:
+                unknown.append(u)
+            else:
+                out[pos] = found
+        if unknown:
+            raise KeyError(
+                f"{type(self).__name__}.recommend: {len(unknown)} user id(s) not in the training "
+                f"data, e.g. {unknown[:5]!r}"
+            )
+        return out
+
+    # ------------------------------------------------------------------ sklearn-like params
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
@@ -58,23 +352,297 @@ class Recommender(ABC):
             if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
         ]
 
+    @classmethod
+    def check_param_names(cls, names: Iterable[str], where: str | None = None) -> None:
+        """Raise ``ValueError`` naming unknown (or renamed) hyper-parameters of this model."""
+        valid = set(cls._param_names())
+        given = list(names)
+        renamed = [n for n in given if n in cls.renamed_params and n not in valid]
+        label = where or cls.__name__
+        if renamed:
+            hints = ", ".join(f"{n!r} is now {cls.renamed_params[n]!r}" for n in renamed)
+            raise ValueError(f"{label}: renamed hyper-parameter(s): {hints}")
+        bad = [n for n in given if n not in valid]
+        if bad:
+            raise ValueError(
+                f"{label} has no hyper-parameter(s) {bad}; valid: {sorted(valid)}"
+            )
+
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._param_names()}
 
     def set_params(self, **params: Any) -> Self:
-        valid = set(self._param_names())
+        self.check_param_names(params)
         for k, v in params.items():
-            if k not in valid:
-                raise ValueError(
-                    f"{type(self).__name__} has no hyper-parameter {k!r}; valid: {sorted(valid)}"
-                )
             setattr(self, k, v)
         return self
 
-    def _check_fitted(self, attr: str) -> None:
-        if not hasattr(self, attr):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(train) first")
+    def clone(self) -> Self:
+        """A new unfitted model with (deep copies of) the same hyper-parameters."""
+        return type(self)(**copy.deepcopy(self.get_params()))
+
+    @classmethod
+    def space_for(cls, fixed_params: Mapping[str, Any] | None = None) -> SearchSpace:
+        """The default search space given the fixed hyper-parameters (which are removed)."""
+        fixed = dict(fixed_params or {})
+        return {k: dict(v) for k, v in cls.search_space.items() if k not in fixed}
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        """The declared capabilities, for reports."""
+        return {
+            "profiles": cls.supports_profiles,
+            "candidates": cls.supports_candidates,
+            "iterative": cls.iterative,
+            "devices": list(cls.devices),
+        }
+
+    # ------------------------------------------------------------------ save / load
+    def _get_fitted_state(self) -> dict[str, Any]:
+        """Learned state to save: every public attribute ending in ``_`` (override to trim)."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def _set_fitted_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_get_fitted_state` returned (override together with it)."""
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the fitted model to directory ``path``: ``model.json`` + ``arrays.npz``.
+
+        No pickle: parameters and small values as JSON, arrays (dense and sparse) in npz. The
+        JSON records the recforge version and the training data's checksum. An existing model
+        in ``path`` is kept unless ``overwrite``.
+        """
+        from recforge import __version__
+
+        check_fitted(self, "save")
+        out = Path(path)
+        if (out / _MODEL_FILE).exists() and not overwrite:
+            raise FileExistsError(f"{out} already holds a saved model; pass overwrite=True")
+        who = f"{type(self).__name__}.save"
+        params = _json_checked(self.get_params(), who, "hyper-parameter")
+        arrays: dict[str, np.ndarray] = {}
+        fitted: dict[str, Any] = {}
+        for key, value in self._get_fitted_state().items():
+            fitted[key] = _encode(key, value, arrays, who)
+        meta = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "model": self.name or type(self).__name__,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "recforge_version": __version__,
+            "train_checksum": self.train_checksum_,
+            "params": params,
+            "fitted": fitted,
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        tmp_arrays = out / (_ARRAYS_FILE + ".tmp")
+        tmp_model = out / (_MODEL_FILE + ".tmp")
+        with open(tmp_arrays, "wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        tmp_model.write_text(json.dumps(meta, indent=1, allow_nan=False))
+        os.replace(tmp_arrays, out / _ARRAYS_FILE)
+        os.replace(tmp_model, out / _MODEL_FILE)  # last: its presence marks a complete save
+        return out
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        data: Interactions | str | None = None,
+        allow_other_data: bool = False,
+    ) -> Recommender:
+        """Read a model written by :meth:`save`.
+
+        ``data`` (the training ``Interactions`` or its checksum) must match the data the model
+        was fitted on, else :class:`ModelDataMismatchError` names both checksums; pass
+        ``allow_other_data=True`` to skip the check. Called on ``Recommender`` the class comes
+        from the registry; called on a model class the file must hold that class.
+        """
+        src = Path(path)
+        try:
+            meta = json.loads((src / _MODEL_FILE).read_text())
+        except FileNotFoundError:
+            msg = f"{src}: no {_MODEL_FILE}, not a saved recforge model"
+            raise FileNotFoundError(msg) from None
+        if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"{src / _MODEL_FILE}: format {meta.get('format')!r} version "
+                f"{meta.get('format_version')!r}; expected {_FORMAT!r} version {_FORMAT_VERSION}"
+            )
+        saved = str(meta["train_checksum"])
+        if not allow_other_data:
+            if data is None:
+                raise ValueError(
+                    f"load({str(src)!r}): pass data= (the training Interactions or its checksum) "
+                    "to check the model belongs to it, or allow_other_data=True to skip the check"
+                )
+            given = data.checksum() if isinstance(data, Interactions) else str(data)
+            if given != saved:
+                raise ModelDataMismatchError(
+                    f"{src}: model {meta['model']} was fitted on data with checksum {saved}, "
+                    f"but the given data has checksum {given}; pass allow_other_data=True to "
+                    "load it anyway"
+                )
+        target = _resolve_class(cls, meta, src)
+        from recforge import __version__
+
+        if meta.get("recforge_version") != __version__:
+            log.warning(
+                "%s was saved by recforge %s, this is %s",
+                src, meta.get("recforge_version"), __version__,
+            )
+        model = target(**meta["params"])
+        with np.load(src / _ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        state = {k: _decode(k, v, arrays) for k, v in meta["fitted"].items()}
+        model._set_fitted_state(state)
+        check_fitted(model, "load")
+        return model
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+class IterativeRecommender(Recommender):
+    """A model trained in epochs that a tuner can validate between epochs.
+
+    Subclasses implement ``_fit_iter(train, n_epochs)``: a generator that trains from scratch
+    and yields the 1-based epoch number after each epoch, the model scorable at every yield;
+    plus ``get_state()`` (a copy of what training changes) and ``set_state(state)``. The public
+    ``fit_iter`` checks input first; the consumer may stop early (close the generator) and
+    restore a snapshot. ``fit(train)`` runs ``epochs_param`` epochs.
+    """
+
+    iterative = True
+    epochs_param: ClassVar[str | None] = "iterations"
+
+    @abstractmethod
+    def _fit_iter(self, train: Interactions, n_epochs: int | None) -> Generator[int, None, None]:
+        """Train from scratch, yielding the epoch number after each epoch."""
+
+    @abstractmethod
+    def get_state(self) -> dict[str, Any]:
+        """A copy of the learned state, independent of further training."""
+
+    @abstractmethod
+    def set_state(self, state: dict[str, Any]) -> Self:
+        """Restore a state returned by ``get_state`` (training cannot be resumed after it)."""
+
+    def _fit(self, train: Interactions) -> None:
+        for _ in self._fit_iter(train, None):
+            pass
+
+    def fit_iter(self, train: Interactions, n_epochs: int | None = None) -> Iterator[int]:
+        """Check input now, then return the training generator (see the class docstring).
+
+        ``fit_seconds_`` is the training time so far, updated at every epoch.
+        """
+        train = check_train(self, train, "fit_iter")
+        if n_epochs is not None:
+            n_epochs = positive_int(n_epochs, "n_epochs", f"{type(self).__name__}.fit_iter")
+        self._begin_fit(train)
+        return self._timed_epochs(self._fit_iter(train, n_epochs))
+
+    def _timed_epochs(self, gen: Generator[int, None, None]) -> Iterator[int]:
+        elapsed = 0.0
+        try:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    epoch = next(gen)
+                except StopIteration:
+                    return
+                elapsed += time.perf_counter() - t0
+                self.fit_seconds_ = elapsed
+                yield epoch
+        finally:
+            gen.close()
+
+
+# --------------------------------------------------------------------------- save helpers
+def _json_checked(value: Any, who: str, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{who}: {what} {value!r} cannot be saved as JSON ({exc})") from None
+
+
+def _ids_array(a: np.ndarray) -> np.ndarray:
+    """An object array of ids as a native (int or str) array, which npz stores without pickle."""
+    if a.dtype != object:
+        return a
+    native = np.asarray(a.tolist())
+    return native if native.dtype != object else a.astype(str)
+
+
+def _encode(key: str, value: Any, arrays: dict[str, np.ndarray], who: str) -> Any:
+    if isinstance(value, np.ndarray):
+        arrays[key] = _ids_array(value)
+        if arrays[key].dtype == object:
+            raise TypeError(f"{who}: attribute {key} is an object array; store numbers or str")
+        return {"kind": "ndarray"}
+    if sp.issparse(value):
+        fmt = value.format if value.format in ("csr", "csc") else "csr"
+        m = value.asformat(fmt)
+        arrays[f"{key}.data"] = m.data
+        arrays[f"{key}.indices"] = m.indices
+        arrays[f"{key}.indptr"] = m.indptr
+        return {"kind": fmt, "shape": [int(s) for s in m.shape]}
+    if isinstance(value, np.generic):
+        arrays[key] = np.asarray(value)
+        return {"kind": "scalar"}
+    if isinstance(value, bool | int | float) and not isinstance(value, np.generic):
+        arrays[key] = np.asarray(value)
+        return {"kind": "python", "type": type(value).__name__}
+    if value is None or isinstance(value, str | list | tuple | dict):
+        return {"kind": "json", "value": _json_checked(value, who, f"attribute {key} =")}
+    raise TypeError(
+        f"{who}: cannot save attribute {key} of type {type(value).__name__}; override "
+        "_get_fitted_state/_set_fitted_state to store it as arrays"
+    )
+
+
+def _decode(key: str, spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    kind = spec["kind"]
+    if kind == "ndarray":
+        return arrays[key]
+    if kind in ("csr", "csc"):
+        ctor = sp.csr_matrix if kind == "csr" else sp.csc_matrix
+        m = ctor(
+            (arrays[f"{key}.data"], arrays[f"{key}.indices"], arrays[f"{key}.indptr"]),
+            shape=tuple(spec["shape"]),
+        )
+        return m
+    if kind == "scalar":
+        return arrays[key][()]
+    if kind == "python":
+        return {"bool": bool, "int": int, "float": float}[spec["type"]](arrays[key].item())
+    if kind == "json":
+        return spec["value"]
+    raise ValueError(f"unknown saved attribute kind {kind!r} for {key}")
+
+
+def _resolve_class(cls: type[Recommender], meta: dict[str, Any], src: Path) -> type[Recommender]:
+    saved_class = str(meta["class"])
+    if cls is not Recommender:
+        here = f"{cls.__module__}:{cls.__qualname__}"
+        if here != saved_class:
+            raise TypeError(f"{src} holds a {saved_class} model, not {here}")
+        return cls
+    from recforge.models import MODELS, get_model_class
+
+    name = str(meta["model"])
+    if name not in MODELS:
+        raise KeyError(
+            f"{src} holds model {name!r} ({saved_class}), which is not registered; register it "
+            "or call load on its class"
+        )
+    target = get_model_class(name)
+    here = f"{target.__module__}:{target.__qualname__}"
+    if here != saved_class:
+        raise TypeError(f"{src} holds a {saved_class} model; {name!r} is registered as {here}")
+    return target

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
 from recforge.models.base import Recommender
@@ -21,16 +22,15 @@ class TopPopular(Recommender):
     def __init__(self) -> None:
         pass
 
-    def fit(self, train: Interactions) -> Self:
+    def _fit(self, train: Interactions) -> None:
         self.popularity_ = train.item_counts().astype(np.float32)
-        return self
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("popularity_")
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        # A read-only broadcast view: the evaluator never copies it.
         return np.broadcast_to(self.popularity_, (len(users), self.popularity_.size))
 
-    def score_profiles(self, profiles):  # type: ignore[no-untyped-def]
-        return self.score(np.arange(profiles.shape[0]))
+    def _score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        return self._score(np.arange(profiles.shape[0]))
 
 
 class Random(Recommender):
@@ -40,19 +40,17 @@ class Random(Recommender):
     """
 
     name = "Random"
-    supports_profiles = False
+    _test_params: ClassVar[dict[str, Any]] = {"seed": 3}
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def fit(self, train: Interactions) -> Self:
-        self.n_items_ = train.n_items
-        return self
+    def _fit(self, train: Interactions) -> None:
+        pass
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("n_items_")
+    def _score(self, users: np.ndarray) -> np.ndarray:
         out = np.empty((len(users), self.n_items_), dtype=np.float32)
-        for row, u in enumerate(np.asarray(users)):
+        for row, u in enumerate(users):
             rng = np.random.default_rng((self.seed, int(u)))
             out[row] = rng.random(self.n_items_, dtype=np.float32)
         return out

@@ -19,12 +19,14 @@ stays bounded by ``memory_budget_mb`` plus the kept entries.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
+from recforge.models._matrices import binary_matrix
+from recforge.models._validation import optional_threads
 from recforge.models.knn import _ItemBased
 from recforge.models.similarity import top_k_per_column, topk_product
 
@@ -39,14 +41,8 @@ def _row_l1(m: sp.csr_matrix) -> sp.csr_matrix:
     return m
 
 
-def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
-    b = sp.csr_matrix(m, dtype=np.float32, copy=True)
-    b.eliminate_zeros()
-    b.data[:] = 1.0
-    return b
-
-
 class _RandomWalk(_ItemBased):
+    _test_params: ClassVar[dict[str, Any]] = {"top_k": 5, "n_threads": 1}
 
     def __init__(
         self,
@@ -80,13 +76,14 @@ class _RandomWalk(_ItemBased):
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"{type(self).__name__}: top_k must be an integer >= 1, got {k!r}")
         self._check_number("alpha")
+        optional_threads(self.n_threads, type(self).__name__)
 
-    def fit(self, train: Interactions) -> Self:
+    def _fit(self, train: Interactions) -> None:
         self._validate()
         r = train.matrix
         if r.nnz and r.data.min() < 0:
             raise ValueError(f"{type(self).__name__}: the training matrix holds negative values")
-        binary = _binary(r)
+        binary = binary_matrix(r)
         p_ui = _row_l1(r)
         p_ui.eliminate_zeros()  # an explicit zero must stay 0 under x ** 0
         p_iu = _row_l1(binary.T.tocsr())
@@ -112,11 +109,10 @@ class _RandomWalk(_ItemBased):
             w = _row_l1(w)
         self.W_ = top_k_per_column(w, int(self.top_k))
         self.train_matrix_ = binary
-        return self
 
     def _fold_in(self, profiles: sp.csr_matrix) -> sp.csr_matrix:
         """Fold-in profiles are binarised like the training ones."""
-        return _binary(profiles)
+        return binary_matrix(profiles)
 
 
 class P3alpha(_RandomWalk):

@@ -25,12 +25,14 @@ is a one-choice categorical.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
+from recforge.models._validation import optional_threads
 from recforge.models.base import Recommender
 from recforge.models.similarity import SIMILARITIES, compute_similarity, sparse_dense_product
 from recforge.models.weighting import bm25, tfidf, weight_new_columns
@@ -81,29 +83,6 @@ def knn_search_space(
     return space
 
 
-def _check_users(users: np.ndarray, n_users: int, who: str) -> np.ndarray:
-    arr = np.asarray(users)
-    if arr.ndim != 1:
-        raise ValueError(f"{who}.score: users must be a 1-d array, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{who}.score: users must be integer ids, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64, copy=False)
-    if arr.size and (arr.min() < 0 or arr.max() >= n_users):
-        raise ValueError(f"{who}.score: user ids must lie in [0, {n_users}), got out-of-range ids")
-    return arr
-
-
-def _check_profiles(profiles: Any, n_items: int, who: str) -> sp.csr_matrix:
-    if not sp.issparse(profiles) and not isinstance(profiles, np.ndarray):
-        raise ValueError(f"{who}.score_profiles: profiles must be a sparse or dense 2-d matrix")
-    p = sp.csr_matrix(profiles, dtype=np.float32)
-    if p.ndim != 2 or p.shape[1] != n_items:
-        raise ValueError(
-            f"{who}.score_profiles: profiles have shape {p.shape}, expected (n, {n_items})"
-        )
-    return p
-
-
 class _ItemBased(Recommender):
     """Scoring shared by models with an items x items ``W_``: a user's row times ``W_``.
 
@@ -120,15 +99,11 @@ class _ItemBased(Recommender):
         """Checked fold-in profiles as the training rows were prepared; as given by default."""
         return profiles
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("W_")
-        u = _check_users(users, self.train_matrix_.shape[0], type(self).__name__)
-        return sparse_dense_product(self.train_matrix_[u], self.W_, self.n_threads)
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return sparse_dense_product(self.train_matrix_[users], self.W_, self.n_threads)
 
-    def score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
-        self._check_fitted("W_")
-        p = _check_profiles(profiles, self.W_.shape[0], type(self).__name__)
-        return sparse_dense_product(self._fold_in(p), self.W_, self.n_threads)
+    def _score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        return sparse_dense_product(self._fold_in(profiles), self.W_, self.n_threads)
 
 
 class _KNN(Recommender):
@@ -136,6 +111,7 @@ class _KNN(Recommender):
 
     searched_similarities: ClassVar[tuple[str, ...]] = SEARCHED_SIMILARITIES
     search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
+    _test_params: ClassVar[dict[str, Any]] = {"top_k": 5, "shrink": 2, "n_threads": 1}
 
     def __init__(
         self,
@@ -169,8 +145,18 @@ class _KNN(Recommender):
         """The paper's search space when searching ``similarity`` alone."""
         return knn_search_space(similarity)
 
+    @classmethod
+    def space_for(cls, fixed_params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """``search_space_for(similarity)`` when the similarity is fixed, else the cosine space."""
+        fixed = dict(fixed_params or {})
+        space = (
+            cls.search_space_for(fixed["similarity"]) if "similarity" in fixed else cls.search_space
+        )
+        return {k: dict(v) for k, v in space.items() if k not in fixed}
+
     def _validate(self) -> None:
         who = type(self).__name__
+        optional_threads(self.n_threads, who)
         if self.similarity not in SIMILARITIES:
             raise ValueError(
                 f"{who}: unknown similarity {self.similarity!r}; choose one of {list(SIMILARITIES)}"
@@ -216,14 +202,13 @@ class ItemKNNCF(_ItemBased, _KNN):
     supports_profiles = True
     search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
 
-    def fit(self, train: Interactions) -> Self:
+    def _fit(self, train: Interactions) -> None:
         self._validate()
         r = train.matrix
         weighted = self._weigh(r.T.tocsr()).T.tocsr() if self.feature_weighting != "none" else r
         self.item_row_sums_ = np.asarray(r.sum(axis=0), dtype=np.float64).ravel()
         self.W_ = self._similarity(weighted)
         self.train_matrix_ = sp.csr_matrix(weighted, dtype=np.float32)
-        return self
 
     def _fold_in(self, profiles: sp.csr_matrix) -> sp.csr_matrix:
         """Fold-in profiles are weighted like the training users."""
@@ -247,18 +232,15 @@ class UserKNNCF(_KNN):
     supports_profiles = False
     search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
 
-    def fit(self, train: Interactions) -> Self:
+    def _fit(self, train: Interactions) -> None:
         self._validate()
         r = train.matrix
         weighted_t = self._weigh(r.T.tocsr()) if self.feature_weighting != "none" else r.T
         self.W_ = self._similarity(weighted_t)
         self.train_matrix_ = sp.csr_matrix(weighted_t.T, dtype=np.float32)
-        return self
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("W_")
-        u = _check_users(users, self.W_.shape[0], type(self).__name__)
-        return sparse_dense_product(self.W_[u], self.train_matrix_, self.n_threads)
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return sparse_dense_product(self.W_[users], self.train_matrix_, self.n_threads)
 
 
 class ItemKNNCBF(_ItemBased, _KNN):
@@ -287,12 +269,11 @@ class ItemKNNCBF(_ItemBased, _KNN):
             )
         return sp.csr_matrix(train.item_features, dtype=np.float32)
 
-    def fit(self, train: Interactions) -> Self:
+    def _fit(self, train: Interactions) -> None:
         self._validate()
         icm = self._weigh(self._features(train))
         self.W_ = self._similarity(icm.T.tocsr())
         self.train_matrix_ = train.matrix
-        return self
 
 
 class ItemKNNCFCBF(ItemKNNCBF):
@@ -337,7 +318,7 @@ class ItemKNNCFCBF(ItemKNNCBF):
     ) -> dict[str, dict[str, Any]]:
         return knn_search_space(similarity, allow_weighting=allow_weighting, icm_weight=True)
 
-    def fit(self, train: Interactions) -> Self:
+    def _fit(self, train: Interactions) -> None:
         self._validate()
         if not (np.isfinite(self.icm_weight) and self.icm_weight >= 0):
             raise ValueError(
@@ -347,4 +328,3 @@ class ItemKNNCFCBF(ItemKNNCBF):
         joint = sp.hstack([icm, train.matrix.T], format="csr", dtype=np.float32)
         self.W_ = self._similarity(self._weigh(joint).T.tocsr())
         self.train_matrix_ = train.matrix
-        return self

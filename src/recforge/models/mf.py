@@ -1,49 +1,43 @@
-"""Latent-factor and linear item-item models: PureSVD, EASE and iALS (WMF).
+"""Latent-factor models: PureSVD and iALS (WMF); EASE lives in :mod:`recforge.models.ease`.
 
-All three learn from the *binarised* training matrix (every stored value -> 1), like the
-RecSys'19 paper. Hyper-parameter search spaces are plain dicts on the class (``search_space``),
-read by :mod:`recforge.tuning`.
+Both learn from the *binarised* training matrix (every stored value -> 1), like the RecSys'19
+paper. Hyper-parameter search spaces are plain dicts on the class (``search_space``), read by
+:mod:`recforge.tuning`. iALS is an :class:`~recforge.models.base.IterativeRecommender`:
+``fit_iter(train)`` yields after every epoch so a tuner can validate, snapshot (``get_state``)
+and restore (``set_state``) the best epoch.
 
-Iterative models (iALS) also implement :class:`IterativeRecommender`: ``fit_iter(train)``
-yields after every epoch so a tuner can validate, snapshot (``get_state``) and restore
-(``set_state``) the best epoch.
+``EASE``, ``IterativeRecommender``, ``binary_matrix`` and ``profile_matrix`` are re-exported
+here from their new homes for one release.
 """
 
 from __future__ import annotations
 
 import logging
-from abc import abstractmethod
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Generator
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
 from recforge.data.interactions import Interactions
-from recforge.models.base import Recommender
+from recforge.models._matrices import binary_matrix
+from recforge.models._validation import (
+    check_fitted,
+    optional_threads,
+    positive_float,
+    positive_int,
+)
+from recforge.models.base import IterativeRecommender, Recommender, SearchSpace
+from recforge.models.ease import EASE
 
 __all__ = ["EASE", "IALS", "IterativeRecommender", "PureSVD", "binary_matrix", "profile_matrix"]
 
 log = logging.getLogger(__name__)
 
-SearchSpace = dict[str, dict[str, Any]]
-
-
-# --------------------------------------------------------------------------- helpers
-def binary_matrix(train: Interactions | sp.spmatrix) -> sp.csr_matrix:
-    """Float32 CSR copy of ``train`` with every stored value set to 1 (explicit zeros dropped)."""
-    m = train.matrix if isinstance(train, Interactions) else train
-    out = sp.csr_matrix(m, dtype=np.float32, copy=True)
-    out.eliminate_zeros()
-    out.data[:] = 1.0
-    return out
-
 
 def profile_matrix(profiles: Interactions | sp.spmatrix, n_items: int, model: str) -> sp.csr_matrix:
-    """Binarised profiles checked against the model's item count (for ``score_profiles``)."""
+    """Deprecated (use ``score_profiles``, which checks the profiles): binarised profiles."""
     m = binary_matrix(profiles)
     if m.shape[1] != n_items:
         raise ValueError(
@@ -51,65 +45,6 @@ def profile_matrix(profiles: Interactions | sp.spmatrix, n_items: int, model: st
             f"the model was fitted on {n_items} items"
         )
     return m
-
-
-def _check_users(users: np.ndarray, n_users: int, model: str) -> np.ndarray:
-    u = np.asarray(users)
-    if u.ndim != 1 or (u.size and not np.issubdtype(u.dtype, np.integer)):
-        raise ValueError(
-            f"{model}.score: users must be a 1-d integer array, got {u.dtype}{u.shape}"
-        )
-    if u.size and (u.min() < 0 or u.max() >= n_users):
-        raise IndexError(f"{model}.score: user index out of range [0, {n_users})")
-    return u.astype(np.int64, copy=False)
-
-
-def _positive_int(value: Any, name: str, model: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{model}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_float(value: Any, name: str, model: str, *, allow_zero: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{model}: {name} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{model}: {name} must be finite and {bound}, got {value!r}")
-    return v
-
-
-# --------------------------------------------------------------------------- iterative API
-class IterativeRecommender(Recommender):
-    """A model trained in epochs that a tuner can validate between epochs.
-
-    Contract: ``fit_iter(train, n_epochs)`` is a generator that trains from scratch and yields
-    the 1-based epoch number after each epoch; the model is scorable at every yield. The
-    consumer may stop early (close the generator) and restore a snapshot taken with
-    ``get_state()`` through ``set_state()``. ``fit(train)`` runs ``epochs_param`` epochs.
-    """
-
-    #: name of the hyper-parameter holding the number of epochs ``fit`` runs.
-    epochs_param: ClassVar[str] = "iterations"
-
-    @abstractmethod
-    def fit_iter(self, train: Interactions, n_epochs: int | None = None) -> Iterator[int]:
-        """Train from scratch, yielding the epoch number after each epoch."""
-
-    @abstractmethod
-    def get_state(self) -> dict[str, Any]:
-        """A copy of the learned state, independent of further training."""
-
-    @abstractmethod
-    def set_state(self, state: dict[str, Any]) -> Self:
-        """Restore a state returned by ``get_state`` (training cannot be resumed after it)."""
-
-    def fit(self, train: Interactions) -> Self:
-        for _ in self.fit_iter(train):
-            pass
-        return self
 
 
 # --------------------------------------------------------------------------- PureSVD
@@ -130,10 +65,12 @@ class PureSVD(Recommender):
         self.num_factors = num_factors
         self.seed = seed
 
-    def fit(self, train: Interactions) -> Self:
+    _test_params: ClassVar[dict[str, Any]] = {"num_factors": 4}
+
+    def _fit(self, train: Interactions) -> None:
         from sklearn.utils.extmath import randomized_svd
 
-        k = _positive_int(self.num_factors, "num_factors", "PureSVD")
+        k = positive_int(self.num_factors, "num_factors", "PureSVD")
         r = binary_matrix(train)
         limit = min(r.shape)
         if limit < 1:
@@ -147,136 +84,16 @@ class PureSVD(Recommender):
         self.singular_values_ = s.astype(np.float32)
         self.item_factors_ = np.ascontiguousarray(vt.T, dtype=np.float32)  # V: items x k
         self.train_matrix_ = r
-        return self
 
     def _project(self, rows: sp.csr_matrix) -> np.ndarray:
         v = self.item_factors_
         return np.asarray(rows @ v, dtype=np.float32) @ v.T
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("item_factors_")
-        u = _check_users(users, self.train_matrix_.shape[0], "PureSVD")
-        return self._project(self.train_matrix_[u])
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return self._project(self.train_matrix_[users])
 
-    def score_profiles(self, profiles: Interactions | sp.spmatrix) -> np.ndarray:  # type: ignore[override]
-        self._check_fitted("item_factors_")
-        return self._project(profile_matrix(profiles, self.item_factors_.shape[0], "PureSVD"))
-
-
-# --------------------------------------------------------------------------- EASE
-class EASE(Recommender):
-    """EASE^R (Steck 2019): ``B = I - P / diag(P)`` with ``P = (X^T X + l2_norm I)^-1``.
-
-    Memory discipline: one dense float32 ``n_items x n_items`` buffer holds, in turn, the Gram
-    matrix (built from sparse row blocks, each block's sparse temporary bounded by ~64 MB), its
-    Cholesky factor (LAPACK ``spotrf``, in place), the inverse (``spotri``, in place) and finally
-    ``B``. Measured peak is about 1.1-1.3 ``n_items^2`` float32 plus the inputs; the guard uses
-    the conservative ``3 * n_items^2 * 4`` bytes and refuses above ``memory_budget_mb``.
-    Fitting and the item-item matrix are float32, so scores match a float64 reference to ~1e-4
-    relative.
-
-    ``n_threads`` caps the BLAS threads of the factorisation (``spotrf``/``spotri``) through
-    threadpoolctl; ``None`` leaves BLAS as configured. On 2 busy shared cores the 2-thread
-    factorisation varied from 0.08 s to 3.8 s while 1 thread stayed at 0.16-0.24 s, so
-    ``n_threads=1`` is the steadier choice on a loaded machine.
-    """
-
-    name = "EASE"
-    supports_profiles = True
-    search_space: ClassVar[SearchSpace] = {
-        "l2_norm": {"type": "float", "low": 1e0, "high": 1e7, "log": True}
-    }
-
-    def __init__(
-        self, l2_norm: float = 500.0, memory_budget_mb: float = 8192.0, n_threads: int | None = None
-    ) -> None:
-        self.l2_norm = l2_norm
-        self.memory_budget_mb = memory_budget_mb
-        self.n_threads = n_threads
-
-    @staticmethod
-    def estimated_memory_mb(n_items: int) -> float:
-        """The conservative peak the budget check uses: three dense float32 item-item matrices."""
-        return 3.0 * 4.0 * float(n_items) ** 2 / 2**20
-
-    def fit(self, train: Interactions) -> Self:
-        lam = _positive_float(self.l2_norm, "l2_norm", "EASE")
-        threads = None
-        if self.n_threads is not None:
-            threads = _positive_int(self.n_threads, "n_threads", "EASE")
-        x = binary_matrix(train)
-        n = x.shape[1]
-        need = self.estimated_memory_mb(n)
-        if need > float(self.memory_budget_mb):
-            raise MemoryError(
-                f"EASE: {n} items need ~{need:.3g} MB (3 x n_items^2 float32) but "
-                f"memory_budget_mb={self.memory_budget_mb}; raise the budget or use a sparse model"
-            )
-        g = self._gram(x)
-        g.flat[:: n + 1] += np.float32(lam)
-        limit: AbstractContextManager[Any] = (
-            nullcontext() if threads is None else threadpool_limits(threads, user_api="blas")
-        )
-        with limit:
-            inv = self._invert_in_place(g)
-        if not np.shares_memory(inv, g):  # pragma: no cover - LAPACK wrapper made a copy
-            g = np.ascontiguousarray(inv.T)
-        _symmetrize_from_upper(g)
-        diag = g.diagonal().copy()
-        g /= -diag[np.newaxis, :]
-        g.flat[:: n + 1] = 0.0
-        self.item_similarity_ = g
-        self.train_matrix_ = x
-        return self
-
-    @staticmethod
-    def _invert_in_place(g: np.ndarray) -> np.ndarray:
-        """Inverse of the SPD ``g`` (upper triangle of the C view valid), normally in ``g``."""
-        # g is symmetric and C-ordered, so g.T is the same matrix in Fortran order: LAPACK works
-        # on it in place. lower=1 in Fortran order is the upper triangle of the C view.
-        chol, info = lapack.spotrf(g.T, lower=1, overwrite_a=1, clean=0)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"EASE: Cholesky failed (info={info}); is l2_norm > 0?")
-        inv, info = lapack.spotri(chol, lower=1, overwrite_c=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"EASE: inverse from Cholesky failed (info={info})")
-        return np.asarray(inv)
-
-    @staticmethod
-    def _gram(x: sp.csr_matrix, block_bytes: int = 64 * 2**20) -> np.ndarray:
-        """Dense float32 ``X^T X`` built from sparse row blocks of ``X^T`` (bounded temporaries)."""
-        n = x.shape[1]
-        xt = sp.csr_matrix(x.T)
-        g = np.zeros((n, n), dtype=np.float32)
-        step = max(1, min(n, block_bytes // max(1, 12 * n)))
-        for a in range(0, n, step):
-            b = min(n, a + step)
-            (xt[a:b] @ x).toarray(out=g[a:b])
-        return g
-
-    def _scores(self, rows: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(rows @ self.item_similarity_, dtype=np.float32)
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("item_similarity_")
-        u = _check_users(users, self.train_matrix_.shape[0], "EASE")
-        return self._scores(self.train_matrix_[u])
-
-    def score_profiles(self, profiles: Interactions | sp.spmatrix) -> np.ndarray:  # type: ignore[override]
-        self._check_fitted("item_similarity_")
-        n = self.item_similarity_.shape[0]
-        return self._scores(profile_matrix(profiles, n, "EASE"))
-
-
-def _symmetrize_from_upper(a: np.ndarray, block: int = 512) -> None:
-    """Copy the upper triangle of square ``a`` into its lower triangle, in place, by blocks."""
-    n = a.shape[0]
-    for s in range(0, n, block):
-        e = min(n, s + block)
-        d = a[s:e, s:e]
-        d[...] = np.triu(d) + np.triu(d, 1).T
-        if e < n:
-            a[e:, s:e] = a[s:e, e:].T
+    def _score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        return self._project(binary_matrix(profiles))
 
 
 # --------------------------------------------------------------------------- iALS
@@ -289,13 +106,16 @@ class IALS(IterativeRecommender):
     installed, epochs run its CPU conjugate-gradient solver (we hand it the confidence matrix and
     ``alpha=1`` because implicit uses the stored value itself as the confidence); otherwise a
     vectorised numpy conjugate-gradient ALS of the same form runs (3 CG steps per half-epoch,
-    warm-started, like implicit). ``num_threads`` pins implicit's OpenMP threads and the BLAS
-    threads during fitting (0 = library default). ``backend_`` says which one ran.
+    warm-started, like implicit). ``n_threads`` pins implicit's OpenMP threads and the BLAS
+    threads during fitting (None = the libraries' defaults; it was ``num_threads`` before, with
+    0 for the default). ``backend_`` says which one ran.
     """
 
     name = "IALS"
     supports_profiles = True
     epochs_param = "iterations"
+    renamed_params: ClassVar[dict[str, str]] = {"num_threads": "n_threads"}
+    _test_params: ClassVar[dict[str, Any]] = {"factors": 4, "iterations": 3, "n_threads": 1}
     search_space: ClassVar[SearchSpace] = {
         "factors": {"type": "int", "low": 1, "high": 200},
         "alpha": {"type": "float", "low": 1e-3, "high": 50.0, "log": True},
@@ -310,7 +130,7 @@ class IALS(IterativeRecommender):
         iterations: int = 15,
         seed: int = 0,
         use_implicit: bool = True,
-        num_threads: int = 1,
+        n_threads: int | None = 1,
         cg_steps: int = 3,
     ) -> None:
         self.factors = factors
@@ -319,7 +139,7 @@ class IALS(IterativeRecommender):
         self.iterations = iterations
         self.seed = seed
         self.use_implicit = use_implicit
-        self.num_threads = num_threads
+        self.n_threads = n_threads
         self.cg_steps = cg_steps
 
     # -- training
@@ -330,20 +150,20 @@ class IALS(IterativeRecommender):
         return c
 
     def _validate(self, n_epochs: int | None) -> int:
-        _positive_int(self.factors, "factors", "IALS")
-        _positive_int(self.cg_steps, "cg_steps", "IALS")
-        _positive_float(self.regularization, "regularization", "IALS", allow_zero=True)
-        _positive_float(self.alpha, "alpha", "IALS", allow_zero=True)
-        if self.num_threads < 0:
-            raise ValueError(f"IALS: num_threads must be >= 0, got {self.num_threads!r}")
-        return _positive_int(self.iterations if n_epochs is None else n_epochs, "epochs", "IALS")
+        positive_int(self.factors, "factors", "IALS")
+        positive_int(self.cg_steps, "cg_steps", "IALS")
+        positive_float(self.regularization, "regularization", "IALS", allow_zero=True)
+        positive_float(self.alpha, "alpha", "IALS", allow_zero=True)
+        optional_threads(self.n_threads, "IALS")
+        return positive_int(self.iterations if n_epochs is None else n_epochs, "epochs", "IALS")
 
-    def fit_iter(self, train: Interactions, n_epochs: int | None = None) -> Iterator[int]:
+    def _fit_iter(self, train: Interactions, n_epochs: int | None) -> Generator[int, None, None]:
         epochs = self._validate(n_epochs)
         conf = self._confidence(train)
         self.train_matrix_ = binary_matrix(train)
         self.epochs_done_ = 0
-        limits = threadpool_limits(self.num_threads, user_api="blas") if self.num_threads else None
+        threads = self.n_threads
+        limits = threadpool_limits(threads, user_api="blas") if threads is not None else None
         try:
             step = self._implicit_stepper(conf) if self.use_implicit else None
             if step is None:
@@ -371,7 +191,7 @@ class IALS(IterativeRecommender):
             alpha=1.0,  # conf already holds 1 + alpha * r
             iterations=1,
             use_cg=True,
-            num_threads=int(self.num_threads),
+            num_threads=0 if self.n_threads is None else int(self.n_threads),
             random_state=int(self.seed),
         )
 
@@ -400,7 +220,7 @@ class IALS(IterativeRecommender):
 
     # -- state for early stopping
     def get_state(self) -> dict[str, Any]:
-        self._check_fitted("item_factors_")
+        check_fitted(self, "get_state")
         return {
             "user_factors_": self.user_factors_.copy(),
             "item_factors_": self.item_factors_.copy(),
@@ -414,16 +234,13 @@ class IALS(IterativeRecommender):
         return self
 
     # -- scoring
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("item_factors_")
-        u = _check_users(users, self.user_factors_.shape[0], "IALS")
-        return np.asarray(self.user_factors_[u] @ self.item_factors_.T, dtype=np.float32)
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray(self.user_factors_[users] @ self.item_factors_.T, dtype=np.float32)
 
-    def score_profiles(self, profiles: Interactions | sp.spmatrix) -> np.ndarray:  # type: ignore[override]
+    def _score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
         """Fold-in: exact least-squares user factors for each profile, items fixed."""
-        self._check_fitted("item_factors_")
         y = self.item_factors_.astype(np.float64)
-        p = profile_matrix(profiles, y.shape[0], "IALS")
+        p = binary_matrix(profiles)
         a0 = y.T @ y + float(self.regularization) * np.eye(y.shape[1])
         cm1 = np.float64(self.alpha)  # c - 1 for a binary profile
         x = np.zeros((p.shape[0], y.shape[1]), dtype=np.float64)
@@ -437,7 +254,7 @@ class IALS(IterativeRecommender):
 
     def training_loss(self, train: Interactions) -> float:
         """The objective above on ``train`` for the current factors (for monitoring and tests)."""
-        self._check_fitted("item_factors_")
+        check_fitted(self, "training_loss")
         c = self._confidence(train)
         x = self.user_factors_.astype(np.float64)
         y = self.item_factors_.astype(np.float64)

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from recforge.data.interactions import Interactions
+from recforge.models._matrices import binary_matrix
 from recforge.models.base import Recommender
-from recforge.models.mf import _check_users, binary_matrix, profile_matrix
 
 __all__ = ["SLIMElasticNet", "fit_slim_columns", "keep_count"]
 
@@ -125,6 +125,7 @@ class SLIMElasticNet(Recommender):
         "l1_ratio": {"type": "float", "low": 1e-5, "high": 1.0, "log": True},
         "alpha": {"type": "float", "low": 1e-3, "high": 1.0},
     }
+    _test_params: ClassVar[dict[str, Any]] = {"top_k": 10, "alpha": 1e-3, "l1_ratio": 0.1}
 
     def __init__(
         self,
@@ -170,7 +171,7 @@ class SLIMElasticNet(Recommender):
             "paper_drop_quirk": bool(self.paper_drop_quirk),
         }
 
-    def fit(self, train: Interactions) -> Self:
+    def _fit(self, train: Interactions) -> None:
         params = self._checked_params()
         x = binary_matrix(train)
         n_items = x.shape[1]
@@ -194,17 +195,12 @@ class SLIMElasticNet(Recommender):
         w.sort_indices()
         self.item_weights_ = w
         self.train_matrix_ = x
-        return self
 
     def _scores(self, rows: sp.csr_matrix) -> np.ndarray:
         return np.asarray((rows @ self.item_weights_).toarray(), dtype=np.float32)
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted("item_weights_")
-        u = _check_users(users, self.train_matrix_.shape[0], "SLIMElasticNet")
-        return self._scores(self.train_matrix_[u])
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return self._scores(self.train_matrix_[users])
 
-    def score_profiles(self, profiles: Interactions | sp.spmatrix) -> np.ndarray:  # type: ignore[override]
-        self._check_fitted("item_weights_")
-        n = self.item_weights_.shape[0]
-        return self._scores(profile_matrix(profiles, n, "SLIMElasticNet"))
+    def _score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        return self._scores(binary_matrix(profiles))

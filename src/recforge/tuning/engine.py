@@ -196,13 +196,7 @@ def default_search_space(
 
     Entries whose parameter is fixed are removed (the fixed value wins).
     """
-    fixed = dict(fixed_params or {})
-    space: Mapping[str, Any]
-    if "similarity" in fixed and hasattr(model_cls, "search_space_for"):
-        space = model_cls.search_space_for(fixed["similarity"])
-    else:
-        space = getattr(model_cls, "search_space", {}) or {}
-    return {k: v for k, v in dict(space).items() if k not in fixed}
+    return model_cls.space_for(fixed_params)
 
 
 # --------------------------------------------------------------------------- one trial
@@ -269,10 +263,6 @@ def _validation_score(model: Recommender, split: Split, task: _Task) -> float:
     return float(res.summary[key])
 
 
-def _is_iterative(model: Recommender) -> bool:
-    return all(hasattr(model, a) for a in ("fit_iter", "get_state", "set_state"))
-
-
 def _fit_early_stopping(model: Any, split: Split, task: _Task, out: _Outcome) -> float:
     es = task.early_stopping
     assert es is not None
@@ -304,7 +294,8 @@ def _fit_early_stopping(model: Any, split: Split, task: _Task, out: _Outcome) ->
     if best_state is None:
         raise RuntimeError("early stopping saw no finite validation score")
     model.set_state(best_state)
-    epochs_param = getattr(model, "epochs_param", "iterations")
+    epochs_param = model.epochs_param
+    assert epochs_param is not None, f"{type(model).__name__}: iterative without epochs_param"
     model.set_params(**{epochs_param: best_epoch})
     out.params = {**out.params, epochs_param: best_epoch}
     out.best_epoch = best_epoch
@@ -317,7 +308,7 @@ def _run_trial(task: _Task, split: Split) -> _Outcome:
     with PeakMemory(task.measure_memory) as pm:
         try:
             model = task.model_cls(**task.params)
-            if task.early_stopping is not None and _is_iterative(model):
+            if task.early_stopping is not None and model.iterative:
                 score = _fit_early_stopping(model, split, task, out)
             else:
                 t0 = time.perf_counter()
@@ -411,7 +402,7 @@ def tune(
         metric, cutoff: the maximised validation objective, e.g. "PRECISION", 10.
         protocol: "full" ranking or "candidates" (uses the split's negatives).
         n_jobs: parallel trials in worker processes (1 = in-process). Workers also force a
-            model's own ``n_jobs``/``num_threads`` to 1 unless fixed.
+            model's own ``n_jobs``/``n_threads`` to 1 unless fixed.
         early_stopping: used for iterative models only; their epochs come from it.
         timeout: seconds after which no new trial starts (running ones finish).
         test_cutoffs, test_metrics: what the test evaluation of new bests reports
@@ -440,12 +431,7 @@ def tune(
     model_cls = get_model_class(model_name)
     param_names = model_cls._param_names()
     fixed = dict(fixed_params or {})
-    bad_fixed = sorted(set(fixed) - set(param_names))
-    if bad_fixed:
-        raise ValueError(
-            f"tune: fixed_params {bad_fixed} are not hyper-parameters of {model_name}; "
-            f"valid: {sorted(param_names)}"
-        )
+    model_cls.check_param_names(fixed, where=f"tune: fixed_params of {model_name}")
     space = (
         default_search_space(model_cls, fixed)
         if search_space is None
@@ -456,14 +442,14 @@ def tune(
     if "seed" in param_names and "seed" not in fixed and "seed" not in space:
         fixed["seed"] = seed
     if n_jobs > 1:
-        for name in ("n_jobs", "num_threads"):
+        for name in ("n_jobs", "n_threads"):
             if name in param_names and name not in fixed and name not in space:
                 fixed[name] = 1
-    iterative = all(hasattr(model_cls, a) for a in ("fit_iter", "get_state", "set_state"))
+    iterative = model_cls.iterative
     es = early_stopping if iterative else None
     if early_stopping is not None and not iterative:
         log.info("tune: %s is not iterative; early stopping ignored", model_name)
-    epochs_param = getattr(model_cls, "epochs_param", "iterations")
+    epochs_param = model_cls.epochs_param
     if es is not None and epochs_param in space:
         raise ValueError(
             f"tune: {model_name}.{epochs_param} is chosen by early stopping; remove it from the "
