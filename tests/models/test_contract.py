@@ -297,6 +297,8 @@ def test_iterative_models_yield_epochs_and_restore_state(name: str) -> None:
     if not model.iterative:
         assert type(model).epochs_param is None
         assert not isinstance(model, IterativeRecommender)
+        with pytest.raises(TypeError, match="takes no training options"):
+            model.fit(TRAIN, early_stopping=None)
         return
     assert isinstance(model, IterativeRecommender)
     epochs = list(model.fit_iter(TRAIN, n_epochs=2))

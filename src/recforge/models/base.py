@@ -187,7 +187,12 @@ class Recommender(ABC):
     # ------------------------------------------------------------------ what subclasses write
     @abstractmethod
     def _fit(self, train: Interactions) -> Any:
-        """Learn from the (checked) training interactions."""
+        """Learn from the (checked) training interactions.
+
+        An iterative model's ``_fit`` also takes the training options of :meth:`fit`; a loop
+        that validates between epochs sets ``fit_seconds_`` (training time so far) before each
+        validation, which makes the model scorable mid-training.
+        """
 
     @abstractmethod
     def _score(self, users: np.ndarray) -> np.ndarray:
@@ -202,12 +207,24 @@ class Recommender(ABC):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ public, checked
-    def fit(self, train: Interactions) -> Self:
-        """Learn from ``train`` and return self (records ``fit_seconds_``)."""
+    def fit(self, train: Interactions, **options: Any) -> Self:
+        """Learn from ``train`` and return self (records ``fit_seconds_``).
+
+        ``options`` (validation, early stopping, progress, ...) are for iterative models, whose
+        ``_fit`` accepts them; other models refuse any.
+        """
         train = check_train(self, train)
+        if options and not self.iterative:
+            raise TypeError(
+                f"{type(self).__name__}.fit takes no training options (got {sorted(options)}); "
+                "only iterative models do"
+            )
         self._begin_fit(train)
         t0 = time.perf_counter()
-        self._fit(train)
+        if options:
+            self._fit(train, **options)
+        else:
+            self._fit(train)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
