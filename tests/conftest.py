@@ -1,17 +1,115 @@
-"""Suite-wide guard: in CI the paper datasets must be present, so data tests never skip there."""
+"""Suite-wide: the one guard for paper data from the mirror.
+
+A test that reads a dataset from the data mirror (``RECFORGE_DATA_MIRROR``, default
+``../shared/data``) declares it, on the test or module-wide in ``pytestmark``::
+
+    @pytest.mark.paper_data("spectralcf-ml-1m", "neumf-ml-1m")
+    def test_x(paper_data: Path) -> None: ...          # paper_data = the mirror root
+
+    @pytest.mark.paper_data(registered=True)            # every registered dataset
+
+For a declared test the mirror variable is set and ``RECFORGE_CACHE`` points at one cache for
+the session. A declared dataset missing from the mirror skips the test locally (with the
+reason), but under CI (env ``CI`` set) it is an error: the session refuses to start when any
+registered dataset is missing, and each declaring test fails in setup. So CI can never pass
+by skipping the data tests.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
+MIRROR_ENV = "RECFORGE_DATA_MIRROR"
+DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def mirror_root() -> Path:
+    env = os.environ.get(MIRROR_ENV)
+    return Path(env).expanduser() if env else DEFAULT_MIRROR
+
+
+def registered_datasets() -> list[str]:
+    from recforge.data.registry import list_datasets
+
+    return [d.name for d in list_datasets()]
+
+
+def _in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    mirror = os.environ.get("RECFORGE_DATA_MIRROR", "")
-    if os.environ.get("CI") and not (mirror and (Path(mirror) / "mcrec-ml-100k").is_dir()):
+    config.addinivalue_line(
+        "markers",
+        "paper_data(*names, registered=False): the test reads these datasets (or every "
+        "registered one) from the data mirror; missing under CI is an error, else a skip",
+    )
+    if not _in_ci():
+        return
+    root = mirror_root()
+    missing = [name for name in registered_datasets() if not (root / name).is_dir()]
+    if missing:
         raise pytest.UsageError(
-            f"CI is set but RECFORGE_DATA_MIRROR={mirror!r} holds no datasets; the data tests "
-            "would be skipped. Point it at shared/data (as .ci/run does)."
+            f"CI is set but the data mirror {MIRROR_ENV}={os.environ.get(MIRROR_ENV)!r} "
+            f"(looked in {root}) lacks {len(missing)} registered dataset(s): "
+            f"{', '.join(missing)}; the tests that need them would not run. Point it at "
+            "shared/data (as .ci/run does)."
         )
+
+
+def declared_datasets(item: pytest.Item) -> list[str]:
+    """The datasets ``item`` declares through its ``paper_data`` markers (in order, unique)."""
+    names: list[str] = []
+    for mark in item.iter_markers("paper_data"):
+        unknown = set(mark.kwargs) - {"registered"}
+        if unknown:
+            raise pytest.UsageError(f"{item.nodeid}: paper_data takes no {sorted(unknown)}")
+        if mark.kwargs.get("registered"):
+            names += registered_datasets()
+        for n in mark.args:
+            if not isinstance(n, str) or not n:
+                raise pytest.UsageError(f"{item.nodeid}: paper_data names must be strings")
+            names.append(n)
+    return list(dict.fromkeys(names))
+
+
+@pytest.fixture(scope="session")
+def _paper_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("recforge-cache")
+
+
+@pytest.fixture(autouse=True)
+def _paper_data_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    names = declared_datasets(request.node)
+    if not names:
+        yield
+        return
+    root = mirror_root()
+    missing = [n for n in names if not (root / n).is_dir()]
+    if missing:
+        msg = (f"paper data {', '.join(missing)} not found in the mirror {root} "
+               f"(set {MIRROR_ENV} to shared/data)")
+        if _in_ci():
+            pytest.fail(f"CI: {msg}; a declared dataset may not be skipped", pytrace=False)
+        pytest.skip(msg)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(MIRROR_ENV, str(root))
+        mp.setenv("RECFORGE_CACHE", str(request.getfixturevalue("_paper_cache")))
+        yield
+
+
+@pytest.fixture
+def paper_data(request: pytest.FixtureRequest) -> Path:
+    """The mirror root, for a test that declares its datasets with ``paper_data``."""
+    if not declared_datasets(request.node):
+        raise pytest.UsageError(
+            f"{request.node.nodeid} uses the paper_data fixture without declaring its datasets "
+            "(@pytest.mark.paper_data('name', ...))"
+        )
+    return mirror_root()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -284,8 +283,6 @@ def test_report_to_dict_is_json() -> None:
 
 
 # ---------------------------------------------------------------------------- real data
-MIRROR = os.environ.get("RECFORGE_DATA_MIRROR")
-needs_mirror = pytest.mark.skipif(not MIRROR, reason="RECFORGE_DATA_MIRROR is not set")
 
 
 def read_user_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -300,9 +297,9 @@ def read_user_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(users), np.asarray(items)
 
 
-@needs_mirror
-def test_spectralcf_random_split_counts_and_original_split_skew() -> None:
-    root = Path(MIRROR or "") / "spectralcf-ml-1m"
+@pytest.mark.paper_data("spectralcf-ml-1m")
+def test_spectralcf_random_split_counts_and_original_split_skew(paper_data: Path) -> None:
+    root = paper_data / "spectralcf-ml-1m"
     tu, ti = read_user_lines(root / "train_users.dat")
     su, si = read_user_lines(root / "test_users.dat")
     shape = (int(max(tu.max(), su.max())) + 1, int(max(ti.max(), si.max())) + 1)
@@ -340,9 +337,9 @@ def test_spectralcf_random_split_counts_and_original_split_skew() -> None:
     assert orig_pop["train_test"]["kendall"] < ours_pop["train_test"]["kendall"] - 0.4
 
 
-@needs_mirror
-def test_cmn_citeulike_negatives_in_train_are_counted() -> None:
-    root = Path(MIRROR or "") / "cmn-citeulike-a"
+@pytest.mark.paper_data("cmn-citeulike-a")
+def test_cmn_citeulike_negatives_in_train_are_counted(paper_data: Path) -> None:
+    root = paper_data / "cmn-citeulike-a"
     train_pairs = np.loadtxt(root / "train.tsv", dtype=np.int64, delimiter="\t")
     rows = [
         [int(v) for v in line.split("\t")]
@@ -368,9 +365,9 @@ def test_cmn_citeulike_negatives_in_train_are_counted() -> None:
         audit_split(split, train_negatives="error")
 
 
-@needs_mirror
-def test_ncf_ml1m_negatives_listing_the_test_item_are_found() -> None:
-    root = Path(MIRROR or "") / "neumf-ml-1m"
+@pytest.mark.paper_data("neumf-ml-1m")
+def test_ncf_ml1m_negatives_listing_the_test_item_are_found(paper_data: Path) -> None:
+    root = paper_data / "neumf-ml-1m"
     test = np.loadtxt(root / "ml-1m.test.rating", dtype=np.int64, delimiter="\t")
     negs = []
     for line in (root / "ml-1m.test.negative").read_text().splitlines():

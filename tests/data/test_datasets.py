@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,29 +16,10 @@ from recforge.data.registry import DatasetUnavailableError, load_dataset
 from recforge.data.split import Split
 
 
-def find_mirror() -> Path | None:
-    env = os.environ.get("RECFORGE_DATA_MIRROR")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data")
-    return next((c for c in candidates if (c / "movielens-100k").is_dir()), None)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def mirror(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Path | None]:
-    # Only tests that read real data need the mirror; parser tests run without it.
-    m = find_mirror()
-    with pytest.MonkeyPatch.context() as mp:
-        if m is not None:
-            mp.setenv("RECFORGE_DATA_MIRROR", str(m))
-        mp.setenv("RECFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield m
-
-
 @pytest.fixture
-def data(mirror: Path | None) -> Path:
-    if mirror is None:
-        pytest.skip("data mirror not found (set RECFORGE_DATA_MIRROR to shared/data)")
-    return mirror
+def data(paper_data: Path) -> Path:
+    """The mirror root; each test declares the datasets it reads (tests/conftest.py)."""
+    return paper_data
 
 
 def pairs(x: Interactions) -> set[tuple[int, int]]:
@@ -55,6 +34,7 @@ def active_users(x: Interactions) -> int:
 # ---------------------------------------------------------------- MovieLens-100k / MCRec
 
 
+@pytest.mark.paper_data("movielens-100k")
 def test_movielens_100k(data: Path) -> None:
     x = load_dataset("movielens-100k")
     assert x.shape == (943, 1682) and x.nnz == 100_000
@@ -66,6 +46,7 @@ def test_movielens_100k(data: Path) -> None:
     assert set(load_dataset("movielens-100k", implicit=True).matrix.data.tolist()) == {1.0}
 
 
+@pytest.mark.paper_data("movielens-100k")
 def test_genre_icm_correct_and_bug(data: Path) -> None:
     good = load_dataset("movielens-100k").item_features
     bug = load_dataset("movielens-100k", genre_bug=True).item_features
@@ -81,6 +62,7 @@ def test_genre_icm_correct_and_bug(data: Path) -> None:
     assert [g.split("|")[0] for g in genre_file] == list(ds.ML100K_GENRES)
 
 
+@pytest.mark.paper_data("mcrec-ml-100k", "movielens-100k")
 def test_mcrec_split(data: Path) -> None:
     s = load_dataset("mcrec-ml-100k")
     assert isinstance(s, Split) and s.method == "predefined"
@@ -101,6 +83,7 @@ def test_mcrec_split(data: Path) -> None:
                                                    s.train.ratings.tolist(), strict=True))
 
 
+@pytest.mark.paper_data("mcrec-ml-100k", "movielens-100k")
 def test_mcrec_with_genres_aligns_items(data: Path) -> None:
     s = load_dataset("mcrec-ml-100k", with_genres=True, genre_bug=True)
     ml = load_dataset("movielens-100k", genre_bug=True)
@@ -113,6 +96,7 @@ def test_mcrec_with_genres_aligns_items(data: Path) -> None:
 # ---------------------------------------------------------------- ML-1M releases
 
 
+@pytest.mark.paper_data("spectralcf-ml-1m")
 def test_spectralcf(data: Path) -> None:
     s = load_dataset("spectralcf-ml-1m")
     assert s.train.shape == (6040, 3706)
@@ -124,6 +108,7 @@ def test_spectralcf(data: Path) -> None:
     assert pairs(allx) == pairs(s.train) | pairs(s.test)
 
 
+@pytest.mark.paper_data("neumf-ml-1m")
 def test_neumf(data: Path) -> None:
     with pytest.raises(DatasetUnavailableError, match=r"ml-1m\.train\.rating.*part='test'"):
         load_dataset("neumf-ml-1m")
@@ -141,6 +126,7 @@ def test_neumf(data: Path) -> None:
     assert own == 156
 
 
+@pytest.mark.paper_data("movielens-1m")
 def test_movielens_1m_side_files(data: Path) -> None:
     with pytest.raises(DatasetUnavailableError, match=r"ratings\.dat"):
         load_dataset("movielens-1m")
@@ -153,6 +139,7 @@ def test_movielens_1m_side_files(data: Path) -> None:
 # ---------------------------------------------------------------- CiteULike-a
 
 
+@pytest.mark.paper_data("cvae-citeulike-a")
 @pytest.mark.parametrize(
     ("p", "train", "test", "test_users", "train_items"),
     [(1, 5_551, 199_435, 5551, 4327), (10, 55_510, 149_476, 5139, 11_949)],
@@ -169,6 +156,7 @@ def test_cvae(data: Path, p: int, train: int, test: int, test_users: int, train_
     assert (s.train.matrix + s.test.matrix != allx.matrix).nnz == 0
 
 
+@pytest.mark.paper_data("cvae-citeulike-a", "citeulike-a-raw")
 def test_cvae_tag_features(data: Path) -> None:
     s = load_dataset("cvae-citeulike-a", p=1, item_features="tags")
     assert s.train.item_features.shape == (16980, 46391)
@@ -178,6 +166,7 @@ def test_cvae_tag_features(data: Path) -> None:
     assert sorted(int(t) for t in first[1:]) == raw[0].indices.tolist()
 
 
+@pytest.mark.paper_data("cmn-citeulike-a", "cvae-citeulike-a")
 def test_cmn(data: Path) -> None:
     s = load_dataset("cmn-citeulike-a")
     assert s.train.shape == (5551, 16980)
@@ -195,6 +184,7 @@ def test_cmn(data: Path) -> None:
     assert pairs(s.train) | pairs(s.test) == pairs(cvae_all)
 
 
+@pytest.mark.paper_data("cmn-citeulike-a")
 def test_cmn_npz_equals_tsv(data: Path) -> None:
     a = load_dataset("cmn-citeulike-a")
     b = load_dataset("cmn-citeulike-a", source="npz")
@@ -202,6 +192,7 @@ def test_cmn_npz_equals_tsv(data: Path) -> None:
     assert a.params["files"] != b.params["files"]
 
 
+@pytest.mark.paper_data("citeulike-a-raw")
 def test_citeulike_raw_parts(data: Path) -> None:
     cites = load_dataset("citeulike-a-raw", part="citations")
     assert isinstance(cites, sp.csr_matrix) and cites.shape == (16980, 16980)
@@ -212,6 +203,7 @@ def test_citeulike_raw_parts(data: Path) -> None:
 # ---------------------------------------------------------------- MCRec extras
 
 
+@pytest.mark.paper_data("mcrec-lastfm", "mcrec-yelp")
 def test_lastfm_and_yelp(data: Path) -> None:
     fm = load_dataset("mcrec-lastfm")
     assert (fm.nnz, active_users(fm), int((fm.item_counts() > 0).sum())) == (92_834, 1892, 17_632)
@@ -223,6 +215,7 @@ def test_lastfm_and_yelp(data: Path) -> None:
     assert set(yelp.matrix.data.tolist()) == {1.0}
 
 
+@pytest.mark.paper_data("spectralcf-ml-1m", "cvae-citeulike-a", "mcrec-ml-100k", "movielens-100k")
 def test_loading_is_reproducible(data: Path) -> None:
     for name, opts in [("spectralcf-ml-1m", {}), ("cvae-citeulike-a", {"p": 10}),
                        ("mcrec-ml-100k", {"with_genres": True})]:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,22 +33,10 @@ NAMES = {
 }
 
 
-def find_mirror() -> Path | None:
-    env = os.environ.get("RECFORGE_DATA_MIRROR")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data")
-    return next((c for c in candidates if (c / "movielens-100k").is_dir()), None)
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    m = find_mirror()
-    if m is None:
-        pytest.skip("data mirror not found (set RECFORGE_DATA_MIRROR to shared/data)")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RECFORGE_DATA_MIRROR", str(m))
-        mp.setenv("RECFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield m
+@pytest.fixture
+def mirror(paper_data: Path) -> Path:
+    """The mirror root; each test declares the datasets it reads (tests/conftest.py)."""
+    return paper_data
 
 
 def readme_files(folder: Path) -> dict[str, tuple[int, str]]:
@@ -90,6 +77,7 @@ def test_urls_point_at_the_original_sources() -> None:
                 assert f.url.endswith("/" + f.filename)
 
 
+@pytest.mark.paper_data(registered=True)
 def test_specs_match_readmes_and_mirror_bytes(mirror: Path) -> None:
     for spec in list_datasets():
         folder = mirror / spec.name
@@ -101,6 +89,7 @@ def test_specs_match_readmes_and_mirror_bytes(mirror: Path) -> None:
             assert hashlib.sha256(data).hexdigest() == f.sha256
 
 
+@pytest.mark.paper_data("mcrec-ml-100k")
 def test_fetch_one_or_all_files(mirror: Path) -> None:
     paths = fetch("mcrec-ml-100k")
     assert isinstance(paths, dict)
@@ -121,6 +110,7 @@ def test_options_are_checked() -> None:
         load_dataset("cvae-citeulike-a", q=3)
 
 
+@pytest.mark.paper_data("cvae-citeulike-a")
 def test_option_values_are_checked(mirror: Path) -> None:
     with pytest.raises(ValueError, match=r"p=3 is not one of \[1, 10\]"):
         load_dataset("cvae-citeulike-a", p=3)
@@ -137,6 +127,7 @@ def test_dataset_info_without_loading_is_json() -> None:
     assert "source" in info["options"]
 
 
+@pytest.mark.paper_data("mcrec-ml-100k", "movielens-100k", "neumf-ml-1m")
 def test_dataset_info_counts_after_load(mirror: Path) -> None:
     info = dataset_info("mcrec-ml-100k")
     json.dumps(info)

@@ -11,20 +11,10 @@ from typer.testing import CliRunner
 
 from recforge.cli.main import app
 
-MIRROR = Path(os.environ.get("RECFORGE_DATA_MIRROR", Path(__file__).parents[3] / "shared/data"))
-pytestmark = pytest.mark.skipif(
-    not (MIRROR / "mcrec-ml-100k").is_dir(),
-    reason=f"paper datasets not found under {MIRROR} (set RECFORGE_DATA_MIRROR)",
-)
+pytestmark = pytest.mark.paper_data("mcrec-ml-100k", "spectralcf-ml-1m")
 
 
-@pytest.fixture(autouse=True)
-def _mirror(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("RECFORGE_DATA_MIRROR", str(MIRROR))
-    monkeypatch.setenv("RECFORGE_CACHE", str(tmp_path / "cache"))
-
-
-def test_data_commands(tmp_path: Path) -> None:
+def test_data_commands() -> None:
     runner = CliRunner()
     res = runner.invoke(app, ["data", "list", "--json"])
     assert res.exit_code == 0, res.output
@@ -35,7 +25,7 @@ def test_data_commands(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     files = json.loads(res.stdout)["files"]
     assert all(Path(p).is_file() for p in files.values())
-    assert str(tmp_path / "cache") in next(iter(files.values()))
+    assert next(iter(files.values())).startswith(os.environ["RECFORGE_CACHE"])
     res = runner.invoke(app, ["data", "info", "mcrec-ml-100k", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["loaded"]["train"]["interactions"] == 80_000
@@ -64,3 +54,24 @@ def test_split_then_evaluate(tmp_path: Path) -> None:
     res = runner.invoke(app, ["evaluate", "TopPopular", "--split-dir", str(out),
                               "--cutoffs", "ten"])
     assert res.exit_code == 2 and "--cutoffs" in res.output
+
+
+@pytest.mark.paper_data("movielens-100k")
+def test_split_and_evaluate_temporal(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "split"
+    res = runner.invoke(app, ["split", "movielens-100k", "--method", "temporal",
+                              "-p", "test_fraction=0.2", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["split"]["method"] == "temporal_split"
+    assert payload["split"]["test"]["interactions"] >= 20_000
+    res = runner.invoke(app, ["evaluate", "TopPopular", "--dataset", "movielens-100k",
+                              "--method", "temporal", "--split-param", "test_fraction=0.2",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["meta"]["split_fingerprint"] == payload["split"]["fingerprint"]
+    res = runner.invoke(app, ["split", "movielens-100k", "--method", "temporal",
+                              "-p", "test_fraction=2", "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "params.test_fraction" in res.output
+    assert not (tmp_path / "bad").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -11,19 +10,8 @@ from typer.testing import CliRunner
 
 from recforge.cli.main import app
 
-MIRROR = Path(os.environ.get("RECFORGE_DATA_MIRROR", Path(__file__).parents[3] / "shared/data"))
-pytestmark = pytest.mark.skipif(
-    not (MIRROR / "mcrec-ml-100k").is_dir(),
-    reason=f"paper datasets not found under {MIRROR} (set RECFORGE_DATA_MIRROR)",
-)
 
-
-@pytest.fixture(autouse=True)
-def _mirror(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("RECFORGE_DATA_MIRROR", str(MIRROR))
-    monkeypatch.setenv("RECFORGE_CACHE", str(tmp_path / "cache"))
-
-
+@pytest.mark.paper_data("mcrec-ml-100k", "spectralcf-ml-1m")
 def test_toppop_checks_json() -> None:
     res = CliRunner().invoke(app, ["reproduce", "toppop-checks", "--json"])
     assert res.exit_code == 0, res.output
@@ -43,6 +31,7 @@ def test_toppop_checks_json() -> None:
     assert payload["all_ok"] is True
 
 
+@pytest.mark.paper_data("mcrec-ml-100k", "movielens-100k")
 def test_table3_fixed_matches_the_paper(tmp_path: Path) -> None:
     out = tmp_path / "t3"
     res = CliRunner().invoke(app, ["reproduce", "table3", "--fixed", "--json", "--out", str(out)])
@@ -60,6 +49,7 @@ def test_table3_fixed_matches_the_paper(tmp_path: Path) -> None:
     assert {c["model"] for c in bad} == {"ItemKNN CBF"}
 
 
+@pytest.mark.paper_data("cmn-citeulike-a")
 def test_candidate_protocol_on_cmn_reuses_test_negatives_for_validation(tmp_path: Path) -> None:
     from recforge.experiments.runner import run_experiment
     from recforge.experiments.spec import parse_spec

@@ -64,12 +64,82 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
         parse_spec("- a\n- b\n")
 
 
+SPLIT = """
+name: demo
+dataset: {file: data.csv, timestamp_col: ts}
+split:
+  method: METHOD
+  params: PARAMS
+models: [{model: TopPopular}]
+"""
+
+
 @pytest.mark.parametrize(
-    "path", sorted((Path(__file__).parents[2] / "examples").glob("*.yaml")), ids=lambda p: p.name
+    ("method", "params", "needles"),
+    [
+        ("temporal", "{}", ["split", "exactly one of cutoff", "test_fraction"]),
+        ("temporal", "{test_fraction: 1.5}", ["params.test_fraction", "less than 1", "1.5"]),
+        ("per_user_holdout", "{tst_fraction: 0.2}", ["params.tst_fraction", "test_fraction ("]),
+        ("per_user_holdout", "{test_fraction: '0.2'}", ["params.test_fraction", "'0.2'"]),
+        ("leave_one_out", "{mode: lastest}", ["params.mode", "'random' or 'latest'"]),
+        ("leave_one_out", "{min_interactions: 2.0}", ["params.min_interactions", "integer"]),
+        ("held_out_users", "{}", ["params.n_test_users", "required"]),
+        ("per_user_holdout", "{seed: 3}", ["params.seed", "seeds"]),
+        ("predefined", "{test_fraction: 0.2}", ["params.test_fraction", "parameters: none"]),
+    ],
 )
-def test_example_specs_are_valid(path: Path) -> None:
-    spec = load_spec(path)
-    assert spec.models
+def test_split_params_are_checked_at_load(method: str, params: str, needles: list[str]) -> None:
+    text = SPLIT.replace("METHOD", method).replace("PARAMS", params)
+    with pytest.raises(SpecError) as exc:
+        parse_spec(text, source="s.yaml")
+    msg = str(exc.value)
+    assert "s.yaml" in msg
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("temporal", "{test_fraction: 0.2}"), ("temporal", "{cutoff: 1000}"),
+     ("per_user_holdout", "{}"), ("global_holdout", "{test_fraction: 0.3, sampling: bernoulli}"),
+     ("leave_one_out", "{mode: latest}"), ("held_out_users", "{n_test_users: 5}")],
+)
+def test_good_split_params_load(method: str, params: str) -> None:
+    spec = parse_spec(SPLIT.replace("METHOD", method).replace("PARAMS", params))
+    assert spec.split.method == method
+
+
+def test_split_methods_table_matches_the_spec_literal() -> None:
+    from typing import get_args
+
+    from recforge.data.split_methods import SPLIT_METHODS
+    from recforge.experiments.spec import SplitSpec
+
+    assert set(get_args(SplitSpec.model_fields["method"].annotation)) == set(SPLIT_METHODS)
+
+
+def test_split_param_defaults_match_the_functions() -> None:
+    import inspect
+
+    from recforge.data.split_methods import SPLIT_METHODS
+
+    for m in SPLIT_METHODS.values():
+        if m.function is None:
+            continue
+        sig = inspect.signature(m.function).parameters
+        for name, field in m.params.model_fields.items():
+            assert name in sig, (m.name, name)
+            if not field.is_required():
+                assert field.default == sig[name].default, (m.name, name)
+
+
+def test_relative_data_path_resolves_against_the_spec_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "spec.yaml").write_text(SPLIT.replace("METHOD", "temporal")
+                                      .replace("PARAMS", "{test_fraction: 0.2}"))
+    spec = load_spec(folder / "spec.yaml")
+    assert spec.dataset.file == str(folder / "data.csv")
 
 
 def test_table_specs_are_valid() -> None:

@@ -217,14 +217,18 @@ def evaluate_cmd(
 def run_cmd(
     spec_path: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/run"),
+    max_trials: Annotated[int | None, typer.Option(
+        help="Cap every search at this many trials (quick smoke runs).", min=1)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run an experiment spec and write results, trials, per-user values and a report."""
     from recforge.experiments.runner import run_experiment
-    from recforge.experiments.spec import SpecError, load_spec
+    from recforge.experiments.spec import SpecError, cap_trials, load_spec
 
     try:
         spec = load_spec(spec_path)
+        if max_trials is not None:
+            spec = cap_trials(spec, max_trials)
     except SpecError as exc:
         _fail(str(exc))
     try:

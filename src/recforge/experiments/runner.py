@@ -115,6 +115,7 @@ def _report_dict(rep: Any) -> dict[str, Any]:
 def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -> Split:
     """Apply the spec's split and validation carve-out to loaded data."""
     from recforge.data import splitting
+    from recforge.data.split_methods import make_split
 
     if isinstance(data, Split):
         if spec.split.method != "predefined":
@@ -130,11 +131,7 @@ def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -
                 f"dataset {spec.dataset.label!r} is not a predefined split; choose split.method "
                 "(per_user_holdout, global_holdout, leave_one_out, temporal, held_out_users)"
             )
-        fn = getattr(splitting, method)
-        params = dict(spec.split.params)
-        if method != "temporal":
-            params["seed"] = seed
-        split = fn(data, **params)
+        split = make_split(data, method, spec.split.params, seed)
     v = spec.split.validation
     if v is not None:
         split = splitting.carve_validation(

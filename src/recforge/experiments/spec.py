@@ -29,27 +29,23 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from recforge.data.split_methods import SPLIT_METHODS, validate_split_params
 from recforge.models import MODELS, get_model_class
 
 __all__ = [
+    "SPLIT_METHODS",
     "DatasetRef",
     "ExperimentSpec",
     "ModelEntry",
     "SearchSpec",
     "SpecError",
     "SplitSpec",
+    "cap_trials",
     "load_spec",
     "parse_spec",
+    "resolve_paths",
 ]
 
-SPLIT_METHODS = (
-    "predefined",
-    "per_user_holdout",
-    "global_holdout",
-    "leave_one_out",
-    "temporal",
-    "held_out_users",
-)
 KNOWN_METRICS = (
     "HR", "HIT_RATE", "PRECISION", "RECALL", "RECALL_MIN", "NDCG", "NDCG_TRUNC", "MAP", "MRR",
     "COVERAGE", "GINI", "NOVELTY", "AVG_POP",
@@ -115,12 +111,20 @@ class ValidationSpec(_Strict):
 
 
 class SplitSpec(_Strict):
+    """How test (and validation) are made; ``params`` are checked against the method's model
+    (:mod:`recforge.data.split_methods`) at load time."""
+
     method: Literal[
         "predefined", "per_user_holdout", "global_holdout", "leave_one_out", "temporal",
         "held_out_users",
     ] = "predefined"
     params: dict[str, Any] = Field(default_factory=dict)
     validation: ValidationSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_params(self) -> SplitSpec:
+        validate_split_params(self.method, self.params)  # SplitParamsError is a ValueError
+        return self
 
 
 class MetricAt(_Strict):
@@ -240,7 +244,35 @@ def parse_spec(data: dict[str, Any] | str, source: str = "<spec>") -> Experiment
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a spec file; a relative ``dataset.file`` is taken from the spec's
+    folder (so a spec and its data move together), not from the working directory."""
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"experiment spec not found: {p}")
-    return parse_spec(p.read_text(), source=str(p))
+    spec = parse_spec(p.read_text(), source=str(p))
+    return resolve_paths(spec, p.parent)
+
+
+def resolve_paths(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
+    """The spec with relative file paths made absolute against ``base``."""
+    file = spec.dataset.file
+    if file is None or Path(file).expanduser().is_absolute():
+        return spec
+    resolved = str((base / file).resolve())
+    return spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"file": resolved})})
+
+
+def cap_trials(spec: ExperimentSpec, max_trials: int) -> ExperimentSpec:
+    """The spec with every search limited to ``max_trials`` trials (smoke runs, examples)."""
+    if max_trials < 1:
+        raise SpecError(f"max_trials must be >= 1, got {max_trials}")
+    models = []
+    for m in spec.models:
+        if m.search is not None and m.search.n_trials > max_trials:
+            search = m.search.model_copy(update={
+                "n_trials": max_trials,
+                "n_startup_trials": min(m.search.n_startup_trials, max_trials),
+            })
+            m = m.model_copy(update={"search": search})
+        models.append(m)
+    return spec.model_copy(update={"models": models})
