@@ -244,12 +244,19 @@ def run_cmd(
 # ------------------------------------------------------------------------------ reproduce
 @app.command("reproduce")
 def reproduce_cmd(
-    name: Annotated[str, typer.Argument(help="toppop-checks, table3, table7, table4, table5, "
-                                        "table4-p1, table5-p1")],
+    name: Annotated[str, typer.Argument(help="toppop-checks, table2, table3, table7, table4, "
+                                        "table5, table4-p1, table5-p1")],
+    split: Annotated[str | None, typer.Option(help="Table 7: 'ours' (the paper's random "
+                                              "re-split, default) or 'original' (SpectralCF's "
+                                              "released split).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Tables with several datasets: which "
+                                                "one (table2: citeulike-a).")] = None,
     budget: Annotated[int, typer.Option(help="Search trials per model (paper: 35).")] = 35,
     fixed: Annotated[bool, typer.Option("--fixed", help="Use the paper's reported best "
                                         "hyper-parameters instead of searching.")] = False,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds (default: the "
+                                              "table's; 0,1,2,3,4 for table7 --split "
+                                              "original, else 0).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the full run here.")] = None,
     correct_genres: Annotated[bool, typer.Option(help="Table 3: use the correct 19-genre ICM "
                                                  "instead of the paper's buggy one.")] = False,
@@ -268,6 +275,7 @@ def reproduce_cmd(
 ) -> None:
     """Reproduce a table of the RecSys 2019 paper and print ours next to the paper's."""
     from recforge.experiments.paper import TABLES, reproduce_table, toppop_checks
+    from recforge.experiments.paper.setups import TABLE_VARIANTS, resolve
 
     if name == "toppop-checks":
         checks = [c.to_dict() for c in toppop_checks(log=_log)]
@@ -275,9 +283,15 @@ def reproduce_cmd(
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "results.json").write_text(json.dumps(payload, indent=2))
-    elif name in TABLES:
+    elif name in TABLES or name in TABLE_VARIANTS:
+        if split is not None and dataset is not None:
+            _fail("give --split or --dataset, not both")
         try:
-            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+            name = resolve(name, split if split is not None else dataset)
+        except (KeyError, ValueError) as exc:
+            _fail(str(exc).strip('"'))
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
         except ValueError:
             _fail(f"--seeds must be comma-separated integers, got {seeds!r}")
         payload = reproduce_table(name, fixed=fixed, budget=budget, seeds=seed_list,

@@ -90,6 +90,86 @@ _T5_P1 = {
     "PureSVD": [0.0057, 0.0113, 0.0168, 0.0233, 0.0303, 0.0381],
 }
 
+_T2_CUTS = [5, 10]
+_T2_CITEULIKE = {  # HR@5, NDCG@5, HR@10, NDCG@10
+    "Random": [0.0562, 0.0332, 0.1007, 0.0474],
+    "TopPop": [0.1803, 0.1220, 0.2783, 0.1535],
+    "UserKNN CF": [0.8213, 0.7033, 0.8935, 0.7268],
+    "ItemKNN CF": [0.8116, 0.6939, 0.8878, 0.7187],
+    "P3alpha": [0.8202, 0.7061, 0.8901, 0.7289],
+    "RP3beta": [0.8226, 0.7114, 0.8941, 0.7347],
+    "PureSVD": [0.7056, 0.5807, 0.7892, 0.6079],
+}
+_T2_PINTEREST = {
+    "Random": [0.0495, 0.0293, 0.0982, 0.0449],
+    "TopPop": [0.1668, 0.1066, 0.2745, 0.1411],
+    "UserKNN CF": [0.6886, 0.4936, 0.8527, 0.5470],
+    "ItemKNN CF": [0.6966, 0.4994, 0.8647, 0.5542],
+    "P3alpha": [0.6871, 0.4935, 0.8449, 0.5450],
+    "RP3beta": [0.7018, 0.5041, 0.8644, 0.5571],
+    "PureSVD": [0.6440, 0.4565, 0.8064, 0.5095],
+}
+_T2_REFERENCE = {"CMN": [0.8069, 0.6666, 0.8910, 0.6942]}
+_T2_PINTEREST_REFERENCE = {"CMN": [0.6872, 0.4883, 0.8549, 0.5430]}
+
+_T6_CUTS = [1, 5, 10]
+_T6_ML1M = {  # HR@1, NDCG@1, HR@5, NDCG@5, HR@10, NDCG@10 (April 2019 run)
+    "Random": [0.0084, 0.0084, 0.0510, 0.0290, 0.0987, 0.0442],
+    "TopPop": [0.1051, 0.1051, 0.3043, 0.2062, 0.4531, 0.2542],
+    "UserKNN CF": [0.1666, 0.1666, 0.4916, 0.3328, 0.6705, 0.3908],
+    "ItemKNN CF": [0.1758, 0.1758, 0.4829, 0.3328, 0.6596, 0.3900],
+    "P3alpha": [0.1760, 0.1760, 0.4811, 0.3331, 0.6464, 0.3867],
+    "RP3beta": [0.1821, 0.1821, 0.4922, 0.3409, 0.6715, 0.3991],
+    "PureSVD": [0.2123, 0.2123, 0.5377, 0.3802, 0.6896, 0.4294],
+}
+_T6_PINTEREST = {
+    "Random": [0.0100, 0.0100, 0.0490, 0.0290, 0.0978, 0.0446],
+    "TopPop": [0.0470, 0.0470, 0.1663, 0.1065, 0.2744, 0.1412],
+    "UserKNN CF": [0.2887, 0.2887, 0.7001, 0.5033, 0.8610, 0.5557],
+    "ItemKNN CF": [0.2917, 0.2917, 0.7100, 0.5092, 0.8744, 0.5629],
+    "P3alpha": [0.2852, 0.2852, 0.7008, 0.5018, 0.8667, 0.5559],
+    "RP3beta": [0.2950, 0.2950, 0.7105, 0.5116, 0.8740, 0.5650],
+    "PureSVD": [0.2586, 0.2586, 0.6576, 0.4654, 0.8216, 0.5188],
+}
+_T6_REFERENCE = {"NeuMF": [0.1841, 0.1841, 0.4980, 0.3445, 0.6725, 0.4011]}
+_T6_PINTEREST_REFERENCE = {"NeuMF": [0.2690, 0.2690, 0.6915, 0.4879, 0.8657, 0.5447]}
+
+_T7_ORIGINAL = {  # SpectralCF's released split
+    "Random": [0.0048, 0.0009, 0.0111, 0.0011, 0.0159, 0.0012, 0.0213, 0.0013, 0.0273, 0.0014],
+    "TopPop": [0.0336, 0.0054, 0.0934, 0.0083, 0.1209, 0.0092, 0.1590, 0.0102, 0.2131, 0.0115],
+    "UserKNN CF": [0.0806, 0.0164, 0.1392, 0.0194, 0.1834, 0.0210, 0.2204, 0.0221, 0.2503, 0.0228],
+    "ItemKNN CF": [0.0734, 0.0142, 0.1250, 0.0168, 0.1714, 0.0185, 0.2115, 0.0197, 0.2459, 0.0205],
+    "P3alpha": [0.0997, 0.0191, 0.1833, 0.0237, 0.2465, 0.0265, 0.2939, 0.0282, 0.3313, 0.0295],
+    "RP3beta": [0.0896, 0.0176, 0.1650, 0.0216, 0.2290, 0.0241, 0.2774, 0.0258, 0.3208, 0.0272],
+    "PureSVD": [0.0707, 0.0138, 0.1220, 0.0164, 0.1604, 0.0178, 0.1911, 0.0186, 0.2207, 0.0193],
+}
+_T7_ORIGINAL_REFERENCE = {
+    "SpectralCF": [0.1556, 0.0657, 0.2138, 0.0685, 0.2726, 0.0712, 0.3162, 0.0728, 0.3407, 0.0736],
+}
+
+_T8_CUTS = [20, 50, 100]
+_T8_ML20M = {  # REC@20, NDCG@20, REC@50, NDCG@50, REC@100, NDCG@100
+    "Random": [0.0011, 0.0009, 0.0027, 0.0016, 0.0050, 0.0024],
+    "TopPop": [0.1441, 0.1201, 0.2320, 0.1569, 0.3296, 0.1901],
+    "ItemKNN CF": [0.2851, 0.2428, 0.4328, 0.3030, 0.5547, 0.3459],
+    "P3alpha": [0.2607, 0.2157, 0.4053, 0.2739, 0.5296, 0.3179],
+    "RP3beta": [0.2949, 0.2454, 0.4411, 0.3054, 0.5694, 0.3507],
+    "SLIM ElasticNet": [0.3349, 0.2915, 0.4893, 0.3572, 0.6103, 0.4012],
+}
+_T8_REFERENCE = {"Mult-VAE": [0.3540, 0.2993, 0.5220, 0.3693, 0.6488, 0.4154]}
+
+# ItemKNN CBF / CFCBF on the title+abstract bag of words (mult_nor.mat), Tables 4 and 5.
+_CONTENT = {
+    "table4": {"ItemKNN CBF": [0.1687, 0.2435, 0.2930, 0.3299, 0.3603, 0.3878],
+               "ItemKNN CFCBF": [0.1837, 0.2777, 0.3382, 0.3848, 0.4215, 0.4486]},
+    "table4-p1": {"ItemKNN CBF": [0.0697, 0.0942, 0.1085, 0.1180, 0.1247, 0.1300],
+                  "ItemKNN CFCBF": [0.0729, 0.1010, 0.1190, 0.1322, 0.1414, 0.1491]},
+    "table5": {"ItemKNN CBF": [0.2135, 0.3038, 0.3625, 0.4070, 0.4412, 0.4707],
+               "ItemKNN CFCBF": [0.1945, 0.2896, 0.3493, 0.3965, 0.4322, 0.4620]},
+    "table5-p1": {"ItemKNN CBF": [0.0942, 0.1336, 0.1616, 0.1825, 0.2000, 0.2152],
+                  "ItemKNN CFCBF": [0.0707, 0.1015, 0.1224, 0.1373, 0.1495, 0.1597]},
+}
+
 PAPER_TABLES: dict[str, dict[str, dict[str, float]]] = {
     "table3": {
         k: _row("PRECISION", [10], [v[0]])
@@ -102,7 +182,21 @@ PAPER_TABLES: dict[str, dict[str, dict[str, float]]] = {
     "table4-p1": {k: _row("RECALL", _CITE_CUTS, v) for k, v in _T4_P1.items()},
     "table5": {k: _row("RECALL", _CITE_CUTS, v) for k, v in _T5_P10.items()},
     "table5-p1": {k: _row("RECALL", _CITE_CUTS, v) for k, v in _T5_P1.items()},
+    "table2": {k: _rows_two("HR", "NDCG", _T2_CUTS, v) for k, v in _T2_CITEULIKE.items()},
+    "table2-pinterest": {
+        k: _rows_two("HR", "NDCG", _T2_CUTS, v) for k, v in _T2_PINTEREST.items()
+    },
+    "table6": {k: _rows_two("HR", "NDCG", _T6_CUTS, v) for k, v in _T6_ML1M.items()},
+    "table6-pinterest": {
+        k: _rows_two("HR", "NDCG", _T6_CUTS, v) for k, v in _T6_PINTEREST.items()
+    },
+    "table7-original": {
+        k: _rows_two("RECALL", "MAP", _T7_CUTS, v) for k, v in _T7_ORIGINAL.items()
+    },
+    "table8": {k: _rows_two("RECALL", "NDCG", _T8_CUTS, v) for k, v in _T8_ML20M.items()},
 }
+for _name, _rows in _CONTENT.items():
+    PAPER_TABLES[_name].update({k: _row("RECALL", _CITE_CUTS, v) for k, v in _rows.items()})
 
 # Best hyper-parameters reported per table (cosine KNN searches), in our parameter names.
 _KNN = "similarity"
@@ -170,4 +264,98 @@ PAPER_PARAMS["table5-p1"] = {
 
 REFERENCE_ROWS: dict[str, dict[str, dict[str, float]]] = {
     "table7": {k: _rows_two("RECALL", "MAP", _T7_CUTS, v) for k, v in _T7_REFERENCE.items()},
+    "table7-original": {
+        k: _rows_two("RECALL", "MAP", _T7_CUTS, v) for k, v in _T7_ORIGINAL_REFERENCE.items()
+    },
+    "table2": {k: _rows_two("HR", "NDCG", _T2_CUTS, v) for k, v in _T2_REFERENCE.items()},
+    "table2-pinterest": {
+        k: _rows_two("HR", "NDCG", _T2_CUTS, v) for k, v in _T2_PINTEREST_REFERENCE.items()
+    },
+    "table6": {k: _rows_two("HR", "NDCG", _T6_CUTS, v) for k, v in _T6_REFERENCE.items()},
+    "table6-pinterest": {
+        k: _rows_two("HR", "NDCG", _T6_CUTS, v) for k, v in _T6_PINTEREST_REFERENCE.items()
+    },
+    "table8": {k: _rows_two("RECALL", "NDCG", _T8_CUTS, v) for k, v in _T8_REFERENCE.items()},
+}
+
+# Table 2 (CMN experiment): CiteULike-a and Pinterest columns.
+PAPER_PARAMS["table2"] = {
+    "UserKNN CF": {"top_k": 690, "shrink": 0, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "BM25"},
+    "ItemKNN CF": {"top_k": 713, "shrink": 1000, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "TF-IDF"},
+    "P3alpha": {"top_k": 743, "alpha": 0.7226, "normalize_similarity": True},
+    "RP3beta": {"top_k": 800, "alpha": 0.7419, "beta": 0.1262, "normalize_similarity": True},
+    "PureSVD": {"num_factors": 250},
+}
+PAPER_PARAMS["table2-pinterest"] = {
+    "UserKNN CF": {"top_k": 769, "shrink": 0, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "TF-IDF"},
+    "ItemKNN CF": {"top_k": 766, "shrink": 1000, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "BM25"},
+    "P3alpha": {"top_k": 398, "alpha": 0.7817, "normalize_similarity": True},
+    "RP3beta": {"top_k": 799, "alpha": 1.0989, "beta": 0.4520, "normalize_similarity": True},
+    "PureSVD": {"num_factors": 66},
+}
+# Table 6 (NeuMF experiment, April 2019 run): ML-1M and Pinterest columns.
+PAPER_PARAMS["table6"] = {
+    "UserKNN CF": {"top_k": 800, "shrink": 0, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "BM25"},
+    "ItemKNN CF": {"top_k": 288, "shrink": 1000, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "BM25"},
+    "P3alpha": {"top_k": 464, "alpha": 1.5511, "normalize_similarity": True},
+    "RP3beta": {"top_k": 494, "alpha": 1.1468, "beta": 0.5613, "normalize_similarity": True},
+    "PureSVD": {"num_factors": 60},
+}
+PAPER_PARAMS["table6-pinterest"] = {
+    "UserKNN CF": {"top_k": 800, "shrink": 0, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "TF-IDF"},
+    "ItemKNN CF": {"top_k": 776, "shrink": 0, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "TF-IDF"},
+    "P3alpha": {"top_k": 800, "alpha": 2.0, "normalize_similarity": True},
+    "RP3beta": {"top_k": 800, "alpha": 0.0, "beta": 0.5394, "normalize_similarity": True},
+    "PureSVD": {"num_factors": 48},
+}
+# Table 7 on SpectralCF's released split ("Movielens 1M original" column).
+PAPER_PARAMS["table7-original"] = {
+    "UserKNN CF": {"top_k": 800, "shrink": 965, _KNN: "cosine", "normalize": False,
+                   "feature_weighting": "none"},
+    "ItemKNN CF": {"top_k": 218, "shrink": 20, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "TF-IDF"},
+    "P3alpha": {"top_k": 371, "alpha": 0.8629, "normalize_similarity": True},
+    "RP3beta": {"top_k": 657, "alpha": 0.9870, "beta": 0.4301, "normalize_similarity": True},
+    "PureSVD": {"num_factors": 10},
+}
+# Table 8 (Mult-VAE experiment), ML-20M column.
+PAPER_PARAMS["table8"] = {
+    "ItemKNN CF": {"top_k": 312, "shrink": 10, _KNN: "cosine", "normalize": True,
+                   "feature_weighting": "TF-IDF"},
+    "P3alpha": {"top_k": 533, "alpha": 0.4313, "normalize_similarity": True},
+    "RP3beta": {"top_k": 348, "alpha": 1.2252, "beta": 0.3832, "normalize_similarity": True},
+    "SLIM ElasticNet": {"top_k": 800, "l1_ratio": 1.45e-2, "alpha": 0.0010},
+}
+# ItemKNN CBF / CFCBF on the title+abstract ICM (CVAE: feature weighting not searched).
+PAPER_PARAMS["table4"] |= {
+    "ItemKNN CBF": {"top_k": 656, "shrink": 4, _KNN: "cosine", "normalize": True,
+                    "feature_weighting": "none"},
+    "ItemKNN CFCBF": {"top_k": 676, "shrink": 1000, _KNN: "cosine", "normalize": False,
+                      "feature_weighting": "BM25", "icm_weight": 1.2653},
+}
+PAPER_PARAMS["table4-p1"] |= {
+    "ItemKNN CBF": {"top_k": 196, "shrink": 199, _KNN: "cosine", "normalize": False,
+                    "feature_weighting": "none"},
+    "ItemKNN CFCBF": {"top_k": 281, "shrink": 999, _KNN: "cosine", "normalize": True,
+                      "feature_weighting": "none", "icm_weight": 7.9294},
+}
+PAPER_PARAMS["table5"] |= {
+    "ItemKNN CBF": {"top_k": 800, "shrink": 1000, _KNN: "cosine", "normalize": True,
+                    "feature_weighting": "BM25"},
+    "ItemKNN CFCBF": {"top_k": 800, "shrink": 1000, _KNN: "cosine", "normalize": False,
+                      "feature_weighting": "BM25", "icm_weight": 1.5144},
+}
+PAPER_PARAMS["table5-p1"] |= {
+    "ItemKNN CBF": {"top_k": 673, "shrink": 827, _KNN: "cosine", "normalize": True,
+                    "feature_weighting": "BM25"},
+    "ItemKNN CFCBF": {"top_k": 476, "shrink": 657, _KNN: "cosine", "normalize": False,
+                      "feature_weighting": "none", "icm_weight": 0.0951},
 }

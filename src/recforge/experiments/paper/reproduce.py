@@ -1,20 +1,10 @@
 """One-command reproductions of the RecSys 2019 paper's baseline tables.
 
 ``toppop-checks`` pins the evaluator and splits against two published TopPopular/Random cells.
-``table3``, ``table7``, ``table4`` and ``table5`` run the full protocol of those tables (the
-CiteULike-a tables on the P=10 split; ``-p1`` variants for P=1) with either the paper's reported
-best hyper-parameters (``fixed=True``) or our own seeded Bayesian search.
-
-Protocol decisions, per table, follow ``shared/docs/paper-protocols.md``:
-- Table 3: MCRec's ML-100k split, full ranking excluding train items (equivalent to MCRec's
-  negative file), PRECISION@10 tuned on a clean 10% per-user validation, final models refitted
-  on the full train (the paper added validation back into train, which leaks into tuning);
-  ItemKNN-CBF/CFCBF on the genre ICM *with the paper's bug* unless
-  ``correct_genres=True``.
-- Table 7: the 226,310 5-star ML-1M pairs re-split per user 80/20, 10% of train per user as
-  validation, RECALL@50 on validation, RECALL/MAP at 20..100 on test.
-- Tables 4/5: CVAE's CiteULike-a split, 20% of all train pairs (global) as validation,
-  RECALL@150, RECALL at 50..300. Only the CF rows: the title+abstract ICM is not obtainable.
+Every table block of :mod:`recforge.experiments.paper.setups` (its protocol decisions are
+documented there) runs with either the paper's reported best hyper-parameters
+(``fixed=True``) or our own seeded Bayesian search, and each cell is compared with the paper
+by :func:`check_cell`.
 """
 
 from __future__ import annotations
@@ -26,8 +16,12 @@ from typing import Any
 import numpy as np
 
 from recforge.experiments.paper.numbers import PAPER_PARAMS, PAPER_TABLES, REFERENCE_ROWS
+from recforge.experiments.paper.setups import MODEL_OF_LABEL, SETUPS
 
-__all__ = ["TABLES", "Check", "reproduce_table", "tolerance", "toppop_checks"]
+__all__ = [
+    "TABLES", "Check", "build_table_spec", "check_cell", "reproduce_table", "tolerance",
+    "toppop_checks",
+]
 
 
 @dataclass
@@ -50,6 +44,23 @@ class Check:
 def tolerance(paper: float) -> float:
     """Issue rule: 0.01 absolute or 3% relative, whichever is larger."""
     return max(0.01, 0.03 * abs(paper))
+
+
+def check_cell(dataset: str, model: str, metric: str, paper: float, ours: float, *,
+               fixed: bool, spread: float | None = None) -> Check:
+    """The one pass rule of a reproduced table cell.
+
+    With the paper's hyper-parameters (``fixed``) the paper value is a target: ours must lie
+    within :func:`tolerance`. With our own search it is a floor: ours must reach at least the
+    paper value minus the tolerance.
+    """
+    tol = tolerance(paper)
+    ok = abs(ours - paper) <= tol if fixed else ours >= paper - tol
+    return Check(
+        dataset=dataset, model=model, metric=metric, paper=paper, ours=round(ours, 6),
+        delta=round(ours - paper, 6), tolerance=tol, ok=ok, spread=spread,
+        note="within tolerance" if fixed else "at least paper - tolerance",
+    )
 
 
 def _check(dataset: str, model: str, metric: str, paper: float, values: list[float],
@@ -115,78 +126,34 @@ def toppop_checks(n_seeds_ml1m: int = 5, n_seeds_random: int = 10,
 
 
 # ---------------------------------------------------------------------------- tables
-_CF_LABELS = {
-    "TopPop": "TopPopular",
-    "Random": "Random",
-    "UserKNN CF": "UserKNNCF",
-    "ItemKNN CF": "ItemKNNCF",
-    "P3alpha": "P3alpha",
-    "RP3beta": "RP3beta",
-    "PureSVD": "PureSVD",
-    "ItemKNN CBF": "ItemKNNCBF",
-    "ItemKNN CFCBF": "ItemKNNCFCBF",
-}
-
-
-def _table_setup(name: str, correct_genres: bool) -> dict[str, Any]:
-    if name == "table3":
-        return {
-            "dataset": {"name": "mcrec-ml-100k",
-                        "options": {"with_genres": True, "genre_bug": not correct_genres}},
-            # The paper tuned on validation pairs it had added back into train (leaky) and
-            # trained final models on the full 80% train. We tune on a clean 10% per-user
-            # validation and refit the final model on train + validation: same final training
-            # data, no leak in the objective.
-            "split": {"method": "predefined",
-                      "validation": {"mode": "per_user", "fraction": 0.1, "refit": True}},
-            "optimize": {"metric": "PRECISION", "cutoff": 10},
-            "report": {"metrics": ["PRECISION", "RECALL", "NDCG"], "cutoffs": [10]},
-            "labels": ["Random", "TopPop", "UserKNN CF", "ItemKNN CF", "P3alpha", "RP3beta",
-                       "PureSVD", "ItemKNN CBF", "ItemKNN CFCBF"],
-        }
-    if name == "table7":
-        return {
-            "dataset": {"name": "spectralcf-ml-1m", "options": {"part": "all"}},
-            "split": {"method": "per_user_holdout", "params": {"test_fraction": 0.2},
-                      "validation": {"mode": "per_user", "fraction": 0.1}},
-            "optimize": {"metric": "RECALL", "cutoff": 50},
-            "report": {"metrics": ["RECALL", "MAP"], "cutoffs": [20, 40, 60, 80, 100]},
-            "labels": ["Random", "TopPop", "UserKNN CF", "ItemKNN CF", "P3alpha", "RP3beta",
-                       "PureSVD"],
-        }
-    if name in ("table4", "table5", "table4-p1", "table5-p1"):
-        p = 1 if name.endswith("-p1") else 10
-        return {
-            "dataset": {"name": "cvae-citeulike-a", "options": {"p": p}},
-            "split": {"method": "predefined",
-                      "validation": {"mode": "global", "fraction": 0.2}},
-            "optimize": {"metric": "RECALL", "cutoff": 150},
-            "report": {"metrics": ["RECALL"], "cutoffs": [50, 100, 150, 200, 250, 300]},
-            "labels": ["Random", "TopPop", "UserKNN CF", "ItemKNN CF", "P3alpha", "RP3beta",
-                       "PureSVD"],
-        }
-    raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
-
-
-TABLES = ("table3", "table7", "table4", "table5", "table4-p1", "table5-p1")
+TABLES = tuple(SETUPS)
 
 
 def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[int] | None = None,
                      correct_genres: bool = False, models: list[str] | None = None,
-                     n_jobs: int = 1, paper_ties: bool = False) -> dict[str, Any]:
-    """The experiment spec (as a dict) that reproduces one table.
+                     n_jobs: int = 1, paper_ties: bool = False,
+                     with_content: bool = False) -> dict[str, Any]:
+    """The experiment spec (as a dict) that reproduces one table block (see ``setups``).
 
     ``paper_ties``: break ties among equal scores/similarities as the paper's numpy did
     (``tie_rule="numpy-legacy"`` for the evaluator and the KNN neighbour selection) instead of
     lower-index-first; needed where ties dominate (Table 3 ItemKNN CBF, Table 4 UserKNN).
+    ``with_content``: also run the rows that need item content (Tables 4/5 CBF and CFCBF).
     """
-    setup = _table_setup(name, correct_genres)
+    try:
+        setup = SETUPS[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}") from None
+    fields = setup.spec_fields(with_content=with_content)
+    if name == "table3":
+        fields["dataset"]["options"]["genre_bug"] = not correct_genres
     params = PAPER_PARAMS.get(name, {})
     entries = []
-    for label in setup.pop("labels"):
-        if models and label not in models and _CF_LABELS[label] not in models:
+    for label in setup.rows(with_content=with_content):
+        model_name = MODEL_OF_LABEL[label]
+        if models and label not in models and model_name not in models:
             continue
-        entry: dict[str, Any] = {"model": _CF_LABELS[label], "label": label}
+        entry: dict[str, Any] = {"model": model_name, "label": label}
         if label in ("TopPop", "Random"):
             pass
         elif fixed:
@@ -204,9 +171,8 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
         entries.append(entry)
     return {
         "name": f"{name}-{'fixed' if fixed else f'search{budget}'}",
-        **setup,
-        "protocol": "full",
-        "seeds": seeds or [0],
+        **fields,
+        "seeds": seeds or list(setup.seeds),
         "models": entries,
         "n_jobs": n_jobs,
         "tie_rule": "numpy-legacy" if paper_ties else "lower-index",
@@ -217,7 +183,7 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                     seeds: list[int] | None = None, out_dir: str | Path | None = None,
                     correct_genres: bool = False, models: list[str] | None = None,
                     n_jobs: int = 1, log: Any = None,
-                    paper_ties: bool = False) -> dict[str, Any]:
+                    paper_ties: bool = False, with_content: bool = False) -> dict[str, Any]:
     """Run one table and compare with the paper; returns the ``results.json`` content."""
     from recforge.experiments.runner import run_experiment, write_outputs
     from recforge.experiments.spec import parse_spec
@@ -225,25 +191,18 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
     spec = parse_spec(
         build_table_spec(name, fixed=fixed, budget=budget, seeds=seeds,
                          correct_genres=correct_genres, models=models, n_jobs=n_jobs,
-                         paper_ties=paper_ties),
+                         paper_ties=paper_ties, with_content=with_content),
         source=f"reproduce {name}",
     )
     outcome = run_experiment(spec, None, log=log)
     paper = PAPER_TABLES[name]
-    checks = []
-    for label, row in outcome.rows.items():
-        for metric, ours in row.items():
-            if label in paper and metric in paper[label]:
-                pv = paper[label][metric]
-                tol = tolerance(pv)
-                # Without search the paper value is a target; with search it is a floor.
-                ok = abs(ours - pv) <= tol if fixed else ours >= pv - tol
-                checks.append(Check(
-                    dataset=spec.dataset.label, model=label, metric=metric, paper=pv,
-                    ours=round(ours, 6), delta=round(ours - pv, 6), tolerance=tol, ok=ok,
-                    spread=outcome.spread[label].get(metric),
-                    note="within tolerance" if fixed else "at least paper - tolerance",
-                ).to_dict())
+    checks = [
+        check_cell(spec.dataset.label, label, metric, paper[label][metric], ours, fixed=fixed,
+                   spread=outcome.spread[label].get(metric)).to_dict()
+        for label, row in outcome.rows.items()
+        for metric, ours in row.items()
+        if label in paper and metric in paper[label]
+    ]
     extra = {
         "paper": paper,
         "paper_reference_rows": REFERENCE_ROWS.get(name, {}),
