@@ -8,8 +8,8 @@ from evaluation_helpers import fixed_scores, interactions, reference_list, refer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recforge._kernels.topk import select_topk
 from recforge.evaluation import ACCURACY_METRICS, Evaluator
-from recforge.evaluation.topk import select_topk
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recforge._kernels.legacy import legacy_argpartition, legacy_argsort, legacy_top
 from recforge.data.interactions import Interactions
 from recforge.evaluation.evaluator import Evaluator
 from recforge.models.knn import ItemKNNCBF, UserKNNCF
 from recforge.models.similarity import compute_similarity
-from recforge.numpy_legacy import legacy_argpartition, legacy_argsort, legacy_top
 
 # Reference outputs recorded with numpy 1.23.5 (classic introselect / introsort) on -A1 / -A2.
 A1 = [0, 1, 2, 0, 1, 2, 0, 1, 2, 2, 2, 0, 2, 0, 0, 0, 0, 2, 2, 0, 0, 1, 0, 0, 1, 0, 1, 0, 2, 0,

@@ -9,6 +9,7 @@ result's ``meta["tie_rule"]``). The RecSys'19 code ordered ties by numpy's unsta
 argpartition/quicksort internals, which cannot be reproduced exactly.
 """
 
+from recforge._kernels.topk import TIE_RULE, numba_available
 from recforge.evaluation.evaluator import (
     DEFAULT_METRICS,
     EvaluationResult,
@@ -21,7 +22,6 @@ from recforge.evaluation.metrics import (
     BEYOND_ACCURACY_METRICS,
 )
 from recforge.evaluation.significance import bootstrap_ci, correct_pvalues, paired_test
-from recforge.evaluation.topk import TIE_RULE, numba_available
 
 __all__ = [
     "ACCURACY_METRICS",

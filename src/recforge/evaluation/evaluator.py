@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._kernels.topk import TIE_RULES, Backend, TieRule, resolve_backend, select_topk
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
 from recforge.evaluation.metrics import (
@@ -44,7 +45,6 @@ from recforge.evaluation.metrics import (
     accuracy_metrics,
     check_metric_names,
 )
-from recforge.evaluation.topk import TIE_RULES, Backend, TieRule, resolve_backend, select_topk
 from recforge.models.base import Recommender
 
 __all__ = ["DEFAULT_METRICS", "EvaluationResult", "Evaluator", "evaluate_split"]
@@ -165,7 +165,7 @@ class Evaluator:
         backend: "auto" (numba when importable), "numba" or "numpy".
         tie_rule: order among equal scores: "lower-index" (default) or "numpy-legacy" (the
             RecSys'19 evaluator's argpartition/quicksort order, to reproduce its numbers where
-            scores tie massively; see :mod:`recforge.evaluation.topk`).
+            scores tie massively; see :mod:`recforge._kernels.topk`).
     """
 
     def __init__(

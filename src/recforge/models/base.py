@@ -295,10 +295,10 @@ class Recommender(ABC):
         """Top-``k`` items for users given by **external** id, with scores.
 
         ``exclude_seen`` removes each user's training items through the evaluator's masking and
-        top-k (:func:`recforge.evaluation.topk.select_topk`, its tie rule: lower item index first
+        top-k (:func:`recforge._kernels.topk.select_topk`, its tie rule: lower item index first
         among equal scores). Unknown user ids raise ``KeyError`` naming them.
         """
-        from recforge.evaluation.topk import resolve_backend, select_topk
+        from recforge._kernels.topk import resolve_backend, select_topk
 
         check_fitted(self, "recommend")
         k = positive_int(k, "k", f"{type(self).__name__}.recommend")

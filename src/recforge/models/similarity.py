@@ -41,7 +41,7 @@ always normalise it.
 dense (stored fraction > 0.5: a target column's top-K is picked from all ``n`` values, zeros
 and the zeroed diagonal included) and the Cython route otherwise (only co-occurring columns, in
 the order they are first met walking the target's non-zero rows, zero-padded to ``n``), both with
-numpy <= 1.24's ``argpartition`` + quicksort ``argsort`` (:mod:`recforge.numpy_legacy`). Only
+numpy <= 1.24's ``argpartition`` + quicksort ``argsort`` (:mod:`recforge._kernels.legacy`). Only
 the kept neighbours can differ, and only where values tie at the cut (e.g. the RecSys'19
 MovieLens-100k ICM bug, whose 2-column ICM makes hundreds of items identical). It loops over
 columns in Python (slow on large inputs); the Cython route's stale ids for negative values are
@@ -50,7 +50,8 @@ not reproduced (such entries are dropped).
 Two engines compute the same thing in bounded memory:
 
 - ``"scipy"``: blocks of target columns; ``X_block^T X`` by a sparse product into a dense
-  ``block x n`` array (float64), per-column top-K by ``argpartition``. The block size follows from
+  ``block x n`` array (float64), per-column top-K by
+  :func:`recforge._kernels.topk.select_rows`. The block size follows from
   ``memory_budget_mb``.
 - ``"numba"``: a compiled kernel that accumulates each target column's dot products over the
   sparse structure (float64), applies the formula only to co-occurring pairs and keeps the top-K
@@ -72,6 +73,9 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
+
+from recforge._kernels.heap import better, heap_push
+from recforge._kernels.topk import select_rows, select_stored
 
 __all__ = [
     "SIMILARITIES",
@@ -163,50 +167,6 @@ def pinned_threads(n_threads: int | None) -> Iterator[int]:
 
 
 # ----------------------------------------------------------------------------- numba kernel
-@numba.njit(cache=True, inline="always")
-def _better(v1: float, i1: int, v2: float, i2: int) -> bool:
-    return v1 > v2 or (v1 == v2 and i1 < i2)
-
-
-@numba.njit(cache=True)
-def _heap_push(hv: Any, hi: Any, size: int, cap: int, v: float, i: int) -> int:
-    # Min-heap on "goodness": the root is the worst kept entry.
-    if size < cap:
-        pos = size
-        size += 1
-        while pos > 0:
-            parent = (pos - 1) // 2
-            if _better(hv[parent], hi[parent], v, i):
-                hv[pos] = hv[parent]
-                hi[pos] = hi[parent]
-                pos = parent
-            else:
-                break
-        hv[pos] = v
-        hi[pos] = i
-        return size
-    if not _better(v, i, hv[0], hi[0]):
-        return size
-    pos = 0
-    while True:
-        left = 2 * pos + 1
-        if left >= size:
-            break
-        child = left
-        right = left + 1
-        if right < size and _better(hv[left], hi[left], hv[right], hi[right]):
-            child = right
-        if _better(v, i, hv[child], hi[child]):
-            hv[pos] = hv[child]
-            hi[pos] = hi[child]
-            pos = child
-        else:
-            break
-    hv[pos] = v
-    hi[pos] = i
-    return size
-
-
 @numba.njit(cache=True, parallel=True)
 def _topk_kernel(
     a_ptr: Any, a_idx: Any, a_val: Any, b_ptr: Any, b_idx: Any, b_val: Any,
@@ -272,8 +232,8 @@ def _topk_kernel(
                 vals[t] = s
                 if s > 0.0:
                     n_pos += 1
-                    if size < k or _better(s, c, hv[0], hi_[0]):
-                        size = _heap_push(hv, hi_, size, k, s, c)
+                    if size < k or better(s, c, hv[0], hi_[0]):
+                        size = heap_push(hv, hi_, size, k, s, c)
                 elif s < 0.0:
                     n_neg += 1
             # Negatives make the cut only when positives and zeros cannot fill top-k.
@@ -287,7 +247,7 @@ def _topk_kernel(
                 size = 0
                 for t in range(nt):
                     if vals[t] < 0.0:
-                        size = _heap_push(hv, hi_, size, n_neg_keep, vals[t], touched[t])
+                        size = heap_push(hv, hi_, size, n_neg_keep, vals[t], touched[t])
                 for t in range(size):
                     out_idx[base + cnt + t] = hi_[t]
                     out_val[base + cnt + t] = hv[t]
@@ -329,32 +289,6 @@ def sparse_dense_product(
 
 
 # ----------------------------------------------------------------------------- top-K product
-def _dense_topk_rows(dense: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k per row of a dense block (ties: lower column wins), zeros dropped.
-
-    Returns (local row, column, value) of the kept entries.
-    """
-    n_rows, n_cols = dense.shape
-    if k >= n_cols:
-        rr, cc = np.nonzero(dense)
-        return rr, cc, dense[rr, cc]
-    part = np.argpartition(-dense, k - 1, axis=1)[:, :k]
-    sel = np.take_along_axis(dense, part, axis=1)
-    cut = sel.min(axis=1)
-    sel_eq = np.count_nonzero(sel == cut[:, None], axis=1)
-    all_eq = np.count_nonzero(dense == cut[:, None], axis=1)
-    # A tie at a zero cut does not matter: zeros are dropped anyway.
-    for r in np.flatnonzero((all_eq > sel_eq) & (cut != 0)):
-        row = dense[r]
-        above = np.flatnonzero(row > cut[r])
-        tied = np.flatnonzero(row == cut[r])[: k - above.size]
-        part[r] = np.concatenate([above, tied])
-        sel[r] = row[part[r]]
-    keep = sel != 0
-    rr = np.broadcast_to(np.arange(n_rows)[:, None], part.shape)[keep]
-    return rr, part[keep], sel[keep]
-
-
 def _transform_dense(
     dense: np.ndarray,
     rows: slice,
@@ -495,7 +429,7 @@ def topk_product(
                 if square:
                     local = np.arange(r1 - r0)
                     dense[local, local + r0] = 0.0
-                rr, cc, vv = _dense_topk_rows(dense, k)
+                rr, cc, vv = select_rows(dense, k, drop_zeros=True)
                 out_counts.append(np.bincount(rr, minlength=r1 - r0))
                 out_cols.append(cc)
                 out_vals.append(vv.astype(np.float32))
@@ -538,7 +472,7 @@ def _legacy_topk(
     memory_budget_mb: float,
 ) -> sp.csr_matrix:
     """``W`` (n x n, float32) with the paper's tie order; see the module docstring."""
-    from recforge.numpy_legacy import legacy_argpartition, legacy_argsort, legacy_top
+    from recforge._kernels.legacy import legacy_argpartition, legacy_argsort, legacy_top
 
     n_rows, n = xm.shape
     k = int(min(k, n))
@@ -732,19 +666,7 @@ def top_k_per_column(w: sp.spmatrix | sp.sparray, k: int) -> sp.csr_matrix:
     """Keep the ``k`` largest stored values of every column (ties: lower row wins), zeros dropped.
 
     Only stored entries compete, so the caller must not rely on implicit zeros beating negative
-    values (the graph models this serves are non-negative). Returns float32 CSR.
+    values (the graph models this serves are non-negative). Returns float32 CSR. The selection
+    is :func:`recforge._kernels.topk.select_stored`.
     """
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    c = sp.csc_matrix(w, dtype=np.float32, copy=True)
-    c.sum_duplicates()
-    c.eliminate_zeros()
-    counts = np.diff(c.indptr)
-    if counts.size == 0 or counts.max(initial=0) <= k:
-        return c.tocsr()
-    cols = np.repeat(np.arange(c.shape[1]), counts)
-    order = np.lexsort((c.indices, -c.data, cols))
-    rank = np.arange(c.nnz) - c.indptr[cols[order]]
-    keep = order[rank < k]
-    out = sp.coo_matrix((c.data[keep], (c.indices[keep], cols[keep])), shape=c.shape)
-    return out.tocsr()
+    return select_stored(w, k)

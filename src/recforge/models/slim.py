@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from recforge._kernels.topk import select_rows
 from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models.base import Recommender
@@ -86,9 +87,9 @@ def fit_slim_columns(
             if keep == 0:
                 continue
             if keep < nz.size:
-                # largest `keep` values; ties broken by item index for determinism
-                order = np.lexsort((nz, -coef[nz]))[:keep]
-                nz = nz[order]
+                # the `keep` largest coefficients, ties to the lower item index (the one top-k)
+                _, pos, _ = select_rows(coef[nz][None, :], keep)
+                nz = nz[pos]
             rows.append(nz)
             cols.append(np.full(nz.size, j, dtype=np.int64))
             vals.append(coef[nz].astype(np.float32))

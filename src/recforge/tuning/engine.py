@@ -409,7 +409,7 @@ def tune(
             (default: ``cutoff`` and the evaluator's default metrics).
         callbacks: called in this process with each finished :class:`TrialRecord`.
         tie_rule: how the evaluator orders equal scores ("lower-index", or "numpy-legacy" to
-            mimic the paper's numpy; see :mod:`recforge.evaluation.topk`).
+            mimic the paper's numpy; see :mod:`recforge._kernels.topk`).
     """
     import optuna
 
