@@ -138,7 +138,7 @@ def test_novelty_and_avg_pop() -> None:
 def test_gini_extremes() -> None:
     assert gini(np.array([5, 5, 5, 5])) == pytest.approx(0.0)
     assert gini(np.array([0, 0, 0, 8])) == pytest.approx(3 / 4)  # (n - 1) / n
-    assert gini(np.zeros(3)) == 0.0
+    assert np.isnan(gini(np.zeros(3)))  # undefined: nothing was recommended
 
 
 def test_hit_rate_is_indicator_hr_is_count() -> None:

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from recforge._json import dumps, write_json
+
 app = typer.Typer(
     help="recforge: strong recommender baselines, paper-exact evaluation, and a job platform.",
     no_args_is_help=True,
@@ -30,7 +32,7 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps(obj) + "\n")
 
 
 def _log(msg: str) -> None:
@@ -83,7 +85,7 @@ def data_info(name: str, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(info)
     else:
-        Console().print_json(json.dumps(info, default=str))
+        Console().print_json(dumps(info))
 
 
 # ------------------------------------------------------------------------------ split
@@ -145,7 +147,7 @@ def split_cmd(
     if as_json:
         _print_json(payload)
     else:
-        Console().print_json(json.dumps(payload, default=str))
+        Console().print_json(dumps(payload))
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -282,7 +284,7 @@ def reproduce_cmd(
         payload: dict[str, Any] = {"checks": checks, "all_ok": all(c["ok"] for c in checks)}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "results.json").write_text(json.dumps(payload, indent=2))
+            write_json(out / "results.json", payload)
     elif name in TABLES or name in TABLE_VARIANTS:
         if split is not None and dataset is not None:
             _fail("give --split or --dataset, not both")

@@ -27,15 +27,16 @@ have train interactions.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._json import jsonable
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
+from recforge.stats import gini, rank_correlations
 
 __all__ = ["AuditIssue", "AuditReport", "LeakageError", "audit_split", "gini"]
 
@@ -88,7 +89,7 @@ class AuditReport:
             "errors": list(self.errors),
             "warnings": list(self.warnings),
             "issues": [i.to_dict() for i in self.issues],
-            "stats": _jsonable(self.stats),
+            "stats": jsonable(self.stats),
         }
 
 
@@ -100,45 +101,6 @@ class LeakageError(ValueError):
         lines = [f"{header}: {len(report.errors)} problem(s)"]
         lines += [f"  - {m}" for m in report.errors]
         super().__init__("\n".join(lines))
-
-
-# ---------------------------------------------------------------------------- statistics
-def gini(counts: np.ndarray) -> float:
-    """Gini coefficient of non-negative counts (0 = all equal, -> 1 = all on one item).
-
-    For sorted counts p_1 <= ... <= p_n: G = Σ_i (2i - n - 1) p_i / (n Σ_i p_i), i = 1..n.
-    Returns NaN for an empty array or an all-zero one.
-    """
-    p = np.sort(np.asarray(counts, dtype=np.float64))
-    n = p.size
-    total = p.sum()
-    if n == 0 or total <= 0:
-        return math.nan
-    i = np.arange(1, n + 1, dtype=np.float64)
-    return float(((2 * i - n - 1) * p).sum() / (n * total))
-
-
-def _correlations(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
-        return {"spearman": math.nan, "kendall": math.nan}
-    from scipy import stats as sps_stats  # lazy: scipy.stats is heavy to import
-
-    return {
-        "spearman": float(sps_stats.spearmanr(a, b).statistic),
-        "kendall": float(sps_stats.kendalltau(a, b).statistic),
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ---------------------------------------------------------------------------- pair helpers
@@ -355,7 +317,7 @@ def _stats(split: Split, neg_stats: dict[str, Any]) -> dict[str, Any]:
     popularity["gini_gap_test_train"] = popularity["gini"]["test"] - popularity["gini"]["train"]
     for name in ("test", "validation"):
         if name in item_counts:
-            popularity[f"train_{name}"] = _correlations(
+            popularity[f"train_{name}"] = rank_correlations(
                 item_counts["train"][touched], item_counts[name][touched]
             )
     return {"parts": parts, "users_without_train": without_train, "popularity": popularity}

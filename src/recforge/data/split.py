@@ -9,13 +9,13 @@ duplicated negatives; the evaluator de-duplicates when it builds candidate sets.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._json import jsonable
 from recforge.data.interactions import Interactions
 
 __all__ = ["Split", "negatives_from_lists"]
@@ -119,4 +119,4 @@ class Split:
             neg = getattr(self, name)
             if neg is not None:
                 out[name] = {"entries": int(neg.indptr[-1])}
-        return json.loads(json.dumps(out, default=str))
+        return jsonable(out)  # type: ignore[no-any-return]

@@ -27,7 +27,6 @@ Memory: users are scored in batches of ``memory_budget_mb / (n_items * bytes per
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._json import jsonable
 from recforge._kernels.topk import TIE_RULES, Backend, TieRule, resolve_backend, select_topk
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
@@ -74,7 +74,7 @@ class EvaluationResult:
         """JSON-able dict; per-user arrays (large) only when ``include_per_user``."""
         out: dict[str, Any] = {
             "summary": {k: float(v) for k, v in self.summary.items()},
-            "meta": json.loads(json.dumps(self.meta, default=_json_default)),
+            "meta": jsonable(self.meta),
         }
         if include_per_user:
             out["users"] = self.users.tolist()
@@ -94,14 +94,6 @@ class EvaluationResult:
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in list(self.summary.items())[:6])
         return f"EvaluationResult(n_users={self.users.size}, {shown})"
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def _canonical_csr(

@@ -25,7 +25,7 @@ Beyond-accuracy metrics (one value per cut-off, over all recommended (user, posi
 - ``GINI``      Gini index of the recommendation counts c_1 ≤ … ≤ c_n over **all** n items
                 (never-recommended items count as 0):
                 G = Σ_i (2i − n − 1) c_i / (n Σ_i c_i); 0 = perfectly even, (n−1)/n = one item.
-                0 when nothing was recommended.
+                NaN when nothing was recommended (undefined; see :func:`recforge.stats.gini`).
 - ``NOVELTY``   mean over recommended entries of −log2(max(pop_i, 1) / N), pop_i = number of
                 training users of item i, N = number of training users (``n_popularity_users``);
                 an item without training users is treated as having one.
@@ -37,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from recforge.stats import gini
 
 __all__ = [
     "ACCURACY_METRICS",
@@ -220,14 +222,3 @@ class BeyondAccuracy:
                     v = self.pop_sum[k] / total if total else 0.0
                 out[f"{m}@{k}"] = v
         return out
-
-
-def gini(counts: np.ndarray) -> float:
-    """Gini index of non-negative counts (see module docstring); 0.0 for an all-zero vector."""
-    c = np.sort(np.asarray(counts, dtype=np.float64))
-    n = c.size
-    total = c.sum()
-    if n == 0 or total == 0:
-        return 0.0
-    i = np.arange(1, n + 1, dtype=np.float64)
-    return float(((2 * i - n - 1) * c).sum() / (n * total))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from recforge.experiments.runner import ExperimentOutcome
+    from recforge.experiments.outcome import ExperimentOutcome
 
 __all__ = ["build_significance", "render_html", "render_markdown"]
 

@@ -12,46 +12,24 @@ values (a paired test needs one split).
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
+from recforge.experiments.outcome import ExperimentOutcome, ModelRun
 from recforge.experiments.spec import ExperimentSpec, ModelEntry
 
-__all__ = ["ExperimentOutcome", "prepare_split", "run_experiment"]
-
-
-@dataclass
-class ModelRun:
-    label: str
-    model: str
-    params: dict[str, Any]
-    summary: dict[str, float]
-    per_user: dict[str, np.ndarray]
-    users: np.ndarray
-    fit_seconds: float
-    eval_seconds: float
-    trials: list[dict[str, Any]] = field(default_factory=list)
-    tuning: dict[str, Any] | None = None
-
-
-@dataclass
-class ExperimentOutcome:
-    spec: ExperimentSpec
-    rows: dict[str, dict[str, float]]
-    spread: dict[str, dict[str, float]]
-    runs: dict[int, dict[str, ModelRun]]
-    data: dict[str, Any]
-    out_dir: Path | None = None
+# ExperimentOutcome and ModelRun moved to recforge.experiments.outcome (re-exported here).
+__all__ = ["ExperimentOutcome", "ModelRun", "prepare_split", "run_experiment"]
 
 
 def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[str, Any]]]:
@@ -379,8 +357,8 @@ def write_outputs(
     (out / "spec.resolved.yaml").write_text(
         yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
     )
-    (out / "environment.json").write_text(json.dumps(_environment(), indent=2))
-    (out / "data.json").write_text(json.dumps(outcome.data, indent=2, default=_json_default))
+    write_json(out / "environment.json", _environment())
+    write_json(out / "data.json", outcome.data)
     (out / "trials").mkdir(exist_ok=True)
     (out / "per_user").mkdir(exist_ok=True)
     best: dict[str, Any] = {}
@@ -395,12 +373,10 @@ def write_outputs(
                 "tuning": run.tuning,
             }
             if run.trials:
-                (out / "trials" / f"{safe}__seed{seed}.json").write_text(
-                    json.dumps(run.trials, indent=1, default=_json_default)
-                )
+                write_json(out / "trials" / f"{safe}__seed{seed}.json", run.trials, indent=1)
             cols: dict[str, Any] = {"user": run.users.astype(np.int64), **run.per_user}
             np.savez_compressed(out / "per_user" / f"{safe}__seed{seed}.npz", **cols)
-    (out / "best_configs.json").write_text(json.dumps(best, indent=2, default=_json_default))
+    write_json(out / "best_configs.json", best)
     sig = build_significance(outcome)
     results: dict[str, Any] = {
         "name": spec.name,
@@ -413,17 +389,8 @@ def write_outputs(
     }
     if extra:
         results.update(extra)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    write_json(out / "results.json", results)
     (out / "report.md").write_text(render_markdown(outcome, sig, extra))
     (out / "report.html").write_text(render_html(outcome, sig, extra))
     outcome.out_dir = out
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)

@@ -38,8 +38,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
+from recforge._json import jsonable
 from recforge.data.split import Split
 from recforge.models import get_model_class
 from recforge.models.base import Recommender
@@ -120,7 +119,7 @@ class TrialRecord:
     worker: str = "in-process"
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass
@@ -169,24 +168,7 @@ class TuningResult:
             None if self.test_result_of_best is None else self.test_result_of_best.to_dict()
         )
         out["trials"] = [t.to_dict() for t in self.trials]
-        return _jsonable(out)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types (numpy scalars -> Python, non-finite floats -> None, tuples -> lists)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    return repr(obj)
+        return jsonable(out)
 
 
 def default_search_space(
@@ -568,7 +550,7 @@ def tune(
     def ask() -> tuple[Any, int, dict[str, Any], str]:
         trial = study.ask(fixed_distributions=distributions)
         params = {**fixed, **trial.params}
-        key = json.dumps(_jsonable(params), sort_keys=True)
+        key = json.dumps(jsonable(params), sort_keys=True)
         return trial, trial.number, params, key
 
     def out_of_time() -> bool:

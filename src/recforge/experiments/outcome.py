@@ -1,0 +1,51 @@
+"""What an experiment run produces: one :class:`ModelRun` per (seed, model) and the
+:class:`ExperimentOutcome` around them.
+
+These are plain result types, read by the report and written by the runner; they live here so
+neither has to import the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from recforge.experiments.spec import ExperimentSpec
+
+__all__ = ["ExperimentOutcome", "ModelRun"]
+
+
+@dataclass
+class ModelRun:
+    """One model on one seed's split: its chosen parameters, test summary and per-user values.
+
+    ``per_user`` maps ``"METRIC@k"`` to one value per evaluated user (internal ids in
+    ``users``); ``trials`` and ``tuning`` are filled when the entry had a search.
+    """
+
+    label: str
+    model: str
+    params: dict[str, Any]
+    summary: dict[str, float]
+    per_user: dict[str, np.ndarray]
+    users: np.ndarray
+    fit_seconds: float
+    eval_seconds: float
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    tuning: dict[str, Any] | None = None
+
+
+@dataclass
+class ExperimentOutcome:
+    """A whole run: the spec, mean rows over seeds, their spread, every run and data identity."""
+
+    spec: ExperimentSpec
+    rows: dict[str, dict[str, float]]
+    spread: dict[str, dict[str, float]]
+    runs: dict[int, dict[str, ModelRun]]
+    data: dict[str, Any]
+    out_dir: Path | None = None
