@@ -244,6 +244,8 @@ def test_recommend_returns_external_ids_without_seen_items(name: str) -> None:
         model.recommend(["user-00", "nobody"], k=3)
     with pytest.raises(ValueError, match="k must be a positive integer"):
         model.recommend(["user-00"], k=0)
+    with pytest.raises(TypeError, match="wrap a single id in a list"):
+        model.recommend("user-00", k=3)
 
 
 # ----------------------------------------------------------------------------- capabilities

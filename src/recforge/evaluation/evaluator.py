@@ -16,6 +16,10 @@ identical lists). The paper ordered ties by numpy's unstable argpartition/quicks
 which cannot be reproduced exactly, so metrics may differ from its numbers in the 4th decimal
 for models with many tied scores (TopPopular, KNN rows of zeros).
 
+Pairwise-scored models (``supports_candidates``) are asked for the candidate pairs only under
+the candidate protocol (``model.score_candidates``; ``meta["scored"] == "candidate pairs"``);
+the evaluator still builds the candidate sets, masks and ranks. Other models score all items.
+
 Items scored -inf are dropped, so a list may hold fewer than k items (``PRECISION`` divides by
 |L|). NaN scores raise ``ValueError``. Scores are ranked as float32 (the model contract); other
 dtypes are cast first.

@@ -275,8 +275,8 @@ class Recommender(ABC):
         if self.supports_candidates:
             flat = self._score_candidates(u, cand)
         else:
-            rows = np.repeat(np.arange(u.size), np.diff(cand.indptr))
-            flat = np.asarray(self._score(u))[rows, cand.indices]
+            full = check_scores(self, self._score(u), (u.size, self.n_items_), "score")
+            flat = full[np.repeat(np.arange(u.size), np.diff(cand.indptr)), cand.indices]
         flat = check_scores(self, flat, (cand.nnz,), "score_candidates")
         if isinstance(items, np.ndarray) and items.ndim == 2:
             return flat.reshape(items.shape)
@@ -301,8 +301,17 @@ class Recommender(ABC):
         from recforge._kernels.topk import resolve_backend, select_topk
 
         check_fitted(self, "recommend")
-        k = positive_int(k, "k", f"{type(self).__name__}.recommend")
-        ext = np.asarray(list(users) if not isinstance(users, np.ndarray) else users)
+        who = f"{type(self).__name__}.recommend"
+        k = positive_int(k, "k", who)
+        bad = TypeError(
+            f"{who}: users must be a 1-d list or array of external user ids, got {users!r}; "
+            "wrap a single id in a list"
+        )
+        if isinstance(users, str | bytes) or not isinstance(users, Iterable):
+            raise bad
+        ext = np.asarray(users if isinstance(users, np.ndarray) else list(users))
+        if ext.ndim != 1:
+            raise bad
         internal = self._internal_users(ext)
         seen = self.seen_
         if exclude_seen:
@@ -470,7 +479,7 @@ class Recommender(ABC):
         *,
         data: Interactions | str | None = None,
         allow_other_data: bool = False,
-    ) -> Recommender:
+    ) -> Self:
         """Read a model written by :meth:`save`.
 
         ``data`` (the training ``Interactions`` or its checksum) must match the data the model
@@ -517,7 +526,7 @@ class Recommender(ABC):
         state = {k: _decode(k, v, arrays) for k, v in meta["fitted"].items()}
         model._set_fitted_state(state)
         check_fitted(model, "load")
-        return model
+        return model  # type: ignore[return-value]  # an instance of cls or of a registered subclass
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
