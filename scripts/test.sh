@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fresh-machine test command: sets up .venv with every extra and the system tools the tests
+# Fresh-machine test command: sets up .venv with every extra (torch==2.13.0 pinned; where only
+# the CUDA build is on the index, install the CPU wheel first) and the system tools the tests
 # start (PostgreSQL 15 binaries, iproute2/util-linux for Ray's loopback-only namespace), then
 # runs ruff and the whole suite.
 set -euo pipefail
@@ -12,7 +13,7 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-bash scripts/setup.sh "dev,ray"
+bash scripts/setup.sh "dev,ray,torch"
 export RECFORGE_DATA_MIRROR="${RECFORGE_DATA_MIRROR:-$(cd .. && pwd)/shared/data}"
 export RECFORGE_CACHE="${RECFORGE_CACHE:-$PWD/.cache/recforge}"
 .venv/bin/ruff check src tests benchmarks

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from pydantic import ValidationError
 
 from recforge.data.interactions import Interactions
 from recforge.evaluation import Evaluator
@@ -28,6 +29,7 @@ from recforge.models import (
     load_model,
     make_model,
 )
+from recforge.models.iterative import EarlyStopping
 
 N_USERS, N_ITEMS, N_FEATURES = 30, 24, 6
 NAMES = sorted(MODELS)
@@ -294,7 +296,7 @@ def test_candidate_protocol_ranks_the_same_as_full_scores(name: str) -> None:
     assert 0.0 <= res.summary["HR@3"] <= 1.0
 
 
-def test_iterative_models_yield_epochs_and_restore_state(name: str) -> None:
+def test_iterative_models_train_in_the_loop_and_restore_state(name: str) -> None:
     model = _new(name)
     if not model.iterative:
         assert type(model).epochs_param is None
@@ -303,14 +305,19 @@ def test_iterative_models_yield_epochs_and_restore_state(name: str) -> None:
             model.fit(TRAIN, early_stopping=None)
         return
     assert isinstance(model, IterativeRecommender)
-    epochs = list(model.fit_iter(TRAIN, n_epochs=2))
-    assert epochs == [1, 2]
-    state = model.get_state()
-    after_two = model.score(USERS)
-    gen = model.fit_iter(TRAIN, n_epochs=3)
-    next(gen)
-    gen.close()
-    model.set_state(state)
-    np.testing.assert_array_equal(model.score(USERS), after_two)
-    with pytest.raises(ValueError, match="n_epochs must be a positive integer"):
-        model.fit_iter(TRAIN, n_epochs=0)
+    model.fit(TRAIN, early_stopping=EarlyStopping(max_epochs=2))
+    assert model.epochs_run_ == 2 and [h.epoch for h in model.history_] == [1, 2]
+    snapshots: list[tuple[dict[str, Any], np.ndarray]] = []
+
+    def best_at_two(m: Any) -> float:  # validated after every epoch; epoch 2 is "best"
+        snapshots.append((m.get_state(), m.score(USERS).copy()))
+        return 1.0 if len(snapshots) == 2 else 0.0
+
+    model.fit(TRAIN, validation=best_at_two,
+              early_stopping=EarlyStopping(validate_every=1, patience=5, max_epochs=3))
+    assert len(snapshots) == 3 and model.epochs_best_ == 2 and model.epochs_run_ == 3
+    np.testing.assert_array_equal(model.score(USERS), snapshots[1][1])
+    model.set_state(snapshots[2][0])
+    np.testing.assert_array_equal(model.score(USERS), snapshots[2][1])
+    with pytest.raises(ValidationError, match="max_epochs"):
+        model.fit(TRAIN, early_stopping=EarlyStopping(max_epochs=0))

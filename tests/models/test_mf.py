@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import scipy.sparse as sp
 from recforge.data.interactions import Interactions
 from recforge.models import get_model_class, make_model
 from recforge.models.ease import EASE, _symmetrize_from_upper
+from recforge.models.iterative import EarlyStopping
 from recforge.models.mf import IALS, PureSVD
 
 
@@ -139,7 +141,15 @@ def test_ials_loss_decreases_and_recovers_blocks(use_implicit: bool) -> None:
     r = _planted()
     train = _interactions(r)
     model = IALS(factors=4, regularization=0.01, alpha=5.0, iterations=8, use_implicit=use_implicit)
-    losses = [model.training_loss(train) for _ in model.fit_iter(train)]
+    losses: list[float] = []
+
+    def record_loss(m: Any) -> float:  # called after every epoch by the training loop
+        losses.append(m.training_loss(train))
+        return -losses[-1]
+
+    model.fit(train, validation=record_loss,
+              early_stopping=EarlyStopping(validate_every=1, patience=100))
+    assert len(losses) == 8 and [h.epoch for h in model.history_] == list(range(1, 9))
     assert model.backend_ == ("implicit" if use_implicit else "numpy")
     assert all(b <= a * (1 + 1e-6) for a, b in pairwise(losses))
     assert losses[-1] < 0.8 * losses[0]
@@ -159,17 +169,26 @@ def test_ials_numpy_agrees_with_implicit() -> None:
     assert overlap > 0.8
 
 
-def test_ials_fit_iter_state_roundtrip_and_determinism() -> None:
+def test_ials_state_roundtrip_and_determinism() -> None:
     train = _interactions(_planted())
     model = IALS(factors=4, iterations=6, use_implicit=False)
-    snapshot = None
-    for epoch in model.fit_iter(train):
-        if epoch == 3:
-            snapshot = model.get_state()
-            at_three = model.score(np.arange(10)).copy()
-    assert model.epochs_done_ == 6 and snapshot is not None
-    assert not np.allclose(model.score(np.arange(10)), at_three)
-    model.set_state(snapshot)
+    seen: dict[int, Any] = {}
+
+    def snapshot(m: Any) -> float:
+        seen[m.epochs_done_] = (m.get_state(), m.score(np.arange(10)).copy())
+        return float(m.epochs_done_ == 3)  # epoch 3 is the "best" validation
+
+    model.fit(train, validation=snapshot,
+              early_stopping=EarlyStopping(validate_every=1, patience=100))
+    assert sorted(seen) == list(range(1, 7)) and model.epochs_run_ == 6
+    state_three, at_three = seen[3]
+    assert not np.allclose(seen[6][1], at_three)
+    # the loop restored the best (epoch 3) state
+    assert model.epochs_best_ == 3 and model.epochs_done_ == 3
+    np.testing.assert_array_equal(model.score(np.arange(10)), at_three)
+    model.set_state(seen[6][0])
+    np.testing.assert_array_equal(model.score(np.arange(10)), seen[6][1])
+    model.set_state(state_three)
     np.testing.assert_array_equal(model.score(np.arange(10)), at_three)
     refit = IALS(factors=4, iterations=3, use_implicit=False).fit(train)
     np.testing.assert_allclose(refit.score(np.arange(10)), at_three, rtol=1e-5, atol=1e-6)

@@ -37,6 +37,8 @@ class ModelRun:
     eval_seconds: float
     trials: list[dict[str, Any]] = field(default_factory=list)
     tuning: dict[str, Any] | None = None
+    #: iterative models: epochs_best, epochs_run, best_validation, stop_reason, history.
+    training: dict[str, Any] | None = None
 
 
 @dataclass

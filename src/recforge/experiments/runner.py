@@ -196,13 +196,20 @@ def _run_model(
     spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any
 ) -> ModelRun:
     from recforge.evaluation import evaluate_split
-    from recforge.models import make_model
+    from recforge.models import get_model_class, make_model
 
     cutoffs = sorted(set(spec.report.cutoffs))
     metrics = list(dict.fromkeys(spec.report.metrics))
     params = _seeded_params(entry, seed)
+    from recforge.models.iterative import IterativeRecommender
+
+    model_cls = get_model_class(entry.model)
+    iterative = issubclass(model_cls, IterativeRecommender)
+    # Iterative models stop early on the experiment's validation objective (paper §1.5).
+    es = entry.early_stopping if iterative and split.validation is not None else None
     trials: list[dict[str, Any]] = []
     tuning: dict[str, Any] | None = None
+    final_params = dict(params)
     if entry.search is not None:
         if split.validation is None:
             raise ValueError(
@@ -226,19 +233,51 @@ def _run_model(
             protocol=spec.protocol,
             n_jobs=spec.n_jobs,
             tie_rule=spec.tie_rule,
+            early_stopping=es if entry.search.early_stopping else None,
             callbacks=[_trial_reporter(log, entry.display, entry.search.n_trials)],
         )
         tdict = result.to_dict()
         trials = list(tdict.get("trials", []))
         tuning = {k: v for k, v in tdict.items() if k != "trials"}
         params = {**params, **(result.best_params or {})}
+        final_params = dict(params)
+        if es is not None and entry.search.early_stopping:
+            # tune() wrote the best epoch into the epoch parameter; the final fit stops early
+            # again under the original cap (same seed, same best epoch) and keeps its history.
+            assert issubclass(model_cls, IterativeRecommender)
+            cap_name = model_cls.epochs_param
+            final_params[cap_name] = _seeded_params(entry, seed).get(
+                cap_name, model_cls().get_params()[cap_name])
     final = split
     v = spec.split.validation
-    if v is not None and v.refit and split.validation is not None:
+    refit = v is not None and v.refit and split.validation is not None
+    if refit:
         final = merge_validation(split)
     t0 = time.perf_counter()
-    model = make_model(entry.model, **params)
-    model.fit(final.train)
+    model = make_model(entry.model, **final_params)
+    training: dict[str, Any] | None = None
+    if es is not None:
+        from recforge.evaluation.validation import validation_callback
+
+        assert isinstance(model, IterativeRecommender)  # model_cls.iterative is declared
+        callback = validation_callback(
+            split, spec.optimize.metric, spec.optimize.cutoff, protocol=spec.protocol,
+            tie_rule=spec.tie_rule, memory_budget_mb=spec.memory_budget_mb,
+        )
+        model.fit(split.train, validation=callback, early_stopping=es,
+                  stage=entry.display, progress=lambda line: log(f"    {line}"))
+        training = _training_summary(model)
+        params = {**params, model.epochs_param: int(model.epochs_best_)}
+        if refit:
+            # No validation left to stop on: refit on train + validation for the best epoch count.
+            model = make_model(entry.model, **params)
+            assert isinstance(model, IterativeRecommender)
+            model.fit(final.train)
+            training["refit_epochs"] = int(model.epochs_run_)
+    else:
+        model.fit(final.train)
+        if isinstance(model, IterativeRecommender):
+            training = _training_summary(model)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = evaluate_split(
@@ -263,7 +302,19 @@ def _run_model(
         eval_seconds=eval_s,
         trials=trials,
         tuning=tuning,
+        training=training,
     )
+
+
+def _training_summary(model: Any) -> dict[str, Any]:
+    """What the training loop recorded on an iterative model (for results.json)."""
+    return {
+        "epochs_best": int(model.epochs_best_),
+        "epochs_run": int(model.epochs_run_),
+        "best_validation": model.best_validation_,
+        "stop_reason": model.stop_reason_,
+        "history": [h.to_dict() for h in model.history_],
+    }
 
 
 def _trial_reporter(log: Any, label: str, total: int) -> Any:
@@ -371,6 +422,7 @@ def write_outputs(
                 "fit_seconds": run.fit_seconds,
                 "eval_seconds": run.eval_seconds,
                 "tuning": run.tuning,
+                "training": run.training,
             }
             if run.trials:
                 write_json(out / "trials" / f"{safe}__seed{seed}.json", run.trials, indent=1)
@@ -387,6 +439,13 @@ def write_outputs(
         "split_fingerprints": {s: v["fingerprint"] for s, v in outcome.data["splits"].items()},
         "significance": sig,
     }
+    training = {
+        label: {str(seed): by_label[label].training for seed, by_label in outcome.runs.items()}
+        for label in next(iter(outcome.runs.values()), {})
+        if any(by_label[label].training is not None for by_label in outcome.runs.values())
+    }
+    if training:
+        results["training"] = training
     if extra:
         results.update(extra)
     write_json(out / "results.json", results)

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recforge.data.split_methods import SPLIT_METHODS, validate_split_params
 from recforge.models import MODELS, get_model_class
+from recforge.models.iterative import EarlyStopping
 
 __all__ = [
     "SPLIT_METHODS",
@@ -172,10 +173,19 @@ class SearchSpec(_Strict):
 
 
 class ModelEntry(_Strict):
+    """One model of the experiment.
+
+    ``early_stopping`` applies to iterative models (``iterative = True``) when the split has a
+    validation part: they train on train minus validation and stop on the experiment's
+    ``optimize`` metric and cut-off (paper defaults: validate every 5 epochs, patience 5); the
+    model's epoch hyper-parameter is the cap. ``null`` trains the fixed number of epochs.
+    """
+
     model: str
     label: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     search: SearchSpec | None = None
+    early_stopping: EarlyStopping | None = Field(default_factory=EarlyStopping)
 
     @model_validator(mode="after")
     def _check_model(self) -> ModelEntry:
@@ -185,6 +195,11 @@ class ModelEntry(_Strict):
         cls.check_param_names(self.params, where=f"model {self.model}")
         if self.search is not None and self.search.space is not None:
             cls.check_param_names(self.search.space, where=f"search space of {self.model}")
+        if "early_stopping" in self.model_fields_set and not cls.iterative:
+            raise ValueError(
+                f"early_stopping is set for {self.model}, which is not iterative (it does not "
+                "train in epochs); remove it"
+            )
         return self
 
     @property

@@ -13,12 +13,12 @@ from typing import Any
 
 from recforge.models.base import (
     IdOutOfRangeError,
-    IterativeRecommender,
     ModelDataMismatchError,
     NotFittedError,
     Recommendations,
     Recommender,
 )
+from recforge.models.iterative import IterativeRecommender
 
 __all__ = [
     "MODELS",

@@ -17,12 +17,13 @@ The contract a model author implements (everything else is inherited):
   ``items`` (row r = the candidates of ``users[r]``), returning one score per stored entry in
   stored order (shape ``(items.nnz,)``). Pairwise-scored models use it so that candidate-set
   protocols never score every item.
-- iterative models subclass :class:`IterativeRecommender` and implement ``_fit_iter``,
-  ``get_state`` and ``set_state`` instead of ``_fit``.
+- iterative models subclass :class:`recforge.models.iterative.IterativeRecommender` and
+  implement its per-epoch hooks (``_init_training``, ``_train_epoch``, ``get_state``,
+  ``set_state``) instead of ``_fit``; the project's one loop trains them.
 - ``_test_params``: small hyper-parameters under which the model fits the contract suite's
   tiny data (``tests/models/test_contract.py``) in well under a second.
 
-The public ``fit``/``fit_iter``/``score``/``score_profiles``/``score_candidates`` check their
+The public ``fit``/``score``/``score_profiles``/``score_candidates`` check their
 input with :mod:`recforge.models._validation` before any work, call the underscored method and
 check its output (shape; cast to float32); subclasses may not override them (``TypeError`` at
 class creation). Capabilities are class attributes that consumers read directly, never probe.
@@ -37,7 +38,7 @@ import logging
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -60,7 +61,6 @@ from recforge.models._validation import (
 
 __all__ = [
     "IdOutOfRangeError",
-    "IterativeRecommender",
     "ModelDataMismatchError",
     "NotFittedError",
     "Recommendations",
@@ -75,7 +75,6 @@ SearchSpace = dict[str, dict[str, Any]]
 #: public methods the base class owns; a subclass implements the underscored counterparts.
 _TEMPLATE_METHODS = (
     "fit",
-    "fit_iter",
     "score",
     "score_profiles",
     "score_candidates",
@@ -145,7 +144,8 @@ class Recommender(ABC):
     supports_profiles: ClassVar[bool] = False
     #: ``_score_candidates`` scores given (user, item) pairs without scoring every item.
     supports_candidates: ClassVar[bool] = False
-    #: trained in epochs (``fit_iter``/``get_state``/``set_state``; :class:`IterativeRecommender`).
+    #: trained in epochs by :mod:`recforge.models.iterative` (``fit(train, validation=...,
+    #: early_stopping=...)``, ``epochs_best_``, ``history_``).
     iterative: ClassVar[bool] = False
     #: the hyper-parameter holding the number of epochs ``fit`` runs (iterative models).
     epochs_param: ClassVar[str | None] = None
@@ -433,6 +433,12 @@ class Recommender(ABC):
         for k, v in state.items():
             setattr(self, k, v)
 
+    def _save_files(self, out: Path) -> None:  # noqa: B027 - optional hook
+        """Write extra files of the saved model into ``out`` (torch: ``weights.safetensors``)."""
+
+    def _load_files(self, src: Path) -> None:  # noqa: B027 - optional hook
+        """Read what :meth:`_save_files` wrote (after :meth:`_set_fitted_state`)."""
+
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the fitted model to directory ``path``: ``model.json`` + ``arrays.npz``.
 
@@ -467,6 +473,7 @@ class Recommender(ABC):
         tmp_model = out / (_MODEL_FILE + ".tmp")
         with open(tmp_arrays, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
+        self._save_files(out)
         tmp_model.write_text(json.dumps(meta, indent=1, allow_nan=False))
         os.replace(tmp_arrays, out / _ARRAYS_FILE)
         os.replace(tmp_model, out / _MODEL_FILE)  # last: its presence marks a complete save
@@ -525,68 +532,13 @@ class Recommender(ABC):
             arrays = {k: npz[k] for k in npz.files}
         state = {k: _decode(k, v, arrays) for k, v in meta["fitted"].items()}
         model._set_fitted_state(state)
+        model._load_files(src)
         check_fitted(model, "load")
         return model  # type: ignore[return-value]  # an instance of cls or of a registered subclass
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
-
-
-class IterativeRecommender(Recommender):
-    """A model trained in epochs that a tuner can validate between epochs.
-
-    Subclasses implement ``_fit_iter(train, n_epochs)``: a generator that trains from scratch
-    and yields the 1-based epoch number after each epoch, the model scorable at every yield;
-    plus ``get_state()`` (a copy of what training changes) and ``set_state(state)``. The public
-    ``fit_iter`` checks input first; the consumer may stop early (close the generator) and
-    restore a snapshot. ``fit(train)`` runs ``epochs_param`` epochs.
-    """
-
-    iterative = True
-    epochs_param: ClassVar[str | None] = "iterations"
-
-    @abstractmethod
-    def _fit_iter(self, train: Interactions, n_epochs: int | None) -> Generator[int, None, None]:
-        """Train from scratch, yielding the epoch number after each epoch."""
-
-    @abstractmethod
-    def get_state(self) -> dict[str, Any]:
-        """A copy of the learned state, independent of further training."""
-
-    @abstractmethod
-    def set_state(self, state: dict[str, Any]) -> Self:
-        """Restore a state returned by ``get_state`` (training cannot be resumed after it)."""
-
-    def _fit(self, train: Interactions) -> None:
-        for _ in self._fit_iter(train, None):
-            pass
-
-    def fit_iter(self, train: Interactions, n_epochs: int | None = None) -> Iterator[int]:
-        """Check input now, then return the training generator (see the class docstring).
-
-        ``fit_seconds_`` is the training time so far, updated at every epoch.
-        """
-        train = check_train(self, train, "fit_iter")
-        if n_epochs is not None:
-            n_epochs = positive_int(n_epochs, "n_epochs", f"{type(self).__name__}.fit_iter")
-        self._begin_fit(train)
-        return self._timed_epochs(self._fit_iter(train, n_epochs))
-
-    def _timed_epochs(self, gen: Generator[int, None, None]) -> Iterator[int]:
-        elapsed = 0.0
-        try:
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    epoch = next(gen)
-                except StopIteration:
-                    return
-                elapsed += time.perf_counter() - t0
-                self.fit_seconds_ = elapsed
-                yield epoch
-        finally:
-            gen.close()
 
 
 # --------------------------------------------------------------------------- save helpers

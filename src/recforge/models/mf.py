@@ -2,9 +2,9 @@
 
 Both learn from the *binarised* training matrix (every stored value -> 1), like the RecSys'19
 paper. Hyper-parameter search spaces are plain dicts on the class (``search_space``), read by
-:mod:`recforge.tuning`. iALS is an :class:`~recforge.models.base.IterativeRecommender`:
-``fit_iter(train)`` yields after every epoch so a tuner can validate, snapshot (``get_state``)
-and restore (``set_state``) the best epoch.
+:mod:`recforge.tuning`. iALS is an :class:`~recforge.models.iterative.IterativeRecommender`:
+the project's one training loop runs its epochs and, given a validation callback, stops early
+and restores the best epoch (``get_state``/``set_state``).
 
 ``EASE``, ``IterativeRecommender``, ``binary_matrix`` and ``profile_matrix`` are re-exported
 here from their new homes for one release.
@@ -13,7 +13,7 @@ here from their new homes for one release.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -28,8 +28,9 @@ from recforge.models._validation import (
     positive_float,
     positive_int,
 )
-from recforge.models.base import IterativeRecommender, Recommender, SearchSpace
+from recforge.models.base import Recommender, SearchSpace
 from recforge.models.ease import EASE
+from recforge.models.iterative import IterativeRecommender, TrainingRun
 
 __all__ = ["EASE", "IALS", "IterativeRecommender", "PureSVD", "binary_matrix", "profile_matrix"]
 
@@ -149,35 +150,39 @@ class IALS(IterativeRecommender):
         c.data += np.float32(1.0)
         return c
 
-    def _validate(self, n_epochs: int | None) -> int:
+    def _validate(self) -> None:
         positive_int(self.factors, "factors", "IALS")
         positive_int(self.cg_steps, "cg_steps", "IALS")
         positive_float(self.regularization, "regularization", "IALS", allow_zero=True)
         positive_float(self.alpha, "alpha", "IALS", allow_zero=True)
         optional_threads(self.n_threads, "IALS")
-        return positive_int(self.iterations if n_epochs is None else n_epochs, "epochs", "IALS")
 
-    def _fit_iter(self, train: Interactions, n_epochs: int | None) -> Generator[int, None, None]:
-        epochs = self._validate(n_epochs)
-        conf = self._confidence(train)
+    def _training_context(self) -> AbstractContextManager[Any]:
+        if self.n_threads is not None:
+            return threadpool_limits(self.n_threads, user_api="blas")
+        return nullcontext()
+
+    def _init_training(self, train: Interactions, run: TrainingRun) -> None:
+        self._validate()
+        self._conf = self._confidence(train)
         self.train_matrix_ = binary_matrix(train)
         self.epochs_done_ = 0
-        threads = self.n_threads
-        limits = threadpool_limits(threads, user_api="blas") if threads is not None else None
-        try:
-            step = self._implicit_stepper(conf) if self.use_implicit else None
-            if step is None:
-                step = self._numpy_stepper(conf)
-                self.backend_ = "numpy"
-            else:
-                self.backend_ = "implicit"
-            for epoch in range(1, epochs + 1):
-                step()
-                self.epochs_done_ = epoch
-                yield epoch
-        finally:
-            if limits is not None:
-                limits.restore_original_limits()
+        step = self._implicit_stepper(self._conf) if self.use_implicit else None
+        if step is None:
+            step = self._numpy_stepper(self._conf)
+            self.backend_ = "numpy"
+        else:
+            self.backend_ = "implicit"
+        self._step = step
+
+    def _train_epoch(self, epoch: int) -> float | None:
+        self._step()
+        self.epochs_done_ = epoch
+        return None
+
+    def _end_training(self) -> None:
+        self.__dict__.pop("_step", None)
+        self.__dict__.pop("_conf", None)
 
     def _implicit_stepper(self, conf: sp.csr_matrix) -> Any:
         try:

@@ -9,11 +9,12 @@ What follows the paper (``paper-protocols.md`` §1.4, §1.5):
   value), and its exception is kept in its trial record.
 - Each time a trial sets a new best validation score, the same fitted model is evaluated on
   the test part (no refit on train + validation); ``test_result_of_best`` is that evaluation.
-- Iterative models (``fit_iter``/``get_state``/``set_state``, see
-  :class:`recforge.models.mf.IterativeRecommender`) with an :class:`EarlyStopping` are
-  validated every 5 epochs and stopped after 5 validations without improvement; the best
+- Iterative models (``iterative = True``, see :mod:`recforge.models.iterative`) given an
+  :class:`EarlyStopping` train through the project's one loop with a validation callback
+  built by :func:`recforge.evaluation.validation.validation_callback` from the objective
+  (every 5 epochs, stop after 5 validations without improvement by default); the best
   epoch's state is restored (no re-fit) and its epoch count becomes the model's epoch
-  hyper-parameter in the trial's params.
+  hyper-parameter in the trial's params; the per-epoch history is kept in the record.
 
 Deliberate deviation: the paper used scikit-optimize's GP (``gp_minimize``, unseeded); we use
 optuna's ``TPESampler(seed=seed, n_startup_trials=5)``, which is seeded and reproducible.
@@ -42,6 +43,7 @@ from recforge._json import jsonable
 from recforge.data.split import Split
 from recforge.models import get_model_class
 from recforge.models.base import Recommender
+from recforge.models.iterative import EarlyStopping, IterativeRecommender, iter_epochs
 from recforge.tuning.memory import PeakMemory
 from recforge.tuning.space import SearchSpace, to_distributions, validate_space
 
@@ -64,27 +66,6 @@ WORST_SCORE = -1.0
 
 Protocol = Literal["full", "candidates"]
 TrialCallback = Callable[["TrialRecord"], None]
-
-
-@dataclass(frozen=True)
-class EarlyStopping:
-    """Early stopping for iterative models (paper §1.5 defaults).
-
-    Validate every ``validate_every`` epochs (and at ``max_epochs``); stop once ``patience``
-    consecutive validations did not improve on the best and at least ``min_epochs`` ran.
-    """
-
-    validate_every: int = 5
-    patience: int = 5
-    max_epochs: int = 300
-    min_epochs: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("validate_every", "patience", "max_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"EarlyStopping.{name} must be >= 1, got {getattr(self, name)}")
-        if self.min_epochs < 0:
-            raise ValueError(f"EarlyStopping.min_epochs must be >= 0, got {self.min_epochs}")
 
 
 @dataclass
@@ -112,6 +93,7 @@ class TrialRecord:
     best_epoch: int | None = None
     epochs_run: int | None = None
     validation_curve: list[tuple[int, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     test_summary: dict[str, float] | None = None
     error: str | None = None
     traceback: str | None = None
@@ -212,6 +194,7 @@ class _Outcome:
     best_epoch: int | None = None
     epochs_run: int | None = None
     validation_curve: list[tuple[int, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     test_result: Any = None
     error: str | None = None
     traceback: str | None = None
@@ -245,43 +228,32 @@ def _validation_score(model: Recommender, split: Split, task: _Task) -> float:
     return float(res.summary[key])
 
 
-def _fit_early_stopping(model: Any, split: Split, task: _Task, out: _Outcome) -> float:
-    es = task.early_stopping
-    assert es is not None
-    best, best_epoch, best_state, bad = -math.inf, 0, None, 0
-    gen = model.fit_iter(split.train, n_epochs=es.max_epochs)
-    epoch = 0
+def _fit_early_stopping(
+    model: IterativeRecommender, split: Split, task: _Task, out: _Outcome
+) -> float:
+    from recforge.evaluation.validation import validation_callback
+
+    assert task.early_stopping is not None
+    callback = validation_callback(
+        split, task.metric, task.cutoff, protocol=task.protocol, tie_rule=task.tie_rule
+    )
+    t0 = time.perf_counter()
     try:
-        t0 = time.perf_counter()
-        for epoch in gen:
-            if epoch % es.validate_every and epoch != es.max_epochs:
-                continue
-            out.fit_seconds += time.perf_counter() - t0
-            t1 = time.perf_counter()
-            score = _validation_score(model, split, task)
-            out.eval_seconds += time.perf_counter() - t1
-            out.validation_curve.append((int(epoch), score))
-            if score > best:  # NaN never improves
-                best, best_epoch, best_state, bad = score, int(epoch), model.get_state(), 0
-            else:
-                bad += 1
-            if bad >= es.patience and epoch >= es.min_epochs:
-                break
-            t0 = time.perf_counter()
-        else:
-            out.fit_seconds += time.perf_counter() - t0
+        model.fit(split.train, validation=callback, early_stopping=task.early_stopping)
     finally:
-        gen.close()
-    out.epochs_run = int(epoch)
-    if best_state is None:
-        raise RuntimeError("early stopping saw no finite validation score")
-    model.set_state(best_state)
-    epochs_param = model.epochs_param
-    assert epochs_param is not None, f"{type(model).__name__}: iterative without epochs_param"
-    model.set_params(**{epochs_param: best_epoch})
-    out.params = {**out.params, epochs_param: best_epoch}
+        total = time.perf_counter() - t0
+        history = list(getattr(model, "history_", []))
+        out.eval_seconds = float(sum(h.validation_seconds or 0.0 for h in history))
+        out.fit_seconds = total - out.eval_seconds
+    out.history = [h.to_dict() for h in history]
+    out.validation_curve = list(iter_epochs(history))
+    out.epochs_run = int(model.epochs_run_)
+    best_epoch = int(model.epochs_best_)
+    model.set_params(**{model.epochs_param: best_epoch})
+    out.params = {**out.params, model.epochs_param: best_epoch}
     out.best_epoch = best_epoch
-    return best
+    assert model.best_validation_ is not None  # a validation callback was given
+    return float(model.best_validation_)
 
 
 def _run_trial(task: _Task, split: Split) -> _Outcome:
@@ -290,7 +262,7 @@ def _run_trial(task: _Task, split: Split) -> _Outcome:
     with PeakMemory(task.measure_memory) as pm:
         try:
             model = task.model_cls(**task.params)
-            if task.early_stopping is not None and model.iterative:
+            if task.early_stopping is not None and isinstance(model, IterativeRecommender):
                 score = _fit_early_stopping(model, split, task, out)
             else:
                 t0 = time.perf_counter()
@@ -385,7 +357,8 @@ def tune(
         protocol: "full" ranking or "candidates" (uses the split's negatives).
         n_jobs: parallel trials in worker processes (1 = in-process). Workers also force a
             model's own ``n_jobs``/``n_threads`` to 1 unless fixed.
-        early_stopping: used for iterative models only; their epochs come from it.
+        early_stopping: used for iterative models only (their epochs come from it; its
+            ``max_epochs=None`` caps at the model's own epoch hyper-parameter).
         timeout: seconds after which no new trial starts (running ones finish).
         test_cutoffs, test_metrics: what the test evaluation of new bests reports
             (default: ``cutoff`` and the evaluator's default metrics).
@@ -427,12 +400,12 @@ def tune(
         for name in ("n_jobs", "n_threads"):
             if name in param_names and name not in fixed and name not in space:
                 fixed[name] = 1
-    iterative = model_cls.iterative
-    es = early_stopping if iterative else None
-    if early_stopping is not None and not iterative:
+    es = early_stopping if model_cls.iterative else None
+    if early_stopping is not None and not model_cls.iterative:
         log.info("tune: %s is not iterative; early stopping ignored", model_name)
-    epochs_param = model_cls.epochs_param
-    if es is not None and epochs_param in space:
+    if es is not None and issubclass(model_cls, IterativeRecommender) and (
+        (epochs_param := model_cls.epochs_param) in space
+    ):
         raise ValueError(
             f"tune: {model_name}.{epochs_param} is chosen by early stopping; remove it from the "
             "search space or pass early_stopping=None"
@@ -522,6 +495,7 @@ def tune(
             best_epoch=out.best_epoch,
             epochs_run=out.epochs_run,
             validation_curve=list(out.validation_curve),
+            history=list(out.history),
             error=out.error,
             traceback=out.traceback,
             cached_from=cached,

@@ -1,0 +1,250 @@
+"""The torch model base: seeding, threads, device, the shared loop, best-state copies, scoring.
+
+A neural model subclasses :class:`TorchRecommender` and implements
+
+- ``_module_config(train) -> dict``: the JSON-able sizes its network needs (checkpoints rebuild
+  the network from it), and ``_make_module(config) -> nn.Module``;
+- ``_prepare(train, run)`` (optional): optimiser, samplers, training tensors;
+- ``_train_epoch(epoch) -> float | None``: one epoch, returning the mean loss;
+- ``_predict(users) -> Tensor``: ``(len(users), n_items)`` scores for a long tensor of users on
+  ``device_`` (and ``_predict_profiles(profiles)`` when ``supports_profiles``).
+
+Its ``__init__`` takes ``seed``, ``device`` and ``n_threads`` hyper-parameters (read here).
+The base seeds every fit (``torch.manual_seed`` inside :func:`torch.random.fork_rng`, so the
+caller's global generators are left as they were, a ``torch.Generator`` in ``_generator`` and
+a numpy generator in ``_rng`` for sampling), pins threads for the fit and for scoring
+(``torch.set_num_threads`` and threadpoolctl; ``n_threads=None`` keeps the current setting),
+resolves the device (``"cpu"`` by default; ``"cuda"``/``"cuda:N"`` when asked for and present,
+otherwise an error) and trains through :func:`recforge.models.iterative.train_iterative`, so
+validation, patience and the best-state restore are the project's one loop. The best state is
+a copy of the module's ``state_dict`` (tensors cloned on their device).
+
+Conventions: learned state ends in ``_`` and is saved by ``model.save`` (tensors as arrays, the
+network's weights in ``weights.safetensors`` through :mod:`.checkpoint`); training-only helpers
+(optimiser, sampler, data tensors) are private (``self._opt``) and freed in ``_end_training``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from recforge.data.interactions import Interactions
+from recforge.models._matrices import binary_matrix
+from recforge.models._validation import check_fitted, optional_threads
+from recforge.models.iterative import IterativeRecommender, TrainingRun
+from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
+
+__all__ = [
+    "WEIGHTS_FILE",
+    "TorchRecommender",
+    "csr_to_torch",
+    "dense_rows",
+    "resolve_device",
+    "seeded_generators",
+    "thread_limits",
+]
+
+
+#: where ``model.save`` puts a torch model's network weights (next to model.json / arrays.npz).
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA only when torch sees a GPU (else an error)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+        ) from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was asked for, but torch {torch.__version__} sees no CUDA device "
+            "(a CPU-only build or no GPU); use device='cpu'"
+        )
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are present"
+        )
+    return dev
+
+
+@contextmanager
+def thread_limits(n_threads: int | None) -> Iterator[None]:
+    """Pin torch's intra-op threads and the BLAS/OpenMP pools to ``n_threads`` (None: leave)."""
+    n = optional_threads(n_threads, "thread_limits")
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def seeded_generators(
+    seed: int, device: torch.device
+) -> tuple[torch.Generator, np.random.Generator]:
+    """Seed torch's global generators and return a fresh torch and numpy generator."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    torch.manual_seed(int(seed))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen, np.random.default_rng(int(seed))
+
+
+def csr_to_torch(m: sp.spmatrix, device: torch.device) -> torch.Tensor:
+    """A scipy matrix as a float32 sparse COO tensor on ``device`` (coalesced)."""
+    coo = sp.coo_matrix(m)
+    idx = np.vstack([coo.row, coo.col]).astype(np.int64)
+    t = torch.sparse_coo_tensor(
+        torch.from_numpy(idx), torch.from_numpy(coo.data.astype(np.float32)), size=coo.shape
+    )
+    return t.coalesce().to(device)
+
+
+def dense_rows(m: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Rows of a CSR matrix as a dense float32 tensor on ``device``."""
+    block = m[rows].toarray().astype(np.float32, copy=False)
+    return torch.from_numpy(block).to(device)
+
+
+class TorchRecommender(IterativeRecommender):
+    """Base for neural models (see the module docstring for the hooks)."""
+
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+
+    # hyper-parameters every torch model takes (set by the subclass's __init__)
+    seed: int
+    device: str
+    n_threads: int | None
+
+    # learned state
+    module_: nn.Module
+    module_config_: dict[str, Any]
+    device_: torch.device
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _module_config(self, train: Interactions) -> dict[str, Any]:
+        """JSON-able sizes of the network for ``train`` (saved with the model)."""
+
+    @abstractmethod
+    def _make_module(self, config: dict[str, Any]) -> nn.Module:
+        """A freshly initialised network for ``config`` (on the CPU; the base moves it)."""
+
+    def _prepare(self, train: Interactions, run: TrainingRun) -> None:
+        """Build the optimiser, samplers and training tensors (after the module exists)."""
+
+    @abstractmethod
+    def _predict(self, users: torch.Tensor) -> torch.Tensor:
+        """``(len(users), n_items_)`` scores for a long tensor of users on ``device_``."""
+
+    def _predict_profiles(self, profiles: sp.csr_matrix) -> torch.Tensor:
+        """Scores for fold-in users given as a binary CSR (models with ``supports_profiles``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score unseen user profiles")
+
+    def _check_params(self) -> None:
+        """Validate hyper-parameters before any work (raise ValueError naming the field)."""
+
+    # ------------------------------------------------------------------ loop plumbing
+    def _training_context(self) -> AbstractContextManager[Any]:
+        stack = ExitStack()
+        stack.enter_context(thread_limits(self.n_threads))
+        dev = resolve_device(self.device)
+        cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if (
+            dev.type == "cuda") else []
+        stack.enter_context(torch.random.fork_rng(devices=cuda))
+        return stack
+
+    def _init_training(self, train: Interactions, run: TrainingRun) -> None:
+        self.device_ = resolve_device(self.device)
+        self._generator, self._rng = seeded_generators(self.seed, self.device_)
+        self._check_params()
+        self.module_config_ = self._module_config(train)
+        self.module_ = self._make_module(self.module_config_).to(self.device_)
+        self.module_.train()
+        self._prepare(train, run)
+
+    def _end_training(self) -> None:
+        if "module_" in vars(self):
+            self.module_.eval()
+
+    def get_state(self) -> dict[str, Any]:
+        check_fitted(self, "get_state")
+        return {f"module.{k}": v.detach().clone() for k, v in self.module_.state_dict().items()}
+
+    def set_state(self, state: dict[str, Any]) -> Self:
+        check_fitted(self, "set_state")
+        weights = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
+        self.module_.load_state_dict(weights)
+        return self
+
+    # ------------------------------------------------------------------ save / load
+    def _get_fitted_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        tensors: list[str] = []
+        for key, value in super()._get_fitted_state().items():
+            if isinstance(value, torch.Tensor):
+                state[key] = value.detach().to("cpu").numpy()
+                tensors.append(key)
+            elif not isinstance(value, nn.Module | torch.device | torch.Generator):
+                state[key] = value  # the network's weights go to weights.safetensors
+        state["tensor_attrs_"] = tensors
+        return state
+
+    def _set_fitted_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self.device_ = resolve_device(self.device)
+        for key in state.pop("tensor_attrs_", []):
+            state[key] = torch.from_numpy(np.asarray(state[key])).to(self.device_)
+        super()._set_fitted_state(state)
+        self.module_ = self._make_module(self.module_config_).to(self.device_)
+        self.module_.eval()
+
+    def _save_files(self, out: Path) -> None:
+        from recforge.models.torch.checkpoint import write_weights
+
+        write_weights(self.module_, out / WEIGHTS_FILE)
+
+    def _load_files(self, src: Path) -> None:
+        from recforge.models.torch.checkpoint import read_weights
+
+        read_weights(self.module_, src / WEIGHTS_FILE, self.device_)
+
+    # ------------------------------------------------------------------ scoring
+    def _to_numpy(self, out: torch.Tensor) -> np.ndarray:
+        return out.detach().to(dtype=torch.float32, device="cpu").numpy()
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        with thread_limits(self.n_threads), torch.inference_mode():
+            self.module_.eval()
+            return self._to_numpy(self._predict(torch.from_numpy(users).to(self.device_)))
+
+    def _score_profiles(self, profiles: sp.csr_matrix) -> np.ndarray:
+        with thread_limits(self.n_threads), torch.inference_mode():
+            self.module_.eval()
+            return self._to_numpy(self._predict_profiles(binary_matrix(profiles)))
