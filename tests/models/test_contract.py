@@ -279,7 +279,7 @@ def test_candidate_scores_agree_with_full_scores(name: str) -> None:
     np.testing.assert_allclose(ragged[1], full[1, :3], rtol=1e-5, atol=1e-6)
 
 
-def test_candidate_protocol_ranks_the_same_as_full_scores(name: str) -> None:
+def test_candidate_protocol_uses_the_declared_scoring_path(name: str) -> None:
     model = _fitted(name)
     rng = np.random.default_rng(5)
     test = Interactions.from_arrays(np.arange(N_USERS), rng.integers(0, N_ITEMS, N_USERS),
