@@ -7,53 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lab_helpers import spec_dict as _spec
+from lab_helpers import write_csv as _write_csv
 from typer.testing import CliRunner
 
 from recforge.cli.main import app
 from recforge.experiments.runner import run_experiment
 from recforge.experiments.spec import parse_spec
-
-
-def _write_csv(path: Path, seed: int = 0) -> Path:
-    """Two user communities, each preferring its own half of the items, plus popularity."""
-    rng = np.random.default_rng(seed)
-    rows = ["user,item,rating"]
-    n_users, n_items = 120, 60
-    for u in range(n_users):
-        half = u % 2
-        pool = np.arange(n_items // 2) + half * (n_items // 2)
-        k = int(rng.integers(8, 16))
-        weights = 1.0 / (1 + np.arange(pool.size))
-        items = rng.choice(pool, size=k, replace=False, p=weights / weights.sum())
-        for i in items:
-            rows.append(f"u{u},i{i},{int(rng.integers(1, 6))}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
-def _spec(csv: Path, **over: object) -> dict[str, object]:
-    spec: dict[str, object] = {
-        "name": "synthetic",
-        "dataset": {"file": str(csv), "rating_col": "rating", "id_type": "str"},
-        "split": {
-            "method": "per_user_holdout",
-            "params": {"test_fraction": 0.2},
-            "validation": {"mode": "per_user", "fraction": 0.2},
-        },
-        "optimize": {"metric": "RECALL", "cutoff": 5},
-        "report": {"metrics": ["RECALL", "NDCG", "PRECISION"], "cutoffs": [5, 10]},
-        "seeds": [0, 1],
-        "models": [
-            {"model": "TopPopular"},
-            {"model": "Random"},
-            {"model": "ItemKNNCF", "label": "ItemKNN fixed",
-             "params": {"top_k": 20, "similarity": "cosine"}},
-            {"model": "ItemKNNCF", "label": "ItemKNN tuned", "params": {"similarity": "cosine"},
-             "search": {"n_trials": 3, "n_startup_trials": 2}},
-        ],
-    }
-    spec.update(over)
-    return spec
 
 
 def test_run_writes_every_artefact(tmp_path: Path) -> None:

@@ -35,6 +35,11 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(dumps(obj) + "\n")
 
 
+def _echo(text: str) -> None:
+    """Plain text on stdout at full width (no wrapping when piped)."""
+    sys.stdout.write(text + "\n")
+
+
 def _log(msg: str) -> None:
     err.print(f"[dim]{msg}[/]")
 
@@ -221,9 +226,14 @@ def run_cmd(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/run"),
     max_trials: Annotated[int | None, typer.Option(
         help="Cap every search at this many trials (quick smoke runs).", min=1)] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan (data, filters, split, models, trials, work) "
+        "and exit without running.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run an experiment spec and write results, trials, per-user values and a report."""
+    from recforge.experiments.outcome import SearchFailedError
+    from recforge.experiments.plan import make_plan, render_plan
     from recforge.experiments.runner import run_experiment
     from recforge.experiments.spec import SpecError, cap_trials, load_spec
 
@@ -231,10 +241,23 @@ def run_cmd(
         spec = load_spec(spec_path)
         if max_trials is not None:
             spec = cap_trials(spec, max_trials)
-    except SpecError as exc:
+        plan = make_plan(spec)
+    except (SpecError, LookupError) as exc:
         _fail(str(exc))
+    if dry_run:
+        if as_json:
+            _print_json(plan.to_dict())
+        else:
+            _echo(render_plan(plan))
+        if plan.problems:
+            _fail(f"{spec_path}: " + "; ".join(plan.problems))
+        return
+    if plan.problems:
+        _fail(f"{spec_path}: " + "; ".join(plan.problems))
     try:
         run_experiment(spec, out, log=_log)
+    except SearchFailedError as exc:
+        _fail(f"{spec_path}: {exc}", code=1)
     except (LookupError, ValueError, OSError, RuntimeError) as exc:
         _fail(f"{spec_path}: {exc}")
     if as_json:

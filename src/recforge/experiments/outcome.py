@@ -16,7 +16,11 @@ import numpy as np
 if TYPE_CHECKING:
     from recforge.experiments.spec import ExperimentSpec
 
-__all__ = ["ExperimentOutcome", "ModelRun"]
+__all__ = ["ExperimentOutcome", "ModelRun", "SearchFailedError"]
+
+
+class SearchFailedError(RuntimeError):
+    """Every trial of a search failed; the message holds the first trial's traceback."""
 
 
 @dataclass
@@ -39,6 +43,7 @@ class ModelRun:
     tuning: dict[str, Any] | None = None
     #: iterative models: epochs_best, epochs_run, best_validation, stop_reason, history.
     training: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -51,3 +56,9 @@ class ExperimentOutcome:
     runs: dict[int, dict[str, ModelRun]]
     data: dict[str, Any]
     out_dir: Path | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every run's warnings (e.g. failed trials), prefixed with seed and label."""
+        return [f"seed {seed}, {label}: {w}" for seed, by_label in self.runs.items()
+                for label, run in by_label.items() for w in run.warnings]

@@ -133,6 +133,8 @@ def render_markdown(
             f"evaluation {run.eval_seconds:.2f} s"
             + (f"; {len(run.trials)} trials" if run.trials else "")
         )
+    if outcome.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in outcome.warnings]
     if len(spec.seeds) > 1:
         lines += ["", "## Spread over seeds (std)", ""]
         for label, row in outcome.spread.items():

@@ -25,7 +25,7 @@ import yaml
 from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
-from recforge.experiments.outcome import ExperimentOutcome, ModelRun
+from recforge.experiments.outcome import ExperimentOutcome, ModelRun, SearchFailedError
 from recforge.experiments.spec import ExperimentSpec, ModelEntry
 
 # ExperimentOutcome and ModelRun moved to recforge.experiments.outcome (re-exported here).
@@ -210,6 +210,7 @@ def _run_model(
     trials: list[dict[str, Any]] = []
     tuning: dict[str, Any] | None = None
     final_params = dict(params)
+    warnings: list[str] = []
     if entry.search is not None:
         if split.validation is None:
             raise ValueError(
@@ -239,7 +240,22 @@ def _run_model(
         tdict = result.to_dict()
         trials = list(tdict.get("trials", []))
         tuning = {k: v for k, v in tdict.items() if k != "trials"}
-        params = {**params, **(result.best_params or {})}
+        failed = [t for t in result.trials if t.status != "ok"]
+        if result.best_params is None:
+            first = failed[0] if failed else None
+            raise SearchFailedError(
+                f"model {entry.display!r} (seed {seed}): no trial of the search succeeded "
+                f"({len(failed)} of {len(result.trials)} failed); the first failure, trial "
+                f"{first.number if first else '?'} with params "
+                f"{first.params if first else {}}:\n{first.traceback if first else ''}"
+            )
+        if failed:
+            warnings.append(
+                f"{len(failed)} of {len(result.trials)} trials failed, e.g. trial "
+                f"{failed[0].number}: {failed[0].error}"
+            )
+            log(f"  WARNING {entry.display}: {warnings[-1]}")
+        params = {**params, **result.best_params}
         final_params = dict(params)
         if es is not None and entry.search.early_stopping:
             # tune() wrote the best epoch into the epoch parameter; the final fit stops early
@@ -303,6 +319,7 @@ def _run_model(
         trials=trials,
         tuning=tuning,
         training=training,
+        warnings=warnings,
     )
 
 
@@ -438,6 +455,7 @@ def write_outputs(
         "data_checksum": outcome.data["data_checksum"],
         "split_fingerprints": {s: v["fingerprint"] for s, v in outcome.data["splits"].items()},
         "significance": sig,
+        "warnings": outcome.warnings,
     }
     training = {
         label: {str(seed): by_label[label].training for seed, by_label in outcome.runs.items()}

@@ -29,9 +29,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from recforge._yaml import load_yaml
 from recforge.data.split_methods import SPLIT_METHODS, validate_split_params
 from recforge.models import MODELS, get_model_class
 from recforge.models.iterative import EarlyStopping
+from recforge.models.params import check_params, check_space
 
 __all__ = [
     "SPLIT_METHODS",
@@ -82,6 +84,17 @@ class DatasetRef(_Strict):
     def _one_source(self) -> DatasetRef:
         if (self.name is None) == (self.file is None):
             raise ValueError("give exactly one of dataset.name (registered) or dataset.file")
+        if self.name is not None:
+            from recforge.data.registry import get_dataset
+
+            try:
+                reg = get_dataset(self.name)
+            except LookupError as exc:
+                raise ValueError(str(exc).strip('"')) from None
+            bad = sorted(set(self.options) - set(reg.option_names()))
+            if bad:
+                raise ValueError(f"dataset {self.name!r} has no option(s) {bad}; "
+                                 f"options: {reg.option_names()}")
         return self
 
     @property
@@ -192,13 +205,32 @@ class ModelEntry(_Strict):
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(sorted(MODELS))}")
         cls = get_model_class(self.model)
-        cls.check_param_names(self.params, where=f"model {self.model}")
-        if self.search is not None and self.search.space is not None:
-            cls.check_param_names(self.search.space, where=f"search space of {self.model}")
         if "early_stopping" in self.model_fields_set and not cls.iterative:
             raise ValueError(
                 f"early_stopping is set for {self.model}, which is not iterative (it does not "
                 "train in epochs); remove it"
+            )
+        # Values, not only names: a wrong type, range or choice fails here, before any model runs.
+        check_params(cls, self.params, where="params")
+        if self.search is None:
+            return self
+        if self.search.space is None:
+            space = cls.space_for(self.params)
+        else:
+            both = sorted(set(self.search.space) & set(self.params))
+            if both:
+                raise ValueError(
+                    f"{both} are both fixed in params and searched in search.space; "
+                    "keep each hyper-parameter in one of the two"
+                )
+            space = self.search.space
+        check_space(cls, space, where="search.space")
+        epochs = cls.epochs_param
+        stops_early = self.search.early_stopping and self.early_stopping is not None
+        if cls.iterative and stops_early and epochs in space:
+            raise ValueError(
+                f"search.space.{epochs}: {self.model}'s epochs are chosen by early stopping; "
+                "remove it from the space or set search.early_stopping: false"
             )
         return self
 
@@ -246,7 +278,7 @@ def parse_spec(data: dict[str, Any] | str, source: str = "<spec>") -> Experiment
     """Validate a spec given as a dict or YAML text; raises SpecError naming source and field."""
     if isinstance(data, str):
         try:
-            data = yaml.safe_load(data)
+            data = load_yaml(data)
         except yaml.YAMLError as exc:
             raise SpecError(f"invalid YAML in {source}: {exc}") from None
     if not isinstance(data, dict):

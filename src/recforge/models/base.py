@@ -58,6 +58,7 @@ from recforge.models._validation import (
     check_users,
     positive_int,
 )
+from recforge.models.params import Param
 
 __all__ = [
     "IdOutOfRangeError",
@@ -153,6 +154,9 @@ class Recommender(ABC):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: the tuner's default search space (see :mod:`recforge.tuning.space`).
     search_space: ClassVar[SearchSpace] = {}
+    #: ranges and choices of hyper-parameters beyond their ``__init__`` types
+    #: (:mod:`recforge.models.params`; checked when a spec is loaded and before a search).
+    param_rules: ClassVar[Mapping[str, Param]] = {}
     #: old hyper-parameter name -> new name; the old one is refused with a message naming the new.
     renamed_params: ClassVar[dict[str, str]] = {}
     #: hyper-parameters for the contract suite's tiny data (fast, still meaningful).

@@ -14,6 +14,7 @@ from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models._validation import optional_threads, positive_float
 from recforge.models.base import Recommender, SearchSpace
+from recforge.models.params import Param
 
 __all__ = ["EASE"]
 
@@ -39,6 +40,9 @@ class EASE(Recommender):
     supports_profiles = True
     search_space: ClassVar[SearchSpace] = {
         "l2_norm": {"type": "float", "low": 1e0, "high": 1e7, "log": True}
+    }
+    param_rules: ClassVar[dict[str, Param]] = {
+        "l2_norm": Param(gt=0), "memory_budget_mb": Param(gt=0), "n_threads": Param(ge=1),
     }
     _test_params: ClassVar[dict[str, Any]] = {"l2_norm": 5.0, "n_threads": 1}
 

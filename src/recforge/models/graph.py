@@ -28,6 +28,7 @@ from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models._validation import optional_threads
 from recforge.models.knn import _ItemBased
+from recforge.models.params import Param
 from recforge.models.similarity import top_k_per_column, topk_product
 
 __all__ = ["P3alpha", "RP3beta"]
@@ -43,6 +44,10 @@ def _row_l1(m: sp.csr_matrix) -> sp.csr_matrix:
 
 class _RandomWalk(_ItemBased):
     _test_params: ClassVar[dict[str, Any]] = {"top_k": 5, "n_threads": 1}
+    param_rules: ClassVar[dict[str, Param]] = {
+        "top_k": Param(ge=1), "alpha": Param(ge=0), "memory_budget_mb": Param(gt=0),
+        "n_threads": Param(ge=1),
+    }
 
     def __init__(
         self,
@@ -136,6 +141,7 @@ class RP3beta(_RandomWalk):
     """
 
     name = "RP3beta"
+    param_rules: ClassVar[dict[str, Param]] = {**_RandomWalk.param_rules, "beta": Param(ge=0)}
     search_space: ClassVar[dict[str, dict[str, Any]]] = {
         "top_k": {"type": "int", "low": 5, "high": 800},
         "alpha": {"type": "float", "low": 0.0, "high": 2.0, "log": False},

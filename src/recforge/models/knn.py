@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from recforge.data.interactions import Interactions
 from recforge.models._validation import optional_threads
 from recforge.models.base import Recommender
+from recforge.models.params import Param
 from recforge.models.similarity import SIMILARITIES, compute_similarity, sparse_dense_product
 from recforge.models.weighting import bm25, tfidf, weight_new_columns
 
@@ -111,6 +112,13 @@ class _KNN(Recommender):
 
     searched_similarities: ClassVar[tuple[str, ...]] = SEARCHED_SIMILARITIES
     search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
+    param_rules: ClassVar[dict[str, Param]] = {
+        "top_k": Param(ge=1), "shrink": Param(ge=0), "similarity": Param(choices=SIMILARITIES),
+        "feature_weighting": Param(choices=FEATURE_WEIGHTINGS),
+        "asymmetric_alpha": Param(ge=0), "tversky_alpha": Param(ge=0),
+        "tversky_beta": Param(ge=0), "memory_budget_mb": Param(gt=0), "n_threads": Param(ge=1),
+        "tie_rule": Param(choices=("lower-index", "numpy-legacy")),
+    }
     _test_params: ClassVar[dict[str, Any]] = {"top_k": 5, "shrink": 2, "n_threads": 1}
 
     def __init__(
@@ -281,6 +289,7 @@ class ItemKNNCFCBF(ItemKNNCBF):
 
     name = "ItemKNNCFCBF"
     search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine", icm_weight=True)
+    param_rules: ClassVar[dict[str, Param]] = {**_KNN.param_rules, "icm_weight": Param(ge=0)}
 
     def __init__(
         self,

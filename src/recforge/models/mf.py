@@ -31,6 +31,7 @@ from recforge.models._validation import (
 from recforge.models.base import Recommender, SearchSpace
 from recforge.models.ease import EASE
 from recforge.models.iterative import IterativeRecommender, TrainingRun
+from recforge.models.params import Param
 
 __all__ = ["EASE", "IALS", "IterativeRecommender", "PureSVD", "binary_matrix", "profile_matrix"]
 
@@ -61,6 +62,7 @@ class PureSVD(Recommender):
     name = "PureSVD"
     supports_profiles = True
     search_space: ClassVar[SearchSpace] = {"num_factors": {"type": "int", "low": 1, "high": 250}}
+    param_rules: ClassVar[dict[str, Param]] = {"num_factors": Param(ge=1)}
 
     def __init__(self, num_factors: int = 50, seed: int = 0) -> None:
         self.num_factors = num_factors
@@ -121,6 +123,10 @@ class IALS(IterativeRecommender):
         "factors": {"type": "int", "low": 1, "high": 200},
         "alpha": {"type": "float", "low": 1e-3, "high": 50.0, "log": True},
         "regularization": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True},
+    }
+    param_rules: ClassVar[dict[str, Param]] = {
+        "factors": Param(ge=1), "regularization": Param(ge=0), "alpha": Param(ge=0),
+        "iterations": Param(ge=1), "n_threads": Param(ge=1), "cg_steps": Param(ge=1),
     }
 
     def __init__(

@@ -25,6 +25,7 @@ from recforge._kernels.topk import select_rows
 from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models.base import Recommender
+from recforge.models.params import Param
 
 __all__ = ["SLIMElasticNet", "fit_slim_columns", "keep_count"]
 
@@ -125,6 +126,10 @@ class SLIMElasticNet(Recommender):
         "top_k": {"type": "int", "low": 5, "high": 800},
         "l1_ratio": {"type": "float", "low": 1e-5, "high": 1.0, "log": True},
         "alpha": {"type": "float", "low": 1e-3, "high": 1.0},
+    }
+    param_rules: ClassVar[dict[str, Param]] = {
+        "top_k": Param(ge=1), "l1_ratio": Param(ge=0, le=1), "alpha": Param(ge=0),
+        "max_iter": Param(ge=1), "tol": Param(gt=0), "n_jobs": Param(ge=1),
     }
     _test_params: ClassVar[dict[str, Any]] = {"top_k": 10, "alpha": 1e-3, "l1_ratio": 0.1}
 

@@ -44,6 +44,7 @@ from recforge.data.split import Split
 from recforge.models import get_model_class
 from recforge.models.base import Recommender
 from recforge.models.iterative import EarlyStopping, IterativeRecommender, iter_epochs
+from recforge.models.params import check_params, check_space
 from recforge.tuning.memory import PeakMemory
 from recforge.tuning.space import SearchSpace, to_distributions, validate_space
 
@@ -393,6 +394,9 @@ def tune(
         else {k: v for k, v in dict(search_space).items() if k not in fixed}
     )
     validate_space(space, param_names, model_name)
+    # Values against the model's declared hyper-parameters, before the first trial runs.
+    check_params(model_cls, fixed, where="fixed_params")
+    check_space(model_cls, space, where="search_space")
     distributions = to_distributions(space)
     if "seed" in param_names and "seed" not in fixed and "seed" not in space:
         fixed["seed"] = seed
