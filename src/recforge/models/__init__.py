@@ -47,6 +47,8 @@ MODELS: dict[str, str | type[Recommender]] = {
     "SLIMElasticNet": "recforge.models.slim:SLIMElasticNet",
     "EASE": "recforge.models.ease:EASE",
     "IALS": "recforge.models.mf:IALS",
+    "CVAE": "recforge.models.torch.cvae:CVAE",
+    "CDL": "recforge.models.torch.cdl:CDL",
 }
 
 

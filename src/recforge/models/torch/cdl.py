@@ -1,0 +1,244 @@
+"""CDL: Collaborative Deep Learning (Wang, Wang & Yeung, KDD'15), as run in RecSys'19.
+
+Network: a stacked denoising autoencoder ``[n_features, 200, 50]`` with sigmoid units (the
+bottleneck too), tied weights and the decoder reusing the encoder's hidden biases, as the
+authors' Matlab code (built on deepmat) has it. Training (``fit``), following that code:
+
+1. Layer-wise pre-training: one denoising autoencoder per layer on ``pretrain_fraction``
+   (3/4) of the items, ``epochs_dae`` epochs each: masking noise 0.3 on the input, dropout
+   0.1 on the hidden units, the sparsity pull (cost 0.1 towards 0), weight decay 1e-4,
+   Adadelta (decay 0.99, eps 1e-8), batch 128.
+2. ``epochs`` alternations (the Matlab ``epoch_sdae``, 200 in the paper runs; not a
+   pre-training count): one SDAE pass over all items minimising the reconstruction
+   cross-entropy plus ``lambda_v / lambda_n * 1/2 |theta_j - v_j|^2`` on the bottleneck (no
+   prior in the first pass, before ``V`` exists), then ``theta`` = the clean codes, ``V = theta``
+   in the first alternation, and one CTR sweep for ``U`` and ``V`` (confidence ``a``/``b``,
+   ``lambda_u``, ``lambda_v``). The last alternation runs up to ``final_als_iterations`` sweeps.
+
+No early stopping (RecSys'19 ran CDL once with these settings); scores are ``U V^T``.
+Substitutes, documented: torch's Adadelta applies weight decay inside its running averages
+(the Matlab code adds it after them) and uses inverted dropout (the Matlab code rescales at
+inference); minibatches are reshuffled every epoch (the Matlab code keeps one fixed order);
+one forward pass serves both loss terms (the Matlab code draws a second dropout mask for the
+bottleneck term); the pre-trained output bias is kept (the Matlab code restarts it at 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from recforge.models.iterative import TrainingRun
+from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
+from recforge.models.torch.autoencoder import (
+    DAESettings,
+    TiedStack,
+    bernoulli_nll,
+    encode_rows,
+    make_optimizer,
+    minibatches,
+    pretrain_layer,
+    sparse_batch,
+)
+from recforge.models.torch.autoencoder import (
+    dropout as apply_dropout,
+)
+from recforge.models.torch.hybrid import CTRHybrid, FactorBuffers
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
+
+__all__ = ["CDL", "CDLNetwork"]
+
+
+class CDLNetwork(nn.Module):
+    """The SDAE and the CTR factors."""
+
+    def __init__(self, n_features: int, dims: list[int], n_factors: int, n_users: int,
+                 n_items: int) -> None:
+        super().__init__()
+        self.stack = TiedStack([n_features, *dims, n_factors])
+        self.factors = FactorBuffers(n_users, n_items, n_factors)
+
+
+class CDL(CTRHybrid):
+    """Collaborative Deep Learning on item content (``train.item_features``)."""
+
+    name = "CDL"
+    epochs_param: ClassVar[str] = "epochs"
+    _test_params: ClassVar[dict[str, Any]] = {
+        "epochs": 3, "epochs_dae": 2, "num_factors": 3, "hidden_dims": (8,), "batch_size": 8,
+        "final_als_iterations": 5, "n_threads": 1,
+    }
+
+    def __init__(
+        self,
+        epochs: int = 200,
+        epochs_dae: int = 200,
+        num_factors: int = 50,
+        hidden_dims: tuple[int, ...] | list[int] = (200,),
+        batch_size: int = 128,
+        mask: float = 0.3,
+        dropout: float = 0.1,
+        sparsity_cost: float = 0.1,
+        sparsity_target: float = 0.0,
+        weight_decay: float = 1e-4,
+        optimizer: Literal["adadelta", "adam"] = "adadelta",
+        learning_rate: float = 1.0,
+        lambda_u: float = 1.0,
+        lambda_v: float = 10.0,
+        lambda_n: float = 1000.0,
+        a: float = 1.0,
+        b: float = 0.01,
+        final_als_iterations: int = 100,
+        als_tol: float = 1e-6,
+        pretrain_fraction: float = 0.75,
+        max_features: int | None = 8000,
+        unrated: Literal["all", "rated"] = "all",
+        seed: int = 0,
+        device: str = "cpu",
+        n_threads: int | None = 1,
+    ) -> None:
+        self.epochs = epochs
+        self.epochs_dae = epochs_dae
+        self.num_factors = num_factors
+        # a tuple becomes a list so that saved (JSON) parameters compare equal after loading
+        self.hidden_dims = list(hidden_dims) if isinstance(hidden_dims, tuple) else hidden_dims
+        self.batch_size = batch_size
+        self.mask = mask
+        self.dropout = dropout
+        self.sparsity_cost = sparsity_cost
+        self.sparsity_target = sparsity_target
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.lambda_u = lambda_u
+        self.lambda_v = lambda_v
+        self.lambda_n = lambda_n
+        self.a = a
+        self.b = b
+        self.final_als_iterations = final_als_iterations
+        self.als_tol = als_tol
+        self.pretrain_fraction = pretrain_fraction
+        self.max_features = max_features
+        self.unrated = unrated
+        self.seed = seed
+        self.device = device
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ checks and config
+    def _check_params(self) -> None:
+        super()._check_params()
+        dims = list(self.hidden_dims)
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+            raise ValueError(f"CDL: hidden_dims must be positive sizes, got {self.hidden_dims!r}")
+        for name in ("epochs_dae", "batch_size", "final_als_iterations"):
+            v = getattr(self, name)
+            low = 0 if name == "epochs_dae" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"CDL: {name} must be an integer >= {low}, got {v!r}")
+        for name in ("mask", "dropout"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not 0 <= v < 1:
+                raise ValueError(f"CDL: {name} must be in [0, 1), got {v!r}")
+        for name in ("sparsity_cost", "weight_decay", "learning_rate", "lambda_n"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not np.isfinite(v) or v < 0 or (
+                v == 0 and name in ("learning_rate", "lambda_n")
+            ):
+                raise ValueError(f"CDL: {name} must be a finite number >= 0 (> 0 for "
+                                 f"learning_rate and lambda_n), got {v!r}")
+        if self.optimizer not in ("adadelta", "adam"):
+            raise ValueError(f"CDL: optimizer must be 'adadelta' or 'adam', got {self.optimizer!r}")
+
+    def _network_config(self) -> dict[str, Any]:
+        return {"dims": [int(d) for d in self.hidden_dims]}
+
+    def _make_module(self, config: dict[str, Any]) -> nn.Module:
+        return CDLNetwork(config["n_features"], list(config["dims"]), config["n_factors"],
+                          config["n_users"], config["n_items"])
+
+    @property
+    def _net(self) -> CDLNetwork:
+        net = self.module_
+        assert isinstance(net, CDLNetwork)
+        return net
+
+    @property
+    def _stack(self) -> TiedStack:
+        return self._net.stack
+
+    # ------------------------------------------------------------------ pre-training
+    def _pretrain(self, run: TrainingRun) -> None:
+        st, dev = self._stack, self.device_
+        codes: Any = self._content.matrix[self._pretrain_items]
+        widths = [*self.hidden_dims, self.num_factors]
+        for layer, width in enumerate(widths):
+            if self.epochs_dae > 0:
+                settings = DAESettings(
+                    epochs=int(self.epochs_dae), batch_size=int(self.batch_size),
+                    mask=float(self.mask), drop=float(self.dropout),
+                    sparsity_cost=float(self.sparsity_cost),
+                    sparsity_target=float(self.sparsity_target),
+                    weight_decay=float(self.weight_decay), optimizer=self.optimizer,
+                    lr=float(self.learning_rate), visible_bias="logit_mean",
+                )
+                w, b, c, _ = pretrain_layer(codes, int(width), settings, rng=self._rng,
+                                            gen=self._generator, device=dev,
+                                            label=f"CDL DAE {layer + 1}", progress=run.progress)
+                with torch.no_grad():
+                    st.weights[layer].copy_(w)
+                    st.biases[layer].copy_(b)
+                    if layer == 0:
+                        st.visible_bias.copy_(c)
+            with torch.no_grad():
+                if layer == 0:
+                    codes = encode_rows(lambda sb: torch.sigmoid(st._first(sb)), codes, dev)
+                else:
+                    h = torch.as_tensor(codes, dtype=torch.float32, device=dev)
+                    codes = torch.sigmoid(h @ st.weights[layer] + st.biases[layer]).double()
+                    codes = codes.cpu().numpy()
+        self._opt = make_optimizer(st.parameters(), self.optimizer,
+                                         float(self.learning_rate), float(self.weight_decay))
+        self._last_epoch = int(run.max_epochs)
+        self._u = np.zeros((self._r.shape[0], int(self.num_factors)))
+        self._v = np.zeros((self._r.shape[1], int(self.num_factors)))
+        self._has_v = False
+
+    @torch.no_grad()
+    def _codes(self) -> np.ndarray:
+        st = self._stack
+        return encode_rows(lambda sb: st.encode(sb), self._content.matrix, self.device_)
+
+    # ------------------------------------------------------------------ epochs
+    def _train_epoch(self, epoch: int) -> float:
+        st, x, gen = self._stack, self._content.matrix, self._generator
+        weight = 0.5 * float(self.lambda_v) / float(self.lambda_n)
+        v = torch.as_tensor(self._v, dtype=torch.float32, device=self.device_)
+        drop = float(self.dropout)
+        total, seen = 0.0, 0
+        for rows in minibatches(x.shape[0], int(self.batch_size), "epoch", self._rng):
+            clean = sparse_batch(x, rows, self.device_)
+            theta = st.encode(clean.masked(float(self.mask), gen), drop=drop, drop_top=False,
+                              gen=gen)
+            logits = st.decode(apply_dropout(theta, drop, gen), drop=drop, gen=gen)
+            loss = bernoulli_nll(logits, clean.dense()).mean()
+            if self._has_v:
+                v_rows = v[torch.as_tensor(rows, device=self.device_)]
+                loss = loss + weight * ((theta - v_rows) ** 2).sum(dim=1).mean()
+            self._opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            self._opt.step()
+            total += float(loss.detach()) * len(rows)
+            seen += len(rows)
+        self._theta = self._codes()
+        if not self._has_v:
+            self._v = self._theta.copy()
+            self._has_v = True
+        sweeps = int(self.final_als_iterations) if epoch >= self._last_epoch else 1
+        self._als(sweeps, float(self.als_tol))
+        return total / max(1, seen)

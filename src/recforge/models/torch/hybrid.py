@@ -1,0 +1,162 @@
+"""The shared base of CVAE and CDL: a content network plus CTR's collaborative factors.
+
+Both models alternate a pass of their content network over the items with closed-form ALS for
+``U`` and ``V`` (:mod:`recforge.models.torch.ctr`), the network's item codes ``theta`` acting as
+the prior mean of ``V``. :class:`CTRHybrid` owns what the two share: reading and trimming the
+item content (:mod:`recforge.models.torch.content`), the binary training matrix, the held-out
+share of items for pre-training, the ALS call, and scoring ``U V^T`` (one GEMM, float32). The
+factors live as buffers of the network module, so the loop's best-state copies and the
+checkpoints carry them with the weights. Subclasses build the network and its training.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recforge.data.interactions import Interactions
+from recforge.models._matrices import binary_matrix
+from recforge.models.iterative import TrainingRun
+from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
+from recforge.models.torch.base import TorchRecommender
+from recforge.models.torch.content import ContentMatrix, prepare_content
+from recforge.models.torch.ctr import CTRWeights, als_sweeps
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
+
+__all__ = ["CTRHybrid", "FactorBuffers"]
+
+
+class FactorBuffers(nn.Module):
+    """Float32 buffers next to a content network: ``user_factors`` ``U``, ``item_factors``
+    ``V`` and ``item_codes`` (the network's codes ``theta`` that ``V`` was fitted to)."""
+
+    user_factors: torch.Tensor
+    item_factors: torch.Tensor
+    item_codes: torch.Tensor
+
+    def __init__(self, n_users: int, n_items: int, n_factors: int) -> None:
+        super().__init__()
+        self.register_buffer("user_factors", torch.zeros(n_users, n_factors))
+        self.register_buffer("item_factors", torch.zeros(n_items, n_factors))
+        self.register_buffer("item_codes", torch.zeros(n_items, n_factors))
+
+
+class CTRHybrid(TorchRecommender):
+    """Base for the CTR hybrids; subclasses set the hyper-parameters listed below.
+
+    Required attributes (``__init__`` arguments): ``num_factors``, ``a``, ``b``, ``lambda_u``,
+    ``lambda_v``, ``unrated``, ``max_features``, ``pretrain_fraction``, plus the base's
+    ``seed``, ``device``, ``n_threads``. Learned state besides the network (whose
+    :class:`FactorBuffers` hold ``U``, ``V`` and ``theta``): ``content_columns_`` (the input
+    feature columns kept) and ``als_sweeps_`` (CTR sweeps run per epoch).
+    """
+
+    num_factors: int
+    a: float
+    b: float
+    lambda_u: float
+    lambda_v: float
+    unrated: str
+    max_features: int | None
+    pretrain_fraction: float
+
+    content_columns_: np.ndarray
+    als_sweeps_: list[int]
+
+    _content: ContentMatrix
+    _u: np.ndarray
+    _v: np.ndarray
+    _theta: np.ndarray
+
+    # ------------------------------------------------------------------ checks
+    def _ctr_weights(self) -> CTRWeights:
+        name = type(self).__name__
+        try:
+            return CTRWeights(a=float(self.a), b=float(self.b), lambda_u=float(self.lambda_u),
+                              lambda_v=float(self.lambda_v), unrated=self.unrated)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: {exc}") from None
+
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        k = self.num_factors
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"{name}: num_factors must be a positive integer, got {k!r}")
+        f = self.pretrain_fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1:
+            raise ValueError(f"{name}: pretrain_fraction must be in (0, 1], got {f!r}")
+        self._ctr_weights()
+
+    # ------------------------------------------------------------------ data
+    def _read_content(self, train: Interactions) -> ContentMatrix:
+        return prepare_content(train.item_features, int(train.n_items),
+                               max_features=self.max_features, model=type(self).__name__)
+
+    def _module_config(self, train: Interactions) -> dict[str, Any]:
+        self._check_params()
+        self._content = self._read_content(train)
+        self.content_columns_ = self._content.columns
+        return {
+            "n_features": self._content.n_features,
+            "n_users": int(train.n_users),
+            "n_items": int(train.n_items),
+            "n_factors": int(self.num_factors),
+            **self._network_config(),
+        }
+
+    @abstractmethod
+    def _network_config(self) -> dict[str, Any]:
+        """The network's own JSON-able sizes (merged into ``module_config_``)."""
+
+    def _prepare(self, train: Interactions, run: TrainingRun) -> None:
+        self._r = binary_matrix(train)
+        self._rt = sp.csr_matrix(self._r.T)
+        self._ctr = self._ctr_weights()
+        self.als_sweeps_ = []
+        n_items = self._r.shape[1]
+        order = self._rng.permutation(n_items)
+        n_pre = max(1, round(float(self.pretrain_fraction) * n_items))
+        self._pretrain_items = np.sort(order[:n_pre])
+        self._heldout_items = np.sort(order[n_pre:])
+        self._pretrain(run)
+
+    @abstractmethod
+    def _pretrain(self, run: TrainingRun) -> None:
+        """Layer-wise pre-training of the network (on ``pretrain_items_``)."""
+
+    # ------------------------------------------------------------------ collaborative step
+    def _als(self, max_iter: int, tol: float) -> float:
+        """Refit ``U`` and ``V`` to the current codes ``_theta``; returns the CTR loss."""
+        u, v, sweeps, loss = als_sweeps(self._r, self._u, self._v, self._theta, self._ctr,
+                                        max_iter=max_iter, tol=tol, rt=self._rt)
+        self._u, self._v = u, v
+        self.als_sweeps_.append(sweeps)
+        buffers = self._factor_buffers()
+        with torch.no_grad():
+            buffers.user_factors.copy_(torch.from_numpy(u))
+            buffers.item_factors.copy_(torch.from_numpy(v))
+            buffers.item_codes.copy_(torch.from_numpy(self._theta))
+        return loss
+
+    def _factor_buffers(self) -> FactorBuffers:
+        factors = self.module_.factors  # type: ignore[union-attr]
+        assert isinstance(factors, FactorBuffers)
+        return factors
+
+    def _end_training(self) -> None:
+        for attr in ("_r", "_rt", "_u", "_v", "_theta", "_content", "_opt"):
+            vars(self).pop(attr, None)
+        super()._end_training()
+
+    # ------------------------------------------------------------------ scoring
+    def _predict(self, users: torch.Tensor) -> torch.Tensor:
+        f = self._factor_buffers()
+        return f.user_factors[users] @ f.item_factors.T
