@@ -321,3 +321,48 @@ def test_iterative_models_train_in_the_loop_and_restore_state(name: str) -> None
     np.testing.assert_array_equal(model.score(USERS), snapshots[2][1])
     with pytest.raises(ValidationError, match="max_epochs"):
         model.fit(TRAIN, early_stopping=EarlyStopping(max_epochs=0))
+
+
+# ----------------------------------------------------------------------------- not per model
+class _OddParams(Recommender):
+    """Hyper-parameter types JSON does not hold natively (tuple, inf, nested)."""
+
+    name = "OddParams"
+
+    def __init__(
+        self, layers: tuple[int, ...] = (4, 2), tol: float = float("inf"), opts: Any = None
+    ) -> None:
+        self.layers = layers
+        self.tol = tol
+        self.opts = opts
+
+    def _fit(self, train: Interactions) -> None:
+        self.shape_ = (train.n_users, train.n_items)
+        self.weights_ = np.arange(train.n_items, dtype=np.float32) * sum(self.layers)
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return np.tile(self.weights_, (users.size, 1))
+
+
+def test_save_keeps_parameter_types_that_json_lacks(tmp_path: Any) -> None:
+    model = _OddParams(layers=(8, 4, 2), opts={"a": [1, (2, 3)], "b": float("-inf")}).fit(TRAIN)
+    loaded = _OddParams.load(model.save(tmp_path / "m"), data=TRAIN)
+    assert loaded.get_params() == model.get_params()
+    assert isinstance(loaded.layers, tuple) and loaded.shape_ == (N_USERS, N_ITEMS)
+    assert isinstance(loaded.opts["a"][1], tuple)
+    np.testing.assert_array_equal(loaded.score(USERS), model.score(USERS))
+    with pytest.raises(TypeError, match="hyper-parameter opts"):
+        _OddParams(opts=object()).fit(TRAIN).save(tmp_path / "bad")
+    with pytest.raises(TypeError, match=r"holds a .*_OddParams model, not"):
+        get_model_class("EASE").load(tmp_path / "m", data=TRAIN)
+    with pytest.raises(KeyError, match="not registered"):
+        load_model(tmp_path / "m", data=TRAIN)
+
+
+def test_renamed_parameter_is_refused_in_specs_by_its_new_name() -> None:
+    from recforge.experiments.spec import ModelEntry
+
+    with pytest.raises(ValueError, match="'num_threads' is now 'n_threads'"):
+        ModelEntry(model="IALS", params={"num_threads": 2})
+    with pytest.raises(ValueError, match="no hyper-parameter"):
+        ModelEntry(model="IALS", params={"threads": 2})

@@ -46,6 +46,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._files import atomic_path
+from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.models._validation import (
     IdOutOfRangeError,
@@ -457,7 +459,7 @@ class Recommender(ABC):
         if (out / _MODEL_FILE).exists() and not overwrite:
             raise FileExistsError(f"{out} already holds a saved model; pass overwrite=True")
         who = f"{type(self).__name__}.save"
-        params = _json_checked(self.get_params(), who, "hyper-parameter")
+        params = {k: _to_json(v, who, f"hyper-parameter {k}") for k, v in self.get_params().items()}
         arrays: dict[str, np.ndarray] = {}
         fitted: dict[str, Any] = {}
         for key, value in self._get_fitted_state().items():
@@ -473,14 +475,10 @@ class Recommender(ABC):
             "fitted": fitted,
         }
         out.mkdir(parents=True, exist_ok=True)
-        tmp_arrays = out / (_ARRAYS_FILE + ".tmp")
-        tmp_model = out / (_MODEL_FILE + ".tmp")
-        with open(tmp_arrays, "wb") as fh:
+        with atomic_path(out / _ARRAYS_FILE) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
         self._save_files(out)
-        tmp_model.write_text(json.dumps(meta, indent=1, allow_nan=False))
-        os.replace(tmp_arrays, out / _ARRAYS_FILE)
-        os.replace(tmp_model, out / _MODEL_FILE)  # last: its presence marks a complete save
+        write_json(out / _MODEL_FILE, meta, indent=1)  # last: its presence marks a complete save
         return out
 
     @classmethod
@@ -531,7 +529,7 @@ class Recommender(ABC):
                 "%s was saved by recforge %s, this is %s",
                 src, meta.get("recforge_version"), __version__,
             )
-        model = target(**meta["params"])
+        model = target(**{k: _from_json(v) for k, v in meta["params"].items()})
         with np.load(src / _ARRAYS_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         state = {k: _decode(k, v, arrays) for k, v in meta["fitted"].items()}
@@ -546,11 +544,40 @@ class Recommender(ABC):
 
 
 # --------------------------------------------------------------------------- save helpers
-def _json_checked(value: Any, who: str, what: str) -> Any:
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{who}: {what} {value!r} cannot be saved as JSON ({exc})") from None
+_TUPLE, _FLOAT = "__tuple__", "__float__"
+
+
+def _to_json(value: Any, who: str, what: str) -> Any:
+    """``value`` as JSON that loads back equal and of the same type (tuples and non-finite
+    floats tagged); anything JSON cannot hold exactly is refused, naming ``what``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else {_FLOAT: repr(value)}
+    if isinstance(value, tuple):
+        return {_TUPLE: [_to_json(v, who, what) for v in value]}
+    if isinstance(value, list):
+        return [_to_json(v, who, what) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _to_json(v, who, what) for k, v in value.items()}
+    raise TypeError(
+        f"{who}: {what} = {value!r} ({type(value).__name__}) cannot be saved as JSON; use "
+        "numbers, strings, None, lists, tuples or str-keyed dicts of them"
+    )
+
+
+def _from_json(obj: Any) -> Any:
+    if isinstance(obj, list):
+        return [_from_json(v) for v in obj]
+    if isinstance(obj, dict):
+        if set(obj) == {_TUPLE}:
+            return tuple(_from_json(v) for v in obj[_TUPLE])
+        if set(obj) == {_FLOAT}:
+            return float(obj[_FLOAT])
+        return {k: _from_json(v) for k, v in obj.items()}
+    return obj
 
 
 def _ids_array(a: np.ndarray) -> np.ndarray:
@@ -581,7 +608,7 @@ def _encode(key: str, value: Any, arrays: dict[str, np.ndarray], who: str) -> An
         arrays[key] = np.asarray(value)
         return {"kind": "python", "type": type(value).__name__}
     if value is None or isinstance(value, str | list | tuple | dict):
-        return {"kind": "json", "value": _json_checked(value, who, f"attribute {key} =")}
+        return {"kind": "json", "value": _to_json(value, who, f"attribute {key}")}
     raise TypeError(
         f"{who}: cannot save attribute {key} of type {type(value).__name__}; override "
         "_get_fitted_state/_set_fitted_state to store it as arrays"
@@ -604,7 +631,7 @@ def _decode(key: str, spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> An
     if kind == "python":
         return {"bool": bool, "int": int, "float": float}[spec["type"]](arrays[key].item())
     if kind == "json":
-        return spec["value"]
+        return _from_json(spec["value"])
     raise ValueError(f"unknown saved attribute kind {kind!r} for {key}")
 
 
