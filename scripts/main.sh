@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh "dev"
-export RECFORGE_DATA_MIRROR="${RECFORGE_DATA_MIRROR:-$(cd .. && pwd)/shared/data}"
-export RECFORGE_CACHE="${RECFORGE_CACHE:-$PWD/.cache/recforge}"
+# Data: a mirror only when given or present at ../shared/data, else verified downloads.
+source scripts/data-env.sh
 .venv/bin/recforge reproduce toppop-checks --out results/toppop-checks "$@"
 .venv/bin/recforge reproduce table3 --budget 35 --out results/table3 "$@"

@@ -14,8 +14,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 bash scripts/setup.sh "dev,ray,torch"
-export RECFORGE_DATA_MIRROR="${RECFORGE_DATA_MIRROR:-$(cd .. && pwd)/shared/data}"
-export RECFORGE_CACHE="${RECFORGE_CACHE:-$PWD/.cache/recforge}"
+source scripts/data-env.sh
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/mypy src/recforge
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -35,9 +35,12 @@ def mirror_root() -> Path:
 
 
 def registered_datasets() -> list[str]:
+    """Registered datasets the mirror holds: those with a file whose sha256 was recorded from
+    its bytes. Downloadable-only datasets (known by git blob ids or an archive's md5, e.g.
+    movielens-20m, neumf-pinterest) and unobtainable ones are not in the mirror."""
     from recforge.data.registry import list_datasets
 
-    return [d.name for d in list_datasets()]
+    return [d.name for d in list_datasets() if any(f.sha256 for f in d.files)]
 
 
 def _in_ci() -> bool:

@@ -21,7 +21,10 @@ def test_data_commands() -> None:
     names = {d["name"] for d in json.loads(res.stdout)}
     assert {"mcrec-ml-100k", "spectralcf-ml-1m", "cvae-citeulike-a", "cmn-citeulike-a",
             "neumf-ml-1m", "movielens-100k"} <= names
+    # the mirror lacks MCRec's downloadable-only metapath files: named, exit 2
     res = runner.invoke(app, ["data", "fetch", "mcrec-ml-100k", "--json"])
+    assert res.exit_code == 2 and "not found in the data mirror" in res.output
+    res = runner.invoke(app, ["data", "fetch", "spectralcf-ml-1m", "--json"])
     assert res.exit_code == 0, res.output
     files = json.loads(res.stdout)["files"]
     assert all(Path(p).is_file() for p in files.values())

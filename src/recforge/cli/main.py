@@ -47,35 +47,65 @@ def _log(msg: str) -> None:
 # ------------------------------------------------------------------------------ data
 @data_app.command("list")
 def data_list(as_json: JsonOpt = False) -> None:
-    """List registered datasets."""
-    from recforge.data.registry import list_datasets
+    """List registered datasets: cached, in the mirror, downloadable or unobtainable, and why."""
+    from recforge.data.registry import availability, list_datasets
 
     specs = list_datasets()
+    status = {s.name: availability(s.name) for s in specs}
     if as_json:
-        _print_json([s.model_dump(mode="json", exclude={"loader"}) for s in specs])
+        _print_json([
+            {**s.model_dump(mode="json", exclude={"loader", "derivers"}),
+             "availability": {"status": status[s.name][0], "why": status[s.name][1]}}
+            for s in specs
+        ])
         return
-    t = Table("name", "tables", "files", "description")
+    colour = {"cached": "green", "in mirror": "green", "downloadable": "cyan",
+              "partly in mirror": "yellow", "not in mirror": "yellow", "unobtainable": "red"}
+    t = Table("name", "status", "tables", "files", "description / why")
     for s in specs:
-        t.add_row(s.name, ", ".join(map(str, s.paper_tables)) or "-", str(len(s.files)),
-                  s.description)
-    Console().print(t)
+        st, why = status[s.name]
+        t.add_row(s.name, f"[{colour.get(st, 'white')}]{st}[/]",
+                  ", ".join(map(str, s.paper_tables)) or "-", str(len(s.files)),
+                  f"{s.description}\n[dim]{why}[/]")
+    Console(width=max(Console().width, 120)).print(t)
 
 
 @data_app.command("fetch")
-def data_fetch(name: str, as_json: JsonOpt = False) -> None:
-    """Download (or copy from RECFORGE_DATA_MIRROR) and verify a dataset's files."""
+def data_fetch(
+    names: Annotated[list[str], typer.Argument(help="Registered dataset name(s).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Download (or copy from RECFORGE_DATA_MIRROR) and verify datasets' files.
+
+    Each file is checked against the identifiers its source publishes (sha256, git blob id,
+    md5 of its archive); a file that does not match is refused and nothing is left behind.
+    """
+    from recforge.data.download import verified_record
     from recforge.data.registry import fetch
 
-    try:
-        paths = fetch(name)
-    except (LookupError, ValueError, OSError, RuntimeError) as exc:
-        _fail(str(exc))
-    assert isinstance(paths, dict)
+    done: dict[str, dict[str, str]] = {}
+    failed: dict[str, str] = {}
+    for name in names:
+        try:
+            paths = fetch(name)
+        except (LookupError, ValueError, OSError, RuntimeError) as exc:
+            failed[name] = str(exc)
+            err.print(f"[bold red]error:[/] {exc}")
+            continue
+        assert isinstance(paths, dict)
+        done[name] = {k: str(v) for k, v in paths.items()}
+        if not as_json:
+            for k, v in paths.items():
+                rec = verified_record(v) or {}
+                err.print(f"[green]ok[/] {name}/{k} -> {v} "
+                          f"[dim](verified: {rec.get('verified_by', '?')})[/]")
     if as_json:
-        _print_json({"dataset": name, "files": {k: str(v) for k, v in paths.items()}})
-    else:
-        for k, v in paths.items():
-            err.print(f"[green]ok[/] {k} -> {v}")
+        if len(names) == 1 and not failed:
+            _print_json({"dataset": names[0], "files": done[names[0]]})
+        else:
+            _print_json({"datasets": done, "failed": failed})
+    if failed:
+        raise typer.Exit(2)
 
 
 @data_app.command("info")
@@ -112,7 +142,8 @@ def split_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset name.")],
     out: Annotated[Path, typer.Option(help="Directory to save the split into.")],
     method: Annotated[str, typer.Option(help="predefined, per_user_holdout, global_holdout, "
-                                        "leave_one_out, temporal, held_out_users")] = "predefined",
+                                        "leave_one_out, temporal, held_out_users, "
+                                        "mult_vae")] = "predefined",
     option: Annotated[list[str] | None, typer.Option("--option", "-o",
                                                      help="Dataset option key=value")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p",

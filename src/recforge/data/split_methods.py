@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from recforge.data import splitting
 from recforge.data.interactions import Interactions
+from recforge.data.mult_vae_split import mult_vae_split
 from recforge.data.split import Split
 
 __all__ = [
@@ -74,6 +75,13 @@ class HeldOutUsersParams(_Params):
     restrict_items_to_train: bool = True
 
 
+class MultVAEParams(_Params):
+    n_heldout_users: int = Field(10_000, ge=1)
+    min_rating: float | None = 4.0
+    min_user_interactions: int = Field(5, ge=1)
+    target_fraction: float = Field(0.2, gt=0, lt=1)
+
+
 class PredefinedParams(_Params):
     """A released split takes no parameters."""
 
@@ -106,6 +114,9 @@ SPLIT_METHODS: dict[str, SplitMethod] = {
                     description="one global time cut-off: later interactions are test"),
         SplitMethod("held_out_users", splitting.held_out_users, HeldOutUsersParams, seeded=True,
                     description="whole users held out, fold-in profile + targets"),
+        SplitMethod("mult_vae", mult_vae_split, MultVAEParams, seeded=True,
+                    description="Mult-VAE's preprocessing: ratings >= 4, users >= 5, "
+                    "held-out users with 80/20 fold-in/targets (seed 98765 in the paper)"),
     )
 }
 

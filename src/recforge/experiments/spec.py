@@ -130,7 +130,7 @@ class SplitSpec(_Strict):
 
     method: Literal[
         "predefined", "per_user_holdout", "global_holdout", "leave_one_out", "temporal",
-        "held_out_users",
+        "held_out_users", "mult_vae",
     ] = "predefined"
     params: dict[str, Any] = Field(default_factory=dict)
     validation: ValidationSpec | None = None
