@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_http import Server, git_blob, md5, sha256, zip_bytes
 
 from recforge.data.dataset_spec import ArchiveSpec, DatasetSpec, FileSpec
 from recforge.data.download import (
@@ -24,7 +25,6 @@ from recforge.data.download import (
     sha256_file,
     verified_record,
 )
-from local_http import Server, git_blob, md5, sha256, zip_bytes
 
 PAYLOAD = b"".join(b"%d\t%d\t%d\n" % (u, u * 7 % 13, u % 5 + 1) for u in range(5000))
 SHA = sha256(PAYLOAD)

@@ -115,9 +115,11 @@ def _spec_with(name: str, files: dict[str, bytes]):  # type: ignore[no-untyped-d
     return spec.model_copy(update={"files": tuple(new)})
 
 
-def test_loader_rebuilds_and_checks_against_the_downloaded_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def standin_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    downloaded_train: list[tuple[int, int, int, int]] | None):
+    """A mirror with a synthetic ratings.dat and the NCF test files made from it by the
+    documented rule (and, if given, a "downloaded" train file); the registry's specs point
+    at the stand-ins' sha256. Returns (test rows, train rows by the rule, train file bytes)."""
     rows = synthetic_ratings()
     test, train = by_documented_rule(rows)
     mirror = tmp_path / "mirror"
@@ -125,11 +127,13 @@ def test_loader_rebuilds_and_checks_against_the_downloaded_file(
     (mirror / "neumf-ml-1m").mkdir()
     dat = write_dat(rows, mirror / "movielens-1m" / "ratings.dat").read_bytes()
     test_b = write_tsv(test, mirror / "neumf-ml-1m" / "ml-1m.test.rating").read_bytes()
-    negs = "".join(f"({u},{i})\t" + "\t".join(str((i + k) % 60) for k in range(1, 4)) + "\n"
-                   for u, i, _, _ in test)
-    neg_b = negs.encode()
+    neg_b = "".join(f"({u},{i})\t" + "\t".join(str((i + k) % 60) for k in range(1, 4)) + "\n"
+                    for u, i, _, _ in test).encode()
     (mirror / "neumf-ml-1m" / "ml-1m.test.negative").write_bytes(neg_b)
-    train_b = write_tsv(train, tmp_path / "train.rating").read_bytes()
+    train_b = write_tsv(downloaded_train if downloaded_train is not None else train,
+                        tmp_path / "train.rating").read_bytes()
+    if downloaded_train is not None:
+        (mirror / "neumf-ml-1m" / "ml-1m.train.rating").write_bytes(train_b)
     monkeypatch.setenv("RECFORGE_DATA_MIRROR", str(mirror))
     monkeypatch.setenv("RECFORGE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(registry._REGISTRY, "movielens-1m",
@@ -137,13 +141,19 @@ def test_loader_rebuilds_and_checks_against_the_downloaded_file(
     files = {"ml-1m.test.rating": test_b, "ml-1m.test.negative": neg_b,
              "ml-1m.train.rating": train_b}
     monkeypatch.setitem(registry._REGISTRY, "neumf-ml-1m", _spec_with("neumf-ml-1m", files))
+    return test, train, train_b
 
+
+def test_loader_rebuilds_and_checks_against_the_downloaded_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test, train, train_b = standin_release(tmp_path, monkeypatch, None)
     rebuilt = load_dataset("neumf-ml-1m", train="rebuild")
     assert rebuilt.params["rebuild_checked_against_download"] is False
     assert rebuilt.train.nnz == len(train) and rebuilt.test.nnz == len(test)
     assert set(rebuilt.train.matrix.data.tolist()) == {1.0}  # implicit, ratings kept aside
     # once the downloaded train file is at hand, the rebuild is compared with it
-    (mirror / "neumf-ml-1m" / "ml-1m.train.rating").write_bytes(train_b)
+    (tmp_path / "mirror" / "neumf-ml-1m" / "ml-1m.train.rating").write_bytes(train_b)
     downloaded = load_dataset("neumf-ml-1m")
     again = load_dataset("neumf-ml-1m", train="rebuild")
     assert again.params["rebuild_checked_against_download"] is True
@@ -156,21 +166,7 @@ def test_loader_refuses_a_rebuild_that_differs_from_the_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = synthetic_ratings()
-    test, train = by_documented_rule(rows)
-    mirror = tmp_path / "mirror"
-    (mirror / "movielens-1m").mkdir(parents=True)
-    (mirror / "neumf-ml-1m").mkdir()
-    dat = write_dat(rows, mirror / "movielens-1m" / "ratings.dat").read_bytes()
-    test_b = write_tsv(test, mirror / "neumf-ml-1m" / "ml-1m.test.rating").read_bytes()
-    neg_b = "".join(f"({u},{i})\t{(i + 1) % 60}\n" for u, i, _, _ in test).encode()
-    (mirror / "neumf-ml-1m" / "ml-1m.test.negative").write_bytes(neg_b)
-    other_b = write_tsv(train[1:], mirror / "neumf-ml-1m" / "ml-1m.train.rating").read_bytes()
-    monkeypatch.setenv("RECFORGE_DATA_MIRROR", str(mirror))
-    monkeypatch.setenv("RECFORGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(registry._REGISTRY, "movielens-1m",
-                        _spec_with("movielens-1m", {"ratings.dat": dat}))
-    files = {"ml-1m.test.rating": test_b, "ml-1m.test.negative": neg_b,
-             "ml-1m.train.rating": other_b}
-    monkeypatch.setitem(registry._REGISTRY, "neumf-ml-1m", _spec_with("neumf-ml-1m", files))
+    _, train = by_documented_rule(rows)
+    standin_release(tmp_path, monkeypatch, train[1:])
     with pytest.raises(RebuildError, match="1 row\\(s\\) only in the rebuild, 0 only in the"):
         load_dataset("neumf-ml-1m", train="rebuild")
