@@ -202,9 +202,17 @@ def test_save_load_round_trip(name: str, tmp_path: Any) -> None:
         np.testing.assert_array_equal(loaded.score(USERS), model.score(USERS))
         assert loaded.train_checksum_ == model.train_checksum_
         np.testing.assert_array_equal(loaded.user_ids_, model.user_ids_)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match="overwrite=True"):
         model.save(out)
     model.save(out, overwrite=True)
+    np.testing.assert_array_equal(load_model(out, data=TRAIN).score(USERS), model.score(USERS))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left behind
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="non-empty directory without a saved model"):
+        model.save(other, overwrite=True)
+    assert (other / "keep.txt").read_text() == "mine"
 
 
 def test_load_refuses_other_data_naming_both_checksums(name: str, tmp_path: Any) -> None:

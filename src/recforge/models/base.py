@@ -36,6 +36,8 @@ import inspect
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -46,7 +48,6 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from recforge._files import atomic_path
 from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.models._validation import (
@@ -449,16 +450,29 @@ class Recommender(ABC):
         """Write the fitted model to directory ``path``: ``model.json`` + ``arrays.npz``.
 
         No pickle: parameters and small values as JSON, arrays (dense and sparse) in npz. The
-        JSON records the recforge version and the training data's checksum. An existing model
-        in ``path`` is kept unless ``overwrite``.
+        JSON records the recforge version and the training data's checksum. The files are
+        written to a temporary sibling directory that then replaces ``path``, so ``path`` never
+        holds a half-written model. An existing model is kept unless ``overwrite``;
+        a directory holding anything else is refused (nothing stored is lost).
         """
         from recforge import __version__
 
         check_fitted(self, "save")
         out = Path(path)
-        if (out / _MODEL_FILE).exists() and not overwrite:
-            raise FileExistsError(f"{out} already holds a saved model; pass overwrite=True")
         who = f"{type(self).__name__}.save"
+        if out.exists():
+            if not out.is_dir():
+                raise FileExistsError(f"{who}: {out} is a file; give a directory path")
+            if (out / _MODEL_FILE).exists():
+                if not overwrite:
+                    raise FileExistsError(
+                        f"{who}: {out} already holds a saved model; pass overwrite=True"
+                    )
+            elif any(out.iterdir()):
+                raise FileExistsError(
+                    f"{who}: {out} is a non-empty directory without a saved model; choose a new "
+                    "or empty directory"
+                )
         params = {k: _to_json(v, who, f"hyper-parameter {k}") for k, v in self.get_params().items()}
         arrays: dict[str, np.ndarray] = {}
         fitted: dict[str, Any] = {}
@@ -474,11 +488,20 @@ class Recommender(ABC):
             "params": params,
             "fitted": fitted,
         }
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / _ARRAYS_FILE) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        self._save_files(out)
-        write_json(out / _MODEL_FILE, meta, indent=1)  # last: its presence marks a complete save
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+        old = tmp.with_suffix(".old")
+        try:
+            with open(tmp / _ARRAYS_FILE, "wb") as fh:
+                np.savez(fh, **arrays)  # type: ignore[arg-type]
+            self._save_files(tmp)
+            write_json(tmp / _MODEL_FILE, meta, indent=1)
+            if out.exists():
+                os.replace(out, old)
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
         return out
 
     @classmethod
