@@ -269,8 +269,12 @@ def test_score_profiles_when_declared(name: str) -> None:
     scores = model.score_profiles(profiles)
     assert scores.shape == (3, N_ITEMS) and scores.dtype == np.float32
     assert np.isfinite(scores).all()
-    np.testing.assert_allclose(model.score_profiles(profiles[1:2])[0], scores[1], rtol=1e-6)
-    np.testing.assert_allclose(model.score_profiles(profiles.toarray()), scores, rtol=1e-6)
+    # a GEMM over 1 row may round differently from one over 3 rows: allow float32 noise
+    noise = 1e-6 * float(np.abs(scores).max())
+    np.testing.assert_allclose(model.score_profiles(profiles[1:2])[0], scores[1], rtol=1e-6,
+                               atol=noise)
+    np.testing.assert_allclose(model.score_profiles(profiles.toarray()), scores, rtol=1e-6,
+                               atol=noise)
     empty = model.score_profiles(sp.csr_matrix((2, N_ITEMS), dtype=np.float32))
     assert empty.shape == (2, N_ITEMS)
 

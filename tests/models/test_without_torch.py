@@ -68,6 +68,7 @@ def test_neural_model_without_torch_names_the_extra() -> None:
                 assert "recforge[torch]" in str(exc), str(exc)
             else:
                 raise SystemExit(f"{name} loaded without torch")
+        assert {"MultVAE", "MultDAE"} <= set(neural), neural
         print("ok")
         """
     )

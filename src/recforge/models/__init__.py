@@ -49,6 +49,8 @@ MODELS: dict[str, str | type[Recommender]] = {
     "IALS": "recforge.models.mf:IALS",
     "CVAE": "recforge.models.torch.cvae:CVAE",
     "CDL": "recforge.models.torch.cdl:CDL",
+    "MultVAE": "recforge.models.torch.multvae:MultVAE",
+    "MultDAE": "recforge.models.torch.multvae:MultDAE",
 }
 
 

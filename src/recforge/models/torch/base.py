@@ -39,13 +39,12 @@ from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models._validation import check_fitted, optional_threads
 from recforge.models.iterative import IterativeRecommender, TrainingRun
-from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
+from recforge.models.torch._require import require_torch
 
-try:
-    import torch
-    from torch import nn
-except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
-    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
+require_torch()
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 __all__ = [
     "WEIGHTS_FILE",

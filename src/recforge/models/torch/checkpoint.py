@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
+from recforge.models.torch._require import require_torch
 
-try:
-    import torch
-    from safetensors.torch import load_file, save_file
-    from torch import nn
-except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
-    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
+require_torch()
+
+import torch  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+from torch import nn  # noqa: E402
 
 __all__ = ["FORMAT", "read_weights", "write_weights"]
 
