@@ -17,8 +17,10 @@ from recforge.models import make_model
 
 
 def _ials_spec(csv: Path, **entry: Any) -> dict[str, Any]:
-    model = {"model": "IALS", "params": {"factors": 4, "iterations": 40, "alpha": 5.0,
-                                          "use_implicit": False},
+    params = {"factors": 4, "iterations": 40, "alpha": 5.0, "use_implicit": False}
+    if "search" in entry:
+        params = {k: v for k, v in params.items() if k not in entry["search"]["space"]}
+    model = {"model": "IALS", "params": params,
              "early_stopping": {"validate_every": 2, "patience": 3}, **entry}
     return _spec(csv, seeds=[0], models=[{"model": "TopPopular"}, model])
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 if TYPE_CHECKING:
     from recforge.models.base import Recommender
@@ -145,7 +145,9 @@ def _adapter(annotation: Any, rule: Param) -> TypeAdapter[Any]:
     bounds = {k: getattr(rule, k) for k in ("ge", "gt", "le", "lt") if getattr(rule, k) is not None}
     if rule.choices is not None:  # a Literal is matched exactly already (and takes no strict)
         return TypeAdapter(Annotated[base, Field(**bounds)])
-    return TypeAdapter(Annotated[base, Field(strict=True, **bounds)])
+    # strict through the config, not Field(strict=...): that also covers unions such as
+    # ``tuple[int, ...] | list[int]`` (layer sizes given in Python or in a YAML spec)
+    return TypeAdapter(Annotated[base, Field(**bounds)], config=ConfigDict(strict=True))
 
 
 @cache

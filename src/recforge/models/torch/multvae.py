@@ -32,6 +32,7 @@ from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models._validation import positive_float, positive_int
 from recforge.models.iterative import TrainingRun
+from recforge.models.params import Param
 from recforge.models.torch._require import require_torch
 
 require_torch()
@@ -243,6 +244,11 @@ class MultVAE(_MultBase):
 
     name = "MultVAE"
     variational = True
+    param_rules: ClassVar[dict[str, Param]] = {
+        "epochs": Param(ge=1), "batch_size": Param(ge=1), "latent_dim": Param(ge=1),
+        "dropout": Param(ge=0.0, lt=1.0), "lr": Param(gt=0.0), "l2_reg": Param(ge=0.0),
+        "anneal_cap": Param(ge=0.0), "total_anneal_steps": Param(ge=0),
+    }
     _test_params: ClassVar[dict[str, Any]] = {
         "epochs": 3, "batch_size": 8, "hidden_dims": (16,), "latent_dim": 4, "n_threads": 1,
     }
@@ -251,7 +257,7 @@ class MultVAE(_MultBase):
         self,
         epochs: int = 100,
         batch_size: int = 500,
-        hidden_dims: tuple[int, ...] = (600,),
+        hidden_dims: tuple[int, ...] | list[int] = (600,),
         latent_dim: int = 200,
         dropout: float = 0.5,
         lr: float = 1e-3,
@@ -313,6 +319,10 @@ class MultDAE(_MultBase):
 
     name = "MultDAE"
     variational = False
+    param_rules: ClassVar[dict[str, Param]] = {
+        "epochs": Param(ge=1), "batch_size": Param(ge=1), "latent_dim": Param(ge=1),
+        "dropout": Param(ge=0.0, lt=1.0), "lr": Param(gt=0.0), "l2_reg": Param(ge=0.0),
+    }
     _test_params: ClassVar[dict[str, Any]] = {
         "epochs": 3, "batch_size": 8, "latent_dim": 4, "n_threads": 1,
     }
@@ -321,7 +331,7 @@ class MultDAE(_MultBase):
         self,
         epochs: int = 100,
         batch_size: int = 500,
-        hidden_dims: tuple[int, ...] = (),
+        hidden_dims: tuple[int, ...] | list[int] = (),
         latent_dim: int = 200,
         dropout: float = 0.5,
         lr: float = 1e-3,
