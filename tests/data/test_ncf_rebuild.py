@@ -4,17 +4,16 @@ together, MovieIDs in no particular order)."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from standins import spec_with
 
 from recforge.data import registry
 from recforge.data.catalog.grouplens import read_ml1m_ratings
 from recforge.data.catalog.ncf import RebuildError, rebuild_ml1m_train, write_rating_file
-from recforge.data.dataset_spec import FileSpec
-from recforge.data.registry import get_dataset, load_dataset
+from recforge.data.registry import load_dataset
 
 
 def synthetic_ratings(n_users: int = 40, seed: int = 3) -> list[tuple[int, int, int, int]]:
@@ -101,20 +100,6 @@ def test_self_check_fails_when_the_test_item_is_not_the_latest(tmp_path: Path) -
         rebuild_ml1m_train(read_ml1m_ratings(tmp_path / "r.dat"), np.array(changed))
 
 
-def _spec_with(name: str, files: dict[str, bytes]):  # type: ignore[no-untyped-def]
-    """The registered spec with these files' identifiers replaced by the stand-ins' sha256."""
-    spec = get_dataset(name)
-    new = []
-    for f in spec.files:
-        if f.filename in files:
-            data = files[f.filename]
-            new.append(FileSpec(filename=f.filename, url=f.url,
-                                sha256=hashlib.sha256(data).hexdigest()))
-        else:
-            new.append(f)
-    return spec.model_copy(update={"files": tuple(new)})
-
-
 def standin_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                     downloaded_train: list[tuple[int, int, int, int]] | None):
     """A mirror with a synthetic ratings.dat and the NCF test files made from it by the
@@ -137,10 +122,10 @@ def standin_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("RECFORGE_DATA_MIRROR", str(mirror))
     monkeypatch.setenv("RECFORGE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(registry._REGISTRY, "movielens-1m",
-                        _spec_with("movielens-1m", {"ratings.dat": dat}))
+                        spec_with("movielens-1m", {"ratings.dat": dat}))
     files = {"ml-1m.test.rating": test_b, "ml-1m.test.negative": neg_b,
              "ml-1m.train.rating": train_b}
-    monkeypatch.setitem(registry._REGISTRY, "neumf-ml-1m", _spec_with("neumf-ml-1m", files))
+    monkeypatch.setitem(registry._REGISTRY, "neumf-ml-1m", spec_with("neumf-ml-1m", files))
     return test, train, train_b
 
 

@@ -300,13 +300,19 @@ def run_cmd(
 # ------------------------------------------------------------------------------ reproduce
 @app.command("reproduce")
 def reproduce_cmd(
-    name: Annotated[str, typer.Argument(help="toppop-checks, table2, table3, table7, table4, "
-                                        "table5, table4-p1, table5-p1")],
+    name: Annotated[str, typer.Argument(help="toppop-checks, table2, table3, table4, table5, "
+                                        "table4-p1, table5-p1, table6, table7, table8")],
     split: Annotated[str | None, typer.Option(help="Table 7: 'ours' (the paper's random "
                                               "re-split, default) or 'original' (SpectralCF's "
                                               "released split).")] = None,
     dataset: Annotated[str | None, typer.Option(help="Tables with several datasets: which "
-                                                "one (table2: citeulike-a).")] = None,
+                                                "one (table2: citeulike-a, pinterest; table6: "
+                                                "ml-1m, pinterest). Default: the first, plus "
+                                                "the others whose data is at hand.")] = None,
+    content: Annotated[bool | None, typer.Option(
+        "--content/--no-content", show_default=False,
+        help="Tables 4/5: also run ItemKNN CBF/CFCBF on the title+abstract bag of words "
+        "(mult_nor.mat). Default: when it is at hand.")] = None,
     budget: Annotated[int, typer.Option(help="Search trials per model (paper: 35).")] = 35,
     fixed: Annotated[bool, typer.Option("--fixed", help="Use the paper's reported best "
                                         "hyper-parameters instead of searching.")] = False,
@@ -330,7 +336,8 @@ def reproduce_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Reproduce a table of the RecSys 2019 paper and print ours next to the paper's."""
-    from recforge.experiments.paper import TABLES, reproduce_table, toppop_checks
+    from recforge.experiments.paper import TABLES, toppop_checks
+    from recforge.experiments.paper.reproduce import TableDataUnavailable, reproduce_command
     from recforge.experiments.paper.setups import TABLE_VARIANTS, resolve
 
     if name == "toppop-checks":
@@ -342,6 +349,7 @@ def reproduce_cmd(
     elif name in TABLES or name in TABLE_VARIANTS:
         if split is not None and dataset is not None:
             _fail("give --split or --dataset, not both")
+        table = name
         try:
             name = resolve(name, split if split is not None else dataset)
         except (KeyError, ValueError) as exc:
@@ -350,11 +358,18 @@ def reproduce_cmd(
             seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
         except ValueError:
             _fail(f"--seeds must be comma-separated integers, got {seeds!r}")
-        payload = reproduce_table(name, fixed=fixed, budget=budget, seeds=seed_list,
-                                  out_dir=out, correct_genres=correct_genres, n_jobs=jobs,
-                                  log=_log,
-                                  paper_ties=fixed if paper_ties is None else paper_ties)
+        try:
+            payload = reproduce_command(
+                table, split if split is not None else dataset, fixed=fixed, budget=budget,
+                seeds=seed_list, out_dir=out, correct_genres=correct_genres, n_jobs=jobs,
+                log=_log, paper_ties=fixed if paper_ties is None else paper_ties,
+                with_content=content,
+            )
+        except TableDataUnavailable as exc:
+            _fail(str(exc))
         checks = payload["checks"]
+        for note in payload.get("notes", []):
+            err.print(f"[yellow]note:[/] {note}")
     else:
         _fail(f"unknown reproduction {name!r}; known: toppop-checks, {', '.join(TABLES)}")
     if as_json:

@@ -46,6 +46,7 @@ __all__ = [
     "fetch",
     "fetch_command",
     "get_dataset",
+    "is_local",
     "list_datasets",
     "load_dataset",
     "read_catalog",
@@ -168,6 +169,23 @@ def fetch(
     if spec.unobtainable is not None:
         raise DatasetUnavailableError(f"dataset {name!r} is unobtainable: {spec.unobtainable}")
     return {f.filename: get(name, f.filename) for f in spec.files}
+
+
+def is_local(name: str, filename: str | None = None, *,
+             cache_dir: str | Path | None = None) -> bool:
+    """True when using the file (or every file of ``name``) needs no network: it is verified in
+    the cache or present in the data mirror. Nothing is read or hashed."""
+    if filename is None:
+        return availability(name, cache_dir=cache_dir)[0] in ("cached", "in mirror")
+    spec = get_dataset(name)
+    f = spec.file(filename)
+    if cached_file(spec, f, cache_dir) is not None:
+        return True
+    mirror = mirror_root()
+    return mirror is not None and (
+        (mirror / name / filename).is_file()
+        or (f.archive is not None and (mirror / name / f.archive).is_file())
+    )
 
 
 def availability(name: str, *, cache_dir: str | Path | None = None) -> tuple[str, str]:

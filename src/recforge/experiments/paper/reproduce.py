@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from recforge.data.dataset_spec import DatasetUnavailableError
 from recforge.experiments.paper.numbers import PAPER_PARAMS, PAPER_TABLES, REFERENCE_ROWS
 from recforge.experiments.paper.setups import MODEL_OF_LABEL, SETUPS
 
 __all__ = [
-    "TABLES", "Check", "build_table_spec", "check_cell", "reproduce_table", "tolerance",
-    "toppop_checks",
+    "TABLES", "Check", "TableDataUnavailable", "block_at_hand", "build_table_spec",
+    "check_cell", "content_at_hand", "reproduce_table", "tolerance", "toppop_checks",
 ]
 
 
@@ -179,15 +180,74 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
     }
 
 
+class TableDataUnavailable(DatasetUnavailableError):
+    """A table block's data cannot be obtained here; the message says how to fetch it."""
+
+
+def _fetch_required(name: str, required: tuple[tuple[str, str | None], ...]) -> None:
+    """Fetch (and verify) what a block reads before any work, or refuse naming the command."""
+    from recforge.data.registry import fetch, fetch_command
+
+    for dataset, filename in required:
+        try:
+            fetch(dataset, filename)
+        except DatasetUnavailableError as exc:
+            what = dataset + (f"/{filename}" if filename else "")
+            raise TableDataUnavailable(
+                f"{name} needs {what}, which cannot be obtained here: {exc}. On a machine "
+                f"with internet access (RECFORGE_DATA_MIRROR unset) run `{fetch_command(dataset)}`"
+                f" (a verified download into the cache), then `recforge reproduce` again."
+            ) from exc
+
+
+def content_at_hand(name: str) -> bool:
+    """Whether the item content a block's CBF/CFCBF rows need is cached or in the mirror."""
+    from recforge.data.registry import is_local
+
+    setup = SETUPS[name]
+    return bool(setup.content_labels) and all(
+        is_local(d, f) for d, f in setup.content_requires)
+
+
+def block_at_hand(name: str) -> bool:
+    """Whether every file a block needs is cached or in the mirror (no download)."""
+    from recforge.data.registry import is_local
+
+    return all(is_local(d, f) for d, f in SETUPS[name].requires)
+
+
 def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                     seeds: list[int] | None = None, out_dir: str | Path | None = None,
                     correct_genres: bool = False, models: list[str] | None = None,
-                    n_jobs: int = 1, log: Any = None,
-                    paper_ties: bool = False, with_content: bool = False) -> dict[str, Any]:
-    """Run one table and compare with the paper; returns the ``results.json`` content."""
+                    n_jobs: int = 1, log: Any = None, paper_ties: bool = False,
+                    with_content: bool | None = None) -> dict[str, Any]:
+    """Run one table block and compare with the paper; returns the ``results.json`` content.
+
+    ``with_content``: run the rows that need item content (Tables 4/5 CBF/CFCBF) — True
+    requires the content (refused if it cannot be obtained), None runs them when the content
+    is already at hand and says so when it is not, False never.
+    Raises :class:`TableDataUnavailable` before any work when the block's data cannot be
+    obtained.
+    """
     from recforge.experiments.runner import run_experiment, write_outputs
     from recforge.experiments.spec import parse_spec
 
+    log = log or (lambda _m: None)
+    if name not in SETUPS:
+        raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+    setup = SETUPS[name]
+    notes: list[str] = []
+    if with_content is None:
+        with_content = content_at_hand(name)
+        if setup.content_labels and not with_content:
+            datasets = sorted({d for d, _ in setup.content_requires})
+            notes.append(
+                f"rows {', '.join(setup.content_labels)} not run: their item content "
+                f"({', '.join(f or d for d, f in setup.content_requires)}) is not at hand; "
+                f"`recforge data fetch {' '.join(datasets)}` online, or --content to fetch it"
+            )
+            log(notes[-1])
+    _fetch_required(name, setup.required(with_content=with_content))
     spec = parse_spec(
         build_table_spec(name, fixed=fixed, budget=budget, seeds=seeds,
                          correct_genres=correct_genres, models=models, n_jobs=n_jobs,
@@ -204,6 +264,7 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
         if label in paper and metric in paper[label]
     ]
     extra = {
+        "notes": notes,
         "paper": paper,
         "paper_reference_rows": REFERENCE_ROWS.get(name, {}),
         "checks": checks,
@@ -213,3 +274,59 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
     if out_dir is not None:
         write_outputs(outcome, Path(out_dir), extra)
     return {"name": spec.name, "rows": outcome.rows, "spread": outcome.spread, **extra}
+
+
+def reproduce_command(table: str, variant: str | None = None, *,
+                      out_dir: str | Path | None = None, log: Any = None,
+                      **kwargs: Any) -> dict[str, Any]:
+    """``recforge reproduce <table> [--split/--dataset variant]``: the block(s) it names.
+
+    Without a variant a table runs its default block plus the optional blocks of
+    :data:`~recforge.experiments.paper.setups.OPTIONAL_BLOCKS` whose data is already at hand
+    (a skipped block is reported in ``notes``). One block returns its own payload; several
+    return ``{"blocks": {key: payload}, "checks": [...], "all_ok", "notes"}`` and write each
+    block under ``out_dir/<key>``. ``kwargs`` go to :func:`reproduce_table`.
+    """
+    from recforge.data.registry import fetch_command
+    from recforge.experiments.paper.setups import OPTIONAL_BLOCKS, resolve
+
+    log = log or (lambda _m: None)
+    first = resolve(table, variant)
+    blocks = [first]
+    notes: list[str] = []
+    if variant is None:
+        for extra in OPTIONAL_BLOCKS.get(table, ()):
+            if block_at_hand(extra):
+                blocks.append(extra)
+            else:
+                datasets = sorted({d for d, _ in SETUPS[extra].requires})
+                notes.append(
+                    f"block {extra} not run: {', '.join(datasets)} not at hand; "
+                    f"`{'; '.join(fetch_command(d) for d in datasets)}` online, then rerun "
+                    f"(or --dataset {next(k for k, v in _variants(table).items() if v == extra)}"
+                    " to download and run it)"
+                )
+                log(notes[-1])
+    if len(blocks) == 1:
+        payload = reproduce_table(first, out_dir=out_dir, log=log, **kwargs)
+        payload["notes"] = notes + payload.get("notes", [])
+        return payload
+    results = {
+        b: reproduce_table(b, out_dir=None if out_dir is None else Path(out_dir) / b, log=log,
+                           **kwargs)
+        for b in blocks
+    }
+    checks = [c for r in results.values() for c in r["checks"]]
+    return {
+        "name": table,
+        "blocks": results,
+        "checks": checks,
+        "all_ok": all(c["ok"] for c in checks),
+        "notes": notes + [n for r in results.values() for n in r.get("notes", [])],
+    }
+
+
+def _variants(table: str) -> dict[str, str]:
+    from recforge.experiments.paper.setups import TABLE_VARIANTS
+
+    return TABLE_VARIANTS.get(table, {})
