@@ -47,3 +47,55 @@ def spec_dict(csv: Path, **over: object) -> dict[str, object]:
     }
     spec.update(over)
     return spec
+
+
+class _Gate:
+    """Counts fits in this process; with ``RECFORGE_TEST_GATE`` set, the
+    ``RECFORGE_TEST_BLOCK_AT``-th fit writes ``<gate>.blocked`` and waits for ``<gate>`` to
+    exist, so a test can interrupt a run at a known point of a search."""
+
+    fits = 0
+
+    @classmethod
+    def passed(cls) -> None:
+        import os
+        import time
+
+        cls.fits += 1
+        gate = os.environ.get("RECFORGE_TEST_GATE")
+        if not gate or cls.fits != int(os.environ.get("RECFORGE_TEST_BLOCK_AT", "0")):
+            return
+        Path(gate + ".blocked").write_text(str(os.getpid()))
+        deadline = time.monotonic() + 600
+        while not Path(gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def sluggish_class() -> type:
+    """A searched test model: TopPopular plus a seeded level-dependent perturbation (so the
+    search has something to find), that fits through :class:`_Gate`."""
+    from typing import Any, ClassVar
+
+    from recforge.data.interactions import Interactions
+    from recforge.models.baselines import TopPopular
+    from recforge.models.params import Param
+
+    class Sluggish(TopPopular):
+        name = "Sluggish"
+        search_space: ClassVar[dict[str, Any]] = {
+            "level": {"type": "int", "low": 0, "high": 40},
+            "weight": {"type": "float", "low": 0.0, "high": 3.0},
+        }
+        param_rules: ClassVar[dict[str, Param]] = {"level": Param(ge=0), "weight": Param(ge=0)}
+
+        def __init__(self, level: int = 0, weight: float = 0.0) -> None:
+            self.level = level
+            self.weight = weight
+
+        def _fit(self, train: Interactions) -> None:
+            super()._fit(train)
+            noise = np.random.default_rng(self.level).random(self.popularity_.size)
+            self.popularity_ = (self.popularity_ + self.weight * 4 * noise).astype(np.float32)
+            _Gate.passed()
+
+    return Sluggish

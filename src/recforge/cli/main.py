@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +36,23 @@ def _fail(msg: str, code: int = 2) -> None:
 
 def _print_json(obj: Any) -> None:
     sys.stdout.write(dumps(obj) + "\n")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler cancelling the job) stops a run as cleanly as Ctrl-C."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. a test runner's worker): leave it be
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _echo(text: str) -> None:
@@ -260,12 +280,21 @@ def run_cmd(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the plan (data, filters, split, models, trials, work) "
         "and exit without running.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Discard what --out holds (another spec's run, or this one's) and "
+        "start afresh. Without it the same spec resumes and another is refused.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run an experiment spec and write results, trials, per-user values and a report."""
+    """Run an experiment spec and write results, trials, per-user values and a report.
+
+    Every finished model run is written at once; re-running the same spec into the same
+    --out resumes (finished models kept, a search continues from its stored trials).
+    Ctrl-C stops after writing what is done.
+    """
+    from recforge.experiments.artifacts import OutDirError
     from recforge.experiments.outcome import SearchFailedError
     from recforge.experiments.plan import make_plan, render_plan
-    from recforge.experiments.runner import run_experiment
+    from recforge.experiments.runner import RunInterrupted, run_experiment
     from recforge.experiments.spec import SpecError, cap_trials, load_spec
 
     try:
@@ -286,9 +315,15 @@ def run_cmd(
     if plan.problems:
         _fail(f"{spec_path}: " + "; ".join(plan.problems))
     try:
-        run_experiment(spec, out, log=_log)
+        with _sigterm_as_interrupt():
+            run_experiment(spec, out, log=_log, force=force)
+    except RunInterrupted as exc:
+        err.print(f"[yellow]{exc.message}[/]")
+        raise typer.Exit(130) from None
     except SearchFailedError as exc:
         _fail(f"{spec_path}: {exc}", code=1)
+    except OutDirError as exc:
+        _fail(str(exc))
     except (LookupError, ValueError, OSError, RuntimeError) as exc:
         _fail(f"{spec_path}: {exc}")
     if as_json:

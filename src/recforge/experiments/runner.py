@@ -22,14 +22,16 @@ from typing import Any
 import numpy as np
 import yaml
 
+from recforge._files import write_text_atomic
 from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
+from recforge.experiments.artifacts import RunDir, label_stems, save_run_files, spec_document
 from recforge.experiments.outcome import ExperimentOutcome, ModelRun, SearchFailedError
 from recforge.experiments.spec import ExperimentSpec, ModelEntry
 
 # ExperimentOutcome and ModelRun moved to recforge.experiments.outcome (re-exported here).
-__all__ = ["ExperimentOutcome", "ModelRun", "prepare_split", "run_experiment"]
+__all__ = ["ExperimentOutcome", "ModelRun", "RunInterrupted", "prepare_split", "run_experiment"]
 
 
 def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[str, Any]]]:
@@ -193,7 +195,8 @@ def _seeded_params(entry: ModelEntry, seed: int) -> dict[str, Any]:
 
 
 def _run_model(
-    spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any
+    spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any,
+    storage: str | None = None, study_name: str | None = None,
 ) -> ModelRun:
     from recforge.evaluation import evaluate_split
     from recforge.models import get_model_class, make_model
@@ -236,6 +239,8 @@ def _run_model(
             tie_rule=spec.tie_rule,
             early_stopping=es if entry.search.early_stopping else None,
             callbacks=[_trial_reporter(log, entry.display, entry.search.n_trials)],
+            storage=storage,
+            study_name=study_name,
         )
         tdict = result.to_dict()
         trials = list(tdict.get("trials", []))
@@ -351,49 +356,122 @@ def _trial_reporter(log: Any, label: str, total: int) -> Any:
     return report
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (or SIGTERM) after writing what it had finished."""
+
+    def __init__(self, message: str, done: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.done = done
+
+
+def _preflight(spec: ExperimentSpec, split: Split) -> None:
+    """What the split must offer every model, checked before the first model runs."""
+    needs_validation = [e.display for e in spec.models if e.search is not None]
+    if needs_validation and split.validation is None:
+        raise ValueError(
+            f"model(s) {needs_validation} have a search but the split has no validation part; "
+            "add split.validation to the spec"
+        )
+    if spec.protocol == "candidates":
+        if split.test_negatives is None:
+            raise ValueError("protocol 'candidates' needs test negatives, and the split has none")
+        if needs_validation and split.validation_negatives is None:
+            raise ValueError(
+                f"protocol 'candidates' with a search ({needs_validation}) needs validation "
+                "negatives, and the split has none"
+            )
+
+
 def run_experiment(
     spec: ExperimentSpec,
     out_dir: str | Path | None = None,
     *,
     log: Any = None,
     audit: bool = True,
+    force: bool = False,
 ) -> ExperimentOutcome:
-    """Run ``spec``; when ``out_dir`` is given write every artefact there."""
+    """Run ``spec``; with ``out_dir`` every artefact is written there as it is finished.
+
+    Re-running the same spec into the same ``out_dir`` resumes it (see
+    :mod:`recforge.experiments.artifacts`); ``force`` discards what the folder holds first.
+    Ctrl-C raises :class:`RunInterrupted` once what was finished is on disk.
+    """
     from recforge.data.audit import audit_split
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    data, filter_reports = _load_data(spec)
-    base = data.train if isinstance(data, Split) else data
-    data_info: dict[str, Any] = {
-        "dataset": spec.dataset.label,
-        "options": spec.dataset.options,
-        "data_checksum": base.checksum(),
-        "filters": filter_reports,
-        "splits": {},
-    }
-    runs: dict[int, dict[str, ModelRun]] = {}
-    for seed in spec.seeds:
-        split = prepare_split(spec, data, seed)
-        info: dict[str, Any] = {"describe": split.describe(), "fingerprint": split.fingerprint()}
-        if audit:
-            rep = audit_split(split)
-            info["audit"] = rep.to_dict()
-        data_info["splits"][str(seed)] = info
-        log(f"seed {seed}: split {split.fingerprint()[:12]} "
-            f"train={split.train.nnz} test={split.test.nnz}")
-        runs[seed] = {}
-        for entry in spec.models:
-            run = _run_model(spec, entry, split, seed, log)
-            runs[seed][entry.display] = run
-            main = f"{spec.optimize.metric}@{spec.optimize.cutoff}"
-            shown = run.summary.get(main)
-            log(f"  {entry.display}: fit {run.fit_seconds:.2f}s eval {run.eval_seconds:.2f}s"
-                + (f" {main}={shown:.4f}" if shown is not None else ""))
-    rows, spread = _aggregate(spec, runs)
-    outcome = ExperimentOutcome(spec=spec, rows=rows, spread=spread, runs=runs, data=data_info)
-    if out_dir is not None:
-        write_outputs(outcome, Path(out_dir))
-    return outcome
+    rundir = RunDir.open(out_dir, spec, force=force) if out_dir is not None else None
+    done = 0
+    try:
+        if rundir is not None:
+            if rundir.resumed:
+                log(f"resuming {rundir.path}: {len(rundir._progress['done'])} model run(s) "
+                    "finished before")
+            rundir.write("environment.json", _environment())
+        data, filter_reports = _load_data(spec)
+        base = data.train if isinstance(data, Split) else data
+        data_info: dict[str, Any] = {
+            "dataset": spec.dataset.label,
+            "options": spec.dataset.options,
+            "data_checksum": base.checksum(),
+            "filters": filter_reports,
+            "splits": {},
+        }
+        if rundir is not None:
+            rundir.check_data(data_info["data_checksum"])
+        runs: dict[int, dict[str, ModelRun]] = {}
+        for seed in spec.seeds:
+            split = prepare_split(spec, data, seed)
+            if seed == spec.seeds[0]:
+                _preflight(spec, split)
+            info: dict[str, Any] = {"describe": split.describe(),
+                                    "fingerprint": split.fingerprint()}
+            if audit:
+                rep = audit_split(split)
+                info["audit"] = rep.to_dict()
+            data_info["splits"][str(seed)] = info
+            if rundir is not None:
+                rundir.write("data.json", data_info)
+            log(f"seed {seed}: split {split.fingerprint()[:12]} "
+                f"train={split.train.nnz} test={split.test.nnz}")
+            runs[seed] = {}
+            for entry in spec.models:
+                kept = rundir.load_run(entry.display, seed) if rundir is not None else None
+                if kept is not None:
+                    runs[seed][entry.display] = kept
+                    log(f"  {entry.display}: finished before, kept")
+                    continue
+                store = ({"storage": rundir.storage_url,
+                          "study_name": rundir.study_name(entry.display, seed)}
+                         if rundir is not None else {})
+                run = _run_model(spec, entry, split, seed, log, **store)
+                if rundir is not None:
+                    rundir.save_run(run, seed)
+                runs[seed][entry.display] = run
+                done += 1
+                main = f"{spec.optimize.metric}@{spec.optimize.cutoff}"
+                shown = run.summary.get(main)
+                log(f"  {entry.display}: fit {run.fit_seconds:.2f}s eval {run.eval_seconds:.2f}s"
+                    + (f" {main}={shown:.4f}" if shown is not None else ""))
+        rows, spread = _aggregate(spec, runs)
+        outcome = ExperimentOutcome(spec=spec, rows=rows, spread=spread, runs=runs,
+                                    data=data_info)
+        if rundir is not None:
+            write_outputs(outcome, rundir.path)
+            rundir.write_progress(state="finished")
+        return outcome
+    except KeyboardInterrupt:
+        if rundir is None:
+            raise
+        rundir.write_progress(state="interrupted")
+        raise RunInterrupted(
+            f"interrupted; {len(rundir._progress['done'])} finished model run(s) are kept in "
+            f"{rundir.path}: run the same command again to resume", done,
+        ) from None
+    except BaseException as exc:
+        if rundir is not None:
+            rundir.write_progress(state="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def _aggregate(
@@ -417,22 +495,20 @@ def write_outputs(
     outcome: ExperimentOutcome, out: Path, extra: dict[str, Any] | None = None
 ) -> None:
     """Write spec, environment, data identity, trials, best configs, per-user values, results
-    and the Markdown/HTML report."""
+    and the Markdown/HTML report (atomically, file by file)."""
     from recforge.experiments.report import build_significance, render_html, render_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     spec = outcome.spec
-    (out / "spec.resolved.yaml").write_text(
-        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
-    )
-    write_json(out / "environment.json", _environment())
+    write_text_atomic(out / "spec.resolved.yaml",
+                      yaml.safe_dump(spec_document(spec), sort_keys=False))
+    if not (out / "environment.json").is_file():
+        write_json(out / "environment.json", _environment())
     write_json(out / "data.json", outcome.data)
-    (out / "trials").mkdir(exist_ok=True)
-    (out / "per_user").mkdir(exist_ok=True)
+    stems = label_stems([m.display for m in spec.models])
     best: dict[str, Any] = {}
     for seed, by_label in outcome.runs.items():
         for label, run in by_label.items():
-            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
             best.setdefault(label, {})[str(seed)] = {
                 "model": run.model,
                 "params": run.params,
@@ -441,10 +517,7 @@ def write_outputs(
                 "tuning": run.tuning,
                 "training": run.training,
             }
-            if run.trials:
-                write_json(out / "trials" / f"{safe}__seed{seed}.json", run.trials, indent=1)
-            cols: dict[str, Any] = {"user": run.users.astype(np.int64), **run.per_user}
-            np.savez_compressed(out / "per_user" / f"{safe}__seed{seed}.npz", **cols)
+            save_run_files(out, f"{stems[label]}__seed{seed}", run)
     write_json(out / "best_configs.json", best)
     sig = build_significance(outcome)
     results: dict[str, Any] = {
@@ -467,7 +540,7 @@ def write_outputs(
     if extra:
         results.update(extra)
     write_json(out / "results.json", results)
-    (out / "report.md").write_text(render_markdown(outcome, sig, extra))
-    (out / "report.html").write_text(render_html(outcome, sig, extra))
+    write_text_atomic(out / "report.md", render_markdown(outcome, sig, extra))
+    write_text_atomic(out / "report.html", render_html(outcome, sig, extra))
     outcome.out_dir = out
 

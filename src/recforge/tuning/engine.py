@@ -47,6 +47,7 @@ from recforge.models.iterative import EarlyStopping, IterativeRecommender, iter_
 from recforge.models.params import check_params, check_space
 from recforge.tuning.memory import PeakMemory
 from recforge.tuning.space import SearchSpace, to_distributions, validate_space
+from recforge.tuning.storage import ResumeError, StoredTrial, StudyStore
 
 if TYPE_CHECKING:
     from recforge.evaluation import EvaluationResult
@@ -346,6 +347,8 @@ def tune(
     measure_memory: bool = True,
     callbacks: Sequence[TrialCallback] = (),
     tie_rule: str = "lower-index",
+    storage: str | None = None,
+    study_name: str | None = None,
 ) -> TuningResult:
     """Search ``model_name``'s hyper-parameters on ``split`` (see the module docstring).
 
@@ -366,6 +369,9 @@ def tune(
         callbacks: called in this process with each finished :class:`TrialRecord`.
         tie_rule: how the evaluator orders equal scores ("lower-index", or "numpy-legacy" to
             mimic the paper's numpy; see :mod:`recforge._kernels.topk`).
+        storage, study_name: an optuna storage URL (e.g. ``sqlite:///out/studies.db``) and a
+            study in it that keeps every finished trial; calling again with the same search
+            continues it where it stopped (see :mod:`recforge.tuning.storage`).
     """
     import optuna
 
@@ -457,6 +463,18 @@ def tune(
     )
     cache: dict[str, _Outcome] = {}
     cache_number: dict[str, int] = {}
+    store: StudyStore | None = None
+    if storage is not None:
+        signature = {
+            "model": model_name, "fixed_params": fixed, "search_space": result.search_space,
+            "metric": metric, "cutoff": int(cutoff), "protocol": protocol, "seed": seed,
+            "n_startup_trials": n_startup_trials, "parallel": n_jobs > 1, "tie_rule": tie_rule,
+            "early_stopping": None if es is None else es.model_dump(mode="json"),
+            "split_fingerprint": result.split_fingerprint,
+            "test": [evaluate_test_on_improvement, list(test_cutoffs or []),
+                     list(test_metrics or [])],
+        }
+        store = StudyStore(storage, study_name or model_name, signature)
 
     def make_task(number: int, params: dict[str, Any]) -> _Task:
         above: float | None = None
@@ -477,9 +495,11 @@ def tune(
             tie_rule=tie_rule,
         )
 
-    def finish(trial: Any, number: int, key: str, out: _Outcome, cached: int | None) -> None:
+    def finish(trial: Any, number: int, key: str, out: _Outcome, cached: int | None,
+               replayed: bool = False) -> None:
         value = out.score if out.status == "ok" and out.score is not None else WORST_SCORE
-        study.tell(trial, value)
+        if trial is not None:
+            study.tell(trial, value)
         new_best = out.status == "ok" and (
             result.best_validation is None or value > result.best_validation
         )
@@ -522,6 +542,12 @@ def tune(
             cache_number.setdefault(key, number)
         result.trials.append(rec)
         result.n_trials = len(result.trials)
+        if store is not None and not replayed:
+            store.append(
+                dict(trial.params) if trial is not None else {}, distributions, rec.to_dict(),
+                value, out.status != "ok",
+                None if not new_best or out.test_result is None else out.test_result.to_dict(),
+            )
         for cb in callbacks:
             cb(rec)
 
@@ -543,6 +569,34 @@ def tune(
         return _Outcome(**{**hit.__dict__, "test_result": None})
 
     asked = 0
+    stored = store.finished()[:total] if store is not None else []
+    if stored and n_jobs == 1:
+        # Replay: the seeded sampler proposes the stored trials again, in order, and is told
+        # their stored objectives, so it ends where the interrupted search stood.
+        for st in stored:
+            trial, number, params, key = ask()
+            if jsonable(params) != jsonable({**fixed, **st.sampled}):
+                raise ResumeError(
+                    f"tune: stored trial {number} of study {study_name!r} had {st.sampled}, "
+                    f"but the sampler now proposes {trial.params}; the search does not replay "
+                    "(changed optuna version?), start it afresh"
+                )
+            finish(trial, number, key, _stored_outcome(st), st.record.get("cached_from"),
+                   replayed=True)
+            asked += 1
+    elif stored:
+        # Parallel searches are timing dependent: the stored trials re-enter as history.
+        import optuna.trial
+
+        for st in stored:
+            study.add_trial(optuna.trial.create_trial(
+                params=st.sampled, distributions={k: distributions[k] for k in st.sampled},
+                value=float(st.record["objective"]),
+            ))
+            params = {**fixed, **st.sampled}
+            finish(None, int(st.record["number"]), json.dumps(jsonable(params), sort_keys=True),
+                   _stored_outcome(st), st.record.get("cached_from"), replayed=True)
+            asked += 1
     if n_jobs == 1:
         while asked < total and not (asked and out_of_time()):
             trial, number, params, key = ask()
@@ -554,11 +608,25 @@ def tune(
             finish(trial, number, key, _run_trial(make_task(number, params), split), None)
     else:
         _run_parallel(
-            split, total, n_jobs, ask, make_task, finish, from_cache, cache_number, out_of_time
+            split, total - asked, n_jobs, ask, make_task, finish, from_cache, cache_number,
+            out_of_time,
         )
 
     result.total_seconds = time.perf_counter() - t_start
     return result
+
+
+def _stored_outcome(st: StoredTrial) -> _Outcome:
+    """The outcome of a stored trial, as :func:`_run_trial` returned it (no test arrays)."""
+    from recforge.evaluation import EvaluationResult
+
+    r = st.record
+    names = {f for f in _Outcome.__dataclass_fields__ if f != "test_result"}
+    out = _Outcome(**{k: r[k] for k in names if k in r})
+    out.validation_curve = [(int(e), float(v)) for e, v in out.validation_curve]
+    if st.test_result is not None:
+        out.test_result = EvaluationResult.from_dict(st.test_result)
+    return out
 
 
 def _run_parallel(
