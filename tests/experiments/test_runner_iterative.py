@@ -68,11 +68,9 @@ def test_early_stopping_null_trains_fixed_epochs_and_is_refused_for_others(
 
 def test_tuned_iterative_model_reports_its_best_epoch(tmp_path: Path) -> None:
     csv = _write_csv(tmp_path / "data.csv")
-    # factors is searched, so it is not fixed too (a spec fixing and searching it is refused)
     spec = parse_spec(_ials_spec(
-        csv, params={"iterations": 40, "alpha": 5.0, "use_implicit": False},
-        search={"n_trials": 2, "n_startup_trials": 2,
-                "space": {"factors": {"type": "int", "low": 2, "high": 6}}}))
+        csv, search={"n_trials": 2, "n_startup_trials": 2,
+                     "space": {"factors": {"type": "int", "low": 2, "high": 6}}}))
     run = run_experiment(spec, None, log=lambda _m: None).runs[0]["IALS"]
     assert run.tuning is not None and run.training is not None
     best_trial = max((t for t in run.trials if t["status"] == "ok"), key=lambda t: t["score"])

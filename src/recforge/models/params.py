@@ -16,6 +16,7 @@ what is allowed, instead of when a model is fitted an hour into a run.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import types
 import typing
@@ -25,6 +26,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+
+from recforge._json import jsonable
 
 if TYPE_CHECKING:
     from recforge.models.base import Recommender
@@ -96,9 +99,13 @@ class ParamInfo:
         return text
 
     def check(self, value: Any) -> Any:
-        """The value if it is allowed; raises ValueError with pydantic's reason otherwise."""
+        """The value if it is allowed; raises ValueError with pydantic's reason otherwise.
+
+        Values are checked as the JSON a spec holds, strictly: 690.0 is no int, "0.5" no
+        float, while a list stands for a tuple (YAML has no tuples).
+        """
         try:
-            return self.adapter.validate_python(value)
+            return self.adapter.validate_json(json.dumps(jsonable(value)))
         except ValidationError as exc:
             reason = "; ".join(e["msg"] for e in exc.errors())
             raise ValueError(reason) from None
@@ -143,11 +150,8 @@ def _adapter(annotation: Any, rule: Param) -> TypeAdapter[Any]:
         if "none" in _kinds(annotation):
             base = base | None
     bounds = {k: getattr(rule, k) for k in ("ge", "gt", "le", "lt") if getattr(rule, k) is not None}
-    if rule.choices is not None:  # a Literal is matched exactly already (and takes no strict)
-        return TypeAdapter(Annotated[base, Field(**bounds)])
-    # strict through the config, not Field(strict=...): that also covers unions such as
-    # ``tuple[int, ...] | list[int]`` (layer sizes given in Python or in a YAML spec)
-    return TypeAdapter(Annotated[base, Field(**bounds)], config=ConfigDict(strict=True))
+    typ: Any = Annotated[base, Field(**bounds)] if bounds else base
+    return TypeAdapter(typ, config=ConfigDict(strict=True))
 
 
 @cache
