@@ -5,6 +5,14 @@ Every table block of :mod:`recforge.experiments.paper.setups` (its protocol deci
 documented there) runs with either the paper's reported best hyper-parameters
 (``fixed=True``) or our own seeded Bayesian search, and each cell is compared with the paper
 by :func:`check_cell`.
+
+Neural rows (``TableSetup.neural_labels``) always run with the paper's settings and stop early
+on the block's validation metric; ``neural=False`` leaves them out and ``max_epochs`` caps
+their training for a quick look (the cap is printed and stored in the results: such a row is
+not the paper's protocol). Their cells are compared with the paper's numbers too (``kind``
+"neural"; they do not decide ``all_ok``, which is about the baselines), and
+:func:`~recforge.experiments.paper.conclusion.check_conclusion` asks whether the best baseline
+still beats them, with a paired test.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class Check:
     ok: bool
     spread: float | None = None
     note: str = ""
+    kind: str = "baseline"  # or "neural": a neural row's cell (not part of all_ok)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,13 +142,16 @@ TABLES = tuple(SETUPS)
 def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[int] | None = None,
                      correct_genres: bool = False, models: list[str] | None = None,
                      n_jobs: int = 1, paper_ties: bool = False,
-                     with_content: bool = False) -> dict[str, Any]:
+                     with_content: bool = False, neural: bool = True,
+                     max_epochs: int | None = None) -> dict[str, Any]:
     """The experiment spec (as a dict) that reproduces one table block (see ``setups``).
 
     ``paper_ties``: break ties among equal scores/similarities as the paper's numpy did
     (``tie_rule="numpy-legacy"`` for the evaluator and the KNN neighbour selection) instead of
     lower-index-first; needed where ties dominate (Table 3 ItemKNN CBF, Table 4 UserKNN).
     ``with_content``: also run the rows that need item content (Tables 4/5 CBF and CFCBF).
+    ``neural``: run the block's neural rows (paper settings, early stopping); ``max_epochs``
+    caps their epochs (a quick look).
     """
     try:
         setup = SETUPS[name]
@@ -148,14 +160,21 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
     fields = setup.spec_fields(with_content=with_content)
     if name == "table3":
         fields["dataset"]["options"]["genre_bug"] = not correct_genres
+    if fixed and not setup.from_paper:
+        raise ValueError(f"{name} is not a paper table: it has no reported hyper-parameters "
+                         "to fix; run it with a search (--budget N)")
+    if max_epochs is not None and (isinstance(max_epochs, bool) or max_epochs < 1):
+        raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
     params = PAPER_PARAMS.get(name, {})
     entries = []
-    for label in setup.rows(with_content=with_content):
+    for label in setup.rows(with_content=with_content, with_neural=neural):
         model_name = MODEL_OF_LABEL[label]
         if models and label not in models and model_name not in models:
             continue
         entry: dict[str, Any] = {"model": model_name, "label": label}
-        if label in ("TopPop", "Random"):
+        if label in setup.neural_labels:
+            entry.update(_neural_entry(setup, name, label, model_name, max_epochs))
+        elif label in ("TopPop", "Random"):
             pass
         elif fixed:
             if label not in params:
@@ -170,8 +189,10 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
             entry["params"] = fixed_part
             entry["search"] = {"n_trials": budget, "n_startup_trials": min(5, budget)}
         entries.append(entry)
+    suffix = ("" if not setup.neural_labels else "-no-neural" if not neural
+              else "" if max_epochs is None else f"-cap{max_epochs}")
     return {
-        "name": f"{name}-{'fixed' if fixed else f'search{budget}'}",
+        "name": f"{name}-{'fixed' if fixed else f'search{budget}'}{suffix}",
         **fields,
         "seeds": seeds or list(setup.seeds),
         "models": entries,
@@ -216,19 +237,42 @@ def block_at_hand(name: str) -> bool:
     return all(is_local(d, f) for d, f in SETUPS[name].requires)
 
 
+def _neural_entry(setup: Any, name: str, label: str, model_name: str,
+                  max_epochs: int | None) -> dict[str, Any]:
+    """Spec fields of a neural row: the paper's settings, its early stopping, the epoch cap."""
+    from recforge.models import get_model_class
+    from recforge.models.iterative import EarlyStopping
+
+    params = dict(PAPER_PARAMS.get(name, {}).get(label, {}))
+    es = setup.early_stopping.get(label, {})
+    if max_epochs is not None:
+        if es is None:  # a fixed run (no validation): cap the epoch hyper-parameter itself
+            cls = get_model_class(model_name)
+            cap_name = cls.epochs_param
+            assert cap_name is not None, f"{model_name} is a neural row but not iterative"
+            default = cls().get_params()[cap_name]
+            params[cap_name] = min(int(params.get(cap_name, default)), max_epochs)
+        else:
+            es = EarlyStopping(**es).with_cap(max_epochs).model_dump()
+    return {"params": params, "early_stopping": es}
+
+
 def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                     seeds: list[int] | None = None, out_dir: str | Path | None = None,
                     correct_genres: bool = False, models: list[str] | None = None,
                     n_jobs: int = 1, log: Any = None, paper_ties: bool = False,
-                    with_content: bool | None = None) -> dict[str, Any]:
+                    with_content: bool | None = None, neural: bool = True,
+                    max_epochs: int | None = None) -> dict[str, Any]:
     """Run one table block and compare with the paper; returns the ``results.json`` content.
 
     ``with_content``: run the rows that need item content (Tables 4/5 CBF/CFCBF) — True
     requires the content (refused if it cannot be obtained), None runs them when the content
     is already at hand and says so when it is not, False never.
+    ``neural``: run the block's neural rows; ``max_epochs``: cap their epochs (a quick look).
     Raises :class:`TableDataUnavailable` before any work when the block's data cannot be
     obtained.
     """
+    from recforge.experiments.paper.conclusion import check_conclusion
     from recforge.experiments.runner import run_experiment, write_outputs
     from recforge.experiments.spec import parse_spec
 
@@ -251,25 +295,48 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
     spec = parse_spec(
         build_table_spec(name, fixed=fixed, budget=budget, seeds=seeds,
                          correct_genres=correct_genres, models=models, n_jobs=n_jobs,
-                         paper_ties=paper_ties, with_content=with_content),
+                         paper_ties=paper_ties, with_content=with_content, neural=neural,
+                         max_epochs=max_epochs),
         source=f"reproduce {name}",
     )
+    neural_rows = [m.display for m in spec.models if m.display in setup.neural_labels]
+    cap_note = (None if max_epochs is None or not neural_rows else
+                f"neural rows capped at {max_epochs} epochs: a quick look, not the paper's "
+                "protocol")
+    if cap_note:
+        notes.append(cap_note)
+        log(cap_note)
     outcome = run_experiment(spec, None, log=log)
-    paper = PAPER_TABLES[name]
-    checks = [
-        check_cell(spec.dataset.label, label, metric, paper[label][metric], ours, fixed=fixed,
-                   spread=outcome.spread[label].get(metric)).to_dict()
-        for label, row in outcome.rows.items()
-        for metric, ours in row.items()
-        if label in paper and metric in paper[label]
-    ]
+    paper = PAPER_TABLES.get(name, {})
+    reference = REFERENCE_ROWS.get(name, {})
+    checks = []
+    for label, row in outcome.rows.items():
+        kind = "neural" if label in neural_rows else "baseline"
+        source = reference if kind == "neural" else paper
+        for metric, ours in row.items():
+            if label in source and metric in source[label]:
+                cell = check_cell(spec.dataset.label, label, metric, source[label][metric],
+                                  ours, fixed=fixed or kind == "neural",
+                                  spread=outcome.spread[label].get(metric))
+                cell.kind = kind
+                checks.append(cell.to_dict())
+    baseline_checks = [c for c in checks if c["kind"] == "baseline"]
+    neural_checks = [c for c in checks if c["kind"] == "neural"]
     extra = {
         "notes": notes,
         "paper": paper,
-        "paper_reference_rows": REFERENCE_ROWS.get(name, {}),
+        "paper_reference_rows": reference,
         "checks": checks,
         "mode": "fixed" if fixed else f"search ({budget} trials per model)",
-        "all_ok": all(c["ok"] for c in checks),
+        "all_ok": all(c["ok"] for c in baseline_checks),
+        "neural": {
+            "enabled": neural,
+            "rows": neural_rows,
+            "max_epochs": max_epochs,
+            "note": cap_note,
+            "all_ok": all(c["ok"] for c in neural_checks) if neural_checks else None,
+        },
+        "conclusion": check_conclusion(outcome, neural_rows, paper, reference),
     }
     if out_dir is not None:
         write_outputs(outcome, Path(out_dir), extra)
@@ -321,7 +388,7 @@ def reproduce_command(table: str, variant: str | None = None, *,
         "name": table,
         "blocks": results,
         "checks": checks,
-        "all_ok": all(c["ok"] for c in checks),
+        "all_ok": all(r["all_ok"] for r in results.values()),
         "notes": notes + [n for r in results.values() for n in r.get("notes", [])],
     }
 
