@@ -209,6 +209,7 @@ SETUPS: dict[str, TableSetup] = {
         metrics=("RECALL", "NDCG"),
         cutoffs=(20, 50, 100),
         labels=("Random", "TopPop", "ItemKNN CF", "P3alpha", "RP3beta", "SLIM ElasticNet"),
+        neural_labels=("Mult-VAE",),
         seeds=(98765,),
         requires=(("movielens-20m", "ratings.csv"),),
     ),
