@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recforge.platform.resources import parse_platform_config
-from recforge.platform.scheduler import AgingPolicy, Scheduler
-from recforge.platform.specs import JobSpec
+from recforge.platform.model.config import parse_platform_config
+from recforge.platform.model.specs import JobSpec
+from recforge.platform.scheduling import AgingPolicy, Scheduler
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -7,17 +7,19 @@ a nominal quota of 2 cores / 2 GiB there and no borrowing; queue ``ml-q`` feeds 
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serve_support import JOB_PYTHON
+
 from recforge.platform.api import create_app
 from recforge.platform.backends.local import LocalBackend
-from recforge.platform.resources import parse_platform_config
-from recforge.platform.service import PlatformService, ServiceSettings, save_config
-from recforge.platform.states import TERMINAL_STATES
+from recforge.platform.model.config import parse_platform_config
+from recforge.platform.model.states import TERMINAL_STATES
+from recforge.platform.runtime.reconciler import LoopSettings as ServiceSettings
+from recforge.platform.runtime.service import PlatformService, save_config
 from recforge.platform.store import Store
 
 with warnings.catch_warnings():
@@ -59,7 +61,7 @@ def job_spec(
     return {
         "name": name,
         "queue": queue,
-        "command": command or [sys.executable, "-c", "pass"],
+        "command": command or [JOB_PYTHON, "-c", "pass"],
         "replica_specs": [
             {"role": "master", "resources": {"cpu": cpu, "memory": memory}},
         ],
@@ -105,7 +107,7 @@ def make_store(tmp_path: Path, url: str | None = None) -> tuple[Store, str]:
 def make_platform(tmp_path: Path, url: str | None = None) -> Platform:
     """The platform on ``url`` (default: a SQLite file in ``tmp_path``)."""
     store, url = make_store(tmp_path, url)
-    backend = LocalBackend(tmp_path / "runtime", store_url=url, heartbeat_interval=0.5)
+    backend = LocalBackend(tmp_path / "runtime", heartbeat_interval=0.5)
     service = PlatformService(
         store, {"local": backend}, settings=ServiceSettings(heartbeat_timeout=None)
     )

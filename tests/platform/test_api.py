@@ -16,8 +16,8 @@ from pg import PostgresServer, fresh_pg_url
 
 from recforge.platform.api import TokenAuth
 from recforge.platform.client import PlatformClient, PlatformError
-from recforge.platform.service import JsonLogFormatter
-from recforge.platform.states import JobState
+from recforge.platform.logs import JsonLogFormatter
+from recforge.platform.model.states import JobState
 from recforge.platform.store import User
 
 
@@ -59,7 +59,8 @@ def test_token_auth_caches_hits_for_a_bounded_time(plat: Platform) -> None:
     assert cached(tok) == User("bob", "ml", False) == uncached(tok)
     assert cached("boot") == User("admin", "admin", True)
     assert uncached("boot") is None and cached("boot-x") is None
-    assert plat.store.revoke_token(tok)
+    [info] = plat.store.list_tokens("bob")
+    assert plat.store.revoke_token(info.token_id)
     assert uncached(tok) is None
     assert cached(tok) == User("bob", "ml", False)  # within its cache window
     cached._cache = {k: (u, 0.0) for k, (u, _) in cached._cache.items()}  # window over
@@ -146,9 +147,12 @@ def test_other_groups_jobs_look_missing(plat: Platform) -> None:
     # Admins see every group's jobs and may filter by group.
     page = c.get("/jobs", params={"group": "ml"}, headers=plat.auth("admin")).json()
     assert [j["id"] for j in page["items"]] == [jid]
-    # Same group: bob sees it and may cancel it (a group's members share its jobs).
+    # Same group: bob sees it, but only its owner (or an admin) may cancel it.
     assert c.get(f"/jobs/{jid}", headers=plat.auth("bob")).status_code == 200
     r = c.post(f"/jobs/{jid}/cancel", headers=plat.auth("bob"))
+    assert r.status_code == 403 and "only its owner or an admin" in r.json()["detail"]
+    assert plat.store.get_job(jid).state is JobState.PENDING
+    r = c.post(f"/jobs/{jid}/cancel", headers=plat.auth("alice"))
     assert r.status_code == 200 and r.json()["state"] == "CANCELLED"
 
 
@@ -175,7 +179,7 @@ def test_queue_of_another_group_is_refused(plat: Platform) -> None:
         (job_spec(memory="3Gi"), 409, None, "memory"),
         (job_spec(cpu=1.7e306), 422, None, "out of range"),  # overflows in specs.py
         ({"template": "nope", "values": {}}, 404, "template", "unknown template 'nope'"),
-        ({"template": "nope", "values": [1]}, 422, "values", "dictionary"),
+        ({"template": "nope", "values": [1]}, 422, "values", "must be a mapping"),
     ],
 )
 def test_bad_submissions_name_the_problem(
@@ -194,8 +198,9 @@ def test_unknown_extended_resource_and_malformed_bodies(plat: Platform) -> None:
     c, h = plat.client, plat.auth("alice")
     spec = job_spec()
     spec["replica_specs"][0]["resources"]["extended"] = {"fpga": 1}
-    r = c.post("/jobs", json=spec, headers=h)
-    assert r.status_code == 409 and "fpga" in r.json()["detail"]
+    r = c.post("/jobs", json=spec, headers=h)  # a resource no cluster has: malformed input
+    assert r.status_code == 422 and "fpga" in r.json()["detail"]
+    assert r.json()["field"] == "replica_specs"
     r = c.post("/jobs", content=b"{not json", headers={**h, "content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"].startswith("invalid request")
     assert c.post("/jobs", json=[1, 2], headers=h).status_code == 422
@@ -395,7 +400,10 @@ def test_why_logs_and_cancel_of_a_running_job(plat: Platform) -> None:
     r = c.get(f"/jobs/{first['id']}/logs", params={"replica": 7}, headers=h)
     assert r.status_code == 404 and r.json()["field"] == "replica"
 
-    assert c.post(f"/jobs/{first['id']}/cancel", headers=h).json()["state"] == "CANCELLED"
+    flagged = c.post(f"/jobs/{first['id']}/cancel", headers=h).json()
+    assert flagged["state"] == "RUNNING" and flagged["cancel_requested"]  # the loop stops it
+    _wait(lambda: plat.store.get_job(first["id"]).state is JobState.CANCELLED, plat)
+    assert running["detail"]["backend"]["replicas"][0]["phase"] == "running"
     _wait(lambda: plat.store.get_job(second["id"]).state is not JobState.PENDING, plat)
     assert plat.store.get_job(third["id"]).state is JobState.PENDING
 
@@ -459,7 +467,7 @@ def test_on_postgresql(tmp_path: Path, pg_server: PostgresServer) -> None:
         assert r.status_code == 422 and r.json()["field"] == "body.label"
         r = c.post("/templates", json={"name": "t", "owner": "m\x00l", "body": job_spec()},
                    headers=plat.auth("admin"))
-        assert r.status_code == 422 and r.json()["field"] == "owner"
+        assert r.status_code == 422 and r.json()["field"] == "body.owner"
         assert c.post(f"/jobs/{ids[0]}/cancel", headers=h).json()["state"] == "CANCELLED"
     finally:
         plat.close()

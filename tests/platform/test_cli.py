@@ -8,26 +8,20 @@ test starts is cancelled or finished before the server stops.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from api_support import CONFIG, job_spec
+from serve_support import ADMIN_TOKEN, JOB_PYTHON, start_server, wait_until
 from typer.testing import CliRunner
 
 from recforge.platform.cli import app
 
-ADMIN = "cli-admin-token-abcdef"
 runner = CliRunner()
 
 
@@ -61,58 +55,21 @@ class Server:
             time.sleep(0.1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM by pid (SIGKILL after 15 s); the exit status."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-    return proc.returncode
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("platform-cli")
-    store = f"sqlite:///{tmp / 'state' / 'platform.db'}"
-    cfg = tmp / "platform.yaml"
-    cfg.write_text(yaml.safe_dump(CONFIG))
-    tokens = {"admin": ADMIN}
+    store = f"sqlite:///{tmp / 'serve' / 'state' / 'platform.db'}"
+    tokens = {"admin": ADMIN_TOKEN}
     # Bootstrap path: tokens written straight into the store, before any server exists.
     for user, group in (("alice", "ml"), ("carol", "cv")):
         r = runner.invoke(app, ["token", "create", "--user", user, "--group", group,
                                 "--store", store, "--json"])
         assert r.exit_code == 0, r.output
         tokens[user] = json.loads(r.stdout)["token"]
-    port = _free_port()
-    env = {**os.environ, "RECFORGE_ADMIN_TOKEN": ADMIN, "RECFORGE_STATE_DIR": str(tmp)}
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recforge.cli.main", "platform", "serve", "--port", str(port),
-         "--store", store, "--config", str(cfg), "--tick", "0.1", "--heartbeat-timeout", "0"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    srv = Server(url, store, proc.pid, tmp, tokens)
+    config = {**CONFIG, "jobs": {"tick_interval": 0.1, "heartbeat_timeout": None}}
+    proc = start_server(tmp / "serve", config)
+    srv = Server(proc.url, store, proc.proc.pid, tmp, tokens)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
         yield srv
         # Leave nothing running: cancel whatever is still active, wait until it has ended.
         active = ["PENDING", "ADMITTED", "STARTING", "RUNNING", "BACKOFF"]
@@ -122,9 +79,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for job in page["items"]:
             srv.wait_state(job["id"], {"CANCELLED", "SUCCEEDED", "FAILED"})
     finally:
-        code = _stop(proc)
-        log.close()
-    assert code == 0, f"serve did not shut down cleanly on SIGTERM (exit {code})"
+        code = proc.stop()
+    assert code == 0, f"serve did not shut down cleanly on SIGTERM (exit {code}):\n{proc.text()}"
 
 
 def _spec_file(tmp: Path, name: str, **kw: Any) -> Path:
@@ -141,13 +97,32 @@ def test_whoami_and_tokens(server: Server) -> None:
     assert server.json("whoami", who="dave")["user"] == "dave"
     r = server.run("token", "create", "--user", "eve", "--group", "ml", check=1)
     assert "not an admin" in r.stderr
+    # Users may hold several tokens of their own, list them and revoke them.
+    extra = server.json("token", "create", "--user", "alice", "--ttl", "2h", "--label", "ci")
+    assert extra["expires_at"] == pytest.approx(time.time() + 7200, abs=120)
+    server.tokens["alice-ci"] = extra["token"]
+    mine = server.json("token", "list")
+    assert {t["label"] for t in mine} == {"", "ci"} and all("token" not in t for t in mine)
+    assert server.json("whoami", who="alice-ci")["user"] == "alice"
+    assert f"token {extra['token_id']} of alice revoked" in server.run(
+        "token", "revoke", extra["token_id"]).stdout
+    assert "unknown, revoked or expired" in server.run("whoami", who="alice-ci", check=1).stderr
+    r = server.run("token", "revoke", server.json("token", "list", who="dave")[0]["token_id"],
+                   check=1)  # another user's token looks missing
+    assert "no token" in r.stderr
+    assert "--ttl 'soon'" in server.run("token", "create", "--user", "x", "--ttl", "soon",
+                                        check=2).stderr
+    audit = server.json("audit", who="admin")["items"]
+    assert ("admin", "issue-token", "dave") in {(e["actor"], e["action"], e["target"])
+                                                for e in audit}  # fmt: skip
+    assert "not an admin" in server.run("audit", check=1).stderr
     r = server.run("whoami", who=None, check=1)
     assert "authentication required" in r.stderr
 
 
 def test_submit_run_logs_and_cancel(server: Server) -> None:
     script = "print('hi from the cli job', flush=True)"
-    f = _spec_file(server.tmp, "hello", command=[sys.executable, "-c", script])
+    f = _spec_file(server.tmp, "hello", command=[JOB_PYTHON, "-c", script])
     job = server.json("submit", str(f))
     assert job["name"] == "hello" and job["owner"] == "alice"
     done = server.wait_state(job["id"], {"SUCCEEDED", "FAILED"})
@@ -157,13 +132,13 @@ def test_submit_run_logs_and_cancel(server: Server) -> None:
     assert [e["to_state"] for e in evs][-1] == "SUCCEEDED"
 
     f = _spec_file(server.tmp, "sleeper", cpu=2,
-                   command=[sys.executable, "-c", "import time; time.sleep(60)"])
+                   command=[JOB_PYTHON, "-c", "import time; time.sleep(60)"])
     sleeper = server.json("submit", str(f))
     server.wait_state(sleeper["id"], {"RUNNING"})
     f = _spec_file(server.tmp, "blocked", cpu=2)
     blocked = server.json("submit", str(f))
-    time.sleep(0.3)  # a few loop ticks: the scheduler tries it and finds no room
-    why = server.json("why", str(blocked["id"]))
+    why = wait_until(lambda: (w := server.json("why", str(blocked["id"])))["blocking"] and w,
+                     30, "the scheduler to find no room for it")  # fmt: skip
     assert why["state"] == "PENDING" and why["queue_position"] == 1
     assert any(b["resource"] == "cpu" for b in why["blocking"])
     text = server.run("why", str(blocked["id"])).stdout
@@ -193,7 +168,7 @@ def test_templates_queues_quotas(server: Server) -> None:
                        {"name": "n", "type": "int", "default": 1},
                        {"name": "tags", "type": "list", "default": []}],
         "body": job_spec("echo-${msg}", cpu=0.5,
-                         command=[sys.executable, "-c", "print('${msg}' * ${n})"],
+                         command=[JOB_PYTHON, "-c", "print('${msg}' * ${n})"],
                          labels={"msg": "${msg}"}),
     }))
     r = server.run("templates", "--put", str(tpl), check=1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recforge.platform.resources import parse_platform_config
-from recforge.platform.scheduler import Scheduler
-from recforge.platform.specs import parse_job_spec
+from recforge.platform.model.config import parse_platform_config
+from recforge.platform.model.specs import parse_job_spec
+from recforge.platform.scheduling import Scheduler
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "platform"
 

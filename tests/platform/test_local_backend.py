@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from recforge.platform.backends import BackendStatus, LocalBackend, ReplicaPhase
+from recforge.platform.backends import BackendStatus, EnvPolicy, LocalBackend, ReplicaPhase
 from recforge.platform.backends.local import process_start_time
-from recforge.platform.specs import JobSpec, parse_job_spec
-from recforge.platform.store import Store
+from recforge.platform.model.specs import JobSpec, parse_job_spec
 
 PY = sys.executable
 
@@ -48,17 +47,19 @@ def finished(st: BackendStatus) -> bool:
 
 
 ENV_DUMP = (
-    "import json, os, sys; keys = ['RECFORGE_JOB_ID', 'RECFORGE_REPLICA_INDEX', 'RECFORGE_ROLE',"
-    " 'RECFORGE_WORLD_SIZE', 'RECFORGE_ATTEMPT', 'MY_VAR', 'RECFORGE_STORE_URL'];"
-    " print(json.dumps({k: os.environ.get(k) for k in keys}));"
+    "import json, os, sys; print(json.dumps(dict(os.environ)));"
     " sys.exit(int(os.environ['RECFORGE_REPLICA_INDEX']) * 3)"
 )
 
 
-def test_gang_runs_with_env_logs_and_exit_codes(tmp_path: Path) -> None:
-    backend = LocalBackend(tmp_path / "rt")
-    backend.store_url = f"sqlite:///{tmp_path / 'p.db'}"  # must not leak into the command
-    Store(backend.store_url).close()  # tables exist; no replica rows, so beats change nothing
+def test_gang_runs_with_env_logs_and_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The service's environment holds secrets: replicas get a built environment, not a copy.
+    monkeypatch.setenv("RECFORGE_ADMIN_TOKEN", "leak-me")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "leak-me-too")
+    monkeypatch.setenv("SHARED_MIRROR", "/data")
+    backend = LocalBackend(tmp_path / "rt", env=EnvPolicy.from_service(["SHARED_MIRROR"]))
     handle = backend.launch(7, spec([PY, "-c", ENV_DUMP], env={"MY_VAR": "x"}), None, attempt=2)
     assert [r["role"] for r in handle["replicas"]] == ["master", "worker"]
     st = wait_for(backend, handle, finished)
@@ -67,19 +68,29 @@ def test_gang_runs_with_env_logs_and_exit_codes(tmp_path: Path) -> None:
         (ReplicaPhase.FAILED, 3),
     ]
     assert not st.all_succeeded and [r.index for r in st.failed] == [1]
-    out = json.loads(backend.logs(handle, 1, tail=1))
-    assert out == {
+    env = json.loads(backend.logs(handle, 1, tail=1))
+    keys = ("RECFORGE_JOB_ID", "RECFORGE_REPLICA_INDEX", "RECFORGE_ROLE", "RECFORGE_WORLD_SIZE",
+            "RECFORGE_ATTEMPT", "MY_VAR", "SHARED_MIRROR")
+    assert {k: env[k] for k in keys} == {
         "RECFORGE_JOB_ID": "7",
         "RECFORGE_REPLICA_INDEX": "1",
         "RECFORGE_ROLE": "worker",
         "RECFORGE_WORLD_SIZE": "2",
         "RECFORGE_ATTEMPT": "2",
         "MY_VAR": "x",
-        "RECFORGE_STORE_URL": None,
+        "SHARED_MIRROR": "/data",  # allow-listed by the deployment
     }
+    assert "leak-me" not in json.dumps(env)
+    allowed = {"PATH", "LANG", "OMP_NUM_THREADS", "MY_VAR", "SHARED_MIRROR", "RECFORGE_JOB_ID",
+               "RECFORGE_JOB_NAME", "RECFORGE_ATTEMPT", "RECFORGE_REPLICA_INDEX", "RECFORGE_ROLE",
+               "RECFORGE_ROLE_INDEX", "RECFORGE_WORLD_SIZE"}  # fmt: skip
+    # Python itself may add a few variables of its own; nothing else comes from the service.
+    assert set(env) - allowed <= {"LC_CTYPE", "PYTHONHOME"}, set(env) - allowed
     assert json.loads(Path(handle["replicas"][1]["exit_file"]).read_text())["exit_code"] == 3
     with pytest.raises(KeyError, match="no replica 5"):
         backend.logs(handle, 5)
+    with pytest.raises(ValueError, match=r"RECFORGE_ADMIN_TOKEN.*never reach a job"):
+        EnvPolicy.from_service(["RECFORGE_ADMIN_TOKEN"])
 
 
 def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
@@ -118,7 +129,7 @@ def test_reattach_from_a_new_backend_and_detect_pid_reuse(tmp_path: Path) -> Non
     handle = first.launch(3, spec([PY, "-c", "import time; time.sleep(0.8)"]), None)
     second = LocalBackend(tmp_path / "rt")  # a restarted service: not the parent
     assert second.reattach(handle)
-    assert second.poll(handle).all_running
+    wait_for(second, handle, lambda st: st.all_running)  # the new backend sees them run
     st = wait_for(second, handle, finished)
     assert st.all_succeeded
     first.poll(handle)  # reap
@@ -180,31 +191,24 @@ def test_limits_memory_and_cpu_affinity(tmp_path: Path) -> None:
         assert handle["limits"]["cpu_affinity"] == {}
 
 
-def test_sidecar_heartbeats_reach_the_store(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
-    store = Store(url)
-    jid = store.create_job(name="hb", owner="a", group="g", queue="q", spec={}).id
-    store.reset_replicas(jid, 1, [(0, "master")])
-    backend = LocalBackend(tmp_path / "rt", store_url=url, heartbeat_interval=0.2)
-    handle = backend.launch(jid, spec([PY, "-c", "import time; time.sleep(2.0)"]).model_copy(
+def test_sidecar_heartbeats_reach_the_backend(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "rt", heartbeat_interval=0.2)
+    handle = backend.launch(4, spec([PY, "-c", "import time; time.sleep(2.0)"]).model_copy(
         update={"min_available": 1}), None)  # fmt: skip
     beats = set()
-    deadline = time.monotonic() + 10
-    while not finished(backend.poll(handle)):
-        hb = store.replicas(jid)[0].last_heartbeat
-        if hb is not None:
-            beats.add(hb)
+    deadline = time.monotonic() + 30
+    while not finished(st := backend.poll(handle)):
+        (r,) = st.replicas
+        if r.heartbeat_at is not None:
+            beats.add(r.heartbeat_at)
         assert time.monotonic() < deadline
-        time.sleep(0.1)
-    [rep] = store.replicas(jid)
-    assert len(beats) >= 3, beats  # initial beat plus periodic ones
-    assert (rep.state, rep.exit_code) == ("succeeded", 0)
-    assert rep.pid is not None and rep.pid != handle["replicas"][0]["pid"]  # the command's pid
-    store.close()
+        time.sleep(0.05)
+    assert len(beats) >= 3, beats  # the first beat plus periodic ones
+    assert st.replicas[0].heartbeat_at is None and st.all_succeeded  # ended: no longer beating
 
 
 def test_sidecar_cli_errors(tmp_path: Path) -> None:
-    from recforge.platform.sidecar import main
+    from recforge.platform.backends.sidecar import main
 
     assert main(["run", "--job", "1", "--replica", "0"]) == 2  # no command
     exit_file = tmp_path / "e.exit"

@@ -6,16 +6,10 @@ import random
 
 import pytest
 
-from recforge.platform.resources import (
-    Cluster,
-    Group,
-    GroupQuota,
-    QuotaBook,
-    QuotaError,
-    UnknownResource,
-    parse_platform_config,
-)
-from recforge.platform.specs import Resources, SpecError
+from recforge.platform.model.config import Cluster, Group, GroupQuota, parse_platform_config
+from recforge.platform.model.resources import Resources
+from recforge.platform.model.specs import SpecError
+from recforge.platform.scheduling import QuotaBook, QuotaError, UnknownResource
 
 R = Resources
 
@@ -44,20 +38,21 @@ queues: [{name: qa, group: a}, {name: qb, group: b}]
 def test_available_follows_nominal_borrowing_and_lending_limits() -> None:
     book = book_two_groups()
     # a: own nominal 5 + what b lends (1) = 6 cpu; borrowing limit (2) is not the binding one.
-    assert book.available("a", "c") == R(cpu=6, memory=6144, gpu=2)
+    # Pods: nobody wrote any, so each group may have up to the cluster's 110 (the default).
+    assert book.available("a", "c") == R(cpu=6, memory=6144, gpu=2, pods=110)
     # b: lends at most 1 cpu, borrows a's whole idle nominal (a has no lending limit).
-    assert book.available("b", "c") == R(cpu=10, memory=10240, gpu=4)
+    assert book.available("b", "c") == R(cpu=10, memory=10240, gpu=4, pods=110)
     ok, why = book.can_admit("a", "c", R(cpu=7))
     assert not ok and "cpu: needs 7, 6 available" in why
     book.reserve("j1", "a", "c", [R(cpu=3), R(cpu=3)])
     assert book.usage("a", "c") == R(cpu=6)
-    assert book.available("b", "c") == R(cpu=4, memory=10240, gpu=4)  # its guarantee is intact
+    assert book.available("b", "c") == R(cpu=4, memory=10240, gpu=4, pods=110)  # guarantee kept
     book.reserve("j2", "b", "c", [R(cpu=4, gpu=4)])
-    assert book.available("a", "c") == R(memory=6144)
+    assert book.available("a", "c") == R(memory=6144, pods=110)
     assert book.release("j1") == R(cpu=6)
     # b took a's 2 gpu while they were idle; a gets them back only when b releases.
-    assert book.available("a", "c") == R(cpu=6, memory=6144)
-    assert book.max_possible_vec("a", "c") == [6000, 6144, 2]
+    assert book.available("a", "c") == R(cpu=6, memory=6144, pods=110)
+    assert book.max_possible_vec("a", "c") == [6000, 6144, 2, 110]
 
 
 def test_reserve_is_atomic_and_release_needs_a_holder() -> None:
@@ -133,8 +128,8 @@ def test_new_cluster_with_a_new_resource_extends_the_book() -> None:
     book.reserve("j", "a", "c", [R(cpu=1)])
     fpga = Cluster(name="f", type="local", capacity=R(cpu=4, extended={"fpga": 2}))
     book.add_cluster(fpga, {"a": GroupQuota(cluster="f", nominal=R(cpu=4, extended={"fpga": 2}))})
-    assert book.dims == ("cpu", "memory", "gpu", "fpga")
-    assert book.available("a", "f") == R(cpu=4, extended={"fpga": 2})
+    assert book.dims == ("cpu", "memory", "gpu", "pods", "fpga")
+    assert book.available("a", "f") == R(cpu=4, pods=110, extended={"fpga": 2})
     assert book.available("a", "c").extended == {}  # no fpga on c
     assert not book.has_quota("b", "f")
     assert book.release("j") == R(cpu=1)
@@ -220,8 +215,39 @@ def test_borrowing_stops_at_the_borrowing_limit() -> None:
         }
     )
     book = QuotaBook(cfg.clusters, cfg.groups)
-    assert book.available("a", "c") == R(cpu=6)  # 4 nominal + 2 borrowed, although 10 are idle
+    # 4 nominal + 2 borrowed, although 10 are idle
+    assert book.available("a", "c") == R(cpu=6, pods=110)
     book.reserve("x", "a", "c", [R(cpu=4), R(cpu=2)])
     ok, why = book.can_admit("a", "c", R(cpu=0.001))
     assert not ok and "nominal + borrowing limit" in why
-    assert book.available("b", "c") == R(cpu=4)  # b gets the rest, not its whole nominal
+    assert book.available("b", "c") == R(cpu=4, pods=110)  # the rest, not its whole nominal
+
+
+def test_pods_bound_what_no_other_resource_does() -> None:
+    """Every replica counts a pod: a cluster has 110 per node unless it says otherwise, a quota
+    that names no pods gets the cluster's, and one that names them narrows the group."""
+    cfg = parse_platform_config(
+        {
+            "clusters": [
+                {"name": "c", "type": "local", "capacity": {"cpu": 4}},
+                {"name": "n", "type": "local", "capacity": {"cpu": 8},
+                 "nodes": [{"cpu": 4}, {"cpu": 4, "pods": 20}]},
+            ],
+            "groups": [
+                {"name": "a", "quotas": [{"cluster": "c", "nominal": {"cpu": 2, "pods": 8}},
+                                         {"cluster": "n", "nominal": {"cpu": 8}}]},
+                {"name": "b", "quotas": [{"cluster": "c", "nominal": {"cpu": 2},
+                                          "lending_limit": {"cpu": 1}}]},
+            ],
+            "queues": [{"name": "qa", "group": "a"}],
+        }
+    )
+    c, n = cfg.clusters
+    assert c.capacity.pods == 110 and n.capacity.pods == 130  # 110 + 20 for the nodes
+    book = QuotaBook(cfg.clusters, cfg.groups)
+    # a names 8 pods on c (and borrows b's lendable pods: b's lending limit names no pods, so
+    # all of b's pods are lendable); on n it gets the cluster's 130.
+    assert book.available("a", "c").pods == 110 and book.available("a", "n").pods == 130
+    book.reserve("zero", "a", "c", [R(pods=1)] * 100)  # replicas asking for nothing but a pod
+    assert book.available("a", "c").pods == 10
+    assert not book.can_admit("a", "c", R(pods=11))[0]

@@ -8,20 +8,17 @@ from typing import Any
 
 import pytest
 
-from recforge.platform.resources import (
-    Cluster,
-    GroupQuota,
-    UnknownResource,
-    parse_platform_config,
-)
-from recforge.platform.scheduler import (
+from recforge.platform.model.config import Cluster, GroupQuota, parse_platform_config
+from recforge.platform.model.resources import Resources
+from recforge.platform.model.specs import JobSpec
+from recforge.platform.scheduling import (
     AgingPolicy,
     InfeasibleJob,
     Scheduler,
     UnknownJob,
     UnknownQueue,
+    UnknownResource,
 )
-from recforge.platform.specs import JobSpec, Resources
 
 
 def job(
@@ -82,14 +79,14 @@ def test_two_gangs_that_fit_alone_but_not_together_never_deadlock() -> None:
     first = s.schedule(now=0)
     assert ids(first) == ["a"]
     a = first[0]
-    assert len(a.replicas) == 6 and a.total == Resources(cpu=6)
+    assert len(a.replicas) == 6 and a.total == Resources(cpu=6, pods=6)
     assert [r.role for r in a.replicas] == ["master"] + ["worker"] * 5
     # Nothing partial: b holds nothing while pending.
-    assert s.book.usage("g", "c1") == Resources(cpu=6)
+    assert s.book.usage("g", "c1") == Resources(cpu=6, pods=6)
     assert s.schedule(now=1) == []
-    assert s.release("a") == Resources(cpu=6)
+    assert s.release("a") == Resources(cpu=6, pods=6)
     assert ids(s.schedule(now=2)) == ["b"]
-    assert s.book.usage("g", "c1") == Resources(cpu=6)
+    assert s.book.usage("g", "c1") == Resources(cpu=6, pods=6)
 
 
 def test_elastic_extras_are_added_while_they_fit() -> None:
@@ -99,7 +96,7 @@ def test_elastic_extras_are_added_while_they_fit() -> None:
     s.submit("e", job("e", cpu=1, workers=6, min_available=3), now=1)
     (adm,) = s.schedule(now=1)
     assert adm.gang_size == 3 and len(adm.replicas) == 4  # gang of 3 + one extra worker
-    assert adm.total == Resources(cpu=4)
+    assert adm.total == Resources(cpu=4, pods=4)
 
 
 def test_infeasible_job_fails_at_submit_with_reason() -> None:
@@ -283,7 +280,7 @@ def test_borrowing_up_to_limit_and_cross_cluster_cap() -> None:
     # east: ga may use 4 + min(borrowing limit 2, what gb lends: 1) = 5.
     s.submit("a1", job("a1", queue="qa", cpu=5), now=0)
     assert [(a.job_id, a.cluster) for a in s.schedule(now=0)] == [("a1", "east")]
-    assert s.book.usage("ga", "east") == Resources(cpu=5)
+    assert s.book.usage("ga", "east") == Resources(cpu=5, pods=1)
     # gb still gets its 5 guaranteed cpu on east (nominal 6 - lending limit 1).
     s.submit("b1", job("b1", queue="qb", cpu=5), now=0)
     assert [(a.job_id, a.cluster) for a in s.schedule(now=1)] == [("b1", "east")]
@@ -311,7 +308,7 @@ def test_borrowing_up_to_limit_and_cross_cluster_cap() -> None:
     assert s.schedule(now=5) == []
     east = s.explain("a4", now=5).clusters[0]
     assert east.cluster == "east" and "total cap" in east.shortages[0].limited_by
-    assert s.book.cluster_free("east") == Resources(cpu=5)
+    assert s.book.cluster_free("east") == Resources(cpu=5, pods=109)
 
 
 def test_lending_limit_keeps_the_lenders_guarantee() -> None:
@@ -345,7 +342,7 @@ def test_lending_limit_keeps_the_lenders_guarantee() -> None:
     assert short.resource == "cpu" and short.available == 0 and "pool" in short.limited_by
     s.submit("b1", job("b1", queue="qb", cpu=5, gpu=2), now=2)
     assert ids(s.schedule(now=2)) == ["b1"]
-    assert s.book.cluster_free("c") == Resources()
+    assert s.book.cluster_free("c") == Resources(pods=108)
 
 
 # -- explain and events -----------------------------------------------------------------------
@@ -390,7 +387,7 @@ def test_evict_requeues_with_backoff_and_remove_forgets() -> None:
     s = one_cluster(cpu=2)
     s.submit("a", job("a", cpu=2), now=0)
     s.schedule(now=0)
-    assert s.evict("a", now=5, not_before=30) == Resources(cpu=2)
+    assert s.evict("a", now=5, not_before=30) == Resources(cpu=2, pods=1)
     assert s.book.usage("g") == Resources()
     assert s.explain("a", now=6).state == "held"
     assert s.schedule(now=10) == []
@@ -447,7 +444,7 @@ def test_restore_reinstalls_an_admission_after_a_restart() -> None:
     fresh = one_cluster(cpu=10)
     fresh.restore(adm, spec, now=100)
     assert fresh.admission("e") == adm
-    assert fresh.book.usage("g", "c1") == Resources(cpu=10)
+    assert fresh.book.usage("g", "c1") == Resources(cpu=10, pods=5)
     fresh.submit("x", job("x", cpu=1), now=100)
     assert fresh.schedule(now=100) == []
     with pytest.raises(ValueError, match="already known"):
@@ -500,7 +497,7 @@ def _simulate(
         backfill_lookahead=lookahead,
     )
     if mode == "no_queue_skip":
-        s._offers_more = lambda qs: True  # type: ignore[method-assign]
+        s._offers_more = lambda *_: True  # type: ignore[method-assign]
     if mode == "no_shape_memo":
         s.schedule = _with_memo_off(s)  # type: ignore[method-assign]
     ends: list[tuple[float, str]] = []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,17 +13,14 @@ from typing import Any
 
 import pytest
 from pg import fresh_pg_url
+from serve_support import JOB_PYTHON, remove, shared_dir, start_server, wait_until
 
 from recforge.platform.backends import LocalBackend
-from recforge.platform.resources import parse_platform_config
-from recforge.platform.service import (
-    PermissionDenied,
-    PlatformService,
-    ServiceSettings,
-    SubmitError,
-    save_config,
-)
-from recforge.platform.states import JobState
+from recforge.platform.model.config import parse_platform_config
+from recforge.platform.model.states import JobState
+from recforge.platform.runtime.errors import Conflict, Forbidden, Invalid, NotFound
+from recforge.platform.runtime.reconciler import LoopSettings as ServiceSettings
+from recforge.platform.runtime.service import PlatformService, save_config
 from recforge.platform.store import Store, User
 
 S = JobState
@@ -57,11 +54,11 @@ MARK = (
 
 
 def job(name: str, marker: Path, *, sleep: float = 0.3, code: int = 0, cpu: float = 1.0,
-        replicas: int = 1, **kw: Any) -> dict[str, Any]:  # fmt: skip
+        replicas: int = 1, python: str = PY, **kw: Any) -> dict[str, Any]:  # fmt: skip
     body: dict[str, Any] = {
         "name": name,
         "queue": "q",
-        "command": [PY, "-c", MARK, str(marker), str(sleep), str(code)],
+        "command": [python, "-c", MARK, str(marker), str(sleep), str(code)],
         "replica_specs": [{"role": "worker", "replicas": replicas, "resources": {"cpu": cpu}}],
     }
     body.update(kw)
@@ -89,7 +86,7 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., PlatformService]]:
         stores.append(store)
         save_config(store, parse_platform_config(CONFIG))
         backend = LocalBackend(
-            tmp_path / "runtime", store_url=url, heartbeat_interval=0.3, term_grace=1.0
+            tmp_path / "runtime", heartbeat_interval=0.3, term_grace=1.0
         )
         backends.append(backend)
         opts = {"tick_interval": 0.05, "heartbeat_timeout": 5.0, **settings}
@@ -120,28 +117,38 @@ def states_of(svc: PlatformService, *ids: int) -> list[JobState]:
 def test_submit_refuses_bad_jobs_before_storing(make_service, tmp_path: Path) -> None:
     svc = make_service()
     m = tmp_path / "m"
-    with pytest.raises(SubmitError, match="unknown queue 'nope'"):
+    with pytest.raises(Invalid, match="unknown queue 'nope'"):
         svc.submit(ALICE, job("a", m, queue="nope"))
-    with pytest.raises(SubmitError, match=r"can never be admitted.*cpu"):
+    with pytest.raises(Conflict, match=r"can never be admitted.*cpu"):
         svc.submit(ALICE, job("a", m, cpu=3))
-    with pytest.raises(SubmitError, match=r"replica_specs\.0\.replicas"):
+    with pytest.raises(Invalid, match=r"replica_specs\.0\.replicas"):
         svc.submit(ALICE, job("a", m, replicas=0))
-    with pytest.raises(PermissionDenied, match="may not submit to queue 'q'"):
+    with pytest.raises(Forbidden, match="may not submit to queue 'q'"):
         svc.submit(EVE, job("a", m))
-    with pytest.raises(SubmitError, match=r"more than group 'other' can ever get.*cpu 1 > 0\.5"):
+    with pytest.raises(Conflict, match=r"more than group 'other' can ever get.*cpu 1 > 0\.5"):
         svc.submit(EVE, job("a", m, queue="oq"))  # over its quota (borrowing limit 0.5 cpu)
-    with pytest.raises(SubmitError, match="unknown template 'nope'"):
+    with pytest.raises(NotFound, match="unknown template 'nope'"):
         svc.submit(ALICE, {"template": "nope"})
+    many = job("a", m, cpu=0, replicas=10_000)  # zero resources, still 10,000 processes
+    with pytest.raises(Conflict, match=r"pods 10000 > 110"):
+        svc.submit(ALICE, many)
     assert svc.store.count_jobs() == {}
-    svc.store.put_template(
-        "sleeper",
-        "alice",
+    admin = User("root", "ops", True)
+    with pytest.raises(Invalid, match=r"(?s)body is not a valid job spec.*unknown field 'comand'"):
+        svc.put_template(admin, {"name": "typo", "owner": "ml",
+                                 "body": {"name": "t", "comand": ["true"]}})  # fmt: skip
+    assert svc.store.get_template("typo") is None  # refused when stored, not at submission
+    svc.put_template(
+        admin,
         {
             "name": "sleeper",
+            "owner": "ml",
             "parameters": [{"name": "secs", "type": "float", "default": 0.1}],
             "body": {**job("tpl", m), "command": [PY, "-c", MARK, str(m), "${secs}", "0"]},
         },
     )
+    with pytest.raises(NotFound, match="unknown template 'sleeper'"):  # another group's
+        svc.submit(EVE, {"template": "sleeper", "values": {"secs": 0.2}})
     jid = svc.submit(ALICE, {"template": "sleeper", "values": {"secs": 0.2}})
     stored = svc.store.get_job(jid)
     assert stored.state is S.PENDING and stored.spec["command"][-2] == "0.2"
@@ -205,17 +212,16 @@ def test_failing_job_backs_off_exponentially_then_fails(make_service, tmp_path: 
 
 
 def _replica_pids(svc: PlatformService, jid: int) -> tuple[int, int]:
-    """(sidecar pid, command pid) of replica 0 once both are known."""
+    """(sidecar pid, command pid) of replica 0 once its sidecar is up (it wrote its pid file)."""
 
-    def ready() -> bool:
-        reps = svc.store.replicas(jid)
-        started = bool(reps) and reps[0].pid is not None and reps[0].last_heartbeat is not None
-        return started and svc.store.get_job(jid).handle is not None
+    def pid_file() -> Path | None:
+        handle = svc.store.get_job(jid).handle
+        path = Path(handle["dir"]) / "replica-0.pid" if handle else None
+        return path if path is not None and path.exists() else None
 
-    run_until(svc, ready)
-    handle = svc.store.get_job(jid).handle
-    assert handle is not None
-    return int(handle["replicas"][0]["pid"]), int(svc.store.replicas(jid)[0].pid or 0)
+    run_until(svc, lambda: pid_file() is not None)
+    info = json.loads(pid_file().read_text())  # type: ignore[union-attr]
+    return int(info["pid"]), int(info["child_pid"])
 
 
 def _gone(pid: int) -> bool:
@@ -270,12 +276,20 @@ def test_cancel_and_run_deadline(make_service, tmp_path: Path) -> None:
     running = svc.submit(ALICE, job("long", m, sleep=30, cpu=2))
     waiting = svc.submit(ALICE, job("next", m, sleep=0.1, cpu=2))
     _, child = _replica_pids(svc, running)
+    run_until(svc, lambda: states_of(svc, running) == [S.RUNNING])
     assert states_of(svc, waiting) == [S.PENDING]
-    with pytest.raises(PermissionDenied, match="of group 'ml'"):
+    with pytest.raises(NotFound, match=f"no job with id {running}"):  # another group's job
         svc.cancel(User("carol", "search", False), running)
+    with pytest.raises(Forbidden, match="only its owner or an admin may"):
+        svc.cancel(BOB, running)  # same group as the owner: may see it, not cancel it
     assert states_of(svc, running)[-1] is S.RUNNING
-    assert svc.cancel(BOB, running).state is S.CANCELLED  # same group as the owner
+    flagged = svc.cancel(ALICE, running)  # launched: the loop stops it right away
+    assert flagged.cancel_requested and flagged.state is S.RUNNING
+    run_until(svc, lambda: states_of(svc, running) == [S.CANCELLED])
     assert _gone(child)
+    assert svc.store.get_job(running).reason == "cancelled by alice"
+    with pytest.raises(Conflict, match="already finished: CANCELLED"):
+        svc.cancel(ALICE, running)
     run_until(svc, lambda: states_of(svc, waiting) == [S.SUCCEEDED])  # quota came back
     pending = svc.submit(ALICE, job("never", m))
     assert svc.cancel(User("root", "ops", True), pending).state is S.CANCELLED
@@ -286,58 +300,52 @@ def test_cancel_and_run_deadline(make_service, tmp_path: Path) -> None:
     assert "run deadline 0.8s exceeded" in rec.reason and rec.attempts == 1
 
 
-def test_cancel_from_another_process_view_is_applied_by_the_loop(
-    make_service, tmp_path: Path
+KILL9_CONFIG = {
+    **CONFIG,
+    "backends": {"local": {"heartbeat_interval": 0.3, "term_grace": 1.0}},
+    "jobs": {"tick_interval": 0.05, "heartbeat_timeout": 5.0},
+}
+
+
+@pytest.mark.parametrize(
+    "backend_db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_kill9_of_serve_loses_nothing_and_starts_nothing_twice(
+    tmp_path: Path, backend_db: str, request: pytest.FixtureRequest
 ) -> None:
-    loop = make_service()
-    api = PlatformService(loop.store, {})  # e.g. the REST API process: no backends
-    jid = api.submit(ALICE, job("x", tmp_path / "m", sleep=30))
-    run_until(loop, lambda: states_of(loop, jid) == [S.RUNNING])
-    assert api.cancel(ALICE, jid).state is S.RUNNING  # flagged; the loop owns the processes
-    run_until(loop, lambda: states_of(loop, jid) == [S.CANCELLED])
-
-
-def _service_proc(url: str, runtime: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [PY, "-m", "recforge.platform.service", "--store", url, "--runtime-dir", str(runtime),
-         "--tick", "0.05", "--heartbeat-interval", "0.3", "--heartbeat-timeout", "5"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
-    )  # fmt: skip
-
-
-def test_kill9_of_the_service_loses_nothing_and_starts_nothing_twice(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'platform.db'}"
-    store = Store(url)
-    save_config(store, parse_platform_config(CONFIG))
-    front = PlatformService(store, {})  # submits only, like the API
-    m = tmp_path / "marks"
-    # One core each, two fit at once: j0 ends while the service is down, j1 outlives the
-    # restart, j2 and j3 must wait for the restored reservations to be released.
-    sleeps = [1.0, 3.0, 0.5, 0.5]
-    ids = [front.submit(ALICE, job(f"j{i}", m, sleep=s)) for i, s in enumerate(sleeps)]
-    log = tmp_path / "service.log"
-    svc = _service_proc(url, tmp_path / "runtime", log)
+    """``recforge platform serve`` killed with SIGKILL while jobs run, then started again: every
+    job starts once and ends once, and quota is rebuilt (never more jobs at once than fit)."""
+    url = None
+    if backend_db == "postgres":
+        url = fresh_pg_url(request.getfixturevalue("pg_server"))
+    shared = shared_dir()
+    m = shared / "marks"
+    server = start_server(tmp_path / "serve", KILL9_CONFIG, store_url=url)
     try:
-        deadline = time.monotonic() + 15
-        while sum(s is S.RUNNING for s in [store.get_job(i).state for i in ids]) < 2:
-            assert time.monotonic() < deadline and svc.poll() is None, log.read_text()
-            time.sleep(0.05)
-        svc.kill()  # kill -9: no cleanup at all
-        svc.wait()
-        time.sleep(1.2)  # j0 finishes while no service is up
-        svc = _service_proc(url, tmp_path / "runtime", log)
-        deadline = time.monotonic() + 20
-        while {store.get_job(i).state for i in ids} != {S.SUCCEEDED}:
-            assert time.monotonic() < deadline, [store.get_job(i) for i in ids]
-            time.sleep(0.05)
+        admin = server.client()
+        # One core each, two fit at once: j0 ends while the service is down, j1 outlives the
+        # restart, j2 and j3 must wait for the restored reservations to be released.
+        sleeps = [1.0, 3.0, 0.5, 0.5]
+        ids = [admin.submit(job(f"j{i}", m, sleep=s, python=JOB_PYTHON))["id"]
+               for i, s in enumerate(sleeps)]  # fmt: skip
+
+        def state(i: int) -> str:
+            return str(admin.get_job(i)["state"])
+
+        wait_until(lambda: sum(state(i) == "RUNNING" for i in ids) == 2, 30, "two running")
+        server.kill9()  # no cleanup at all
+        wait_until(lambda: any(w == "end" for j, _, _, w, _ in marks(m) if j == ids[0]), 30,
+                   "j0 to end while no service is up")  # fmt: skip
+        server.restart()
+        wait_until(lambda: {state(i) for i in ids} == {"SUCCEEDED"}, 60, "every job to succeed")
+        admin.close()
     finally:
-        svc.send_signal(signal.SIGTERM)
-        assert svc.wait(timeout=10) == 0
-        store.close()
-    rows = marks(m)
+        code = server.stop()
+        rows = marks(m)
+        remove(shared)
+    assert code == 0, server.text()
     for jid in ids:
         assert [(a, w) for j, a, _, w, _ in rows if j == jid] == [(1, "start"), (1, "end")]
-        assert store.get_job(jid).attempts == 1
     # Quota was rebuilt after the restart: never more than 2 one-core jobs at once.
     spans = [(t, +1 if w == "start" else -1) for _, _, _, w, t in rows]
     live, peak = 0, 0
@@ -345,7 +353,7 @@ def test_kill9_of_the_service_loses_nothing_and_starts_nothing_twice(tmp_path: P
         live += d
         peak = max(peak, live)
     assert peak == 2
-    text = log.read_text()
+    text = server.text()
     assert '"msg": "recovered"' in text and '"msg": "job succeeded"' in text
     assert "cannot restore" not in text
 

@@ -8,14 +8,8 @@ import sys
 
 import pytest
 
-from recforge.platform.specs import (
-    JobSpec,
-    Resources,
-    RetryPolicy,
-    SpecError,
-    parse_job_spec,
-    parse_memory,
-)
+from recforge.platform.model.resources import Resources, parse_memory
+from recforge.platform.model.specs import JobSpec, RetryPolicy, SpecError, parse_job_spec
 
 GOOD = """
 name: train-1
@@ -45,14 +39,23 @@ def test_parse_valid_spec_fills_defaults_and_orders_the_gang() -> None:
     roles = [(r, i) for r, i, _ in spec.replica_list()]
     assert roles == [("master", 0), ("worker", 0), ("worker", 1), ("worker", 2)]
     per, total = spec.gang_request()
-    assert per[0] == Resources(cpu=1, memory=1536)
-    assert total == Resources(cpu=2, memory=2560, gpu=2, extended={"fpga": 4})
-    assert spec.full_request()[1] == Resources(cpu=2.5, memory=3072, gpu=3, extended={"fpga": 6})
+    assert per[0] == Resources(cpu=1, memory=1536, pods=1)  # every replica counts one pod
+    assert total == Resources(cpu=2, memory=2560, gpu=2, pods=3, extended={"fpga": 4})
+    assert spec.full_request()[1] == Resources(
+        cpu=2.5, memory=3072, gpu=3, pods=4, extended={"fpga": 6}
+    )
     # JSON text and the canonical dict parse to the same spec.
     assert parse_job_spec(json.dumps(spec.canonical())) == spec
     default = parse_job_spec({"name": "x", "command": ["true"]})
     assert default.min_available == 1 and default.queue == "default"
-    assert default.gang_request()[1] == Resources()
+    assert default.gang_request()[1] == Resources(pods=1)
+
+
+def test_pods_are_counted_by_the_platform_not_requested() -> None:
+    with pytest.raises(SpecError, match=r"replica_specs\.0\.resources: pods are counted by the "
+                       r"platform"):
+        parse_job_spec({"name": "x", "command": ["true"],
+                        "replica_specs": [{"role": "master", "resources": {"pods": 2}}]})
 
 
 @pytest.mark.parametrize(
@@ -132,13 +135,15 @@ def test_resources_arithmetic_is_exact_and_canonical() -> None:
     a = Resources.model_validate({"cpu": 0.1, "memory": "1Gi", "extended": {"fpga": 1, "tpu": 0}})
     b = Resources(cpu=0.2, gpu=1)
     s = a.add(b)
-    assert s.as_dict() == {"cpu": 0.3, "memory": 1024, "gpu": 1, "fpga": 1.0}
+    assert s.as_dict() == {"cpu": 0.3, "memory": 1024, "gpu": 1, "pods": 0, "fpga": 1.0}
     assert s.sub(b) == a and s.sub(a).sub(b) == Resources() and "tpu" not in a.extended
     with pytest.raises(ValueError, match=r"gpu: 0 < 1"):
         a.sub(b)
     assert a.fits(s) and not s.fits(a)
     assert s.shortfall(a) == {"cpu": (0.3, 0.1), "gpu": (1.0, 0.0)}
-    assert Resources(cpu=1, memory=3, gpu=1).scale(1.5) == Resources(cpu=1.5, memory=5, gpu=2)
+    assert Resources(cpu=1, memory=3, gpu=1, pods=3).scale(1.5) == Resources(
+        cpu=1.5, memory=5, gpu=2, pods=5
+    )
     assert Resources.from_dict(s.as_dict()) == s
     assert Resources(cpu=0.0004) == Resources()  # millicore precision
     with pytest.raises(ValueError):
@@ -171,7 +176,7 @@ def test_package_import_stays_light() -> None:
 def test_absurd_amounts_are_validation_errors_not_overflow() -> None:
     from pydantic import ValidationError
 
-    from recforge.platform.specs import Resources
+    from recforge.platform.model.resources import Resources
 
     for bad in ({"cpu": 1.7e306}, {"cpu": float("inf")}, {"extended": {"nvidia.com/gpu": 1e300}}):
         with pytest.raises(ValidationError, match=r"out of range|must be finite"):

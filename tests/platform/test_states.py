@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recforge.platform.states import (
+from recforge.platform.model.states import (
     TERMINAL_STATES,
     InvalidTransition,
     JobState,

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from recforge.platform.states import InvalidTransition, JobState
+from recforge.platform.model.states import InvalidTransition, JobState
 from recforge.platform.store import ConcurrentTransition, JobNotFound, Store
 
 S = JobState
@@ -173,23 +173,74 @@ def test_templates_users_tokens_config(store: Store) -> None:
     store.add_user("root", "ops", is_admin=True)
     with pytest.raises(ValueError, match="already exists"):
         store.add_user("alice", "x")
-    token = store.issue_token("alice")
+    token, info = store.issue_token_info("alice", label="laptop")
     user = store.authenticate(token)
     assert user is not None and (user.name, user.group, user.is_admin) == ("alice", "ml", False)
     assert store.authenticate("wrong") is None
-    assert store.revoke_token(token) and store.authenticate(token) is None
+    assert info.expires_at is not None and info.expires_at > store.clock() + 29 * 86400
+    listed = store.list_tokens("alice")
+    assert [(t.token_id, t.label) for t in listed] == [(info.token_id, "laptop")]
+    assert token not in repr(listed)  # records never carry the secret
+    assert store.revoke_token(info.token_id) and store.authenticate(token) is None
+    assert not store.revoke_token(info.token_id)
     with pytest.raises(ValueError, match="unknown user 'nobody'"):
         store.issue_token("nobody")
+    with pytest.raises(ValueError, match="lifetime must be > 0"):
+        store.issue_token("alice", ttl_seconds=0)
+
+    store.audit("root", "put-queues", "queues", {"names": ["q1"]})
+    store.audit("root", "issue-token", "alice")
+    entries, nxt = store.audit_log(limit=1)
+    assert [(e.actor, e.action, e.target) for e in entries] == [("root", "issue-token", "alice")]
+    older, last = store.audit_log(limit=1, cursor=nxt)
+    assert [e.detail for e in older] == [{"names": ["q1"]}] and last is None
 
     store.put_config("queue", "q1", {"group": "ml", "weight": 2})
     store.put_config("queue", "q1", {"group": "ml", "weight": 3})
     store.put_config("cluster", "local", {"type": "local", "capacity": {"cpu": 2}})
     assert store.get_config("queue") == {"q1": {"group": "ml", "weight": 3}}
     assert store.delete_config("queue", "q1") and store.get_config("queue") == {}
-    with pytest.raises(ValueError, match="config kind must be one of"):
+    with pytest.raises(ValueError, match="unknown configuration kind 'node'"):
         store.put_config("node", "n", {})
 
 
 def test_unsupported_url_is_rejected() -> None:
     with pytest.raises(ValueError, match="unsupported store URL 'mysql://x/y'"):
         Store("mysql://x/y")
+
+
+def test_tokens_expire(store_url: str) -> None:
+    now = [1000.0]
+    store = Store(store_url, clock=lambda: now[0])
+    try:
+        store.add_user("alice", "ml")
+        token = store.issue_token("alice", ttl_seconds=60)
+        assert store.authenticate(token) is not None
+        now[0] += 59.9
+        assert store.authenticate(token) is not None
+        now[0] += 0.2
+        assert store.authenticate(token) is None  # expired: refused like an unknown token
+    finally:
+        store.close()
+
+
+def test_an_older_store_gains_the_new_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the tokens table as an earlier version created it
+        conn.exec_driver_sql(
+            "CREATE TABLE tokens (token_hash VARCHAR(64) PRIMARY KEY, user_name VARCHAR(200) "
+            "NOT NULL, label VARCHAR(200) NOT NULL, created_at FLOAT NOT NULL)"
+        )
+        conn.exec_driver_sql("INSERT INTO tokens VALUES ('h', 'alice', 'old', 1.0)")
+    engine.dispose()
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            cols = {c["name"] for c in sa.inspect(conn).get_columns("tokens")}
+            kept = conn.exec_driver_sql("SELECT label FROM tokens").scalar_one()
+        assert {"token_id", "expires_at"} <= cols and kept == "old"  # nothing stored is lost
+    finally:
+        store.close()

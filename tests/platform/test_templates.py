@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from recforge.platform.specs import Resources, SpecError
-from recforge.platform.templates import Template, parse_template, placeholders, render
+from recforge.platform.model.resources import Resources
+from recforge.platform.model.specs import SpecError
+from recforge.platform.model.templates import Template, parse_template, placeholders, render
 
 TEMPLATE_YAML = """
 name: train-ials
@@ -42,7 +43,7 @@ def test_render_substitutes_typed_values_and_text() -> None:
     assert spec.command == ["python", "-m", "train", "--factors", "64", "--gpu=true", "--price=$5"]
     assert spec.env == {"LR": "0.01", "TAGS": "ml-1m-f64"}
     assert spec.replica_specs[1].replicas == 4  # "${workers}" alone keeps the int type
-    assert spec.gang_request()[1] == Resources(cpu=9, memory=17 * 1024)
+    assert spec.gang_request()[1] == Resources(cpu=9, memory=17 * 1024, pods=5)
     assert spec.min_available == 5
     # The stored form is a plain spec: rendering again with the same values is identical.
     assert render(tpl, {"dataset": "ml-1m", "workers": 4, "gpu": True}) == spec

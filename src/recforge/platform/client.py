@@ -155,13 +155,34 @@ class PlatformClient:
 
     # -- users and health ---------------------------------------------------------------------
     def create_token(
-        self, user: str, *, group: str | None = None, admin: bool = False, label: str = ""
+        self,
+        user: str,
+        *,
+        group: str | None = None,
+        admin: bool = False,
+        label: str = "",
+        ttl_seconds: float | None = None,
     ) -> dict[str, Any]:
-        """Issue a token for ``user`` (created in ``group`` if new); admin only."""
+        """Issue a token for ``user`` (admins: created in ``group`` if new; users: themselves)."""
+        body: dict[str, Any] = {"user": user, "group": group, "admin": admin, "label": label}
+        if ttl_seconds is not None:
+            body["ttl_seconds"] = ttl_seconds
+        return self._request("POST", "/tokens", json=body)  # type: ignore[no-any-return]
+
+    def list_tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Tokens without their secrets: yours (admins: ``user``'s, or all)."""
+        return self._request("GET", "/tokens", params={"user": user})  # type: ignore[no-any-return]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a token by its id (``tok-...``)."""
+        return self._request("DELETE", f"/tokens/{token_id}")  # type: ignore[no-any-return]
+
+    def audit(
+        self, *, limit: int = 100, cursor: str | None = None, action: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the audit log (admin): ``{"items": [...], "next_cursor": ...}``."""
         return self._request(  # type: ignore[no-any-return]
-            "POST",
-            "/tokens",
-            json={"user": user, "group": group, "admin": admin, "label": label},
+            "GET", "/audit", params={"limit": limit, "cursor": cursor, "action": action}
         )
 
     def whoami(self) -> dict[str, Any]:

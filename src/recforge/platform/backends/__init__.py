@@ -1,41 +1,33 @@
 """Backends (one proxy per cluster type): local processes and Ray.
 
-:class:`~recforge.platform.backends.ray.RayBackend` is imported lazily so that using the local
-backend never imports Ray.
+Names load on first use, so running the sidecar (``python -m recforge.platform.backends.sidecar``)
+imports nothing else, and the local backend never imports Ray. How to add a backend:
+:mod:`recforge.platform.backends.base`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import Any
 
-from recforge.platform.backends.base import (
-    Backend,
-    BackendError,
-    BackendStatus,
-    LaunchError,
-    ReplicaPhase,
-    ReplicaStatus,
-)
-from recforge.platform.backends.local import LocalBackend
-
-if TYPE_CHECKING:
-    from recforge.platform.backends.ray import RayBackend
-
-__all__ = [
-    "Backend",
-    "BackendError",
-    "BackendStatus",
-    "LaunchError",
-    "LocalBackend",
-    "RayBackend",
-    "ReplicaPhase",
-    "ReplicaStatus",
-]
+_WHERE = {
+    "Backend": "base",
+    "BackendError": "base",
+    "BackendStatus": "base",
+    "LaunchError": "base",
+    "ReplicaPhase": "base",
+    "ReplicaStatus": "base",
+    "EnvPolicy": "env",
+    "LocalBackend": "local",
+    "RayBackend": "ray",
+    "RunAs": "users",
+    "UserPolicy": "users",
+}
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "RayBackend":
-        from recforge.platform.backends.ray import RayBackend
-
-        return RayBackend
-    raise AttributeError(name)
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'recforge.platform.backends' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"recforge.platform.backends.{where}"), name)

@@ -4,17 +4,27 @@ A backend launches a job's replicas, cancels them, polls their health and return
 never changes job state: the service reads :class:`BackendStatus` and decides (through
 :meth:`recforge.platform.store.Store.transition`). Handles are plain JSON-able dicts so they can be
 stored with the job and used again by a restarted service (:meth:`Backend.reattach`).
+
+Adding a backend: a module in this package with a :class:`Backend` subclass (``cluster_type``,
+the five abstract methods, optionally :meth:`~Backend.recover_handle`, :meth:`~Backend.
+set_notifier` and :meth:`~Backend.close`), its settings in
+:class:`recforge.platform.model.deployment.BackendsConfig`, and one factory in
+:data:`recforge.platform.runtime.bootstrap.BACKEND_FACTORIES`. Replicas get the environment
+:class:`~recforge.platform.backends.env.EnvPolicy` builds (never the service's) and run as the
+:class:`~recforge.platform.backends.users.RunAs` user the service passes.
 """
 
 from __future__ import annotations
 
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from recforge.platform.specs import JobSpec
+from recforge.platform.backends.users import RunAs
+from recforge.platform.model.specs import JobSpec
 
 __all__ = [
     "Backend",
@@ -26,7 +36,6 @@ __all__ = [
     "ReplicaStatus",
     "admitted_count",
     "replica_command",
-    "replica_env",
     "replica_plan",
 ]
 
@@ -60,6 +69,7 @@ class ReplicaStatus:
     phase: ReplicaPhase
     exit_code: int | None = None
     detail: str = ""
+    heartbeat_at: float | None = None  # the sidecar's last heartbeat, where the backend sees it
 
 
 @dataclass(frozen=True)
@@ -125,20 +135,6 @@ def replica_command(spec: JobSpec, override: list[str] | None, python: str) -> l
     return list(spec.command)
 
 
-def replica_env(job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, world_size: int
-                ) -> dict[str, str]:
-    """The ``RECFORGE_*`` identity variables every backend gives one replica."""
-    return {
-        "RECFORGE_JOB_ID": str(job_id),
-        "RECFORGE_JOB_NAME": spec.name,
-        "RECFORGE_ATTEMPT": str(attempt),
-        "RECFORGE_REPLICA_INDEX": str(rp.index),
-        "RECFORGE_ROLE": rp.role,
-        "RECFORGE_ROLE_INDEX": str(rp.role_index),
-        "RECFORGE_WORLD_SIZE": str(world_size),
-    }
-
-
 def replica_plan(
     spec: JobSpec, count: int | None = None, python: str = sys.executable
 ) -> list[ReplicaPlan]:
@@ -176,10 +172,22 @@ class Backend(ABC):
 
     #: cluster type this backend serves ("local", "ray", ...).
     cluster_type: str = ""
+    #: whether replicas' sidecars send heartbeats the service can check (the heartbeat timeout
+    #: applies only then; otherwise the backend's own health checks speak for the replicas).
+    heartbeats: bool = False
 
     @abstractmethod
-    def launch(self, job_id: int, spec: JobSpec, admission: Any, *, attempt: int = 1) -> Handle:
-        """Start the job's gang; return a JSON-able handle. Raise :class:`LaunchError`."""
+    def launch(
+        self,
+        job_id: int,
+        spec: JobSpec,
+        admission: Any,
+        *,
+        attempt: int = 1,
+        run_as: RunAs | None = None,
+    ) -> Handle:
+        """Start the job's gang (as ``run_as``, None: as the service's own user); return a
+        JSON-able handle. Raise :class:`LaunchError`."""
 
     @abstractmethod
     def cancel(self, handle: Handle) -> None:
@@ -196,3 +204,15 @@ class Backend(ABC):
     @abstractmethod
     def reattach(self, handle: Handle) -> bool:
         """After a service restart: True if the handle's replicas can still be tracked."""
+
+    def recover_handle(self, job_id: int, attempt: int) -> Handle | None:
+        """The handle of an attempt whose launch a crash interrupted, or None if nothing of it
+        was started (the default: the backend cannot tell, so the attempt counts as lost)."""
+        return None
+
+    def set_notifier(self, notify: Callable[[int], None]) -> None:  # noqa: B027 - optional hook
+        """Call ``notify(job_id)`` when something about a job changes (a replica exited), so the
+        service polls it at once; backends without notifications are polled every tick."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release helpers (connections, helper processes); replicas keep running."""

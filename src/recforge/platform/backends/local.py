@@ -1,7 +1,7 @@
 """Local backend: each replica is a process on this machine, wrapped by the sidecar.
 
-Every replica runs ``python -m recforge.platform.sidecar run ... -- <command>`` in its own session
-(so cancel can signal the whole process group), with stdout/stderr in
+Every replica runs ``python -m recforge.platform.backends.sidecar run ... -- <command>`` in its
+own session (so cancel can signal the whole process group), with stdout/stderr in
 ``<runtime_dir>/job-<id>/attempt-<n>/replica-<i>.log`` and its exit code written by the sidecar to
 ``replica-<i>.exit``. Limits, where the OS allows: memory through ``RLIMIT_AS`` on the command
 (applied by the sidecar), CPU through ``sched_setaffinity`` when the replica asks for fewer cores
@@ -35,11 +35,12 @@ from recforge.platform.backends.base import (
     ReplicaPlan,
     ReplicaStatus,
     admitted_count,
-    replica_env,
     replica_plan,
 )
-from recforge.platform.sidecar import read_exit_file
-from recforge.platform.specs import JobSpec
+from recforge.platform.backends.env import EnvPolicy, identity_env
+from recforge.platform.backends.sidecar import read_exit_file
+from recforge.platform.backends.users import RunAs
+from recforge.platform.model.specs import JobSpec
 
 __all__ = ["LocalBackend", "process_start_time"]
 
@@ -70,30 +71,31 @@ def _alive(pid: int, start_time: int) -> bool:
 class LocalBackend(Backend):
     """Run replicas as local processes under the sidecar.
 
-    ``store_url`` is passed to sidecars for heartbeats (None: no heartbeats). ``term_grace`` is how
-    long cancel waits after SIGTERM before SIGKILL.
+    Sidecars beat into a heartbeat file next to their log (they never get the store).
+    ``term_grace`` is how long cancel waits after SIGTERM before SIGKILL.
     """
 
     cluster_type = "local"
+    heartbeats = True
 
     def __init__(
         self,
         runtime_dir: str | Path,
         *,
-        store_url: str | None = None,
         heartbeat_interval: float = 5.0,
         python: str = sys.executable,
         term_grace: float = 3.0,
         enforce_cpu_affinity: bool = True,
         enforce_memory: bool = True,
+        env: EnvPolicy | None = None,
     ) -> None:
         self.runtime_dir = Path(runtime_dir)
-        self.store_url = store_url
         self.heartbeat_interval = heartbeat_interval
         self.python = python
         self.term_grace = term_grace
         self.enforce_cpu_affinity = enforce_cpu_affinity
         self.enforce_memory = enforce_memory
+        self.env_policy = env or EnvPolicy.from_service()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._next_core = 0
 
@@ -110,19 +112,26 @@ class LocalBackend(Backend):
         self._next_core = (self._next_core + want) % len(cores)
         return sorted(picked)
 
-    def _env(self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int) -> dict:
-        env = dict(os.environ)
-        env.update(spec.env)
-        env.update(replica_env(job_id, attempt, spec, rp, n))
-        env["RECFORGE_HEARTBEAT_INTERVAL"] = str(self.heartbeat_interval)
-        if self.store_url:
-            env["RECFORGE_STORE_URL"] = self.store_url
-        if rp.cpu > 0:
-            threads = str(max(1, math.ceil(rp.cpu - 1e-9)))
-            env.setdefault("OMP_NUM_THREADS", threads)
+    def _env(
+        self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int,
+        run_as: RunAs | None,
+    ) -> dict[str, str]:
+        identity = identity_env(job_id, attempt, spec.name, rp.index, rp.role, rp.role_index, n)
+        env = self.env_policy.build(
+            spec, identity, cpu=rp.cpu,
+            home=run_as.home if run_as else None, user=run_as.user if run_as else None,
+        )  # fmt: skip
         return env
 
-    def launch(self, job_id: int, spec: JobSpec, admission: Any, *, attempt: int = 1) -> Handle:
+    def launch(
+        self,
+        job_id: int,
+        spec: JobSpec,
+        admission: Any,
+        *,
+        attempt: int = 1,
+        run_as: RunAs | None = None,
+    ) -> Handle:
         """Start the gang's replicas; on any failure kill what was started and raise."""
         plans = replica_plan(spec, admitted_count(admission), self.python)
         job_dir = self.runtime_dir / f"job-{job_id}" / f"attempt-{attempt}"
@@ -139,7 +148,9 @@ class LocalBackend(Backend):
         }
         try:
             for rp in plans:
-                replicas.append(self._start(job_id, attempt, spec, rp, len(plans), job_dir))
+                replicas.append(
+                    self._start(job_id, attempt, spec, rp, len(plans), job_dir, run_as)
+                )
                 # Rewritten after every start: a crash mid-launch leaves a usable partial handle.
                 self._save_handle(handle)
         except Exception as exc:
@@ -214,7 +225,14 @@ class LocalBackend(Backend):
         return handle
 
     def _start(
-        self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int, job_dir: Path
+        self,
+        job_id: int,
+        attempt: int,
+        spec: JobSpec,
+        rp: ReplicaPlan,
+        n: int,
+        job_dir: Path,
+        run_as: RunAs | None,
     ) -> dict[str, Any]:
         log_path = job_dir / f"replica-{rp.index}.log"
         exit_path = job_dir / f"replica-{rp.index}.exit"
@@ -222,14 +240,17 @@ class LocalBackend(Backend):
             exit_path.unlink()
         memory = rp.memory_mib if (self.enforce_memory and rp.memory_mib > 0) else None
         argv = [
-            self.python, "-m", "recforge.platform.sidecar", "run",
+            self.python, "-m", "recforge.platform.backends.sidecar", "run",
             "--job", str(job_id), "--replica", str(rp.index), "--attempt", str(attempt),
             "--exit-file", str(exit_path),
             "--pid-file", str(job_dir / f"replica-{rp.index}.pid"),
+            "--heartbeat-file", str(job_dir / f"replica-{rp.index}.hb"),
             "--heartbeat-interval", str(self.heartbeat_interval),
         ]  # fmt: skip
         if memory:
             argv += ["--memory-mib", str(memory)]
+        if run_as is not None:
+            argv += ["--user", run_as.user]
         argv += ["--", *rp.command]
         cpus = self._affinity(rp.cpu)
         preexec: Callable[[], None] | None = None
@@ -246,7 +267,7 @@ class LocalBackend(Backend):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=spec.workdir or None,
-                env=self._env(job_id, attempt, spec, rp, n),
+                env=self._env(job_id, attempt, spec, rp, n, run_as),
                 start_new_session=True,
                 preexec_fn=preexec,
             )
@@ -282,7 +303,14 @@ class LocalBackend(Backend):
         if code is None:
             self._reap(int(r["pid"]))
             if _alive(int(r["pid"]), int(r["start_time"])):
-                return ReplicaStatus(idx, ReplicaPhase.RUNNING)
+                # Running once its sidecar is up (it writes the pid file after starting the
+                # command); before that it is still starting, however slow the machine is.
+                beat = _mtime(Path(r["exit_file"]).with_suffix(".hb"))
+                if beat is None:  # the first beat follows the pid file
+                    beat = _mtime(Path(r["exit_file"]).with_suffix(".pid"))
+                if beat is not None:
+                    return ReplicaStatus(idx, ReplicaPhase.RUNNING, heartbeat_at=beat)
+                return ReplicaStatus(idx, ReplicaPhase.PENDING, None, "sidecar starting")
             # It may have written the file just before exiting: look once more.
             code = read_exit_file(r["exit_file"])
             if code is None:
@@ -343,6 +371,13 @@ class LocalBackend(Backend):
                 lines = path.read_text(errors="replace").splitlines()
                 return "\n".join(lines[-tail:]) if tail > 0 else ""
         raise KeyError(f"job {handle.get('job_id')} has no replica {replica}")
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _group_exists(pgid: int) -> bool:

@@ -37,11 +37,11 @@ from recforge.platform.backends.base import (
     ReplicaPhase,
     ReplicaStatus,
     admitted_count,
-    replica_env,
     replica_plan,
 )
-from recforge.platform.sidecar import STORE_URL_ENV
-from recforge.platform.specs import JobSpec
+from recforge.platform.backends.env import EnvPolicy, identity_env
+from recforge.platform.backends.users import RunAs
+from recforge.platform.model.specs import JobSpec
 
 __all__ = ["RayBackend", "bundle_for"]
 
@@ -69,7 +69,8 @@ class RayBackend(Backend):
     """Submit gangs to a Ray cluster through its dashboard address (``http://host:port``).
 
     ``strategy`` is ``STRICT_PACK`` (all replicas on one node) or ``PACK`` (best effort).
-    ``store_url`` is handed to the replicas' sidecars for heartbeats. Submission ids are
+    Replica health comes from Ray itself (a lost worker fails its task, which the driver
+    reports); the sidecars get no store access on Ray. Submission ids are
     deterministic, ``<id_prefix>-<job>-a<attempt>``, so a restarted service can find an attempt
     whose handle it never stored (:meth:`recover_handle`); give each platform store sharing a
     Ray cluster its own ``id_prefix``.
@@ -82,19 +83,19 @@ class RayBackend(Backend):
         dashboard_address: str,
         *,
         strategy: str = "PACK",
-        store_url: str | None = None,
         heartbeat_interval: float = 5.0,
         python: str = sys.executable,
         id_prefix: str = "recforge",
+        env: EnvPolicy | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", id_prefix):
             raise ValueError(f"id_prefix must be 1-40 of [A-Za-z0-9_-], got {id_prefix!r}")
         self.id_prefix = id_prefix
+        self.env_policy = env or EnvPolicy.from_service()
         if strategy not in ("STRICT_PACK", "PACK"):
             raise ValueError(f"placement strategy must be STRICT_PACK or PACK, got {strategy!r}")
         self.address = dashboard_address
         self.strategy = strategy
-        self.store_url = store_url
         self.heartbeat_interval = heartbeat_interval
         self.python = python
         self._client_obj: Any = None
@@ -110,21 +111,36 @@ class RayBackend(Backend):
                 raise BackendError(f"cannot reach Ray dashboard at {self.address}: {exc}") from exc
         return self._client_obj
 
-    def launch(self, job_id: int, spec: JobSpec, admission: Any, *, attempt: int = 1) -> Handle:
+    def launch(
+        self,
+        job_id: int,
+        spec: JobSpec,
+        admission: Any,
+        *,
+        attempt: int = 1,
+        run_as: RunAs | None = None,
+    ) -> Handle:
         plans = replica_plan(spec, admitted_count(admission), self.python)
         submission_id = f"{self.id_prefix}-{job_id}-a{attempt}"
         pg_name = f"{submission_id}-pg"
         replicas = []
         for rp in plans:
-            env = dict(spec.env)
-            env.update(replica_env(job_id, attempt, spec, rp, len(plans)))
+            identity = identity_env(
+                job_id, attempt, spec.name, rp.index, rp.role, rp.role_index, len(plans)
+            )
+            env = self.env_policy.build(
+                spec, identity, cpu=rp.cpu,
+                home=run_as.home if run_as else None, user=run_as.user if run_as else None,
+            )  # fmt: skip
             sidecar = [
-                self.python, "-m", "recforge.platform.sidecar", "run",
+                self.python, "-m", "recforge.platform.backends.sidecar", "run",
                 "--job", str(job_id), "--replica", str(rp.index), "--attempt", str(attempt),
                 "--heartbeat-interval", str(self.heartbeat_interval),
             ]  # fmt: skip
             if rp.memory_mib:
                 sidecar += ["--memory-mib", str(rp.memory_mib)]
+            if run_as is not None:
+                sidecar += ["--user", run_as.user]
             replicas.append(
                 {
                     "index": rp.index,
@@ -150,14 +166,12 @@ class RayBackend(Backend):
                          for r in replicas],
         }  # fmt: skip
         try:
-            # The store URL reaches the sidecars through the job's environment (tasks inherit
-            # it), not through the entrypoint text.
-            env = {STORE_URL_ENV: self.store_url} if self.store_url else {}
+            # Nothing of the service's environment or store goes to Ray: replicas get exactly
+            # the environment built above (inside the plan).
             self._client.submit_job(
                 entrypoint=entrypoint,
                 submission_id=submission_id,
                 metadata={"recforge_handle": json.dumps(handle)},
-                runtime_env={"env_vars": env} if env else None,
             )
         except Exception as exc:
             raise LaunchError(f"job {job_id}: Ray job submission failed: {exc}") from exc
@@ -250,7 +264,6 @@ class RayBackend(Backend):
 
 # -- driver (runs inside the Ray job) ---------------------------------------------------------
 def _driver(blob: str) -> int:
-    import os
     import subprocess
 
     import ray
@@ -267,10 +280,9 @@ def _driver(blob: str) -> int:
 
     @ray.remote(max_retries=0)
     def run_replica(argv: list[str], env: dict[str, str], cwd: str | None) -> tuple[int, str]:
-        full_env = dict(os.environ)
-        full_env.update(env)
+        # Exactly the environment the platform built for the replica (not the Ray worker's).
         proc = subprocess.run(
-            argv, env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         return proc.returncode, proc.stdout.decode(errors="replace")[-65536:]
 

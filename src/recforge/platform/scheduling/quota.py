@@ -1,212 +1,35 @@
-"""Logical resources: clusters, groups with quotas, queues, and the quota book (pure logic).
+"""The quota book: usage per (group, cluster) and whole-gang reservations against quotas.
 
-Quota semantics follow Kueue's nominal quota / borrowing / lending, per cluster and per resource:
-
-* every group that may use a cluster has a :class:`GroupQuota` there (``nominal`` may be zero);
-  a group without one never runs on that cluster;
-* ``guaranteed = nominal - lending_limit`` is kept for the group alone: nobody else may use it,
-  even while it is idle (``lending_limit=None`` means all of ``nominal`` is lendable, so nothing
-  is guaranteed: the group then competes for its own nominal quota with borrowers);
-* the rest of every group's nominal quota (its lendable part) forms the cluster's shared pool; a
-  group's usage above its own guaranteed part is drawn from that pool;
-* a group never uses more than ``nominal + borrowing_limit`` (no cap when ``borrowing_limit`` is
-  ``None``), never more than its cross-cluster ``total_cap`` summed over clusters, and the cluster's
-  capacity is never exceeded.
-
-In numbers, per resource, a group ``g`` on cluster ``c`` may take at most::
+The rules are Kueue's nominal quota / borrowing / lending (see :mod:`recforge.platform.model.
+config`). In numbers, per resource, a group ``g`` on cluster ``c`` may take at most::
 
     min(nominal_g + borrowing_limit_g - used_g,
         max(0, guaranteed_g - used_g) + min(pool_c - pool_used_c, unprotected_free_c),
         total_cap_g - used_g_all_clusters)
 
 where ``pool_used_c = sum_h max(0, used_h - guaranteed_h)`` and ``unprotected_free_c`` is the
-cluster's free capacity minus every group's unused guarantee. There is no preemption: lent quota
-comes back when the borrower's jobs finish.
+cluster's free capacity minus every group's unused guarantee. Lent quota comes back when the
+borrower's jobs finish, or earlier through preemption (:mod:`recforge.platform.scheduling.
+preemption`), which uses :meth:`QuotaBook.borrowed` to find borrowers.
 
-:class:`QuotaBook` keeps usage in exact integers (millicores, MiB, GPUs, milli-units of extended
-resources) and reserves a whole gang atomically or nothing.
+:class:`QuotaBook` keeps usage in exact integers (millicores, MiB, GPUs, pods, milli-units of
+extended resources) and reserves a whole gang atomically or nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from recforge.platform.model.config import Cluster, Group, GroupQuota, quota_with_pod_defaults
+from recforge.platform.model.resources import CORE_RESOURCES, Resources
+from recforge.platform.scheduling.errors import QuotaError, UnknownResource
 
-from recforge.platform.specs import (
-    CORE_RESOURCES,
-    Resources,
-    SpecError,
-    format_validation_error,
-    load_mapping,
-)
+__all__ = ["INF", "QuotaBook", "QuotaError", "Shortage", "UnknownResource"]
 
-__all__ = [
-    "Cluster",
-    "ClusterType",
-    "Group",
-    "GroupQuota",
-    "PlatformConfig",
-    "Queue",
-    "QuotaBook",
-    "QuotaError",
-    "Shortage",
-    "UnknownResource",
-    "parse_platform_config",
-]
-
-ClusterType = Literal["local", "ray", "kubernetes", "spark"]
 INF = 1 << 62  # "no limit" in integer units; far above any real amount
-_SCALE = {"cpu": 1000, "memory": 1, "gpu": 1}  # extended resources: 1000 (milli-units)
-
-
-class QuotaError(ValueError):
-    """A reservation or a request violates quotas or capacity, or names unknown things."""
-
-
-class UnknownResource(QuotaError):
-    """A request names a resource that no cluster has."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$"
-
-
-class Cluster(_Strict):
-    """A cluster of one type with a total capacity and, optionally, its nodes.
-
-    ``nodes`` (per-node capacities) are for the backend's level-2 placement; level 1 only uses
-    them to reject a replica that fits on no node, or a gang that cannot be packed even into an
-    empty cluster.
-    """
-
-    name: str = Field(pattern=_NAME_PATTERN)
-    type: ClusterType
-    capacity: Resources
-    nodes: list[Resources] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _check(self) -> Cluster:
-        if self.nodes:
-            total = Resources.total(self.nodes)
-            if not self.capacity.fits(total):
-                raise ValueError(f"capacity: {self.capacity} exceeds the sum of its nodes {total}")
-        return self
-
-
-class GroupQuota(_Strict):
-    """A group's quota on one cluster (Kueue-style nominal / borrowing / lending limits)."""
-
-    cluster: str
-    nominal: Resources = Field(default_factory=lambda: Resources())
-    borrowing_limit: Resources | None = Field(
-        default=None, description="max usage above nominal; None = no limit (bounded by the pool)"
-    )
-    lending_limit: Resources | None = Field(
-        default=None, description="max part of nominal others may borrow; None = all of it"
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> GroupQuota:
-        if self.lending_limit is not None and not self.lending_limit.fits(self.nominal):
-            raise ValueError(f"lending_limit: {self.lending_limit} exceeds nominal {self.nominal}")
-        return self
-
-    @property
-    def guaranteed(self) -> Resources:
-        """The part of ``nominal`` nobody else may borrow."""
-        if self.lending_limit is None:
-            return Resources()
-        return self.nominal.sub(self.lending_limit)
-
-
-class Group(_Strict):
-    """A user group with per-cluster quotas and an optional cap summed over all clusters."""
-
-    name: str = Field(pattern=_NAME_PATTERN)
-    quotas: list[GroupQuota] = Field(default_factory=list)
-    total_cap: Resources | None = None
-
-    @field_validator("quotas")
-    @classmethod
-    def _unique(cls, v: list[GroupQuota]) -> list[GroupQuota]:
-        seen = [q.cluster for q in v]
-        dup = sorted({c for c in seen if seen.count(c) > 1})
-        if dup:
-            raise ValueError(f"more than one quota for cluster(s) {dup}")
-        return v
-
-    def quota(self, cluster: str) -> GroupQuota | None:
-        return next((q for q in self.quotas if q.cluster == cluster), None)
-
-
-class Queue(_Strict):
-    """A queue feeding one group: ``priority`` is strict, ``weight`` scales its fair share."""
-
-    name: str = Field(pattern=_NAME_PATTERN)
-    group: str
-    weight: float = Field(default=1.0, gt=0)
-    priority: int = 0
-
-
-class PlatformConfig(_Strict):
-    """Clusters, groups and queues, cross-checked (every reference resolves)."""
-
-    clusters: list[Cluster]
-    groups: list[Group]
-    queues: list[Queue]
-
-    @model_validator(mode="after")
-    def _check(self) -> PlatformConfig:
-        for kind, names in (
-            ("clusters", [c.name for c in self.clusters]),
-            ("groups", [g.name for g in self.groups]),
-            ("queues", [q.name for q in self.queues]),
-        ):
-            dup = sorted({n for n in names if names.count(n) > 1})
-            if dup:
-                raise ValueError(f"{kind}: duplicate name(s) {dup}")
-        clusters = {c.name for c in self.clusters}
-        groups = {g.name for g in self.groups}
-        for g in self.groups:
-            for q in g.quotas:
-                if q.cluster not in clusters:
-                    raise ValueError(
-                        f"groups: group {g.name!r} has a quota for unknown cluster {q.cluster!r}"
-                    )
-        for queue in self.queues:
-            if queue.group not in groups:
-                raise ValueError(
-                    f"queues: queue {queue.name!r} names unknown group {queue.group!r}"
-                )
-        for c in self.clusters:
-            guaranteed = Resources.total(
-                [gq.guaranteed for g in self.groups if (gq := g.quota(c.name)) is not None]
-            )
-            short = guaranteed.shortfall(c.capacity)
-            if short:
-                detail = ", ".join(f"{k}: {n:g} > {a:g}" for k, (n, a) in short.items())
-                raise ValueError(
-                    f"groups: guaranteed quotas on cluster {c.name!r} exceed its capacity "
-                    f"({detail})"
-                )
-        return self
-
-
-def parse_platform_config(
-    data: Mapping[str, Any] | str | bytes, source: str = "<platform>"
-) -> PlatformConfig:
-    """Validate a platform config (YAML/JSON text or dict); raises :class:`SpecError`."""
-    mapping = load_mapping(data, "platform config", source)
-    try:
-        return PlatformConfig.model_validate(mapping)
-    except ValidationError as exc:
-        raise SpecError(format_validation_error(exc, "platform config", source)) from None
+_SCALE = {"cpu": 1000, "memory": 1, "gpu": 1, "pods": 1}  # extended resources: 1000 (milli-units)
+_CORE = len(CORE_RESOURCES)
 
 
 @dataclass(frozen=True)
@@ -320,7 +143,11 @@ class QuotaBook:
                 raise QuotaError(f"group {gname!r} already has a quota on {cluster.name!r}")
             updated[gname] = g.model_copy(update={"quotas": [*g.quotas, q]})
         guaranteed = Resources.total(
-            [gq.guaranteed for g in updated.values() if (gq := g.quota(cluster.name)) is not None]
+            [
+                quota_with_pod_defaults(gq, cluster).guaranteed
+                for g in updated.values()
+                if (gq := g.quota(cluster.name)) is not None
+            ]
         )
         short = guaranteed.shortfall(cluster.capacity)
         if short:
@@ -350,9 +177,10 @@ class QuotaBook:
             if q.cluster not in self._clusters:
                 raise QuotaError(f"group {g.name!r} has a quota for unknown cluster {q.cluster!r}")
         self._group_used.setdefault(g.name, [0] * len(self.dims))
-        self._group_cap[g.name] = (
-            [INF] * len(self.dims) if g.total_cap is None else self._vec_limit(g.total_cap)
-        )
+        cap = [INF] * len(self.dims) if g.total_cap is None else self._vec_limit(g.total_cap)
+        if g.total_cap is not None and "pods" not in g.total_cap.model_fields_set:
+            cap[CORE_RESOURCES.index("pods")] = INF  # a cap that does not mention pods
+        self._group_cap[g.name] = cap
         for q in g.quotas:
             st = self._clusters[q.cluster]
             if g.name not in st.slots:
@@ -360,6 +188,7 @@ class QuotaBook:
 
     def _install_slot(self, st: _ClusterState, group: str, q: GroupQuota) -> None:
         self._avail_cache.clear()  # limits change: cached availability is stale
+        q = quota_with_pod_defaults(q, st.cluster)
         # Limits naming a resource no cluster has are harmless: such requests are refused anyway.
         nominal = self._vec_limit(q.nominal)
         guaranteed = self._vec_limit(q.guaranteed)
@@ -426,10 +255,10 @@ class QuotaBook:
             raise UnknownResource(
                 f"unknown resource(s) {unknown}: no cluster has them (known: {list(self.dims)})"
             )
-        out = [round(r.cpu * 1000), r.memory, r.gpu]
-        if len(self.dims) > 3:
+        out = [round(r.cpu * 1000), r.memory, r.gpu, r.pods]
+        if len(self.dims) > _CORE:
             ext = r.extended
-            out += [round(ext.get(k, 0.0) * 1000) for k in self.dims[3:]]
+            out += [round(ext.get(k, 0.0) * 1000) for k in self.dims[_CORE:]]
         return out
 
     def _vec_limit(self, r: Resources) -> list[int]:
@@ -437,8 +266,8 @@ class QuotaBook:
 
     def to_resources(self, v: Sequence[int]) -> Resources:
         """Inverse of :meth:`vec` (``INF`` entries become very large numbers)."""
-        ext = {d: v[i] / 1000 for i, d in enumerate(self.dims) if i >= 3 and v[i]}
-        return Resources._make(v[0] / 1000, int(v[1]), int(v[2]), ext)
+        ext = {d: v[i] / 1000 for i, d in enumerate(self.dims) if i >= _CORE and v[i]}
+        return Resources._make(v[0] / 1000, int(v[1]), int(v[2]), int(v[3]), ext)
 
     def amount(self, dim: int, value: int) -> float:
         """A vector entry in the resource's user unit (cores, MiB, GPUs, units)."""
@@ -567,6 +396,30 @@ class QuotaBook:
 
     def cluster_cap_vec(self, cluster: str) -> list[int]:
         return self._clusters[cluster].cap
+
+    def borrows(self, group: str, cluster: str, dims: Sequence[int]) -> bool:
+        """Whether ``group`` uses more than its nominal quota on ``cluster`` in any of ``dims``
+        (vector indices): it holds lent quota there."""
+        _, slot = self._state(group, cluster)
+        return any(slot.used[i] > slot.nominal[i] for i in dims)
+
+    def others_borrow(self, group: str, cluster: str) -> bool:
+        """Whether a group other than ``group`` uses more than its nominal quota on ``cluster``
+        (of any resource)."""
+        st, _ = self._state(group, cluster)
+        return any(
+            u > n
+            for name, slot in st.slots.items()
+            if name != group
+            for u, n in zip(slot.used, slot.nominal, strict=True)
+        )
+
+    def reserved_vec(self, key: str) -> list[int]:
+        """The vector ``key`` holds (a copy); unknown keys raise :class:`QuotaError`."""
+        r = self._reservations.get(key)
+        if r is None:
+            raise QuotaError(f"{key!r} holds no reservation")
+        return list(r[2])
 
     def reservation(self, key: str) -> tuple[str, str, Resources] | None:
         r = self._reservations.get(key)

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from recforge.platform.specs import (
+from recforge.platform.model.names import NAME_PATTERN
+from recforge.platform.model.specs import (
     JobSpec,
     SpecError,
     format_validation_error,
@@ -171,8 +172,8 @@ class Template(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
-    owner: str = "admin"
+    name: str = Field(pattern=NAME_PATTERN)
+    owner: str = Field(default="admin", pattern=NAME_PATTERN, description="a group, or 'admin'")
     description: str = ""
     parameters: list[TemplateParameter] = Field(default_factory=list)
     body: dict[str, Any]

@@ -2,16 +2,15 @@
 
 Usage::
 
-    python -m recforge.platform.sidecar run --job 7 --replica 0 --attempt 1 \\
+    python -m recforge.platform.backends.sidecar run --job 7 --replica 0 --attempt 1 \\
         --store-url sqlite:///platform.db --exit-file /run/j7/r0.exit -- python train.py
 
-Design choice: heartbeats go straight to the platform store (``replicas.last_heartbeat`` through
-:meth:`recforge.platform.store.Store.heartbeat`). That works for every backend that can reach the
-database (local processes, Ray workers, pods) and leaves the service one place to look, with no
-file protocol to keep in sync. Backends pass the URL in ``$RECFORGE_STORE_URL`` (not argv, which
-any user can read); the sidecar drops it from the command's environment. Heartbeats carry the
-attempt number, so a dying sidecar of an old attempt cannot refresh the rows of a new one.
-Without a store URL no heartbeats are sent.
+Heartbeats: the local backend passes ``--heartbeat-file`` (a file in the service's private
+runtime directory whose modification time the backend reads), so a local sidecar never needs the
+store. A backend may instead pass a store URL in ``$RECFORGE_STORE_URL`` (not argv, which any user
+can read) for beats into ``replicas.last_heartbeat``; the sidecar drops it from the command's
+environment. Store heartbeats carry the attempt number, so a dying sidecar of an old attempt
+cannot refresh the rows of a new one.
 
 The exit code is also written (atomically: temp file + rename) to ``--exit-file`` as JSON
 ``{"exit_code": n, "finished_at": t}``: a restarted service that is not the sidecar's parent reads
@@ -26,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import pwd
 import resource
 import signal
 import subprocess
@@ -89,9 +89,11 @@ def _limit_memory(memory_mib: int | None) -> Callable[[], None] | None:
 
 
 class _Heartbeat(threading.Thread):
-    """Background thread that refreshes the replica row every ``interval`` seconds."""
+    """Background thread that beats every ``interval`` seconds: touches the heartbeat file
+    (``--heartbeat-file``, what the local backend reads) and/or refreshes the replica's row in
+    the store (``--store-url``)."""
 
-    def __init__(self, args: argparse.Namespace, pid: int) -> None:
+    def __init__(self, args: argparse.Namespace, pid: int = 0) -> None:
         super().__init__(name="recforge-heartbeat", daemon=True)
         self.args = args
         self.pid = pid
@@ -104,6 +106,13 @@ class _Heartbeat(threading.Thread):
             self.store = Store(url, create=False)
 
     def beat(self, state: str = "running", exit_code: int | None = None) -> None:
+        if self.args.heartbeat_file:
+            path = Path(self.args.heartbeat_file)
+            try:
+                path.touch()
+                os.utime(path)
+            except OSError as exc:
+                print(f"[recforge-sidecar] heartbeat failed: {exc}", file=sys.stderr, flush=True)
         if self.store is None:
             return
         try:
@@ -149,9 +158,22 @@ def run(args: argparse.Namespace) -> int:
         if args.exit_file:
             write_exit_file(Path(args.exit_file), code)
         return 128 + received[0]
+    # Connect to the store before the command starts, so the first heartbeat follows the pid
+    # file at once (connecting can take long on a loaded machine).
+    hb = _Heartbeat(args)
     try:
+        # The backend built this process's environment from its allow-list; the command gets it
+        # without the sidecar's own settings.
         child_env = {k: v for k, v in os.environ.items() if k != STORE_URL_ENV}
-        child = subprocess.Popen(cmd, env=child_env, preexec_fn=_limit_memory(args.memory_mib))
+        user: dict[str, Any] = {}
+        if args.user:
+            pw = pwd.getpwnam(args.user)
+            if pw.pw_uid == 0:
+                raise OSError(f"refusing to run a job as {args.user!r} (root)")
+            user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        child = subprocess.Popen(
+            cmd, env=child_env, preexec_fn=_limit_memory(args.memory_mib), **user
+        )
     except OSError as exc:
         print(f"[recforge-sidecar] cannot start {cmd[0]!r}: {exc}", file=sys.stderr, flush=True)
         code = 127
@@ -164,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pid_file:
         _write_pid_file(Path(args.pid_file), child.pid)
-    hb = _Heartbeat(args, child.pid)
+    hb.pid = child.pid
     hb.beat()
     hb.start()
     while True:
@@ -181,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m recforge.platform.sidecar")
+    parser = argparse.ArgumentParser(prog="python -m recforge.platform.backends.sidecar")
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a replica's command under the sidecar")
     r.add_argument("--job", type=int, required=True, help="job id")
@@ -192,8 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--exit-file", default=None, help="where to write the exit code JSON")
     r.add_argument("--pid-file", default=None, help="where to write the sidecar's pid JSON")
+    r.add_argument("--heartbeat-file", default=None, help="touched at every heartbeat")
     r.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds")
     r.add_argument("--memory-mib", type=int, default=None, help="RLIMIT_AS for the command")
+    r.add_argument("--user", default=None, help="run the command as this OS user (needs root)")
     r.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")
     return parser
 

@@ -1,0 +1,168 @@
+"""Request and response bodies of the REST API (pydantic)."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recforge.platform.model.names import NAME_PATTERN
+from recforge.platform.model.states import JobState
+from recforge.platform.runtime.accounts import MAX_TOKEN_TTL
+from recforge.platform.store import DEFAULT_TOKEN_TTL
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def of(cls, record: Any) -> Self:
+        """This model from the same-named attributes of a store record (other ones ignored)."""
+        return cls.model_validate(record, from_attributes=True)
+
+
+class JobOut(_Out):
+    """A job as the API shows it (its rendered spec, state and timestamps)."""
+
+    id: int
+    name: str
+    owner: str
+    group: str
+    queue: str
+    state: JobState
+    reason: str
+    attempts: int
+    cluster: str | None
+    admission: dict[str, Any] | None
+    cancel_requested: bool
+    preemptions: int
+    not_before: float | None
+    created_at: float
+    updated_at: float
+    admitted_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    spec: dict[str, Any]
+
+
+class JobPage(_Out):
+    """One page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class EventOut(_Out):
+    """One recorded state change of a job."""
+
+    id: int
+    from_state: JobState | None
+    to_state: JobState
+    reason: str
+    version: int
+    at: float
+
+
+class ShortageOut(_Out):
+    """A resource the job cannot get now, what it needs and what is free to it, and why."""
+
+    resource: str
+    needed: float
+    available: float
+    limited_by: str
+    cluster: str | None = None
+
+
+class WhyOut(_Out):
+    """Why a job is where it is; for a pending job, what blocks it and its place in line."""
+
+    job_id: int
+    state: JobState
+    reason: str
+    queue: str
+    queue_position: int | None = Field(
+        default=None,
+        description="1-based position among the queue's pending jobs (None if not pending)",
+    )
+    blocking: list[ShortageOut] = Field(default_factory=list)
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogsOut(_Out):
+    """The last ``tail`` lines of one replica's output."""
+
+    job_id: int
+    replica: int
+    tail: int
+    text: str
+
+
+class TemplateSubmission(BaseModel):
+    """Submit a job rendered from an admin-owned template with the user's values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(pattern=NAME_PATTERN)
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class TokenIn(BaseModel):
+    """Issue a token for ``user``; the user is created in ``group`` if new (admins), or for
+    oneself (users)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(pattern=NAME_PATTERN)
+    group: str | None = Field(None, pattern=NAME_PATTERN)
+    admin: bool = False
+    label: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ttl_seconds: float = Field(DEFAULT_TOKEN_TTL, gt=0, le=MAX_TOKEN_TTL, allow_inf_nan=False,
+                               description="lifetime; at most a year")
+
+
+class TokenOut(_Out):
+    """A freshly issued token: shown once, only its hash is stored."""
+
+    user: str
+    group: str
+    admin: bool
+    token: str
+    token_id: str
+    expires_at: float | None
+
+
+class TokenInfoOut(_Out):
+    """A stored token without its secret."""
+
+    token_id: str
+    user: str
+    label: str
+    created_at: float
+    expires_at: float | None
+
+
+class AuditOut(_Out):
+    """One admin action."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] | None
+
+
+class AuditPage(_Out):
+    items: list[AuditOut]
+    next_cursor: str | None
+
+
+class WhoAmI(_Out):
+    user: str
+    group: str
+    admin: bool
+
+
+class Health(_Out):
+    status: str
+    store: str

@@ -1,0 +1,540 @@
+"""The service façade: everything a user or an admin can ask of the platform, with access rules.
+
+The REST API and the CLI call only the public methods of :class:`PlatformService`; each checks
+the caller against :mod:`recforge.platform.model.access`, validates input before anything is
+stored, and raises the typed errors of :mod:`recforge.platform.runtime.errors` (which the API
+maps to HTTP statuses). Under the façade: the store, the scheduler behind its lock
+(:class:`~recforge.platform.runtime.gate.SchedulerGate`), the moves with their effects
+(:class:`~recforge.platform.runtime.transitions.Transitions`) and the loop
+(:class:`~recforge.platform.runtime.reconciler.Reconciler`). One process serves the API and runs
+the loop; :mod:`recforge.platform.runtime.bootstrap` wires it.
+
+Admin actions (configuration, templates, tokens for others, cancelling another user's job) are
+written to the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from recforge.platform.backends.base import Backend
+from recforge.platform.backends.users import UserPolicy, check_users
+from recforge.platform.model.access import (
+    may_cancel,
+    may_see_group,
+    may_see_template,
+    may_submit_to,
+)
+from recforge.platform.model.config import (
+    CONFIG_KINDS,
+    Cluster,
+    Group,
+    PlatformConfig,
+    Queue,
+    config_kind,
+)
+from recforge.platform.model.specs import JobSpec, SpecError, format_validation_error
+from recforge.platform.model.states import ACTIVE_STATES, TERMINAL_STATES, JobState
+from recforge.platform.model.templates import Template, parse_template, render
+from recforge.platform.runtime import accounts, recovery
+from recforge.platform.runtime.errors import Conflict, Forbidden, Invalid, NotFound
+from recforge.platform.runtime.gate import SchedulerGate
+from recforge.platform.runtime.reconciler import LoopSettings, Reconciler, TickReport
+from recforge.platform.runtime.transitions import Transitions
+from recforge.platform.scheduling import QuotaError, Scheduler, Shortage, UnknownResource
+from recforge.platform.store import (
+    DEFAULT_TOKEN_TTL,
+    AuditEntry,
+    Event,
+    JobNotFound,
+    JobRecord,
+    Page,
+    Store,
+    TokenInfo,
+    User,
+)
+
+__all__ = ["PlatformService", "Why", "load_config", "save_config"]
+
+log = logging.getLogger("recforge.platform.service")
+S = JobState
+ConfigItem = Cluster | Group | Queue
+
+
+def load_config(store: Store) -> PlatformConfig:
+    """The cluster/group/queue configuration kept in the store."""
+    return PlatformConfig.model_validate(
+        {k.plural: list(store.get_config(k.name).values()) for k in CONFIG_KINDS}
+    )
+
+
+def save_config(store: Store, config: PlatformConfig) -> None:
+    """Write every cluster/group/queue of ``config`` to the store (replacing same names)."""
+    for kind in CONFIG_KINDS:
+        for item in getattr(config, kind.plural):
+            store.put_config(kind.name, item.name, item.model_dump(mode="json",
+                                                                   exclude_unset=True))
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a job is where it is; for a pending job, what blocks it and its place in line."""
+
+    job_id: int
+    state: JobState
+    reason: str
+    queue: str
+    queue_position: int | None = None
+    blocking: list[tuple[str, Shortage]] = field(default_factory=list)  # (cluster, shortage)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class PlatformService:
+    """The platform's operations (see the module docstring).
+
+    ``backends`` maps a cluster type (``"local"``, ``"ray"``) to its backend. ``config``
+    defaults to the configuration kept in ``store``; ``scheduler_factory`` builds the scheduler
+    from it (and again after every configuration change).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        backends: Mapping[str, Backend],
+        *,
+        config: PlatformConfig | None = None,
+        scheduler_factory: Callable[[PlatformConfig], Scheduler] = Scheduler,
+        settings: LoopSettings | None = None,
+        users: UserPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.backends = dict(backends)
+        self.clock = clock
+        self.users = users or UserPolicy(switch=False)
+        self.config = config if config is not None else load_config(store)
+        self.gate = SchedulerGate(self.config, scheduler_factory)
+        self.transitions = Transitions(store, self.gate, self.backends, clock)
+        self.reconciler = Reconciler(
+            store, self.gate, self.transitions, self.backends,
+            config=lambda: self.config, users=self.users, settings=settings, clock=clock,
+        )  # fmt: skip
+        self._config_lock = threading.Lock()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def recover(self) -> dict[str, list[int]]:
+        """Rebuild memory from the store after a (re)start (:func:`.recovery.recover`)."""
+        return recovery.recover(self)
+
+    def tick(self) -> TickReport:
+        """One step of the loop (:meth:`.reconciler.Reconciler.tick`)."""
+        return self.reconciler.tick()
+
+    def run_forever(self, stop: threading.Event) -> None:
+        self.reconciler.run_forever(stop)
+
+    def health(self) -> str:
+        """The store's dialect; raises if the store does not answer."""
+        self.store.last_event_id()
+        return self.store.dialect
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def submit(self, user: User, spec: JobSpec | Mapping[str, Any] | str,
+               *, source: str = "<submission>") -> int:  # fmt: skip
+        """:meth:`submit_job`, returning the new job's id."""
+        return self.submit_job(user, spec, source=source).id
+
+    def submit_job(self, user: User, spec: JobSpec | Mapping[str, Any] | str,
+                   *, source: str = "<submission>") -> JobRecord:  # fmt: skip
+        """Validate and store a job for ``user`` in PENDING and queue it.
+
+        ``spec`` is a :class:`JobSpec`, a mapping or YAML/JSON text; a mapping ``{"template":
+        name, "values": {...}}`` is rendered from a template the user may see. Raises
+        :class:`Invalid` (malformed spec, unknown queue or resource), :class:`NotFound` (unknown
+        template), :class:`Forbidden` (another group's queue) or :class:`Conflict` (the gang can
+        never be admitted: bigger than every cluster or quota the queue's group may use); nothing
+        is stored then.
+        """
+        job_spec = self._parse(user, spec, source)
+        queue = next((q for q in self.config.queues if q.name == job_spec.queue), None)
+        if queue is None:
+            known = sorted(q.name for q in self.config.queues)
+            raise Invalid(f"unknown queue {job_spec.queue!r}; known queues: {known}",
+                          field="queue")  # fmt: skip
+        if not may_submit_to(user, queue.group):
+            raise Forbidden(
+                f"user {user.name!r} (group {user.group!r}) may not submit to queue "
+                f"{queue.name!r} of group {queue.group!r}",
+                field="queue",
+            )
+        try:
+            self.gate.validate(job_spec, job_spec.name)
+        except UnknownResource as exc:
+            raise Invalid(str(exc), field="replica_specs") from None
+        except QuotaError as exc:
+            raise Conflict(str(exc)) from None
+        job = self.store.create_job(
+            name=job_spec.name,
+            owner=user.name,
+            group=queue.group,
+            queue=queue.name,
+            spec=job_spec.canonical(),
+            reason=f"submitted by {user.name}",
+        )
+        self.transitions.requeue(job, job.created_at)
+        self.reconciler.notify(job.id)
+        log.info("job submitted", extra={"job_id": job.id, "queue": queue.name,
+                                         "owner": user.name})  # fmt: skip
+        return job
+
+    def _parse(self, user: User, spec: JobSpec | Mapping[str, Any] | str, source: str) -> JobSpec:
+        from recforge.platform.model.specs import parse_job_spec
+
+        try:
+            if isinstance(spec, JobSpec):
+                return spec
+            if isinstance(spec, Mapping) and "template" in spec:
+                extra = sorted(set(spec) - {"template", "values"})
+                if extra:
+                    raise Invalid(f"template submission: unknown field(s) {extra}",
+                                  field=extra[0])  # fmt: skip
+                values = spec.get("values") or {}
+                if not isinstance(values, Mapping):
+                    raise Invalid("template submission: values must be a mapping",
+                                  field="values")  # fmt: skip
+                return render(self.template(user, str(spec["template"])), values)
+            return parse_job_spec(spec, source)
+        except SpecError as exc:
+            raise Invalid(str(exc), field=_first_field(str(exc))) from None
+
+    def get_job(self, user: User, job_id: int) -> JobRecord:
+        """The job, if ``user`` may see it (another group's job is :class:`NotFound`)."""
+        try:
+            job = self.store.get_job(job_id)
+        except JobNotFound:
+            raise NotFound(f"no job with id {job_id}", field="job_id") from None
+        if not may_see_group(user, job.group):
+            raise NotFound(f"no job with id {job_id}", field="job_id")
+        return job
+
+    def list_jobs(
+        self,
+        user: User,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        states: Sequence[JobState] | None = None,
+        queue: str | None = None,
+        group: str | None = None,
+    ) -> Page:
+        """One page of the jobs ``user`` may see, newest first; non-admins only their group's."""
+        if not user.is_admin:
+            if group is not None and group != user.group:
+                raise Forbidden(f"you may list only your group's jobs ({user.group!r})",
+                                field="group")  # fmt: skip
+            group = user.group
+        try:
+            return self.store.list_jobs(limit=limit, cursor=cursor, states=states, queue=queue,
+                                        group=group)  # fmt: skip
+        except ValueError as exc:
+            raise Invalid(str(exc), field="cursor" if "cursor" in str(exc) else "limit") from None
+
+    def events(self, user: User, job_id: int) -> list[Event]:
+        self.get_job(user, job_id)
+        return self.store.events(job_id)
+
+    def cancel(self, user: User, job_id: int) -> JobRecord:
+        """Cancel a job (its owner or an admin). Jobs without processes end at once; launched
+        ones are stopped by the loop right after (the answer shows ``cancel_requested``).
+        Raises :class:`Forbidden`, :class:`NotFound`, or :class:`Conflict` for a finished job."""
+        job = self.get_job(user, job_id)
+        if not may_cancel(user, job.owner):
+            raise Forbidden(
+                f"user {user.name!r} may not cancel job {job_id} of {job.owner!r}: only its "
+                "owner or an admin may"
+            )
+        if job.state in TERMINAL_STATES:
+            raise Conflict(f"job {job_id} already finished: {job.state.value} ({job.reason})")
+        if user.is_admin and user.name != job.owner:
+            self.store.audit(user.name, "cancel", f"job {job_id}", {"owner": job.owner})
+        self.cancel_now(self.store.request_cancel(job_id), f"cancelled by {user.name}")
+        return self.store.get_job(job_id)
+
+    def cancel_now(self, job: JobRecord, reason: str) -> None:
+        """Cancel a job flagged for cancellation: at once if it has no processes, else through
+        the loop."""
+        if job.state in (S.PENDING, S.BACKOFF) and self.transitions.move(
+            job, S.CANCELLED, reason
+        ) is not None:
+            return
+        if job.state not in TERMINAL_STATES:
+            self.reconciler.request_cancel(job.id, reason)
+
+    def why(self, user: User, job_id: int) -> Why:
+        """Why the job is in its state; for a pending job the blocking resources and its place
+        in the queue, for a preempting one its victims, for a launched one its replicas."""
+        job = self.get_job(user, job_id)
+        expl = None
+        if job.state in (S.PENDING, S.ADMITTED):
+            expl = self.gate.explain(job.id, self.clock())
+        if expl is not None:
+            return Why(
+                job_id=job.id, state=job.state, reason=expl.message, queue=job.queue,
+                queue_position=expl.position,
+                blocking=[(v.cluster, s) for v in expl.clusters for s in v.shortages],
+                detail={
+                    "scheduler_state": expl.state,
+                    "queue_length": expl.queue_length,
+                    "waited_seconds": expl.waited_seconds,
+                    "size": expl.size,
+                    "effective_size": expl.effective_size,
+                    "starving": expl.starving,
+                    "starving_in_seconds": expl.starving_in_seconds,
+                    "reserved_cluster": expl.reserved_cluster,
+                    "preempting": [int(v) for v in expl.preempting],
+                    "preempted_by": int(expl.preempted_by) if expl.preempted_by else None,
+                    "clusters": {v.cluster: {"fits_now": v.fits_now,
+                                             "claimed_by": list(v.claimed_by)}
+                                 for v in expl.clusters},
+                },
+            )  # fmt: skip
+        if job.state is S.BACKOFF and job.not_before is not None:
+            wait = max(0.0, job.not_before - self.clock())
+            reason = f"job {job_id} is in backoff ({job.reason}); requeued in {wait:.1f}s"
+        else:
+            reason = f"job {job_id} is {job.state.value}: {job.reason}"
+        detail: dict[str, Any] = {"preemptions": job.preemptions}
+        if job.state in (S.STARTING, S.RUNNING):
+            try:
+                status = self.reconciler.status_of(job)
+            except Exception as exc:  # the backend may be unreachable: say so, do not fail
+                status = {"detail": f"backend unreachable: {exc}"}
+            if status is not None:
+                detail["backend"] = status
+        return Why(job.id, job.state, reason, job.queue, detail=detail)
+
+    def explain(self, job_id: int) -> str:
+        """:meth:`why`'s text for an admin (tests and tools)."""
+        return self.why(User("admin", "admin", True), job_id).reason
+
+    def logs(self, user: User, job_id: int, replica: int = 0, tail: int = 100) -> str:
+        """The last ``tail`` lines of one replica's output (current or last attempt)."""
+        job = self.get_job(user, job_id)
+        if job.handle is None:
+            raise Conflict(f"job {job.id} is {job.state.value} and was never launched: no logs yet")
+        backend = self.transitions.backend_of(job)
+        if backend is None:
+            raise Conflict(f"job {job.id}: no backend for its cluster type")
+        try:
+            return backend.logs(job.handle, replica, tail)
+        except KeyError:
+            raise NotFound(f"job {job.id} has no replica {replica}", field="replica") from None
+        except OSError as exc:
+            raise Conflict(f"logs of job {job.id} replica {replica} unreadable: {exc}") from None
+
+    # -- templates ------------------------------------------------------------------------------
+    def templates(self, user: User) -> list[Template]:
+        """Templates of the caller's group and admin-owned ones (admins: all)."""
+        return [
+            Template.model_validate(t["body"])
+            for t in self.store.list_templates()
+            if may_see_template(user, t["owner"])
+        ]
+
+    def template(self, user: User, name: str) -> Template:
+        stored = self.store.get_template(name)
+        if stored is None or not may_see_template(user, stored["owner"]):
+            raise NotFound(f"unknown template {name!r}", field="template")
+        return Template.model_validate(stored["body"])
+
+    def put_template(self, admin: User, body: Template | Mapping[str, Any]) -> Template:
+        """Create or replace a template (admin only). Its body must render into a valid job
+        spec with the parameters' defaults (or example values) before it is stored."""
+        self._admin(admin)
+        try:
+            template = body if isinstance(body, Template) else parse_template(body, "body")
+        except SpecError as exc:
+            raise Invalid(str(exc), field=_first_field(str(exc))) from None
+        _check_template_body(template)
+        self.store.put_template(template.name, template.owner, template.model_dump(mode="json"))
+        self.store.audit(admin.name, "put-template", template.name, {"owner": template.owner})
+        return template
+
+    def delete_template(self, admin: User, name: str) -> None:
+        self._admin(admin)
+        if not self.store.delete_template(name):
+            raise NotFound(f"unknown template {name!r}", field="name")
+        self.store.audit(admin.name, "delete-template", name)
+
+    # -- configuration --------------------------------------------------------------------------
+    def config_items(self, kind: str) -> list[ConfigItem]:
+        """Every definition of ``kind`` (clusters, groups, queues): open to every user."""
+        k = config_kind(kind)
+        return list(getattr(self.config, k.plural))
+
+    def replace_config(
+        self, admin: User, kind: str, items: Sequence[ConfigItem | Mapping[str, Any]]
+    ) -> list[ConfigItem]:
+        """Replace every definition of ``kind`` (admin only). The whole configuration must stay
+        consistent and no unfinished job may lose its queue or cluster (:class:`Conflict`
+        naming the problem otherwise); the scheduler uses the new configuration at once."""
+        self._admin(admin)
+        k = config_kind(kind)
+        with self._config_lock:
+            current = {x.plural: [i.model_dump(mode="json", exclude_unset=True)
+                                  for i in getattr(self.config, x.plural)]
+                       for x in CONFIG_KINDS}  # fmt: skip
+            current[k.plural] = [
+                i.model_dump(mode="json", exclude_unset=True) if isinstance(i, BaseModel)
+                else dict(i) for i in items
+            ]  # fmt: skip
+            try:
+                new = PlatformConfig.model_validate(current)
+            except ValidationError as exc:
+                raise Conflict(format_validation_error(exc, "platform config",
+                                                       f"after PUT /{k.plural}"),
+                               field=k.plural) from None  # fmt: skip
+            if k.name == "cluster":
+                missing = sorted({c.type for c in new.clusters} - set(self.backends))
+                if missing:
+                    raise Conflict(f"no backend for cluster type(s) {missing} in this "
+                                   f"deployment (configured: {sorted(self.backends)})",
+                                   field="clusters")  # fmt: skip
+            if k.name == "group":
+                try:
+                    check_users(self.users, [g.run_as for g in new.groups])
+                except ValueError as exc:
+                    raise Invalid(str(exc), field="run_as") from None
+            self._refuse_orphaning(k.plural, new)
+            new_items = getattr(new, k.plural)
+            names = {i.name for i in new_items}
+            for name in self.store.get_config(k.name):
+                if name not in names:
+                    self.store.delete_config(k.name, name)
+            for item, raw in zip(new_items, current[k.plural], strict=True):
+                self.store.put_config(k.name, item.name, raw)
+            self.store.audit(admin.name, f"put-{k.plural}", k.plural,
+                             {"names": sorted(names)})  # fmt: skip
+            self.config = new
+            recovery.rebuild_scheduler(self)
+        self.reconciler.notify()
+        return list(new_items)
+
+    def _refuse_orphaning(self, path: str, new: PlatformConfig) -> None:
+        """Conflict if the change would strand unfinished jobs: a removed (or re-grouped) queue
+        with unfinished jobs, or a removed cluster with jobs admitted there."""
+        unfinished = [s for s in JobState if s not in TERMINAL_STATES]
+        if path == "queues":
+            fresh = {q.name: q for q in new.queues}
+            for old in self.config.queues:
+                changed = old.name not in fresh or fresh[old.name].group != old.group
+                if changed:
+                    page = self.store.list_jobs(limit=5, states=unfinished, queue=old.name)
+                    if page.items:
+                        ids = [j.id for j in page.items]
+                        what = "remove" if old.name not in fresh else "move to another group"
+                        raise Conflict(
+                            f"cannot {what} queue {old.name!r}: it has unfinished jobs (e.g. "
+                            f"{ids}); cancel them or let them finish first",
+                            field="queues",
+                        )
+        elif path == "clusters":
+            gone = {c.name for c in self.config.clusters} - {c.name for c in new.clusters}
+            if gone:
+                busy = sorted(
+                    {j.cluster for j in self.store.iter_jobs(ACTIVE_STATES) if j.cluster in gone}
+                )
+                if busy:
+                    raise Conflict(f"cannot remove cluster(s) {busy}: jobs are admitted or "
+                                   "running there", field="clusters")  # fmt: skip
+
+    # -- tokens and audit -----------------------------------------------------------------------
+    def issue_token(
+        self,
+        actor: User,
+        user: str,
+        *,
+        group: str | None = None,
+        admin: bool = False,
+        label: str = "",
+        ttl_seconds: float = DEFAULT_TOKEN_TTL,
+    ) -> tuple[User, str, TokenInfo]:
+        """Issue a token (admins for anyone, creating the user in ``group`` if new; users for
+        themselves). Returns the user, the secret (shown once) and the stored record."""
+        if not actor.is_admin and (user != actor.name or admin or group not in (None, actor.group)):
+            raise Forbidden(f"user {actor.name!r} is not an admin: users may issue tokens "
+                            "only for themselves")
+        known = {g.name for g in self.config.groups}
+        out = accounts.issue_token(self.store, user, group=group, admin=admin, label=label,
+                                   ttl_seconds=ttl_seconds, known_groups=known)  # fmt: skip
+        if actor.is_admin:
+            who, _, info = out
+            detail = {"token_id": info.token_id, "group": who.group, "admin": who.is_admin,
+                      "expires_at": info.expires_at}
+            self.store.audit(actor.name, "issue-token", user, detail)
+        return out
+
+    def tokens(self, actor: User, user: str | None = None) -> list[TokenInfo]:
+        """Tokens (never their secrets): a user's own; admins anyone's (``user`` None: all)."""
+        if not actor.is_admin:
+            if user not in (None, actor.name):
+                raise Forbidden("you may list only your own tokens", field="user")
+            user = actor.name
+        return self.store.list_tokens(user)
+
+    def revoke_token(self, actor: User, token_id: str) -> TokenInfo:
+        """Revoke a token by its public id: its owner or an admin."""
+        info = self.store.get_token(token_id)
+        if info is None or not (actor.is_admin or info.user == actor.name):
+            raise NotFound(f"no token {token_id!r}", field="token_id")
+        self.store.revoke_token(token_id)
+        if actor.is_admin:
+            self.store.audit(actor.name, "revoke-token", info.user, {"token_id": token_id})
+        return info
+
+    def audit_log(self, admin: User, *, limit: int = 100, cursor: str | None = None,
+                  action: str | None = None) -> tuple[list[AuditEntry], str | None]:  # fmt: skip
+        self._admin(admin)
+        try:
+            return self.store.audit_log(limit=limit, cursor=cursor, action=action)
+        except ValueError as exc:
+            raise Invalid(str(exc), field="cursor") from None
+
+    @staticmethod
+    def _admin(user: User) -> None:
+        if not user.is_admin:
+            raise Forbidden(f"user {user.name!r} is not an admin; this needs an admin token")
+
+
+def _first_field(message: str) -> str | None:
+    """The first ``  - path: msg`` field path of a spec error, if any."""
+    for line in message.splitlines():
+        line = line.strip()
+        if line.startswith("- ") and ":" in line:
+            return line[2:].split(":", 1)[0]
+    return None
+
+
+def _check_template_body(template: Template) -> None:
+    """Refuse a template whose body cannot become a job spec (checked with the defaults, and
+    with a value of the right type for parameters without one)."""
+    samples = {"int": 1, "float": 1.0, "str": "x", "bool": True, "list": []}
+    values: dict[str, Any] = {}
+    for p in template.parameters:
+        if p.default is None:
+            value: Any = p.choices[0] if p.choices else samples[p.type]
+            if p.min is not None and value < p.min:
+                value = p.min if p.type == "float" else int(p.min)
+            values[p.name] = value
+    try:
+        render(template, values)
+    except SpecError as exc:
+        raise Invalid(f"template {template.name!r}: its body is not a valid job spec: {exc}",
+                      field="body") from None  # fmt: skip

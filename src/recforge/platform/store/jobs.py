@@ -1,0 +1,373 @@
+"""Jobs, their events and replicas: every job state change goes through
+:meth:`JobsStore.transition` (validate the rule, compare-and-set on state and version, append
+the event, all in one transaction). Listing is paginated in the database with a keyset cursor
+(``id``), so no call ever loads the whole archive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from recforge.platform.model.states import JobState, TransitionEvent, transition
+from recforge.platform.store.engine import StoreBase
+from recforge.platform.store.records import (
+    JOB_FIELDS,
+    ConcurrentTransition,
+    Event,
+    JobNotFound,
+    JobRecord,
+    Page,
+    ReplicaRecord,
+    event_from_row,
+    job_from_row,
+    parse_cursor,
+    replica_from_row,
+)
+from recforge.platform.store.tables import events_t, jobs_t, replicas_t
+
+__all__ = ["JobsStore"]
+
+
+class JobsStore(StoreBase):
+    """Jobs, events and replicas (see the module docstring)."""
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def create_job(
+        self,
+        *,
+        name: str,
+        owner: str,
+        group: str,
+        queue: str,
+        spec: dict[str, Any],
+        reason: str = "submitted",
+    ) -> JobRecord:
+        """Store a new job in PENDING and record its creation event."""
+        now = self.clock()
+        with self._write() as conn:
+            job_id = conn.execute(
+                jobs_t.insert()
+                .values(
+                    name=name,
+                    owner=owner,
+                    group_name=group,
+                    queue=queue,
+                    spec=spec,
+                    state=JobState.PENDING.value,
+                    version=0,
+                    attempts=0,
+                    reason=reason,
+                    cancel_requested=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(jobs_t.c.id)
+            ).scalar_one()
+            conn.execute(
+                events_t.insert().values(
+                    job_id=job_id,
+                    from_state=None,
+                    to_state=JobState.PENDING.value,
+                    reason=reason,
+                    version=0,
+                    at=now,
+                )
+            )
+            row = conn.execute(sa.select(jobs_t).where(jobs_t.c.id == job_id)).one()
+        return job_from_row(row)
+
+    def get_job(self, job_id: int) -> JobRecord:
+        """The job with ``job_id``; raise :class:`JobNotFound`."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(jobs_t).where(jobs_t.c.id == job_id)).first()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return job_from_row(row)
+
+    def transition(
+        self,
+        job_id: int,
+        to_state: JobState | str,
+        reason: str,
+        *,
+        expected_from: JobState | str | Iterable[JobState | str] | None = None,
+        expected_version: int | None = None,
+        at: float | None = None,
+        **fields: Any,
+    ) -> Event:
+        """The one way a job changes state: validate, compare-and-set, append the event.
+
+        ``expected_from`` (one state or several) and ``expected_version`` make the move
+        conditional; if the job is elsewhere (another writer won), :class:`ConcurrentTransition`
+        is raised and nothing changes. Illegal moves raise
+        :class:`~recforge.platform.model.states.InvalidTransition`. ``fields`` update other job
+        columns in the same transaction (``cluster``, ``admission``, ``handle``, ``attempts``,
+        ``not_before``, ``preemptions``, ``cancel_requested``, ...); the rule's stamp effects set
+        ``admitted_at``/``started_at``/``finished_at`` to the time of the move.
+        """
+        unknown = set(fields) - JOB_FIELDS
+        if unknown:
+            raise ValueError(
+                f"Store.transition got unknown job fields {sorted(unknown)}; "
+                f"allowed: {sorted(JOB_FIELDS)}"
+            )
+        expected: set[JobState] | None = None
+        if expected_from is not None:
+            if isinstance(expected_from, str | JobState):
+                expected = {JobState(expected_from)}
+            else:
+                expected = {JobState(s) for s in expected_from}
+        now = self.clock() if at is None else at
+        with self._write() as conn:
+            row = conn.execute(
+                sa.select(jobs_t.c.state, jobs_t.c.version)
+                .where(jobs_t.c.id == job_id)
+                .with_for_update()  # row lock on PostgreSQL; SQLite holds BEGIN IMMEDIATE
+            ).first()
+            if row is None:
+                raise JobNotFound(f"no job with id {job_id}")
+            current, version = JobState(row.state), int(row.version)
+            if expected is not None and current not in expected:
+                raise ConcurrentTransition(
+                    f"job {job_id} is {current}, expected {'/'.join(sorted(expected))} "
+                    f"(wanted -> {JobState(to_state)})"
+                )
+            if expected_version is not None and version != expected_version:
+                raise ConcurrentTransition(
+                    f"job {job_id} is at version {version}, expected {expected_version}"
+                )
+            ev: TransitionEvent = transition(current, to_state, reason)
+            for effect in ev.effects:  # the rule's time stamps, unless the caller set them
+                column = effect.column
+                if column is not None and column not in fields:
+                    fields[column] = now
+            result = conn.execute(
+                jobs_t.update()
+                .where(
+                    jobs_t.c.id == job_id,
+                    jobs_t.c.version == version,
+                    jobs_t.c.state == current.value,
+                )
+                .values(
+                    state=ev.to_state.value,
+                    version=version + 1,
+                    reason=ev.reason,
+                    updated_at=now,
+                    **fields,
+                )
+            )
+            if result.rowcount != 1:
+                # Defensive: the row lock / write lock above should make this unreachable.
+                raise ConcurrentTransition(f"job {job_id} changed concurrently; move not applied")
+            event_id = conn.execute(
+                events_t.insert()
+                .values(
+                    job_id=job_id,
+                    from_state=ev.from_state.value,
+                    to_state=ev.to_state.value,
+                    reason=ev.reason,
+                    version=version + 1,
+                    at=now,
+                )
+                .returning(events_t.c.id)
+            ).scalar_one()
+        return Event(event_id, job_id, ev.from_state, ev.to_state, ev.reason, version + 1, now)
+
+    def update_job(
+        self, job_id: int, *, expected_version: int | None = None, **fields: Any
+    ) -> None:
+        """Update non-state columns (e.g. ``handle``, ``cancel_requested``); no event recorded."""
+        unknown = set(fields) - JOB_FIELDS
+        if unknown or not fields:
+            raise ValueError(
+                f"Store.update_job needs fields among {sorted(JOB_FIELDS)}; got {sorted(fields)}"
+            )
+        stmt = jobs_t.update().where(jobs_t.c.id == job_id)
+        if expected_version is not None:
+            stmt = stmt.where(jobs_t.c.version == expected_version)
+        with self._write() as conn:
+            result = conn.execute(stmt.values(updated_at=self.clock(), **fields))
+        if result.rowcount != 1:
+            self.get_job(job_id)  # raises JobNotFound if missing
+            raise ConcurrentTransition(f"job {job_id} changed concurrently; update not applied")
+
+    def request_cancel(self, job_id: int) -> JobRecord:
+        """Flag a job for cancellation (the service loop acts on it); returns the updated job."""
+        with self._write() as conn:
+            result = conn.execute(
+                jobs_t.update()
+                .where(jobs_t.c.id == job_id)
+                .values(cancel_requested=True, updated_at=self.clock())
+            )
+            if result.rowcount != 1:
+                raise JobNotFound(f"no job with id {job_id}")
+            row = conn.execute(sa.select(jobs_t).where(jobs_t.c.id == job_id)).one()
+        return job_from_row(row)
+
+    def list_jobs(
+        self,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        states: Iterable[JobState | str] | None = None,
+        owner: str | None = None,
+        group: str | None = None,
+        queue: str | None = None,
+        cancel_requested: bool | None = None,
+        newest_first: bool = True,
+    ) -> Page:
+        """One page of jobs matching the filters, keyset-paginated on ``id``."""
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"list_jobs limit must be in 1..1000, got {limit}")
+        after = parse_cursor(cursor)
+        stmt = sa.select(jobs_t)
+        if states is not None:
+            stmt = stmt.where(jobs_t.c.state.in_([JobState(s).value for s in states]))
+        if owner is not None:
+            stmt = stmt.where(jobs_t.c.owner == owner)
+        if group is not None:
+            stmt = stmt.where(jobs_t.c.group_name == group)
+        if queue is not None:
+            stmt = stmt.where(jobs_t.c.queue == queue)
+        if cancel_requested is not None:
+            stmt = stmt.where(jobs_t.c.cancel_requested == cancel_requested)
+        if after is not None:
+            stmt = stmt.where(jobs_t.c.id < after if newest_first else jobs_t.c.id > after)
+        order = jobs_t.c.id.desc() if newest_first else jobs_t.c.id.asc()
+        stmt = stmt.order_by(order).limit(limit + 1)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        items = [job_from_row(r) for r in rows[:limit]]
+        next_cursor = str(items[-1].id) if len(rows) > limit else None
+        return Page(items, next_cursor)
+
+    def iter_jobs(
+        self,
+        states: Iterable[JobState | str],
+        *,
+        batch: int = 200,
+        cancel_requested: bool | None = None,
+    ) -> Iterator[JobRecord]:
+        """Every job in ``states``, oldest first, fetched in keyset batches."""
+        wanted = list(states)
+        cursor: str | None = None
+        while True:
+            page = self.list_jobs(
+                limit=batch,
+                cursor=cursor,
+                states=wanted,
+                cancel_requested=cancel_requested,
+                newest_first=False,
+            )
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def count_jobs(self, states: Iterable[JobState | str] | None = None) -> dict[str, int]:
+        """Job counts per state (database-side aggregation)."""
+        stmt = sa.select(jobs_t.c.state, sa.func.count()).group_by(jobs_t.c.state)
+        if states is not None:
+            stmt = stmt.where(jobs_t.c.state.in_([JobState(s).value for s in states]))
+        with self._read() as conn:
+            return {state: int(n) for state, n in conn.execute(stmt).all()}
+
+    # -- events -------------------------------------------------------------------------------
+    def events(self, job_id: int) -> list[Event]:
+        """All events of one job, in order."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(events_t).where(events_t.c.job_id == job_id).order_by(events_t.c.id)
+            ).all()
+        return [event_from_row(r) for r in rows]
+
+    def events_since(self, after_id: int, *, limit: int = 1000) -> list[Event]:
+        """Events with ``id > after_id`` (all jobs), oldest first, at most ``limit``."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(events_t)
+                .where(events_t.c.id > after_id)
+                .order_by(events_t.c.id)
+                .limit(limit)
+            ).all()
+        return [event_from_row(r) for r in rows]
+
+    def last_event_id(self) -> int:
+        """Id of the newest event (0 if none)."""
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.max(events_t.c.id))).scalar() or 0)
+
+    # -- replicas -----------------------------------------------------------------------------
+    def reset_replicas(
+        self, job_id: int, attempt: int, replicas: Iterable[tuple[int, str]]
+    ) -> None:
+        """Replace the job's replica rows with fresh ones (``(index, role)``) for ``attempt``."""
+        rows = [
+            {"job_id": job_id, "idx": i, "role": role, "attempt": attempt, "state": "pending"}
+            for i, role in replicas
+        ]
+        with self._write() as conn:
+            conn.execute(replicas_t.delete().where(replicas_t.c.job_id == job_id))
+            if rows:
+                conn.execute(replicas_t.insert(), rows)
+
+    def heartbeat(
+        self,
+        job_id: int,
+        index: int,
+        *,
+        attempt: int | None = None,
+        state: str = "running",
+        pid: int | None = None,
+        exit_code: int | None = None,
+        at: float | None = None,
+    ) -> bool:
+        """Record a replica heartbeat; False if no such replica row (e.g. a stale attempt)."""
+        values: dict[str, Any] = {
+            "last_heartbeat": self.clock() if at is None else at,
+            "state": state,
+        }
+        if pid is not None:
+            values["pid"] = pid
+        if exit_code is not None:
+            values["exit_code"] = exit_code
+        stmt = replicas_t.update().where(replicas_t.c.job_id == job_id, replicas_t.c.idx == index)
+        if attempt is not None:
+            stmt = stmt.where(replicas_t.c.attempt == attempt)
+        with self._write() as conn:
+            return conn.execute(stmt.values(**values)).rowcount == 1
+
+    def set_replica_states(
+        self, job_id: int, attempt: int, states: Iterable[tuple[int, str, int | None]]
+    ) -> None:
+        """Record how the replicas of ``attempt`` stand: ``(index, state, exit code)``."""
+        with self._write() as conn:
+            for index, state, code in states:
+                conn.execute(
+                    replicas_t.update()
+                    .where(replicas_t.c.job_id == job_id, replicas_t.c.idx == index,
+                           replicas_t.c.attempt == attempt)
+                    .values(state=state, exit_code=code)
+                )  # fmt: skip
+
+    def set_replica_handles(self, job_id: int, handles: dict[int, dict[str, Any]]) -> None:
+        """Store per-replica backend details (pid, log paths) after a launch."""
+        with self._write() as conn:
+            for index, handle in handles.items():
+                conn.execute(
+                    replicas_t.update()
+                    .where(replicas_t.c.job_id == job_id, replicas_t.c.idx == index)
+                    .values(handle=handle, pid=handle.get("pid"))
+                )
+
+    def replicas(self, job_id: int) -> list[ReplicaRecord]:
+        """The job's replicas (current attempt), by index."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(replicas_t)
+                .where(replicas_t.c.job_id == job_id)
+                .order_by(replicas_t.c.idx)
+            ).all()
+        return [replica_from_row(r) for r in rows]

@@ -1,0 +1,153 @@
+"""``recforge platform serve --config`` as a real subprocess, for tests and test scenarios.
+
+The server binds 127.0.0.1 on a free port, keeps its state in a private directory and is stopped
+by its pid (SIGTERM, SIGKILL for a crash). Run as root, it runs replicas as an unprivileged user
+(``nobody`` unless the config says otherwise), and that user cannot run this venv's interpreter
+(it lives under /root here): job commands use :data:`JOB_PYTHON`, and files a job writes go to a
+directory from :func:`shared_dir`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from recforge.platform.client import PlatformClient
+
+PY = sys.executable
+#: an interpreter every OS user may run (Debian's python3), for commands of jobs that run as an
+#: unprivileged user; the suite's own venv interpreter is private to root on the CI image.
+JOB_PYTHON = "/usr/bin/python3" if os.geteuid() == 0 else sys.executable
+ADMIN_TOKEN = "serve-admin-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def shared_dir(prefix: str = "rf-shared-") -> Path:
+    """A directory any OS user may write (jobs running as ``nobody`` leave markers there); the
+    caller removes it."""
+    if not os.access(JOB_PYTHON, os.X_OK):
+        raise RuntimeError(f"{JOB_PYTHON} is missing: install python3 (Debian) for job commands")
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(path, 0o1777)
+    return path
+
+
+@dataclass
+class Server:
+    """A running ``serve`` process."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    state_dir: Path
+    log: Path
+    config: Path
+    argv: list[str]
+    env: dict[str, str]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def client(self, who: str = "admin") -> PlatformClient:
+        return PlatformClient(self.url, self.tokens[who] if who != "admin" else ADMIN_TOKEN)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not answer within {timeout:g}s:\n{self.text()}")
+            time.sleep(0.1)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM by pid (SIGKILL after ``timeout``); the exit status."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        """A crash: SIGKILL, no clean-up at all."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start the same server again (same port, state and store)."""
+        log = self.log.open("ab")
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        log.close()
+        self.wait_ready()
+
+
+def start_server(
+    workdir: Path,
+    config: dict[str, Any],
+    *,
+    store_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Server:
+    """Write ``config`` and start ``serve`` on it; returns once ``/healthz`` answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "platform.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    port = free_port()
+    state = workdir / "state"
+    argv = [PY, "-m", "recforge.cli.main", "platform", "serve", "--config", str(cfg),
+            "--port", str(port)]  # fmt: skip
+    env = {**os.environ, "RECFORGE_ADMIN_TOKEN": ADMIN_TOKEN, "RECFORGE_STATE_DIR": str(state),
+           **(extra_env or {})}  # fmt: skip
+    if store_url is not None:
+        env["RECFORGE_STORE_URL"] = store_url
+    log_path = workdir / "server.log"
+    log = log_path.open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    log.close()
+    server = Server(f"http://127.0.0.1:{port}", proc, state, log_path, cfg, argv, env)
+    try:
+        server.wait_ready()
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def wait_until(pred: Any, timeout: float, what: str) -> Any:
+    """Poll ``pred`` until it returns something truthy (generous deadlines, no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
