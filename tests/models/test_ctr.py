@@ -56,15 +56,26 @@ def test_item_step_includes_the_content_prior():
         np.testing.assert_allclose(v_new[j], ref, rtol=1e-10, atol=1e-12)
 
 
-def test_small_blocks_give_the_same_solution():
+def test_short_rows_woodbury_and_long_rows_direct_agree_with_the_reference():
+    # k = 8: rows with fewer than 4 entries take the Woodbury path, the others the direct one
+    rng = np.random.default_rng(5)
+    k, n_cols = 8, 30
+    counts = [0, 1, 2, 3, 4, 6, 12, 30]
+    rows = [rng.choice(n_cols, c, replace=False) for c in counts]
+    r = sp.csr_matrix((np.ones(sum(counts)), np.concatenate(rows).astype(int),
+                       np.concatenate([[0], np.cumsum(counts)])), shape=(len(counts), n_cols))
+    r.sort_indices()
+    other = rng.normal(size=(n_cols, k))
+    prior = rng.normal(size=(len(counts), k))
+    w = CTRWeights(a=1.0, b=0.05, lambda_u=0.3, lambda_v=3.0)
     from recforge.models.torch import ctr
 
-    r, v, _ = _data(n_users=50, n_items=60)
-    w = CTRWeights()
-    base = w.b * (v.T @ v) + w.lambda_u * np.eye(v.shape[1])
-    whole = ctr._solve_rows(r, v, base, w.a, w.a - w.b, None)
-    tiny = ctr._solve_rows(r, v, base, w.a, w.a - w.b, None, block_floats=25)
-    np.testing.assert_allclose(tiny, whole, rtol=1e-12, atol=1e-14)
+    base = w.b * (other.T @ other) + w.lambda_v * np.eye(k)
+    got = ctr._solve_rows(r, other, base, w.a, w.a - w.b, prior)
+    for i, idx in enumerate(rows):
+        o = other[idx]
+        ref = np.linalg.solve(base + (w.a - w.b) * o.T @ o, w.a * o.sum(0) + prior[i])
+        np.testing.assert_allclose(got[i], ref, rtol=1e-10, atol=1e-12)
 
 
 def test_rated_only_negative_term_ignores_unrated_items():

@@ -22,12 +22,12 @@ from recforge.models.torch.cvae import CVAE
 
 N_USERS, N_ITEMS, N_FEATURES = 60, 48, 30
 
-TINY_CVAE = {"num_factors": 4, "dimensions_vae": (12, 6), "epochs_vae": (3, 3),
+TINY_CVAE = {"num_factors": 4, "dimensions_vae": [12, 6], "epochs_vae": [3, 3],
              "epochs_latent": 3, "epochs_full": 3, "batch_size": 16, "epochs": 4,
              "als_max_iter": 3, "n_threads": 1}
 # Adam instead of the paper's Adadelta: Adadelta's first steps are ~1e-4 (eps 1e-8), too slow
 # for a few epochs on tiny data; the Adadelta path is covered by the DAE tests.
-TINY_CDL = {"num_factors": 4, "hidden_dims": (12,), "epochs_dae": 10, "epochs": 5,
+TINY_CDL = {"num_factors": 4, "hidden_dims": [12], "epochs_dae": 10, "epochs": 5,
             "batch_size": 16, "final_als_iterations": 20, "optimizer": "adam",
             "learning_rate": 1e-2, "n_threads": 1}
 
@@ -158,7 +158,7 @@ def test_registered_and_missing_content_is_named(planted):
 @pytest.mark.parametrize(
     ("cls", "params", "message"),
     [
-        (CVAE, {"dimensions_vae": (12,), "epochs_vae": (3, 3)}, "epochs_vae"),
+        (CVAE, {"dimensions_vae": [12], "epochs_vae": [3, 3]}, "epochs_vae"),
         (CVAE, {"batch_sampling": "random"}, "batch_sampling"),
         (CVAE, {"lambda_u": 0.0}, "lambda_u"),
         (CVAE, {"pretrain_fraction": 0.0}, "pretrain_fraction"),

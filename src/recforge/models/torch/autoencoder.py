@@ -19,7 +19,6 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,9 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-BatchSampling = Literal["epoch", "per_step"]
-
 
 # --------------------------------------------------------------------------- batches
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ def sparse_batch(x: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> Sp
 
 
 def minibatches(
-    n: int, batch_size: int, sampling: BatchSampling, rng: np.random.Generator
+    n: int, batch_size: int, sampling: str, rng: np.random.Generator
 ) -> Iterator[np.ndarray]:
     """Index batches for one epoch over ``n`` rows.
 
@@ -242,15 +238,15 @@ class DAESettings:
     sparsity_cost: float = 0.0
     sparsity_target: float = 0.0
     weight_decay: float = 0.0
-    optimizer: Literal["adam", "adadelta"] = "adam"
+    optimizer: str = "adam"
     lr: float = 1e-2
-    visible_bias: Literal["zero", "logit_mean"] = "zero"
-    batch_sampling: BatchSampling = "epoch"
+    visible_bias: str = "zero"
+    batch_sampling: str = "epoch"
 
 
 def make_optimizer(
     params: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Parameter],
-    kind: Literal["adam", "adadelta"],
+    kind: str,
     lr: float,
     weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer:

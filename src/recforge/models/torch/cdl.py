@@ -25,11 +25,12 @@ bottleneck term); the pre-trained output bias is kept (the Matlab code restarts 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from recforge.models.iterative import TrainingRun
+from recforge.models.params import Param
 from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.autoencoder import (
     DAESettings,
@@ -70,8 +71,19 @@ class CDL(CTRHybrid):
 
     name = "CDL"
     epochs_param: ClassVar[str] = "epochs"
+    param_rules: ClassVar[dict[str, Param]] = {
+        "epochs": Param(ge=1), "epochs_dae": Param(ge=0), "num_factors": Param(ge=1),
+        "batch_size": Param(ge=1), "mask": Param(ge=0, lt=1), "dropout": Param(ge=0, lt=1),
+        "sparsity_cost": Param(ge=0), "weight_decay": Param(ge=0),
+        "optimizer": Param(choices=("adadelta", "adam")), "learning_rate": Param(gt=0),
+        "lambda_u": Param(gt=0), "lambda_v": Param(gt=0), "lambda_n": Param(gt=0),
+        "a": Param(ge=0), "b": Param(ge=0), "final_als_iterations": Param(ge=1),
+        "als_tol": Param(ge=0), "pretrain_fraction": Param(gt=0, le=1),
+        "max_features": Param(ge=1), "unrated": Param(choices=("all", "rated")),
+        "n_threads": Param(ge=1),
+    }
     _test_params: ClassVar[dict[str, Any]] = {
-        "epochs": 3, "epochs_dae": 2, "num_factors": 3, "hidden_dims": (8,), "batch_size": 8,
+        "epochs": 3, "epochs_dae": 2, "num_factors": 3, "hidden_dims": [8], "batch_size": 8,
         "final_als_iterations": 5, "n_threads": 1,
     }
 
@@ -80,14 +92,14 @@ class CDL(CTRHybrid):
         epochs: int = 200,
         epochs_dae: int = 200,
         num_factors: int = 50,
-        hidden_dims: tuple[int, ...] | list[int] = (200,),
+        hidden_dims: list[int] = [200],  # noqa: B006 - copied in __init__
         batch_size: int = 128,
         mask: float = 0.3,
         dropout: float = 0.1,
         sparsity_cost: float = 0.1,
         sparsity_target: float = 0.0,
         weight_decay: float = 1e-4,
-        optimizer: Literal["adadelta", "adam"] = "adadelta",
+        optimizer: str = "adadelta",
         learning_rate: float = 1.0,
         lambda_u: float = 1.0,
         lambda_v: float = 10.0,
@@ -98,7 +110,7 @@ class CDL(CTRHybrid):
         als_tol: float = 1e-6,
         pretrain_fraction: float = 0.75,
         max_features: int | None = 8000,
-        unrated: Literal["all", "rated"] = "all",
+        unrated: str = "all",
         seed: int = 0,
         device: str = "cpu",
         n_threads: int | None = 1,
@@ -106,8 +118,10 @@ class CDL(CTRHybrid):
         self.epochs = epochs
         self.epochs_dae = epochs_dae
         self.num_factors = num_factors
-        # a tuple becomes a list so that saved (JSON) parameters compare equal after loading
-        self.hidden_dims = list(hidden_dims) if isinstance(hidden_dims, tuple) else hidden_dims
+        # a copy (no shared default list); a tuple becomes a list, as JSON gives it back
+        self.hidden_dims = (
+            list(hidden_dims) if isinstance(hidden_dims, list | tuple) else hidden_dims
+        )
         self.batch_size = batch_size
         self.mask = mask
         self.dropout = dropout
@@ -133,27 +147,11 @@ class CDL(CTRHybrid):
     # ------------------------------------------------------------------ checks and config
     def _check_params(self) -> None:
         super()._check_params()
-        dims = list(self.hidden_dims)
-        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
-            raise ValueError(f"CDL: hidden_dims must be positive sizes, got {self.hidden_dims!r}")
-        for name in ("epochs_dae", "batch_size", "final_als_iterations"):
-            v = getattr(self, name)
-            low = 0 if name == "epochs_dae" else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"CDL: {name} must be an integer >= {low}, got {v!r}")
-        for name in ("mask", "dropout"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not 0 <= v < 1:
-                raise ValueError(f"CDL: {name} must be in [0, 1), got {v!r}")
-        for name in ("sparsity_cost", "weight_decay", "learning_rate", "lambda_n"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not np.isfinite(v) or v < 0 or (
-                v == 0 and name in ("learning_rate", "lambda_n")
-            ):
-                raise ValueError(f"CDL: {name} must be a finite number >= 0 (> 0 for "
-                                 f"learning_rate and lambda_n), got {v!r}")
-        if self.optimizer not in ("adadelta", "adam"):
-            raise ValueError(f"CDL: optimizer must be 'adadelta' or 'adam', got {self.optimizer!r}")
+        dims = self.hidden_dims
+        if not isinstance(dims, list) or any(
+            isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims
+        ):
+            raise ValueError(f"CDL: hidden_dims must be a list of layer sizes >= 1, got {dims!r}")
 
     def _network_config(self) -> dict[str, Any]:
         return {"dims": [int(d) for d in self.hidden_dims]}

@@ -24,14 +24,14 @@ objective). The unused ``M`` argument of the original is not taken.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from recforge.models.iterative import TrainingRun
+from recforge.models.params import Param
 from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.autoencoder import (
-    BatchSampling,
     DAESettings,
     SparseBatch,
     TiedStack,
@@ -80,7 +80,7 @@ class CVAENetwork(nn.Module):
 
 
 def _listed(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    return list(value) if isinstance(value, list | tuple) else value
 
 
 def _sample(mu: torch.Tensor, logvar: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -98,8 +98,18 @@ class CVAE(CTRHybrid):
 
     name = "CVAE"
     epochs_param: ClassVar[str] = "epochs"
+    param_rules: ClassVar[dict[str, Param]] = {
+        "epochs": Param(ge=1), "num_factors": Param(ge=1), "epochs_latent": Param(ge=0),
+        "epochs_full": Param(ge=0), "learning_rate_vae": Param(gt=0),
+        "learning_rate_cvae": Param(gt=0), "batch_size": Param(ge=1), "mask": Param(ge=0, lt=1),
+        "lambda_u": Param(gt=0), "lambda_v": Param(gt=0), "lambda_r": Param(gt=0),
+        "a": Param(ge=0), "b": Param(ge=0), "als_max_iter": Param(ge=1), "als_tol": Param(ge=0),
+        "pretrain_fraction": Param(gt=0, le=1), "max_features": Param(ge=1),
+        "batch_sampling": Param(choices=("epoch", "per_step")),
+        "unrated": Param(choices=("all", "rated")), "n_threads": Param(ge=1),
+    }
     _test_params: ClassVar[dict[str, Any]] = {
-        "epochs": 3, "num_factors": 3, "dimensions_vae": (8, 4), "epochs_vae": (2, 2),
+        "epochs": 3, "num_factors": 3, "dimensions_vae": [8, 4], "epochs_vae": [2, 2],
         "epochs_latent": 2, "epochs_full": 2, "batch_size": 8, "als_max_iter": 2, "n_threads": 1,
     }
 
@@ -107,8 +117,8 @@ class CVAE(CTRHybrid):
         self,
         epochs: int = 200,
         num_factors: int = 50,
-        dimensions_vae: tuple[int, ...] | list[int] = (200, 100),
-        epochs_vae: tuple[int, ...] | list[int] = (50, 50),
+        dimensions_vae: list[int] = [200, 100],  # noqa: B006 - copied in __init__
+        epochs_vae: list[int] = [50, 50],  # noqa: B006 - copied in __init__
         epochs_latent: int = 50,
         epochs_full: int = 100,
         learning_rate_vae: float = 1e-2,
@@ -124,15 +134,15 @@ class CVAE(CTRHybrid):
         als_tol: float = 1e-6,
         pretrain_fraction: float = 0.8,
         max_features: int | None = 8000,
-        batch_sampling: Literal["epoch", "per_step"] = "epoch",
-        unrated: Literal["all", "rated"] = "all",
+        batch_sampling: str = "epoch",
+        unrated: str = "all",
         seed: int = 0,
         device: str = "cpu",
         n_threads: int | None = 1,
     ) -> None:
         self.epochs = epochs
         self.num_factors = num_factors
-        # tuples become lists so that saved (JSON) parameters compare equal after loading
+        # copies (no shared default list); a tuple becomes a list, as JSON gives it back
         self.dimensions_vae = _listed(dimensions_vae)
         self.epochs_vae = _listed(epochs_vae)
         self.epochs_latent = epochs_latent
@@ -159,32 +169,19 @@ class CVAE(CTRHybrid):
     # ------------------------------------------------------------------ checks and config
     def _check_params(self) -> None:
         super()._check_params()
-        dims = list(self.dimensions_vae)
-        if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        dims, ev = self.dimensions_vae, self.epochs_vae
+        if not isinstance(dims, list) or not dims or any(
+            isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims
+        ):
             raise ValueError(
-                f"CVAE: dimensions_vae must be positive layer sizes, got {self.dimensions_vae!r}"
+                f"CVAE: dimensions_vae must be a list of layer sizes >= 1, got {dims!r}"
             )
-        ev = list(self.epochs_vae)
-        if len(ev) != len(dims) or any(isinstance(e, bool) or not isinstance(e, int) or e < 0
-                                       for e in ev):
+        if not isinstance(ev, list) or len(ev) != len(dims) or any(
+            isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in ev
+        ):
             raise ValueError(
                 f"CVAE: epochs_vae needs one epoch count >= 0 per layer of dimensions_vae "
-                f"({len(dims)}), got {self.epochs_vae!r}"
-            )
-        for name in ("epochs_latent", "epochs_full", "batch_size", "als_max_iter"):
-            v = getattr(self, name)
-            low = 1 if name in ("batch_size", "als_max_iter") else 0
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"CVAE: {name} must be an integer >= {low}, got {v!r}")
-        for name in ("learning_rate_vae", "learning_rate_cvae", "lambda_r"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not np.isfinite(v) or v <= 0:
-                raise ValueError(f"CVAE: {name} must be a positive number, got {v!r}")
-        if not isinstance(self.mask, int | float) or not 0 <= self.mask < 1:
-            raise ValueError(f"CVAE: mask must be in [0, 1), got {self.mask!r}")
-        if self.batch_sampling not in ("epoch", "per_step"):
-            raise ValueError(
-                f"CVAE: batch_sampling must be 'epoch' or 'per_step', got {self.batch_sampling!r}"
+                f"({len(dims)}), got {ev!r}"
             )
 
     def _network_config(self) -> dict[str, Any]:
@@ -205,7 +202,7 @@ class CVAE(CTRHybrid):
         net, dev, gen = self._net, self.device_, self._generator
         x = self._content.matrix
         pre = x[self._pretrain_items]
-        sampling: BatchSampling = self.batch_sampling
+        sampling = self.batch_sampling
         codes: Any = pre
         for layer, (width, epochs) in enumerate(
             zip(self.dimensions_vae, self.epochs_vae, strict=True)
