@@ -273,6 +273,12 @@ def test_users_without_train_are_counted() -> None:
     split = predefined_split(part((0, 0), (1, 1)), part((0, 2), (2, 3), (3, 4)))
     report = audit_split(split)
     assert report.stats["users_without_train"] == {"test": 2}
+    [cold] = [i for i in report.issues if i.code == "cold_start_users"]
+    assert cold.severity == "warning" and cold.count == 2 and report.ok
+    assert cold.message.startswith("cold_start_users: 2 of 3 test users have no train")
+    # users with fold-in profiles are meant to have no train: no cold-start warning for them
+    held = predefined_split(part((0, 0)), part((2, 3)), test_profiles=part((2, 1)))
+    assert not [i for i in audit_split(held).issues if i.code == "cold_start_users"]
 
 
 def test_report_to_dict_is_json() -> None:
@@ -382,8 +388,11 @@ def test_ncf_ml1m_negatives_listing_the_test_item_are_found(paper_data: Path) ->
         test_negatives=negs,
     )
     err = failure(split)
-    [issue] = err.report.issues
+    [issue] = [i for i in err.report.issues if i.severity == "error"]
     assert issue.code == "negative_is_positive" and issue.count == 156 and issue.users == 156
+    # without the train file every test user is cold: counted and warned about
+    [cold] = [i for i in err.report.issues if i.code == "cold_start_users"]
+    assert cold.count == 6040 and "6040 of 6040 test users" in cold.message
     report = audit_split(split, positive_negatives="warn")
     assert report.ok and report.warnings[0].startswith("negative_is_positive: 156 test_negatives")
     assert report.stats["users_without_train"] == {"test": 6040}

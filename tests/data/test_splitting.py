@@ -251,6 +251,37 @@ def test_carve_validation_global_and_leave_one_out() -> None:
     assert_partition(base.train, loo.train, loo.validation)
 
 
+def test_carve_validation_temporal_sits_between_train_and_test() -> None:
+    x = make(COUNTS)  # 46 interactions, distinct timestamps 0..450
+    base = temporal_split(x, test_fraction=0.25)  # 34 train, the 12 latest are test
+    s = carve_validation(base, 0.2, mode="temporal")  # round(34 * 0.2) = 7 latest of train
+    assert s.validation is not None and s.validation.nnz == 7
+    assert s.train.timestamps is not None and s.validation.timestamps is not None
+    assert s.train.timestamps.max() < s.validation.timestamps.min()
+    assert s.validation.timestamps.max() < base.params["cutoff"]
+    assert s.params["validation"]["cutoff"] == int(s.validation.timestamps.min())
+    assert_partition(base.train, s.train, s.validation)
+    assert s.test is base.test
+
+
+def test_carve_validation_leave_latest_takes_each_users_latest() -> None:
+    x = make(COUNTS)
+    base = leave_one_out(x, mode="latest")
+    s = carve_validation(base, mode="leave_latest")
+    assert s.validation is not None and s.train.timestamps is not None
+    tr = base.train
+    u, _ = tr.to_arrays()
+    assert tr.timestamps is not None
+    for user in range(tr.n_users):
+        mine = tr.timestamps[u == user]
+        got = s.validation.timestamps[s.validation.to_arrays()[0] == user]
+        if mine.size >= 2:
+            assert got.tolist() == [mine.max()]
+        else:
+            assert got.size == 0
+    assert s.params["validation"]["mode"] == "leave_latest"
+
+
 def test_carve_validation_add_back_keeps_validation_in_train() -> None:
     base = per_user_holdout(make(COUNTS), 0.2, seed=0)
     s = carve_validation(base, 0.1, seed=2, add_back=True)
@@ -267,7 +298,12 @@ def test_carve_validation_argument_errors() -> None:
     with pytest.raises(ValueError, match="takes no fraction"):
         carve_validation(base, 0.1, mode="leave_one_out")
     with pytest.raises(ValueError, match="mode must be"):
-        carve_validation(base, 0.1, mode="temporal")  # type: ignore[arg-type]
+        carve_validation(base, 0.1, mode="by_time")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="takes no fraction"):
+        carve_validation(base, 0.1, mode="leave_latest")
+    no_time = per_user_holdout(make(COUNTS, ts=False), 0.2, seed=0)
+    with pytest.raises(ValueError, match="needs timestamps"):
+        carve_validation(no_time, 0.1, mode="temporal")
     with pytest.raises(ValueError, match="already has a validation part"):
         carve_validation(carve_validation(base, 0.1), 0.1)
 

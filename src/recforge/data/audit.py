@@ -22,7 +22,9 @@ Errors (each listed with a count and a few ``(user, item)`` examples in *externa
 * ``foldin_target_overlap`` -- a held-out user's pair in both its fold-in profile and target.
 
 Warnings only: an empty test part, held-out users (users with fold-in profiles) that also
-have train interactions.
+have train interactions, and ``cold_start_users`` -- test (validation) users without a single
+train interaction, in splits that give them no fold-in profile: every model scores them from
+nothing (a time split makes many; ``filter_test_users: drop_cold_start`` removes them).
 """
 
 from __future__ import annotations
@@ -269,6 +271,21 @@ def audit_split(
     if split.test.nnz == 0:
         a.warn("empty_test", "the test part holds no interactions", 0)
     train_users = split.train.user_counts() > 0
+    for name, profiles in (("test", split.test_profiles),
+                           ("validation", split.validation_profiles)):
+        part = getattr(split, name)
+        if part is None or profiles is not None:
+            continue
+        users = part.user_counts() > 0
+        cold = int((users & ~train_users).sum())
+        if cold:
+            a.warn(
+                "cold_start_users",
+                f"{cold} of {int(users.sum())} {name} users have no train interaction; they "
+                "are evaluated on scores made from nothing (split.filter_test_users: "
+                "drop_cold_start removes them)",
+                cold,
+            )
     for name in ("test_profiles", "validation_profiles"):
         part = getattr(split, name)
         if part is not None:

@@ -1,9 +1,12 @@
 """Explicit filters: each returns the filtered data and a :class:`FilterReport`.
 
 Nothing is dropped silently: every call reports how many interactions, users and items it
-removed (and logs the one-line summary). Interaction filters keep the shape and id maps (a user
-or item that loses all its interactions is still a row / column, counted as "removed" in the
-report); :func:`compact` is the explicit step that drops empty rows and columns.
+removed (and logs the one-line summary). By default the interaction filters also *compact*:
+users and items left without interactions leave the matrix, so they cannot deflate
+catalogue-wide measures (an item nobody can have in test still counts against COVERAGE) or
+receive recommendations; ``user_ids`` / ``item_ids`` keep mapping rows and columns back to the
+external ids. ``compact=False`` keeps the shape and id space (a user or item that loses all
+its interactions stays as an empty row / column); :func:`compact` is the step on its own.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
+from recforge.data.split import Split
 
 __all__ = [
     "FilterReport",
     "compact",
     "deduplicate",
+    "drop_cold_start_users",
     "k_core",
     "rating_equals",
     "rating_threshold",
@@ -84,6 +89,9 @@ def _report(
 ) -> FilterReport:
     ub, ib = _active(before)
     ua, ia = _active(after)
+    details = dict(details or {})
+    if after.shape != before.shape:
+        details["shape"] = list(after.shape)
     rep = FilterReport(
         name=name,
         parameters=params,
@@ -93,10 +101,15 @@ def _report(
         kept_interactions=after.nnz,
         kept_users=ua,
         kept_items=ia,
-        details=details or {},
+        details=details,
     )
     log.info("%s", rep)
     return rep
+
+
+def _filtered(x: Interactions, keep: np.ndarray, compact_after: bool) -> Interactions:
+    out = x.select(keep)
+    return _compacted(out) if compact_after else out
 
 
 def _ratings(x: Interactions, filter_name: str) -> np.ndarray:
@@ -108,17 +121,21 @@ def _ratings(x: Interactions, filter_name: str) -> np.ndarray:
     return x.ratings
 
 
-def rating_threshold(x: Interactions, min_rating: float) -> tuple[Interactions, FilterReport]:
-    """Keep interactions whose rating is >= ``min_rating``."""
+def rating_threshold(
+    x: Interactions, min_rating: float, *, compact: bool = True
+) -> tuple[Interactions, FilterReport]:
+    """Keep interactions whose rating is >= ``min_rating`` (then compact, see module doc)."""
     keep = _ratings(x, "rating_threshold") >= min_rating
-    out = x.select(keep)
+    out = _filtered(x, keep, compact)
     return out, _report("rating_threshold", {"min_rating": min_rating}, x, out)
 
 
-def rating_equals(x: Interactions, value: float) -> tuple[Interactions, FilterReport]:
+def rating_equals(
+    x: Interactions, value: float, *, compact: bool = True
+) -> tuple[Interactions, FilterReport]:
     """Keep interactions whose rating equals ``value`` (e.g. SpectralCF's 5-star-only rule)."""
     keep = _ratings(x, "rating_equals") == value
-    out = x.select(keep)
+    out = _filtered(x, keep, compact)
     return out, _report("rating_equals", {"value": value}, x, out)
 
 
@@ -128,11 +145,13 @@ def k_core(
     *,
     min_user: int | None = None,
     min_item: int | None = None,
+    compact: bool = True,
 ) -> tuple[Interactions, FilterReport]:
     """Iteratively drop users with < ``min_user`` and items with < ``min_item`` interactions.
 
     Repeats until nothing changes (a fixed point), so every remaining user and item meets its
-    threshold. ``k`` sets both thresholds; ``min_user`` / ``min_item`` override it.
+    threshold (then compacts, see the module docstring). ``k`` sets both thresholds;
+    ``min_user`` / ``min_item`` override it.
     """
     mu = min_user if min_user is not None else k
     mi = min_item if min_item is not None else k
@@ -153,7 +172,7 @@ def k_core(
         if new_keep.sum() == keep.sum():
             break
         keep = new_keep
-    out = x.select(keep)
+    out = _filtered(x, keep, compact)
     return out, _report(
         "k_core", {"min_user": mu, "min_item": mi}, x, out, {"iterations": rounds}
     )
@@ -161,6 +180,22 @@ def k_core(
 
 def compact(x: Interactions) -> tuple[Interactions, FilterReport]:
     """Drop users and items without interactions; id maps, features and side arrays follow."""
+    out = _compacted(x)
+    rep = FilterReport(
+        name="compact",
+        parameters={},
+        removed_interactions=x.nnz - out.nnz,
+        removed_users=x.n_users - out.n_users,
+        removed_items=x.n_items - out.n_items,
+        kept_interactions=out.nnz,
+        kept_users=out.n_users,
+        kept_items=out.n_items,
+    )
+    log.info("%s", rep)
+    return out, rep
+
+
+def _compacted(x: Interactions) -> Interactions:
     urows = np.flatnonzero(x.user_counts() > 0)
     icols = np.flatnonzero(x.item_counts() > 0)
     m = x.matrix
@@ -185,16 +220,60 @@ def compact(x: Interactions) -> tuple[Interactions, FilterReport]:
         item_features=None if x.item_features is None else x.item_features[icols],
         user_features=None if x.user_features is None else x.user_features[urows],
     )
-    ub, ib = x.n_users, x.n_items
+    return out
+
+
+def drop_cold_start_users(split: Split) -> tuple[Split, FilterReport]:
+    """Remove the test and validation interactions of users without a training interaction.
+
+    Such cold-start users are scored from no history at all (every personalised model falls
+    back to ties or popularity for them), which a time-ordered split produces in numbers. The
+    report counts the interactions, users (``details``: per part) and items that leave the
+    evaluated parts; ``params["dropped_cold_start"]`` of the split records it. Not for
+    held-out-user splits, whose test users have fold-in profiles instead of train.
+    """
+    if split.test_profiles is not None or split.validation_profiles is not None:
+        raise ValueError(
+            "drop_cold_start_users: a held-out-user split has no train for its test users by "
+            "design (they have fold-in profiles); nothing to drop"
+        )
+    has_train = split.train.user_counts() > 0
+    parts: dict[str, Interactions] = {}
+    details: dict[str, Any] = {}
+    removed = kept = 0
+    users_out: set[int] = set()
+    items_before = np.zeros(split.train.n_items, dtype=bool)
+    items_after = np.zeros(split.train.n_items, dtype=bool)
+    for name in ("test", "validation"):
+        part = getattr(split, name)
+        if part is None:
+            continue
+        users = np.repeat(np.arange(part.n_users), part.user_counts())
+        keep = has_train[users]
+        parts[name] = part.select(keep)
+        cold = np.flatnonzero((part.user_counts() > 0) & ~has_train)
+        users_out.update(cold.tolist())
+        details[f"{name}_users"] = int(cold.size)
+        removed += int((~keep).sum())
+        kept += int(keep.sum())
+        items_before |= part.item_counts() > 0
+        items_after |= parts[name].item_counts() > 0
+    params = {**split.params, "dropped_cold_start": details}
+    out = replace(split, params=params, **parts)  # type: ignore[arg-type]
+    active = np.zeros(split.train.n_users, dtype=bool)
+    for p in parts.values():
+        active |= p.user_counts() > 0
+    kept_users = int(active.sum())
     rep = FilterReport(
-        name="compact",
+        name="drop_cold_start_users",
         parameters={},
-        removed_interactions=x.nnz - out.nnz,
-        removed_users=ub - out.n_users,
-        removed_items=ib - out.n_items,
-        kept_interactions=out.nnz,
-        kept_users=out.n_users,
-        kept_items=out.n_items,
+        removed_interactions=removed,
+        removed_users=len(users_out),
+        removed_items=int((items_before & ~items_after).sum()),
+        kept_interactions=kept,
+        kept_users=kept_users,
+        kept_items=int(items_after.sum()),
+        details=details,
     )
     log.info("%s", rep)
     return out, rep

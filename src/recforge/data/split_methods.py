@@ -24,6 +24,7 @@ __all__ = [
     "SPLIT_METHODS",
     "SplitMethod",
     "SplitParamsError",
+    "follow_validation",
     "make_split",
     "split_method",
     "validate_split_params",
@@ -96,6 +97,9 @@ class SplitMethod:
     seeded: bool
     needs_timestamps: bool = False
     description: str = ""
+    #: the validation carve-out that matches this test split (``validation.mode: follow``);
+    #: None: the method makes its own validation part (held-out validation users)
+    validation: str | None = "per_user"
 
 
 SPLIT_METHODS: dict[str, SplitMethod] = {
@@ -106,17 +110,22 @@ SPLIT_METHODS: dict[str, SplitMethod] = {
         SplitMethod("per_user_holdout", splitting.per_user_holdout, PerUserHoldoutParams,
                     seeded=True, description="a random fraction of each user's interactions"),
         SplitMethod("global_holdout", splitting.global_holdout, GlobalHoldoutParams,
-                    seeded=True, description="a random fraction of all pairs"),
+                    seeded=True, description="a random fraction of all pairs",
+                    validation="global"),
         SplitMethod("leave_one_out", splitting.leave_one_out, LeaveOneOutParams, seeded=True,
-                    description="one interaction per user (random, or the latest)"),
+                    description="one interaction per user (random, or the latest)",
+                    validation="leave_one_out"),  # "leave_latest" for mode=latest
         SplitMethod("temporal", splitting.temporal_split, TemporalParams, seeded=False,
                     needs_timestamps=True,
-                    description="one global time cut-off: later interactions are test"),
+                    description="one global time cut-off: later interactions are test",
+                    validation="temporal"),
         SplitMethod("held_out_users", splitting.held_out_users, HeldOutUsersParams, seeded=True,
-                    description="whole users held out, fold-in profile + targets"),
+                    description="whole users held out, fold-in profile + targets",
+                    validation=None),
         SplitMethod("mult_vae", mult_vae_split, MultVAEParams, seeded=True,
                     description="Mult-VAE's preprocessing: ratings >= 4, users >= 5, "
-                    "held-out users with 80/20 fold-in/targets (seed 98765 in the paper)"),
+                    "held-out users with 80/20 fold-in/targets (seed 98765 in the paper)",
+                    validation=None),
     )
 }
 
@@ -129,6 +138,17 @@ def split_method(name: str) -> SplitMethod:
         raise SplitParamsError(
             f"unknown split method {name!r}; known: {', '.join(SPLIT_METHODS)}"
         ) from None
+
+
+def follow_validation(method: str, params: Mapping[str, Any]) -> str | None:
+    """The validation mode that follows a test split: random splits get the same random
+    carve-out, time-ordered ones a time-ordered one (temporal -> temporal, leave-one-out of the
+    latest -> each user's latest train item). A released split (``predefined``) gets the
+    per-user carve-out. None: the method makes its own validation users."""
+    m = split_method(method)
+    if method == "leave_one_out" and params.get("mode") == "latest":
+        return "leave_latest"
+    return m.validation
 
 
 def validate_split_params(method: str, params: Mapping[str, Any]) -> _Params:

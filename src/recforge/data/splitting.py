@@ -140,6 +140,22 @@ def _leave_one_out_mask(
     return pick & eligible[_row_of_entry(x)]
 
 
+def _temporal_mask(
+    x: Interactions, cutoff: int | None, fraction: float | None, what: str
+) -> tuple[np.ndarray, int]:
+    """Entries at or after one global time cut-off (given, or the ``fraction`` latest)."""
+    if x.timestamps is None:
+        raise ValueError(f"a time cut-off needs timestamps; {x!r} has none")
+    ts = x.timestamps
+    if fraction is not None:
+        n_late = round(x.nnz * fraction)
+        if n_late == 0:
+            raise ValueError(f"{what}={fraction} of {x.nnz} interactions rounds to none")
+        cutoff = int(np.sort(ts)[x.nnz - n_late])
+    assert cutoff is not None
+    return ts >= cutoff, int(cutoff)
+
+
 def _split(x: Interactions, test_mask: np.ndarray, method: str, params: dict[str, Any]) -> Split:
     return Split(train=x.select(~test_mask), test=x.select(test_mask), method=method, params=params)
 
@@ -227,17 +243,9 @@ def temporal_split(
         raise ValueError(f"temporal_split needs timestamps; {x!r} has none")
     if (cutoff is None) == (test_fraction is None):
         raise ValueError("temporal_split needs exactly one of cutoff= or test_fraction=")
-    ts = x.timestamps
     if test_fraction is not None:
         test_fraction = _check_fraction("test_fraction", test_fraction)
-        n_test = round(x.nnz * test_fraction)
-        if n_test == 0:
-            raise ValueError(
-                f"test_fraction={test_fraction} of {x.nnz} interactions rounds to an empty test"
-            )
-        cutoff = int(np.sort(ts)[x.nnz - n_test])
-    assert cutoff is not None
-    mask = ts >= cutoff
+    mask, cutoff = _temporal_mask(x, cutoff, test_fraction, "test_fraction")
     params = {
         "cutoff": int(cutoff),
         "test_fraction": test_fraction,
@@ -327,11 +335,14 @@ def held_out_users(
     )
 
 
+ValidationMode = Literal["per_user", "global", "leave_one_out", "leave_latest", "temporal"]
+
+
 def carve_validation(
     split: Split,
     fraction: float | None = None,
     seed: int = 0,
-    mode: Literal["per_user", "global", "leave_one_out"] = "per_user",
+    mode: ValidationMode = "per_user",
     add_back: bool = False,
     *,
     rounding: Rounding = "round",
@@ -344,7 +355,12 @@ def carve_validation(
     the same rounding rule as :func:`per_user_holdout` (SpectralCF and MCRec: 0.1);
     ``"global"`` -- a ``fraction`` of all train pairs as in :func:`global_holdout` (CVAE/CDL:
     0.2); ``"leave_one_out"`` -- one random train item per user with at least
-    ``min_interactions`` train items (CMN, NeuMF; ``fraction`` must be None).
+    ``min_interactions`` train items (CMN, NeuMF; ``fraction`` must be None). Time-ordered
+    modes, for time-ordered test parts (validation then sits in the past of test, as test
+    sits in the past of deployment): ``"leave_latest"`` -- each user's latest train item
+    (ties as in :func:`leave_one_out`; no fraction), ``"temporal"`` -- every train
+    interaction at or after one global cut-off, the ``fraction`` latest ones (as
+    :func:`temporal_split`; the cut-off is recorded).
 
     ``add_back=True`` reproduces MCRec's leaky protocol: the validation pairs *also stay in
     train*; ``params["add_back"]`` records it and the audit reports it as optimistic
@@ -356,10 +372,12 @@ def carve_validation(
         raise ValueError(f"split ({split.method}) already has a validation part")
     rng = _rng(seed)
     train = split.train
-    if mode == "leave_one_out":
+    extra: dict[str, Any] = {}
+    if mode in ("leave_one_out", "leave_latest"):
         if fraction is not None:
-            raise ValueError("carve_validation(mode='leave_one_out') takes no fraction")
-        mask = _leave_one_out_mask(train, rng, "random", min_interactions)
+            raise ValueError(f"carve_validation(mode={mode!r}) takes no fraction")
+        pick = "random" if mode == "leave_one_out" else "latest"
+        mask = _leave_one_out_mask(train, rng, pick, min_interactions)
     elif fraction is None:
         raise ValueError(f"carve_validation(mode={mode!r}) needs a fraction")
     elif mode == "per_user":
@@ -368,15 +386,23 @@ def carve_validation(
     elif mode == "global":
         fraction = _check_fraction("fraction", fraction)
         mask = _global_mask(train, fraction, rng, sampling)
+    elif mode == "temporal":
+        fraction = _check_fraction("fraction", fraction)
+        mask, cut = _temporal_mask(train, None, fraction, "validation fraction")
+        extra = {"cutoff": cut, "realised_fraction": float(mask.mean()) if train.nnz else 0.0}
     else:
-        raise ValueError(f"mode must be 'per_user', 'global' or 'leave_one_out', got {mode!r}")
+        raise ValueError(
+            "mode must be 'per_user', 'global', 'leave_one_out', 'leave_latest' or 'temporal', "
+            f"got {mode!r}"
+        )
     validation_params: dict[str, Any] = {"mode": mode, "fraction": fraction, "seed": seed}
     if mode == "per_user":
         validation_params["rounding"] = rounding
     elif mode == "global":
         validation_params["sampling"] = sampling
-    else:
+    elif mode in ("leave_one_out", "leave_latest"):
         validation_params["min_interactions"] = min_interactions
+    validation_params.update(extra)
     params = {**split.params, "validation": validation_params, "add_back": add_back}
     return Split(
         train=train if add_back else train.select(~mask),

@@ -89,6 +89,8 @@ def _filters(spec: ExperimentSpec) -> list[dict[str, Any]]:
         out.append({"name": "rating_threshold", "min_rating": ds.min_rating})
     if ds.k_core is not None:
         out.append({"name": "k_core", "min_user": ds.k_core, "min_item": ds.k_core})
+    if out and ds.compact:
+        out.append({"name": "compact"})
     if ds.binarize:
         out.append({"name": "binarize"})
     return out
@@ -115,13 +117,18 @@ def make_plan(spec: ExperimentSpec) -> RunPlan:
 
     data, problems = _data_section(spec)
     split_params = validate_split_params(spec.split.method, spec.split.params).model_dump()
-    validation = spec.split.validation.model_dump() if spec.split.validation else None
+    validation = None
+    if spec.split.validation is not None:
+        validation = spec.split.validation.model_dump()
+        if validation["mode"] == "follow":
+            validation["mode"] = f"{spec.split.validation_mode} (follows the test split)"
     models = [_model_plan(spec, e) for e in spec.models]
     return RunPlan(
         name=spec.name,
         data=data,
         filters=_filters(spec),
-        split={"method": spec.split.method, "params": split_params},
+        split={"method": spec.split.method, "params": split_params,
+               "filter_test_users": spec.split.filter_test_users},
         validation=validation,
         seeds=list(spec.seeds),
         protocol=spec.protocol,

@@ -57,15 +57,17 @@ def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[st
     reports: list[dict[str, Any]] = []
     if isinstance(loaded, Interactions):
         x = loaded
+        squeeze = spec.dataset.compact
         if spec.dataset.rating_equals is not None:
-            x, rep = filters.rating_equals(x, spec.dataset.rating_equals)
-            reports.append(_report_dict(rep))
+            x, rep = filters.rating_equals(x, spec.dataset.rating_equals, compact=squeeze)
+            reports.append(rep.as_dict())
         if spec.dataset.min_rating is not None:
-            x, rep = filters.rating_threshold(x, spec.dataset.min_rating)
-            reports.append(_report_dict(rep))
+            x, rep = filters.rating_threshold(x, spec.dataset.min_rating, compact=squeeze)
+            reports.append(rep.as_dict())
         if spec.dataset.k_core is not None:
-            x, rep = filters.k_core(x, min_user=spec.dataset.k_core, min_item=spec.dataset.k_core)
-            reports.append(_report_dict(rep))
+            x, rep = filters.k_core(x, min_user=spec.dataset.k_core,
+                                    min_item=spec.dataset.k_core, compact=squeeze)
+            reports.append(rep.as_dict())
         if spec.dataset.binarize:
             x = x.binarized()
         return x, reports
@@ -78,18 +80,6 @@ def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[st
             "would change the published split, so they are refused"
         )
     return loaded, reports
-
-
-def _report_dict(rep: Any) -> dict[str, Any]:
-    if hasattr(rep, "model_dump"):
-        return dict(rep.model_dump())
-    if hasattr(rep, "to_dict"):
-        return dict(rep.to_dict())
-    if hasattr(rep, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(rep)
-    return {"report": str(rep)}
 
 
 def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -> Split:
@@ -113,16 +103,22 @@ def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -
             )
         split = make_split(data, method, spec.split.params, seed)
     v = spec.split.validation
-    if v is not None:
+    mode = spec.split.validation_mode
+    if v is not None and mode is not None:
+        leave = mode in ("leave_one_out", "leave_latest")
         split = splitting.carve_validation(
             split,
-            fraction=None if v.mode == "leave_one_out" else v.fraction,
+            fraction=None if leave else v.fraction,
             seed=seed,
-            mode=v.mode,
+            mode=mode,  # type: ignore[arg-type]  # the spec's Literal, follow resolved
             add_back=v.add_back,
         )
         if split.validation_negatives is None and split.test_negatives is not None:
             split = _reuse_test_negatives(split)
+    if spec.split.filter_test_users == "drop_cold_start":
+        from recforge.data.filters import drop_cold_start_users
+
+        split, _ = drop_cold_start_users(split)
     return split
 
 
@@ -426,14 +422,21 @@ def run_experiment(
                 _preflight(spec, split)
             info: dict[str, Any] = {"describe": split.describe(),
                                     "fingerprint": split.fingerprint()}
+            log(f"seed {seed}: split {split.fingerprint()[:12]} "
+                f"train={split.train.nnz} test={split.test.nnz}")
             if audit:
                 rep = audit_split(split)
                 info["audit"] = rep.to_dict()
+                for w in rep.warnings:
+                    log(f"  audit warning (seed {seed}): {w}")
+            dropped = split.params.get("dropped_cold_start")
+            if dropped:
+                log(f"  filter_test_users=drop_cold_start (seed {seed}): removed "
+                    f"{dropped.get('test_users', 0)} test and "
+                    f"{dropped.get('validation_users', 0)} validation user(s) without train")
             data_info["splits"][str(seed)] = info
             if rundir is not None:
                 rundir.write("data.json", data_info)
-            log(f"seed {seed}: split {split.fingerprint()[:12]} "
-                f"train={split.train.nnz} test={split.test.nnz}")
             runs[seed] = {}
             for entry in spec.models:
                 kept = rundir.load_run(entry.display, seed) if rundir is not None else None

@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recforge._yaml import load_yaml
-from recforge.data.split_methods import SPLIT_METHODS, validate_split_params
+from recforge.data.split_methods import SPLIT_METHODS, follow_validation, validate_split_params
 from recforge.models import MODELS, get_model_class
 from recforge.models.iterative import EarlyStopping
 from recforge.models.params import check_params, check_space
@@ -79,6 +79,9 @@ class DatasetRef(_Strict):
     rating_equals: float | None = None
     min_rating: float | None = None
     k_core: int | None = None
+    #: after the filters, drop users and items left without interactions (ids map back);
+    #: false keeps the full id space (e.g. to match a published matrix shape)
+    compact: bool = True
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetRef:
@@ -105,14 +108,22 @@ class DatasetRef(_Strict):
 class ValidationSpec(_Strict):
     """Validation carved out of train.
 
+    ``mode: follow`` (the default) carves validation the way the test split was made, so
+    tuning is judged like the final test: per-user / global random holdouts get the same,
+    ``temporal`` a time cut-off on train, ``leave_one_out`` with ``mode: latest`` each user's
+    latest train item, a released split the per-user carve-out. The other modes choose one by
+    name (``per_user``, ``global``, ``leave_one_out`` are random; ``leave_latest``,
+    ``temporal`` follow time). ``fraction`` is ignored by the leave-one-out modes.
     ``add_back`` keeps the validation pairs in train as well (MCRec's leaky protocol).
     ``refit`` fits the final model (fixed or best-found configuration) on train + validation
     before the test evaluation; without it the final model is trained on train minus
     validation, as the paper did for most tables.
     """
 
-    mode: Literal["per_user", "global", "leave_one_out"] = "per_user"
-    fraction: float = Field(0.1, gt=0, lt=1, description="ignored by leave_one_out")
+    mode: Literal[
+        "follow", "per_user", "global", "leave_one_out", "leave_latest", "temporal"
+    ] = "follow"
+    fraction: float = Field(0.1, gt=0, lt=1, description="ignored by the leave-one-out modes")
     add_back: bool = False
     refit: bool = False
 
@@ -126,7 +137,13 @@ class ValidationSpec(_Strict):
 
 class SplitSpec(_Strict):
     """How test (and validation) are made; ``params`` are checked against the method's model
-    (:mod:`recforge.data.split_methods`) at load time."""
+    (:mod:`recforge.data.split_methods`) at load time.
+
+    ``filter_test_users`` decides about cold-start users, those with test (or validation)
+    items but no training interaction (common under a time split): ``keep`` evaluates them
+    (as the paper's evaluator did; the audit counts them and the run warns), ``drop_cold_start``
+    removes them from test and validation, reported like every filter.
+    """
 
     method: Literal[
         "predefined", "per_user_holdout", "global_holdout", "leave_one_out", "temporal",
@@ -134,11 +151,27 @@ class SplitSpec(_Strict):
     ] = "predefined"
     params: dict[str, Any] = Field(default_factory=dict)
     validation: ValidationSpec | None = None
+    filter_test_users: Literal["keep", "drop_cold_start"] = "keep"
 
     @model_validator(mode="after")
     def _check_params(self) -> SplitSpec:
         validate_split_params(self.method, self.params)  # SplitParamsError is a ValueError
+        v = self.validation
+        if v is not None and v.mode == "follow" and self.validation_mode is None:
+            raise ValueError(
+                f"validation: split method {self.method!r} makes its own validation users "
+                "(see its params); remove split.validation or name a mode"
+            )
         return self
+
+    @property
+    def validation_mode(self) -> str | None:
+        """The carve-out mode to use: ``validation.mode``, with ``follow`` resolved."""
+        if self.validation is None:
+            return None
+        if self.validation.mode != "follow":
+            return self.validation.mode
+        return follow_validation(self.method, self.params)
 
 
 class MetricAt(_Strict):
