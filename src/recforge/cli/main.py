@@ -1,12 +1,8 @@
-"""The ``recforge`` command line: data, split, evaluate, run, reproduce, platform."""
+"""The ``recforge`` command line: data, split, evaluate, run, recommend, export, reproduce,
+platform. Each group lives in its own module under ``recforge.cli``; this one mounts them."""
 
 from __future__ import annotations
 
-import json
-import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from recforge._json import dumps, write_json
+from recforge.cli import experiments, results
+from recforge.cli._common import JsonOpt, echo, err, fail, log, parse_kv, print_json
 
 app = typer.Typer(
     help="recforge: strong recommender baselines, paper-exact evaluation, and a job platform.",
@@ -25,43 +23,29 @@ data_app = typer.Typer(help="Registered datasets: list, fetch (verify checksums)
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+# Shared helpers live in cli/_common.py; the old private names stay for code that used them.
+_fail = fail
+_print_json = print_json
+_echo = echo
+_log = log
+_parse_kv = parse_kv
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {msg}")
-    raise typer.Exit(code)
+def _version(value: bool) -> None:
+    if value:
+        from recforge import __version__
+
+        echo(f"recforge {__version__}")
+        raise typer.Exit()
 
 
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(dumps(obj) + "\n")
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler cancelling the job) stops a run as cleanly as Ctrl-C."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. a test runner's worker): leave it be
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-def _echo(text: str) -> None:
-    """Plain text on stdout at full width (no wrapping when piped)."""
-    sys.stdout.write(text + "\n")
-
-
-def _log(msg: str) -> None:
-    err.print(f"[dim]{msg}[/]")
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """recforge: strong recommender baselines, paper-exact evaluation, and a job platform."""
 
 
 # ------------------------------------------------------------------------------ data
@@ -143,193 +127,12 @@ def data_info(name: str, as_json: JsonOpt = False) -> None:
         Console().print_json(dumps(info))
 
 
-# ------------------------------------------------------------------------------ split
-def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            _fail(f"{what} {item!r} must look like key=value")
-        k, v = item.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
-
-
-@app.command("split")
-def split_cmd(
-    dataset: Annotated[str, typer.Argument(help="Registered dataset name.")],
-    out: Annotated[Path, typer.Option(help="Directory to save the split into.")],
-    method: Annotated[str, typer.Option(help="predefined, per_user_holdout, global_holdout, "
-                                        "leave_one_out, temporal, held_out_users, "
-                                        "mult_vae")] = "predefined",
-    option: Annotated[list[str] | None, typer.Option("--option", "-o",
-                                                     help="Dataset option key=value")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p",
-                                                    help="Split parameter key=value")] = None,
-    validation: Annotated[float | None, typer.Option(help="Carve this fraction of train "
-                                                     "out as validation.")] = None,
-    validation_mode: Annotated[str, typer.Option()] = "per_user",
-    seed: int = 0,
-    as_json: JsonOpt = False,
-) -> None:
-    """Make (or load) a split, audit it for leakage, and save it with its fingerprint."""
-    from recforge.data.audit import audit_split
-    from recforge.data.split_io import save_split
-    from recforge.experiments.runner import prepare_split
-    from recforge.experiments.spec import SpecError, parse_spec
-
-    spec_dict: dict[str, Any] = {
-        "name": "split",
-        "dataset": {"name": dataset, "options": _parse_kv(option, "--option")},
-        "split": {"method": method, "params": _parse_kv(param, "--param")},
-        "models": [{"model": "TopPopular"}],
-    }
-    if validation is not None:
-        spec_dict["split"]["validation"] = {"mode": validation_mode, "fraction": validation}
-    try:
-        spec = parse_spec(spec_dict, source="command line")
-        from recforge.experiments.runner import _load_data
-
-        data, reports = _load_data(spec)
-        split = prepare_split(spec, data, seed)
-        report = audit_split(split)
-        save_split(split, out)
-    except (SpecError, LookupError, ValueError, TypeError, OSError, RuntimeError) as exc:
-        _fail(str(exc))
-    payload = {"out": str(out), "split": split.describe(), "audit": report.to_dict(),
-               "filters": reports}
-    if as_json:
-        _print_json(payload)
-    else:
-        Console().print_json(dumps(payload))
-
-
-# ------------------------------------------------------------------------------ evaluate
-@app.command("evaluate")
-def evaluate_cmd(
-    model: Annotated[str, typer.Argument(help="Registered model name, e.g. TopPopular.")],
-    dataset: Annotated[str | None, typer.Option(help="Registered dataset (predefined split, "
-                                                "or use --method).")] = None,
-    split_dir: Annotated[
-        Path | None, typer.Option(help="A split saved by `recforge split`.")
-    ] = None,
-    method: str = "predefined",
-    option: Annotated[list[str] | None, typer.Option("--option", "-o")] = None,
-    split_param: Annotated[list[str] | None, typer.Option("--split-param")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p",
-                                                    help="Model hyper-parameter key=value")] = None,
-    cutoffs: Annotated[str, typer.Option(help="Comma-separated cut-offs.")] = "10",
-    metrics: Annotated[str, typer.Option()] = "PRECISION,RECALL,NDCG,MAP,HR,MRR",
-    protocol: Annotated[str, typer.Option(help="full or candidates")] = "full",
-    seed: int = 0,
-    as_json: JsonOpt = False,
-) -> None:
-    """Fit one model on a split's train part and evaluate it on the test part."""
-    from recforge.evaluation import evaluate_split
-    from recforge.models import make_model
-
-    try:
-        cut = sorted({int(c) for c in cutoffs.split(",") if c.strip()})
-    except ValueError:
-        _fail(f"--cutoffs must be comma-separated integers, got {cutoffs!r}")
-    mets = [m.strip().upper() for m in metrics.split(",") if m.strip()]
-    try:
-        if split_dir is not None:
-            from recforge.data.split_io import load_split
-
-            split = load_split(split_dir)
-        elif dataset is not None:
-            from recforge.experiments.runner import _load_data, prepare_split
-            from recforge.experiments.spec import parse_spec
-
-            spec = parse_spec({
-                "name": "evaluate",
-                "dataset": {"name": dataset, "options": _parse_kv(option, "--option")},
-                "split": {"method": method, "params": _parse_kv(split_param, "--split-param")},
-                "models": [{"model": model, "params": _parse_kv(param, "--param")}],
-            }, source="command line")
-            data, _ = _load_data(spec)
-            split = prepare_split(spec, data, seed)
-        else:
-            _fail("give --dataset or --split-dir")
-        m = make_model(model, **_parse_kv(param, "--param"))
-        with err.status(f"fitting {model}"):
-            m.fit(split.train)
-        with err.status("evaluating"):
-            res = evaluate_split(m, split, cutoffs=cut, metrics=mets, protocol=protocol)
-    except (LookupError, ValueError, TypeError, OSError, RuntimeError) as exc:
-        _fail(str(exc))
-    if as_json:
-        _print_json({"model": model, "summary": res.summary, "meta": res.meta})
-        return
-    t = Table("metric", "value")
-    for k, v in res.summary.items():
-        t.add_row(k, f"{v:.4f}")
-    Console().print(t)
-
-
-# ------------------------------------------------------------------------------ run
-@app.command("run")
-def run_cmd(
-    spec_path: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/run"),
-    max_trials: Annotated[int | None, typer.Option(
-        help="Cap every search at this many trials (quick smoke runs).", min=1)] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Print the plan (data, filters, split, models, trials, work) "
-        "and exit without running.")] = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Discard what --out holds (another spec's run, or this one's) and "
-        "start afresh. Without it the same spec resumes and another is refused.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run an experiment spec and write results, trials, per-user values and a report.
-
-    Every finished model run is written at once; re-running the same spec into the same
-    --out resumes (finished models kept, a search continues from its stored trials).
-    Ctrl-C stops after writing what is done.
-    """
-    from recforge.experiments.artifacts import OutDirError
-    from recforge.experiments.outcome import SearchFailedError
-    from recforge.experiments.plan import make_plan, render_plan
-    from recforge.experiments.runner import RunInterrupted, run_experiment
-    from recforge.experiments.spec import SpecError, cap_trials, load_spec
-
-    try:
-        spec = load_spec(spec_path)
-        if max_trials is not None:
-            spec = cap_trials(spec, max_trials)
-        plan = make_plan(spec)
-    except (SpecError, LookupError) as exc:
-        _fail(str(exc))
-    if dry_run:
-        if as_json:
-            _print_json(plan.to_dict())
-        else:
-            _echo(render_plan(plan))
-        if plan.problems:
-            _fail(f"{spec_path}: " + "; ".join(plan.problems))
-        return
-    if plan.problems:
-        _fail(f"{spec_path}: " + "; ".join(plan.problems))
-    try:
-        with _sigterm_as_interrupt():
-            run_experiment(spec, out, log=_log, force=force)
-    except RunInterrupted as exc:
-        err.print(f"[yellow]{exc.message}[/]")
-        raise typer.Exit(130) from None
-    except SearchFailedError as exc:
-        _fail(f"{spec_path}: {exc}", code=1)
-    except OutDirError as exc:
-        _fail(str(exc))
-    except (LookupError, ValueError, OSError, RuntimeError) as exc:
-        _fail(f"{spec_path}: {exc}")
-    if as_json:
-        _print_json(json.loads((out / "results.json").read_text()))
-    else:
-        err.print(f"[green]done[/]: {out}/results.json, {out}/report.md, {out}/report.html")
+# ------------------------------------------------------------------------------ lab commands
+app.command("split")(experiments.split_cmd)
+app.command("evaluate")(experiments.evaluate_cmd)
+app.command("run")(experiments.run_cmd)
+app.command("recommend")(results.recommend_cmd)
+app.command("export")(results.export_cmd)
 
 
 # ------------------------------------------------------------------------------ reproduce

@@ -207,31 +207,50 @@ class RunDir:
     def load_run(self, label: str, seed: int) -> ModelRun | None:
         """The finished run of ``label`` on ``seed``, or None if it did not finish."""
         stem = self._stem(label, seed)
-        record = self._read(f"runs/{stem}.json")
-        if record is None:
+        if not (self.path / "runs" / f"{stem}.json").is_file():
             return None
-        arrays = np.load(self.path / "per_user" / f"{stem}.npz")
-        trials = self._read(f"trials/{stem}.json") or []
-        return ModelRun(
-            label=record["label"], model=record["model"], params=record["params"],
-            # JSON has no NaN: a null summary value was a non-finite float.
-            summary={k: float("nan") if v is None else float(v)
-                     for k, v in record["summary"].items()},
-            per_user={k: arrays[k] for k in arrays.files if k != "user"},
-            users=arrays["user"], fit_seconds=record["fit_seconds"],
-            eval_seconds=record["eval_seconds"], trials=trials, tuning=record["tuning"],
-            training=record.get("training"), warnings=list(record.get("warnings", [])),
-        )
+        return read_run(self.path, stem)
 
     def model_dir(self, label: str, seed: int) -> Path:
         return self.path / "models" / self._stem(label, seed)
 
 
+def read_run(out: Path, stem: str) -> ModelRun:
+    """One finished model run from ``runs/``, ``per_user/`` and ``trials/`` under ``out``."""
+    import json
+
+    record = json.loads((out / "runs" / f"{stem}.json").read_text())
+    arrays = np.load(out / "per_user" / f"{stem}.npz")
+    trials_file = out / "trials" / f"{stem}.json"
+    trials = json.loads(trials_file.read_text()) if trials_file.is_file() else []
+    return ModelRun(
+        label=record["label"], model=record["model"], params=record["params"],
+        # JSON has no NaN: a null summary value was a non-finite float.
+        summary={k: float("nan") if v is None else float(v)
+                 for k, v in record["summary"].items()},
+        per_user={k: arrays[k] for k in arrays.files if k not in _ID_COLUMNS},
+        users=arrays["user"], fit_seconds=record["fit_seconds"],
+        eval_seconds=record["eval_seconds"], trials=trials, tuning=record["tuning"],
+        training=record.get("training"), warnings=list(record.get("warnings", [])),
+        user_ids=arrays["user_id"] if "user_id" in arrays.files else None,
+    )
+
+
+_ID_COLUMNS = ("user", "user_id")
+
+
 def save_run_files(out: Path, stem: str, run: ModelRun) -> None:
-    """The trials and per-user values of one model run under ``out`` (atomic writes)."""
+    """The trials and per-user values of one model run under ``out`` (atomic writes).
+
+    The npz holds ``user`` (internal ids), ``user_id`` (external ids, when known) and one
+    array per ``METRIC@k``; no pickled objects (ids of mixed type are stored as text).
+    """
     if run.trials:
         write_json(out / "trials" / f"{stem}.json", run.trials, indent=1)
     cols: dict[str, Any] = {"user": run.users.astype(np.int64), **run.per_user}
+    if run.user_ids is not None:
+        ids = np.asarray(run.user_ids)
+        cols["user_id"] = ids.astype(str) if ids.dtype.kind == "O" else ids
     target = out / "per_user" / f"{stem}.npz"
     # A file object, not a name: savez would append ".npz" to the temporary name.
     with atomic_path(target) as tmp, open(tmp, "wb") as f:

@@ -44,6 +44,8 @@ class ModelRun:
     #: iterative models: epochs_best, epochs_run, best_validation, stop_reason, history.
     training: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    #: external ids of ``users`` (the data's ``user_ids``), for exports
+    user_ids: np.ndarray | None = None
 
 
 @dataclass

@@ -192,7 +192,7 @@ def _seeded_params(entry: ModelEntry, seed: int) -> dict[str, Any]:
 
 def _run_model(
     spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any,
-    storage: str | None = None, study_name: str | None = None,
+    storage: str | None = None, study_name: str | None = None, model_dir: Path | None = None,
 ) -> ModelRun:
     from recforge.evaluation import evaluate_split
     from recforge.models import get_model_class, make_model
@@ -308,6 +308,8 @@ def _run_model(
         tie_rule=spec.tie_rule,
     )
     eval_s = time.perf_counter() - t0
+    if model_dir is not None:
+        model.save(model_dir, overwrite=True)
     return ModelRun(
         label=entry.display,
         model=entry.model,
@@ -321,6 +323,7 @@ def _run_model(
         tuning=tuning,
         training=training,
         warnings=warnings,
+        user_ids=np.asarray(final.train.user_ids)[np.asarray(res.users)],
     )
 
 
@@ -444,9 +447,12 @@ def run_experiment(
                     runs[seed][entry.display] = kept
                     log(f"  {entry.display}: finished before, kept")
                     continue
-                store = ({"storage": rundir.storage_url,
-                          "study_name": rundir.study_name(entry.display, seed)}
-                         if rundir is not None else {})
+                store: dict[str, Any] = {}
+                if rundir is not None:
+                    store = {"storage": rundir.storage_url,
+                             "study_name": rundir.study_name(entry.display, seed)}
+                    if spec.keep_models:
+                        store["model_dir"] = rundir.model_dir(entry.display, seed)
                 run = _run_model(spec, entry, split, seed, log, **store)
                 if rundir is not None:
                     rundir.save_run(run, seed)

@@ -285,6 +285,8 @@ class ExperimentSpec(_Strict):
     n_jobs: int = Field(1, ge=1)
     # Order among tied scores in the test evaluation; "numpy-legacy" = the RecSys'19 evaluator's.
     tie_rule: Literal["lower-index", "numpy-legacy"] = "lower-index"
+    #: save the final (best) model of every entry and seed under --out/models/ (save/load)
+    keep_models: bool = False
 
     @model_validator(mode="after")
     def _labels_unique(self) -> ExperimentSpec:
