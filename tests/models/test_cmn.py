@@ -1,0 +1,122 @@
+"""CMN: the ragged memory layer against a padded reference, and the model on tiny data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recforge.models.torch.cmn import CMNNet, Neighbourhoods, segment_softmax
+from recforge.models.torch.gmf import GMF
+
+
+def _padded_memory(net: CMNNet, users: torch.Tensor, items: torch.Tensor,
+                   neighbours: list[list[int]]) -> torch.Tensor:
+    """The original's layout: pad every neighbourhood to the longest, mask, softmax per row."""
+    width = max(1, max(len(n) for n in neighbours))
+    ids = torch.zeros(len(neighbours), width, dtype=torch.long)
+    mask = torch.zeros(len(neighbours), width, dtype=torch.bool)
+    for row, n in enumerate(neighbours):
+        ids[row, : len(n)] = torch.tensor(n, dtype=torch.long)
+        mask[row, : len(n)] = True
+    keys, values = net.user_memory(ids), net.user_output(ids)
+    query = net.user_memory(users) + net.item_memory(items)
+    out = torch.zeros_like(query)
+    for hop in range(net.hops):
+        if hop:
+            query = torch.relu(net.hop_maps[hop - 1](query) + out)
+        logits = (keys * query[:, None, :]).sum(-1).masked_fill(~mask, float("-inf"))
+        attn = torch.softmax(logits, dim=1).nan_to_num(0.0)  # an all-masked row attends to nothing
+        out = (attn[..., None] * values).sum(1)
+    return out
+
+
+def _tiny(seed: int = 0, n_users: int = 12, n_items: int = 9) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_users, n_items)) < 0.35
+    dense[:, -1] = False  # one item without any training user
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+def test_segment_softmax_matches_a_row_softmax_per_segment() -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(11, generator=gen) * 30  # large values: the max shift must hold
+    segments = torch.tensor([0, 0, 0, 2, 2, 3, 3, 3, 3, 3, 5])
+    got = segment_softmax(logits, segments, 6)
+    for s in range(6):
+        sel = segments == s
+        if sel.any():
+            torch.testing.assert_close(got[sel], torch.softmax(logits[sel], 0))
+    assert torch.isfinite(got).all()
+
+
+def test_gather_lists_each_items_training_users_and_drops_the_excluded_one() -> None:
+    train = _tiny()
+    nb = Neighbourhoods(train)
+    items = torch.tensor([0, 3, 8, 3])
+    users = torch.tensor([5, 1, 2, 99])
+    rag = nb.gather(items, exclude=users)
+    csc = train.tocsc()
+    for row, (item, user) in enumerate(zip(items.tolist(), users.tolist(), strict=True)):
+        expected = sorted(set(csc[:, item].indices.tolist()) - {user})
+        assert sorted(rag.users[rag.segments == row].tolist()) == expected
+    assert not (rag.segments == 2).any()  # item 8 has no training user
+    full = nb.gather(items)
+    assert full.users.numel() == int(np.diff(csc.indptr)[items.numpy()].sum())
+
+
+@pytest.mark.parametrize("hops", [1, 3])
+def test_ragged_memory_equals_the_padded_layout_in_value_and_gradient(hops: int) -> None:
+    torch.manual_seed(0)
+    train = _tiny()
+    net = CMNNet(12, 9, factors=6, hops=hops).double()  # float64: compare the layouts, not rounding
+    with torch.no_grad():  # memories large enough that the attention is far from uniform
+        for emb in (net.user_memory, net.user_output, net.item_memory):
+            emb.weight.normal_(0.0, 1.0)
+    users = torch.tensor([0, 1, 2, 3, 4, 5])
+    items = torch.tensor([0, 1, 2, 8, 4, 1])
+    nb = Neighbourhoods(train)
+    rag = nb.gather(items, exclude=users)
+    csc = train.tocsc()
+    neighbours = [sorted(set(csc[:, i].indices.tolist()) - {u})
+                  for u, i in zip(users.tolist(), items.tolist(), strict=True)]
+
+    ragged = net.memory(users, items, rag)
+    (ragged ** 2).sum().backward()
+    grads = [p.grad.clone() for p in net.parameters() if p.grad is not None]
+    net.zero_grad()
+    padded = _padded_memory(net, users, items, neighbours)
+    (padded ** 2).sum().backward()
+    grads_ref = [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    torch.testing.assert_close(ragged, padded)
+    assert ragged[3].abs().max() == 0  # item 8: empty neighbourhood, o = 0
+    assert len(grads) == len(grads_ref)
+    for g, ref in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, ref)
+
+
+def test_memory_pretraining_copies_half_the_gmf_embeddings_and_not_the_output_memory() -> None:
+    torch.manual_seed(0)
+    gmf = GMF(12, 9, 6, init="truncated_normal")
+    net = CMNNet(12, 9, factors=6, hops=2)
+    before = net.user_output.weight.detach().clone()
+    net.load_pretrained(gmf)
+    torch.testing.assert_close(net.user_memory.weight, 0.5 * gmf.user.weight)
+    torch.testing.assert_close(net.item_memory.weight, 0.5 * gmf.item.weight)
+    torch.testing.assert_close(net.user_output.weight, before)
+
+
+def test_l2_covers_the_dense_and_hop_kernels_only() -> None:
+    net = CMNNet(12, 9, factors=4, hops=3)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1.0)
+    # two 4x4 hop kernels + a 4x8 dense kernel + a 1x4 output kernel, halved; no biases.
+    assert float(net.l2_weights().detach()) == pytest.approx(0.5 * (16 + 16 + 32 + 4))
+
+
+def test_hops_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="hops"):
+        CMNNet(3, 3, factors=2, hops=0)
