@@ -130,7 +130,9 @@ class CMNNet(nn.Module):
             out = torch.zeros_like(query).index_add(0, seg, attn.unsqueeze(-1) * values)
         return out
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor, ragged: RaggedBatch) -> torch.Tensor:
+    def forward(
+        self, users: torch.Tensor, items: torch.Tensor, ragged: RaggedBatch
+    ) -> torch.Tensor:
         """Scores, shape (batch,)."""
         product = self.user_memory(users) * self.item_memory(items)
         hidden = torch.relu(self.dense(torch.cat([product, self.memory(users, items, ragged)], -1)))
@@ -144,6 +146,6 @@ class CMNNet(nn.Module):
 
     @torch.no_grad()
     def load_pretrained(self, gmf: GMF, scale: float = 0.5) -> None:
-        """Start the user and item memories from ``scale`` × the GMF embeddings (not the output memory)."""
+        """User and item memories := ``scale`` × the GMF embeddings (the output memory is kept)."""
         self.user_memory.weight.copy_(scale * gmf.user.weight)
         self.item_memory.weight.copy_(scale * gmf.item.weight)

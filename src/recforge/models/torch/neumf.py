@@ -15,6 +15,7 @@ uniform, heads LeCun uniform, biases zero.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -41,7 +42,7 @@ def _keras_head(in_features: int) -> nn.Linear:
 
 
 class MLP(nn.Module):
-    """``head(tower([p'_u ; q'_i]))``: one logit per pair; ``layers[0]`` is the concatenation width."""
+    """``head(tower([p'_u ; q'_i]))``: one logit per pair; ``layers[0]`` is the input width."""
 
     def __init__(self, n_users: int, n_items: int, layers: Sequence[int]) -> None:
         super().__init__()
@@ -56,7 +57,7 @@ class MLP(nn.Module):
         init_embedding(self.user.weight, "normal", 0.01)
         init_embedding(self.item.weight, "normal", 0.01)
         hidden: list[nn.Module] = []
-        for w_in, w_out in zip(layers[:-1], layers[1:], strict=True):
+        for w_in, w_out in itertools.pairwise(layers):
             lin = nn.Linear(w_in, w_out)
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -97,7 +98,7 @@ class NeuMFNet(nn.Module):
 
     @torch.no_grad()
     def load_pretrained(self, gmf: GMF, mlp: MLP, alpha: float = 0.5) -> None:
-        """Start from trained branches: copy them, and fuse their heads as ``[α·h_gmf ; (1-α)·h_mlp]``."""
+        """Copy trained branches; fuse their heads as ``[α·h_gmf ; (1-α)·h_mlp]``."""
         self.gmf.load_state_dict(gmf.state_dict())
         self.mlp.load_state_dict(mlp.state_dict())
         self.head.weight.copy_(
