@@ -100,12 +100,13 @@ class CMNNet(nn.Module):
         self.item_memory = nn.Embedding(n_items, factors)
         for emb in (self.user_memory, self.user_output, self.item_memory):
             init_embedding(emb.weight, "truncated_normal", 0.01)
-        self.hop_maps = nn.ModuleList(nn.Linear(factors, factors) for _ in range(hops - 1))
-        for lin in self.hop_maps:
+        maps = [nn.Linear(factors, factors) for _ in range(hops - 1)]
+        for lin in maps:
             # TF's variance_scaling_initializer default: truncated normal, fan-in, scale 2.
             std = float(np.sqrt(2.0 / factors))
             nn.init.trunc_normal_(lin.weight, 0.0, std, -2.0 * std, 2.0 * std)
             nn.init.constant_(lin.bias, 1.0)
+        self.hop_maps = nn.ModuleList(maps)
         self.dense = nn.Linear(2 * factors, factors)
         nn.init.xavier_uniform_(self.dense.weight)
         nn.init.zeros_(self.dense.bias)
@@ -141,8 +142,9 @@ class CMNNet(nn.Module):
 
     def l2_weights(self) -> torch.Tensor:
         """½ Σ w² over the hop, dense and output kernels (TF's ``l2_loss``; embeddings excluded)."""
-        kernels = [lin.weight for lin in self.hop_maps] + [self.dense.weight, self.out.weight]
-        return 0.5 * sum((w * w).sum() for w in kernels)  # type: ignore[return-value]
+        kernels = [self.dense.weight, self.out.weight]
+        kernels += [p for name, p in self.hop_maps.named_parameters() if name.endswith("weight")]
+        return 0.5 * torch.stack([(w * w).sum() for w in kernels]).sum()
 
     @torch.no_grad()
     def load_pretrained(self, gmf: GMF, scale: float = 0.5) -> None:
