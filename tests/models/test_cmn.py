@@ -120,3 +120,63 @@ def test_l2_covers_the_dense_and_hop_kernels_only() -> None:
 def test_hops_must_be_positive() -> None:
     with pytest.raises(ValueError, match="hops"):
         CMNNet(3, 3, factors=2, hops=0)
+
+
+# ----------------------------------------------------------------------------- TF optimiser
+def test_tf_rmsprop_follows_the_tensorflow_update_rule() -> None:
+    from recforge.models.torch.optim import TFRMSprop
+
+    theta = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = TFRMSprop([theta], lr=0.1, decay=0.9, momentum=0.5, eps=1e-10)
+    ms, mom, ref = np.ones(2), np.zeros(2), np.array([1.0, -2.0])
+    for grad in ([0.5, -1.0], [2.0, 0.0]):
+        theta.grad = torch.tensor(grad)
+        opt.step()
+        g = np.array(grad)
+        ms = 0.9 * ms + 0.1 * g * g  # the mean of squares starts at 1, not 0
+        mom = 0.5 * mom + 0.1 * g / np.sqrt(ms + 1e-10)
+        ref = ref - mom
+        np.testing.assert_allclose(theta.detach().numpy(), ref, rtol=1e-6)
+
+
+def test_tf_rmsprop_on_a_sparse_gradient_touches_only_the_batch_rows() -> None:
+    from recforge.models.torch.optim import TFRMSprop
+
+    torch.manual_seed(0)
+    sparse = torch.nn.Embedding(6, 3, sparse=True)
+    dense = torch.nn.Embedding(6, 3)
+    dense.weight.data.copy_(sparse.weight.data)
+    opt_s = TFRMSprop(sparse.parameters(), lr=0.05, momentum=0.9)
+    opt_d = TFRMSprop(dense.parameters(), lr=0.05, momentum=0.9)
+    rows = torch.tensor([1, 4, 1])
+    for _ in range(2):  # rows 1 and 4 both steps: sparse and dense agree there
+        for emb, opt in ((sparse, opt_s), (dense, opt_d)):
+            opt.zero_grad()
+            (emb(rows) ** 2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(sparse.weight[[1, 4]], dense.weight[[1, 4]])
+    before = sparse.weight.detach().clone()
+    state = {k: v.clone() for k, v in opt_s.state[sparse.weight].items()}
+    opt_s.zero_grad()
+    (sparse(torch.tensor([2])) ** 2).sum().backward()
+    opt_s.step()
+    # rows 1 and 4 are absent now: no momentum step and no decay of their mean of squares
+    torch.testing.assert_close(sparse.weight[[0, 1, 3, 4, 5]], before[[0, 1, 3, 4, 5]])
+    torch.testing.assert_close(opt_s.state[sparse.weight]["ms"][[1, 4]], state["ms"][[1, 4]])
+    assert not torch.equal(sparse.weight[2], before[2])
+
+
+def test_clip_by_norm_clips_each_tensor_on_its_own() -> None:
+    from recforge.models.torch.optim import clip_by_norm_
+
+    a = torch.nn.Parameter(torch.zeros(2))
+    b = torch.nn.Parameter(torch.zeros(2))
+    emb = torch.nn.Embedding(4, 2, sparse=True)
+    a.grad, b.grad = torch.tensor([3.0, 4.0]), torch.tensor([0.3, 0.4])
+    (emb(torch.tensor([0, 0, 2])).sum() * 10).backward()
+    clip_by_norm_([a, b, emb.weight], 1.0)
+    torch.testing.assert_close(a.grad, torch.tensor([0.6, 0.8]))
+    torch.testing.assert_close(b.grad, torch.tensor([0.3, 0.4]))  # under the limit: unchanged
+    g = emb.weight.grad.coalesce()
+    assert float(torch.linalg.vector_norm(g.values())) == pytest.approx(1.0)
+    assert g.to_dense()[0, 0] == pytest.approx(2 * g.to_dense()[2, 0])

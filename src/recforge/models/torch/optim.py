@@ -1,0 +1,92 @@
+"""Optimiser pieces that reproduce TensorFlow-1 training code the paper's originals ran on.
+
+- :class:`TFRMSprop`: ``tf.train.RMSPropOptimizer``. It differs from ``torch.optim.RMSprop`` in
+  three ways that matter for embeddings trained with momentum (CMN, SpectralCF): the running
+  mean of squares starts at 1 (torch: 0, so torch's first steps are ~3× larger), ε sits inside
+  the square root, and a sparse gradient (``nn.Embedding(sparse=True)``) updates only the rows
+  of the batch, as TF does for ``IndexedSlices`` (torch's RMSprop refuses sparse gradients and,
+  given dense ones, keeps decaying the running mean of rows absent from the batch, so their
+  next step is blown up by a tiny denominator).
+- :func:`clip_by_norm_`: ``tf.clip_by_norm`` applied to every gradient tensor on its own (not
+  one global norm), for dense and sparse gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+
+__all__ = ["TFRMSprop", "clip_by_norm_"]
+
+
+def clip_by_norm_(params: Iterable[torch.Tensor], max_norm: float) -> None:
+    """Rescale each parameter's gradient to L2 norm at most ``max_norm`` (in place)."""
+    for p in params:
+        g = p.grad
+        if g is None:
+            continue
+        if g.is_sparse:
+            g = g.coalesce()
+            norm = torch.linalg.vector_norm(g.values())
+            if norm > max_norm:
+                g = g * (max_norm / norm)
+            p.grad = g
+        else:
+            norm = torch.linalg.vector_norm(g)
+            if norm > max_norm:
+                g.mul_(max_norm / norm)
+
+
+class TFRMSprop(torch.optim.Optimizer):
+    """RMSProp with TensorFlow 1 semantics (see the module docstring).
+
+    Per step, on the rows a gradient touches: ``ms ← ρ·ms + (1−ρ)·g²``,
+    ``mom ← μ·mom + lr·g / sqrt(ms + ε)``, ``θ ← θ − mom``; ``ms`` starts at 1, ``mom`` at 0.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        decay: float = 0.9,
+        momentum: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        if lr <= 0 or not 0.0 <= decay < 1.0 or not 0.0 <= momentum < 1.0 or eps <= 0:
+            raise ValueError(
+                f"TFRMSprop: need lr > 0, 0 <= decay < 1, 0 <= momentum < 1, eps > 0; got lr={lr}, "
+                f"decay={decay}, momentum={momentum}, eps={eps}"
+            )
+        super().__init__(params, {"lr": lr, "decay": decay, "momentum": momentum, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, rho, mu, eps = group["lr"], group["decay"], group["momentum"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["ms"] = torch.ones_like(p)
+                    state["mom"] = torch.zeros_like(p)
+                ms, mom = state["ms"], state["mom"]
+                g = p.grad
+                if g.is_sparse:
+                    g = g.coalesce()
+                    rows, vals = g.indices()[0], g.values()
+                    ms_r = ms[rows].mul_(rho).addcmul_(vals, vals, value=1.0 - rho)
+                    mom_r = mom[rows].mul_(mu).add_(lr * vals / torch.sqrt(ms_r + eps))
+                    ms.index_copy_(0, rows, ms_r)
+                    mom.index_copy_(0, rows, mom_r)
+                    p.index_add_(0, rows, mom_r, alpha=-1.0)
+                else:
+                    ms.mul_(rho).addcmul_(g, g, value=1.0 - rho)
+                    mom.mul_(mu).add_(lr * g / torch.sqrt(ms + eps))
+                    p.sub_(mom)
+        return loss
