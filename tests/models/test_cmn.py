@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from recforge.models.torch.cmn import CMNNet, Neighbourhoods, segment_softmax
-from recforge.models.torch.gmf import GMF
+from recforge.models.torch.gmf import GMFNet
 
 
 def _padded_memory(net: CMNNet, users: torch.Tensor, items: torch.Tensor,
@@ -99,7 +99,7 @@ def test_ragged_memory_equals_the_padded_layout_in_value_and_gradient(hops: int)
 
 def test_memory_pretraining_copies_half_the_gmf_embeddings_and_not_the_output_memory() -> None:
     torch.manual_seed(0)
-    gmf = GMF(12, 9, 6, init="truncated_normal")
+    gmf = GMFNet(12, 9, 6, variant="cmn")
     net = CMNNet(12, 9, factors=6, hops=2)
     before = net.user_output.weight.detach().clone()
     net.load_pretrained(gmf)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recforge.models.torch.gmf import GMF
-from recforge.models.torch.neumf import MLP, NeuMFNet
+from recforge.models.torch.gmf import GMFNet
+from recforge.models.torch.neumf import MLPNet, NeuMFNet
 
 
 def test_pretrained_fusion_starts_at_the_mean_of_the_two_branch_logits() -> None:
     torch.manual_seed(0)
-    gmf, mlp = GMF(7, 5, 4), MLP(7, 5, [8, 4, 2])
+    gmf, mlp = GMFNet(7, 5, 4), MLPNet(7, 5, [8, 4, 2])
     with torch.no_grad():  # trained-looking branches: non-zero biases, spread-out embeddings
         for p in (*gmf.parameters(), *mlp.parameters()):
             p.normal_(0.0, 0.7)
@@ -33,7 +33,7 @@ def test_branches_have_their_own_embeddings() -> None:
 
 
 def test_mlp_tower_widths_follow_layers() -> None:
-    mlp = MLP(3, 4, [64, 32, 16, 8])
+    mlp = MLPNet(3, 4, [64, 32, 16, 8])
     widths = [m.out_features for m in mlp.tower if isinstance(m, torch.nn.Linear)]
     assert widths == [32, 16, 8]
     assert mlp(torch.tensor([0, 2]), torch.tensor([3, 1])).shape == (2,)
@@ -42,4 +42,4 @@ def test_mlp_tower_widths_follow_layers() -> None:
 @pytest.mark.parametrize("layers", [[7, 4], [8], [8, 0]])
 def test_bad_layers_are_named(layers: list[int]) -> None:
     with pytest.raises(ValueError, match="layers"):
-        MLP(3, 3, layers)
+        MLPNet(3, 3, layers)

@@ -1,33 +1,57 @@
 """CMN, the Collaborative Memory Network (Ebesu, Shen & Fang, SIGIR'18), with ragged neighbourhoods.
 
-The neighbourhood of item i is the set of its training users N(i). The original pads every
-neighbourhood in a batch to the longest one (up to 311 on CiteULike-a, ~11× the real work);
-here a batch's neighbourhoods are one flat list of user ids with a segment id per entry, and the
-attention is a segment softmax (``scatter_reduce`` max, ``index_add`` sums), so the cost is the
-sum of the true lengths.
+The neighbourhood N(i) of item i is its set of training users. The original pads every
+neighbourhood of a batch to the longest one (up to 311 users on CiteULike-a, ~11× the real
+work); here a batch's neighbourhoods are one flat list of user ids with a segment id per entry,
+and the attention is a segment softmax (``scatter_reduce`` max, ``index_add`` sums), so the
+cost is the sum of the true lengths.
 
-Network, per (u, i) with m = user memory (keys), c = user output memory (values), e = item memory:
+Network, per (u, i), with m = user memory (keys), c = user output memory (values), e = item
+memory, all truncated N(0, 0.01²):
 
 - hop 1: q = m_u + e_i; p_v = softmax_{v ∈ N(i)}(q · m_v); o = Σ_v p_v c_v;
-- hop k > 1: q ← ReLU(W_k q + b_k + o) (b_k starts at 1 so that the ReLU is active), then the
-  same attention with the new q;
-- score: w · ReLU(U [m_u ⊙ e_i ; o]) (no bias on w).
+- hop k > 1: q ← ReLU(W_k q + b_k + o) (b_k starts at 1 so that the ReLU fires), then the same
+  attention with the new q;
+- score: w · ReLU(U [m_u ⊙ e_i ; o] + b) (w without bias).
 
-An empty neighbourhood gives o = 0.
+An empty neighbourhood gives o = 0. Training (the paper's settings are the defaults): BPR over 4
+(user, positive, negative) triples per training pair, L2 ½λ·Σw² on the hop/dense/output
+kernels (λ = 0.1), every gradient tensor clipped to norm 5, RMSProp with TensorFlow 1
+semantics (lr 1e-3, decay 0.9, momentum 0.9; :class:`~recforge.models.torch.optim.TFRMSprop`)
+with sparse embedding gradients, after a pair-wise GMF pre-training (Adam, early-stopped on its
+training loss) whose embeddings, halved, start the user and item memories.
+
+The original's quirks, as options (default: the corrected behaviour):
+
+- ``include_target_user``: in training, N(pos) contains the target user u itself (u rated pos),
+  while N(neg) and every test item's neighbourhood never do. The model can learn "my own memory
+  in the neighbourhood means positive", a signal that is absent at test time: a train/test
+  mismatch, treated as a bug. Off by default (u is dropped from the neighbourhoods it scores).
+- ``negatives_with_users_only``: negatives are drawn only among items with at least one training
+  user (the original needed it to avoid empty neighbourhoods). Off by default: any item outside
+  the user's row, as BPR defines it; empty neighbourhoods are handled (o = 0).
+
+Not replicated: for an item without training users the original fills the neighbourhood with
+the item id read as a user id (training) or with the target user (scoring).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recforge.models.torch.gmf import GMF, init_embedding
+from recforge.data.interactions import Interactions
+from recforge.models.iterative import EarlyStopping, TrainingRun
+from recforge.models.torch.gmf import GMF, GMFNet, init_embedding
+from recforge.models.torch.optim import TFRMSprop
+from recforge.models.torch.pairs import PairScoringRecommender, bpr_epoch, negative_sampler
 
-__all__ = ["CMNNet", "Neighbourhoods", "RaggedBatch", "segment_softmax"]
+__all__ = ["CMN", "CMNNet", "Neighbourhoods", "RaggedBatch", "segment_softmax"]
 
 
 def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
@@ -38,10 +62,10 @@ def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: in
     """
     fill = torch.full((n_segments,), float("-inf"), dtype=logits.dtype, device=logits.device)
     top = fill.scatter_reduce(0, segments, logits.detach(), reduce="amax", include_self=True)
-    expd = torch.exp(logits - top[segments])
+    expd = torch.exp(logits - top.index_select(0, segments))
     denom = torch.zeros(n_segments, dtype=logits.dtype, device=logits.device)
     denom = denom.index_add(0, segments, expd)
-    return expd / denom[segments]
+    return expd / denom.index_select(0, segments)
 
 
 @dataclass(frozen=True)
@@ -59,27 +83,36 @@ class RaggedBatch:
 class Neighbourhoods:
     """Item → training users (CSR on the device), gathered for a batch without Python loops."""
 
-    def __init__(self, train: sp.csr_matrix, device: torch.device | str = "cpu") -> None:
+    def __init__(self, train: sp.spmatrix, device: torch.device | str = "cpu") -> None:
         by_item = sp.csc_matrix(train, copy=True)
         by_item.sum_duplicates()  # also sorts the user ids of each item
+        by_item.eliminate_zeros()
         self.n_items = int(by_item.shape[1])
         self.indptr = torch.as_tensor(by_item.indptr.astype(np.int64), device=device)
         self.indices = torch.as_tensor(by_item.indices.astype(np.int64), device=device)
         self.lengths = self.indptr[1:] - self.indptr[:-1]
+        self.lengths_np = np.diff(by_item.indptr).astype(np.int64)
 
     def gather(self, items: torch.Tensor, exclude: torch.Tensor | None = None) -> RaggedBatch:
         """Neighbours of ``items``; ``exclude[b]`` (a user id per pair) is dropped from row b."""
-        start = self.indptr[items]
-        lens = self.lengths[items]
+        start = self.indptr.index_select(0, items)
+        lens = self.lengths.index_select(0, items)
         rows = torch.arange(items.numel(), device=items.device)
         segments = torch.repeat_interleave(rows, lens)
         first = torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)
         offsets = torch.arange(segments.numel(), device=items.device) - first
-        users = self.indices[start[segments] + offsets]
+        users = self.indices.index_select(0, start.index_select(0, segments) + offsets)
         if exclude is not None:
-            keep = users != exclude[segments]
+            keep = users != exclude.index_select(0, segments)
             users, segments = users[keep], segments[keep]
         return RaggedBatch(users=users, segments=segments, n_segments=int(items.numel()))
+
+
+def _variance_scaling_(linear: nn.Linear) -> None:
+    """TF-contrib ``variance_scaling_initializer(2.0, 'FAN_IN', uniform=False)``: truncated
+    normal with std sqrt(1.3 · 2 / fan_in) (1.3 compensates the truncation at 2 std)."""
+    std = float(np.sqrt(1.3 * 2.0 / linear.in_features))
+    nn.init.trunc_normal_(linear.weight, 0.0, std, -2.0 * std, 2.0 * std)
 
 
 class CMNNet(nn.Module):
@@ -89,26 +122,26 @@ class CMNNet(nn.Module):
         n_users, n_items: table sizes.
         factors: memory size d.
         hops: number of memory hops (the paper's runs: 3).
+        sparse: sparse embedding gradients (for :class:`TFRMSprop`'s per-row updates).
     """
 
-    def __init__(self, n_users: int, n_items: int, factors: int, hops: int) -> None:
+    def __init__(self, n_users: int, n_items: int, factors: int, hops: int,
+                 sparse: bool = False) -> None:
         super().__init__()
         if hops < 1:
             raise ValueError(f"hops must be >= 1, got {hops}")
-        self.user_memory = nn.Embedding(n_users, factors)
-        self.user_output = nn.Embedding(n_users, factors)
-        self.item_memory = nn.Embedding(n_items, factors)
+        self.user_memory = nn.Embedding(n_users, factors, sparse=sparse)
+        self.user_output = nn.Embedding(n_users, factors, sparse=sparse)
+        self.item_memory = nn.Embedding(n_items, factors, sparse=sparse)
         for emb in (self.user_memory, self.user_output, self.item_memory):
             init_embedding(emb.weight, "truncated_normal", 0.01)
         maps = [nn.Linear(factors, factors) for _ in range(hops - 1)]
         for lin in maps:
-            # TF's variance_scaling_initializer default: truncated normal, fan-in, scale 2.
-            std = float(np.sqrt(2.0 / factors))
-            nn.init.trunc_normal_(lin.weight, 0.0, std, -2.0 * std, 2.0 * std)
+            _variance_scaling_(lin)
             nn.init.constant_(lin.bias, 1.0)
         self.hop_maps = nn.ModuleList(maps)
         self.dense = nn.Linear(2 * factors, factors)
-        nn.init.xavier_uniform_(self.dense.weight)
+        _variance_scaling_(self.dense)
         nn.init.zeros_(self.dense.bias)
         self.out = nn.Linear(factors, 1, bias=False)
         nn.init.xavier_uniform_(self.out.weight)
@@ -127,7 +160,8 @@ class CMNNet(nn.Module):
         for hop in range(self.hops):
             if hop:
                 query = torch.relu(self.hop_maps[hop - 1](query) + out)
-            attn = segment_softmax((query[seg] * keys).sum(-1), seg, ragged.n_segments)
+            logits = torch.linalg.vecdot(query.index_select(0, seg), keys)
+            attn = segment_softmax(logits, seg, ragged.n_segments)
             out = torch.zeros_like(query).index_add(0, seg, attn.unsqueeze(-1) * values)
         return out
 
@@ -147,7 +181,152 @@ class CMNNet(nn.Module):
         return 0.5 * torch.stack([(w * w).sum() for w in kernels]).sum()
 
     @torch.no_grad()
-    def load_pretrained(self, gmf: GMF, scale: float = 0.5) -> None:
+    def load_pretrained(self, gmf: GMFNet, scale: float = 0.5) -> None:
         """User and item memories := ``scale`` × the GMF embeddings (the output memory is kept)."""
         self.user_memory.weight.copy_(scale * gmf.user.weight)
         self.item_memory.weight.copy_(scale * gmf.item.weight)
+
+
+class CMN(PairScoringRecommender):
+    """Collaborative Memory Network with pair-wise GMF pre-training (see the module docstring).
+
+    Args:
+        factors: memory size (CiteULike-a and Pinterest: 50; Epinions: 40).
+        hops: memory hops (the paper's runs: 3).
+        epochs, epochs_gmf: maximum epochs of CMN and of the GMF pre-training.
+        batch_size: triples per step (CiteULike-a, Epinions: 128; Pinterest: 256).
+        n_negatives: triples (negatives) per training pair.
+        learning_rate: RMSProp's (CMN) and Adam's (GMF).
+        reg_l2, reg_l2_gmf: L2 of CMN's kernels and of GMF's output weights.
+        clip_norm: per-tensor gradient norm limit.
+        pretrain: start the memories from the GMF pre-training.
+        include_target_user, negatives_with_users_only: the original's quirks (module docstring).
+        seed, device, num_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
+
+    After ``fit``: ``epochs_best_``, ``epochs_gmf_best_`` and ``pretrain_history_``.
+    """
+
+    name: ClassVar[str] = "CMN"
+    _test_params: ClassVar[dict[str, Any]] = {
+        "factors": 4, "hops": 2, "epochs": 2, "epochs_gmf": 1, "batch_size": 64,
+    }
+
+    def __init__(
+        self,
+        factors: int = 50,
+        hops: int = 3,
+        epochs: int = 100,
+        epochs_gmf: int = 100,
+        batch_size: int = 128,
+        n_negatives: int = 4,
+        learning_rate: float = 1e-3,
+        reg_l2: float = 0.1,
+        reg_l2_gmf: float = 1e-4,
+        clip_norm: float = 5.0,
+        pretrain: bool = True,
+        include_target_user: bool = False,
+        negatives_with_users_only: bool = False,
+        seed: int = 0,
+        device: str = "cpu",
+        num_threads: int = 1,
+    ) -> None:
+        self.factors = factors
+        self.hops = hops
+        self.epochs = epochs
+        self.epochs_gmf = epochs_gmf
+        self.batch_size = batch_size
+        self.n_negatives = n_negatives
+        self.learning_rate = learning_rate
+        self.reg_l2 = reg_l2
+        self.reg_l2_gmf = reg_l2_gmf
+        self.clip_norm = clip_norm
+        self.pretrain = pretrain
+        self.include_target_user = include_target_user
+        self.negatives_with_users_only = negatives_with_users_only
+        self.seed = seed
+        self.device = device
+        self.num_threads = num_threads
+
+    def _check_params(self) -> None:
+        for field in ("factors", "hops", "batch_size", "n_negatives"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"CMN: {field} must be a positive integer, got {value!r}")
+        for field in ("learning_rate", "clip_norm"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"CMN: {field} must be > 0, got {getattr(self, field)!r}")
+        for field in ("reg_l2", "reg_l2_gmf"):
+            if not getattr(self, field) >= 0:
+                raise ValueError(f"CMN: {field} must be >= 0, got {getattr(self, field)!r}")
+
+    def _module_config(self, train: Interactions) -> dict[str, Any]:
+        return {"n_users": self.n_users_, "n_items": self.n_items_, "factors": int(self.factors),
+                "hops": int(self.hops)}
+
+    def _make_module(self, config: dict[str, Any]) -> nn.Module:
+        return CMNNet(config["n_users"], config["n_items"], config["factors"], config["hops"],
+                      sparse=True)
+
+    def _set_neighbourhoods(self, train: sp.spmatrix) -> None:
+        self.neighbourhoods_ = Neighbourhoods(train, self.device_)
+
+    def _prepare(self, train: Interactions, run: TrainingRun) -> None:
+        net = self.module_
+        assert isinstance(net, CMNNet)
+        self._set_neighbourhoods(train.matrix)
+        self.epochs_gmf_best_: int | None = None
+        self.pretrain_history_: dict[str, list[dict[str, Any]]] = {}
+        if self.pretrain:
+            gmf = GMF(factors=int(self.factors), variant="cmn", epochs=self.epochs_gmf,
+                      batch_size=self.batch_size, n_negatives=self.n_negatives,
+                      learning_rate=self.learning_rate, reg=self.reg_l2_gmf,
+                      negatives_with_users_only=self.negatives_with_users_only, seed=self.seed,
+                      device=self.device, num_threads=self.num_threads)
+            gmf.fit(train, early_stopping=_gmf_rule(run), stage="CMN: GMF pre-training",
+                    progress=run.progress)
+            self.epochs_gmf_best_ = int(gmf.epochs_best_)
+            self.pretrain_history_["GMF"] = [h.to_dict() for h in gmf.history_]
+            gmf_net = gmf.module_
+            assert isinstance(gmf_net, GMFNet)
+            net.load_pretrained(gmf_net)
+        self._sampler = negative_sampler(train, self.rng_, self.negatives_with_users_only)
+        self._opt = TFRMSprop(net.parameters(), lr=self.learning_rate, decay=0.9, momentum=0.9,
+                              clip_norm=self.clip_norm)
+
+    def _end_training(self) -> None:
+        super()._end_training()
+        for attr in ("_sampler", "_opt"):
+            vars(self).pop(attr, None)
+
+    def _forward_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        exclude = None if self.include_target_user else users
+        ragged = self.neighbourhoods_.gather(items, exclude=exclude)
+        out: torch.Tensor = self.module_(users, items, ragged)
+        return out
+
+    def _train_epoch(self, epoch: int) -> float:
+        net = self.module_
+        assert isinstance(net, CMNNet)
+
+        def score(u: torch.Tensor, pos: torch.Tensor,
+                  neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # one gather and one forward for both halves; u is never in N(neg) (neg is unrated)
+            s_pos, s_neg = self._forward_pairs(torch.cat([u, u]), torch.cat([pos, neg])).chunk(2)
+            return s_pos, s_neg
+
+        return bpr_epoch(score, list(net.parameters()), self._opt, self._sampler,
+                         self.n_negatives, self.batch_size, self.rng_, self.device_,
+                         lambda: self.reg_l2 * net.l2_weights() if self.reg_l2 else None)
+
+    def _pair_costs(self, items: np.ndarray) -> np.ndarray:
+        return 1 + self.neighbourhoods_.lengths_np[items]
+
+    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self._forward_pairs(users, items)
+
+
+def _gmf_rule(run: TrainingRun) -> EarlyStopping:
+    """CMN's GMF stops on its training loss, every ``validate_every`` with the run's patience."""
+    es = run.early_stopping or EarlyStopping()
+    return EarlyStopping(validate_every=es.validate_every, patience=es.patience,
+                         monitor="loss").with_cap(es.max_epochs)

@@ -1,22 +1,44 @@
-"""Generalised matrix factorisation (He et al., WWW'17, §3.2): the scorer NeuMF and CMN share.
+"""GMF, generalised matrix factorisation: the piece NeuMF and CMN both pre-train.
 
-``GMF`` embeds a user and an item, multiplies the two vectors element-wise and maps the product
-to one logit with a linear layer. NeuMF trains it point-wise (sigmoid + binary cross-entropy) and
-fuses its last vector with the MLP's; CMN trains it pair-wise (BPR, ReLU on the logit) and copies
-half of its embeddings into its memories. Both uses only differ in the head activation and in the
-loss, which live with the model that trains it.
+``GMFNet`` embeds a user and an item, multiplies them element-wise and maps the product to one
+score with a linear head. The two papers train it differently, so :class:`GMF` takes a
+``variant``:
+
+- ``"ncf"`` (He et al., WWW'17, as ported by the RecSys'19 authors to Keras 2): embeddings
+  N(0, ``init_std``²) (Keras' ``random_normal``: 0.05; the Keras-1 original used 0.01), a head
+  with bias and LeCun-uniform weights, point-wise binary cross-entropy over every positive and
+  ``n_negatives`` sampled negatives; ``reg`` is Keras' L2 on both embedding tables, λ·Σw².
+- ``"cmn"`` (Ebesu et al., SIGIR'18, ``PairwiseGMF``): embeddings truncated N(0, 0.01²), a
+  ReLU head without bias (Glorot-uniform), BPR over (user, positive, negative) triples with
+  ``n_negatives`` triples per training pair; ``reg`` is TF's L2 on the head weights, ½λ·Σw²;
+  every gradient tensor clipped to norm 5.
+
+Both use Adam (lr 1e-3) in the papers' runs.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["GMF", "init_embedding"]
+from recforge.data.interactions import Interactions
+from recforge.models.iterative import TrainingRun
+from recforge.models.torch.pairs import (
+    PairScoringRecommender,
+    bpr_epoch,
+    check_choice,
+    make_optimizer,
+    negative_sampler,
+    pointwise_epoch,
+)
+
+__all__ = ["GMF", "GMFNet", "init_embedding"]
 
 Init = Literal["normal", "truncated_normal"]
+Variant = Literal["ncf", "cmn"]
 
 
 def init_embedding(weight: torch.Tensor, init: Init, std: float) -> None:
@@ -30,32 +52,32 @@ def init_embedding(weight: torch.Tensor, init: Init, std: float) -> None:
             raise ValueError(f"init must be 'normal' or 'truncated_normal', got {init!r}")
 
 
-class GMF(nn.Module):
-    """``head(p_u ⊙ q_i)``: one logit per (user, item) pair.
+def lecun_uniform_(weight: torch.Tensor) -> None:
+    """Keras' ``lecun_uniform``: U(-sqrt(3 / fan_in), sqrt(3 / fan_in))."""
+    bound = float(np.sqrt(3.0 / weight.shape[1]))
+    with torch.no_grad():
+        weight.uniform_(-bound, bound)
 
-    Args:
-        n_users, n_items: table sizes.
-        factors: embedding size d.
-        init / std: embedding initialisation (NCF: N(0, 0.01); CMN: truncated normal, 0.01).
-        bias: whether the head has a bias term.
-    """
 
-    def __init__(
-        self,
-        n_users: int,
-        n_items: int,
-        factors: int,
-        *,
-        init: Init = "normal",
-        std: float = 0.01,
-        bias: bool = True,
-    ) -> None:
+class GMFNet(nn.Module):
+    """``head(p_u ⊙ q_i)``: one score per (user, item) pair (see the module docstring)."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int, *, variant: Variant = "ncf",
+                 init_std: float = 0.05) -> None:
         super().__init__()
+        self.variant = variant
         self.user = nn.Embedding(n_users, factors)
         self.item = nn.Embedding(n_items, factors)
-        init_embedding(self.user.weight, init, std)
-        init_embedding(self.item.weight, init, std)
-        self.head = nn.Linear(factors, 1, bias=bias)
+        cmn = variant == "cmn"
+        for emb in (self.user, self.item):
+            init_embedding(emb.weight, "truncated_normal" if cmn else "normal",
+                           0.01 if cmn else init_std)
+        self.head = nn.Linear(factors, 1, bias=not cmn)
+        if cmn:
+            nn.init.xavier_uniform_(self.head.weight)
+        else:
+            lecun_uniform_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def product(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The element-wise product p_u ⊙ q_i, shape (batch, factors)."""
@@ -63,6 +85,107 @@ class GMF(nn.Module):
         return out
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Logits, shape (batch,)."""
+        """Scores, shape (batch,): a logit for "ncf", ReLU(logit) for "cmn"."""
         out: torch.Tensor = self.head(self.product(users, items)).squeeze(-1)
+        return torch.relu(out) if self.variant == "cmn" else out
+
+
+class GMF(PairScoringRecommender):
+    """Generalised matrix factorisation as NCF (``variant="ncf"``) or CMN (``"cmn"``) trains it.
+
+    Args:
+        factors: embedding size.
+        variant: whose GMF (see the module docstring).
+        epochs: maximum epochs (the cap under early stopping).
+        batch_size: training instances per step.
+        n_negatives: sampled negatives per training pair.
+        learning_rate, optimizer: ``"adam"`` (both papers) or ``"sgd"``.
+        reg: L2 strength (its form depends on ``variant``).
+        init_std: std of the "ncf" embedding initialisation.
+        negatives_with_users_only: draw negatives only among items with a training user (CMN's
+            original sampler; default: every item outside the user's row).
+        seed, device, num_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
+    """
+
+    name: ClassVar[str] = "GMF"
+    _test_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 2, "batch_size": 64}
+
+    def __init__(
+        self,
+        factors: int = 8,
+        variant: Variant = "ncf",
+        epochs: int = 100,
+        batch_size: int = 256,
+        n_negatives: int = 4,
+        learning_rate: float = 1e-3,
+        optimizer: Literal["adam", "sgd"] = "adam",
+        reg: float = 0.0,
+        init_std: float = 0.05,
+        negatives_with_users_only: bool = False,
+        seed: int = 0,
+        device: str = "cpu",
+        num_threads: int = 1,
+    ) -> None:
+        self.factors = factors
+        self.variant = variant
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.n_negatives = n_negatives
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.reg = reg
+        self.init_std = init_std
+        self.negatives_with_users_only = negatives_with_users_only
+        self.seed = seed
+        self.device = device
+        self.num_threads = num_threads
+
+    def _check_params(self) -> None:
+        check_choice(self, "variant", ("ncf", "cmn"))
+        check_choice(self, "optimizer", ("adam", "sgd"))
+
+    def _module_config(self, train: Interactions) -> dict[str, Any]:
+        return {"n_users": self.n_users_, "n_items": self.n_items_, "factors": int(self.factors),
+                "variant": self.variant, "init_std": float(self.init_std)}
+
+    def _make_module(self, config: dict[str, Any]) -> nn.Module:
+        return GMFNet(config["n_users"], config["n_items"], config["factors"],
+                      variant=config["variant"], init_std=config["init_std"])
+
+    def _prepare(self, train: Interactions, run: TrainingRun) -> None:
+        self._sampler = negative_sampler(train, self.rng_, self.negatives_with_users_only)
+        self._opt = make_optimizer(self.optimizer, self.module_.parameters(), self.learning_rate)
+
+    def _end_training(self) -> None:
+        super()._end_training()
+        for attr in ("_sampler", "_opt"):
+            vars(self).pop(attr, None)
+
+    def _penalty(self) -> torch.Tensor | None:
+        net = self.module_
+        assert isinstance(net, GMFNet)
+        if not self.reg:
+            return None
+        if self.variant == "cmn":
+            return 0.5 * self.reg * (net.head.weight**2).sum()
+        return self.reg * ((net.user.weight**2).sum() + (net.item.weight**2).sum())
+
+    def _train_epoch(self, epoch: int) -> float:
+        net = self.module_
+        if self.variant == "ncf":
+            return pointwise_epoch(net, self._opt, self._sampler, self.n_negatives,
+                                   self.batch_size, self.rng_, self.device_, self._penalty)
+
+        def score(u: torch.Tensor, pos: torch.Tensor,
+                  neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            s_pos, s_neg = net(torch.cat([u, u]), torch.cat([pos, neg])).chunk(2)
+            return s_pos, s_neg
+
+        return bpr_epoch(score, list(net.parameters()), self._opt, self._sampler,
+                         self.n_negatives, self.batch_size, self.rng_, self.device_,
+                         self._penalty, clip=5.0)
+
+    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.module_(users, items)
         return out
+

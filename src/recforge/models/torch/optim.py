@@ -43,6 +43,8 @@ class TFRMSprop(torch.optim.Optimizer):
 
     Per step, on the rows a gradient touches: ``ms ← ρ·ms + (1−ρ)·g²``,
     ``mom ← μ·mom + lr·g / sqrt(ms + ε)``, ``θ ← θ − mom``; ``ms`` starts at 1, ``mom`` at 0.
+    ``clip_norm`` first rescales each gradient tensor as :func:`clip_by_norm_` does (fused here
+    so that a sparse gradient is coalesced once).
     """
 
     def __init__(
@@ -52,7 +54,11 @@ class TFRMSprop(torch.optim.Optimizer):
         decay: float = 0.9,
         momentum: float = 0.0,
         eps: float = 1e-10,
+        clip_norm: float | None = None,
     ) -> None:
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"TFRMSprop: clip_norm must be > 0 or None, got {clip_norm!r}")
+        self.clip_norm = clip_norm
         if lr <= 0 or not 0.0 <= decay < 1.0 or not 0.0 <= momentum < 1.0 or eps <= 0:
             raise ValueError(
                 f"TFRMSprop: need lr > 0, 0 <= decay < 1, 0 <= momentum < 1, eps > 0; got lr={lr}, "
@@ -80,13 +86,23 @@ class TFRMSprop(torch.optim.Optimizer):
                 if g.is_sparse:
                     g = g.coalesce()
                     rows, vals = g.indices()[0], g.values()
-                    ms_r = ms[rows].mul_(rho).addcmul_(vals, vals, value=1.0 - rho)
-                    mom_r = mom[rows].mul_(mu).add_(lr * vals / torch.sqrt(ms_r + eps))
+                    vals = self._clipped(vals)
+                    ms_r = ms.index_select(0, rows).mul_(rho).addcmul_(vals, vals, value=1.0 - rho)
+                    mom_r = mom.index_select(0, rows).mul_(mu).add_(
+                        vals / torch.sqrt(ms_r + eps), alpha=lr
+                    )
                     ms.index_copy_(0, rows, ms_r)
                     mom.index_copy_(0, rows, mom_r)
                     p.index_add_(0, rows, mom_r, alpha=-1.0)
                 else:
+                    g = self._clipped(g)
                     ms.mul_(rho).addcmul_(g, g, value=1.0 - rho)
-                    mom.mul_(mu).add_(lr * g / torch.sqrt(ms + eps))
+                    mom.mul_(mu).add_(g / torch.sqrt(ms + eps), alpha=lr)
                     p.sub_(mom)
         return loss
+
+    def _clipped(self, g: torch.Tensor) -> torch.Tensor:
+        if self.clip_norm is None:
+            return g
+        norm = torch.linalg.vector_norm(g)
+        return g * (self.clip_norm / norm) if norm > self.clip_norm else g
