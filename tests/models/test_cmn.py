@@ -180,3 +180,95 @@ def test_clip_by_norm_clips_each_tensor_on_its_own() -> None:
     g = emb.weight.grad.coalesce()
     assert float(torch.linalg.vector_norm(g.values())) == pytest.approx(1.0)
     assert g.to_dense()[0, 0] == pytest.approx(2 * g.to_dense()[2, 0])
+
+
+# ----------------------------------------------------------------------------- the model
+from tests.models.neural_data import ScriptedValidation, planted, top_unseen_in_group  # noqa: E402
+
+from recforge.data.interactions import Interactions  # noqa: E402
+from recforge.models.iterative import EarlyStopping  # noqa: E402
+from recforge.models.torch.cmn import CMN  # noqa: E402
+from recforge.models.torch.pairs import negative_sampler  # noqa: E402
+
+
+def _cmn(**overrides: object) -> CMN:
+    params = {"factors": 8, "hops": 2, "epochs": 2, "epochs_gmf": 1, "batch_size": 64,
+              "seed": 3}
+    return CMN(**{**params, **overrides})  # type: ignore[arg-type]
+
+
+def test_planted_preference_is_ranked_first() -> None:
+    data = planted()
+    model = _cmn(epochs=10, epochs_gmf=10).fit(data.train)
+    assert top_unseen_in_group(model, data) == 1.0
+
+
+def test_same_seed_same_scores_and_another_seed_other_scores() -> None:
+    data = planted()
+    users = np.arange(data.train.n_users)
+    a, b, c = (_cmn(seed=s).fit(data.train).score(users) for s in (3, 3, 4))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_candidate_scores_equal_full_scores_and_chunking_changes_nothing() -> None:
+    data = planted()
+    model = _cmn().fit(data.train)
+    users = np.arange(data.train.n_users)
+    full = model.score(users)
+    cand = data.unseen
+    rows, cols = cand.nonzero()
+    np.testing.assert_allclose(model.score_candidates(users, cand), full[rows, cols], rtol=1e-5)
+    model.score_budget = 50  # a few pairs (with their neighbourhoods) per forward pass
+    np.testing.assert_allclose(model.score(users), full, rtol=1e-5)
+
+
+def test_early_stopping_on_validation_keeps_the_best_state_and_gmf_stops_on_its_loss() -> None:
+    data = planted()
+    script = ScriptedValidation({"CMN": [0.2, 0.6, 0.5, 0.4]})
+    model = _cmn(epochs=20, epochs_gmf=6)
+    model.fit(data.train, validation=script,
+              early_stopping=EarlyStopping(validate_every=2, patience=2))
+    assert {s[0] for s in script.seen} == {"CMN"}  # the GMF is never validated on HR
+    assert model.epochs_best_ == 4 and model.epochs_run_ == 8
+    np.testing.assert_array_equal(model.score(np.arange(data.train.n_users)),
+                                  script.scores_at("CMN", 0.6))
+    gmf = model.pretrain_history_["GMF"]
+    checked = [h for h in gmf if h["validation"] is not None]
+    assert [h["epoch"] for h in checked] == [2, 4, 6]
+    assert all(h["validation"] == pytest.approx(-h["loss"]) for h in checked)  # its loss
+    best = max(checked, key=lambda h: h["validation"])["epoch"]
+    assert model.epochs_gmf_best_ == best
+
+
+def test_the_target_user_is_left_out_of_its_own_neighbourhood_unless_asked() -> None:
+    data = planted()
+    users = np.arange(data.train.n_users)
+    u_pos, i_pos = data.train.matrix.nonzero()  # training pairs: u is in N(i)
+    for include in (False, True):
+        model = _cmn(include_target_user=include).fit(data.train)
+        u, i = torch.from_numpy(u_pos.astype(np.int64)), torch.from_numpy(i_pos.astype(np.int64))
+        with torch.no_grad():
+            rag = model.neighbourhoods_.gather(i, exclude=None if include else u)
+            expected = model.module_(u, i, rag).numpy()
+        got = model.score(users)[u_pos, i_pos]
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        every = int(np.diff(data.train.matrix.tocsc().indptr)[i_pos].sum())
+        assert rag.users.numel() == (every if include else every - u_pos.size)
+
+
+def test_negatives_only_among_items_with_users_is_an_option() -> None:
+    data = planted()
+    users, items = data.train.matrix.nonzero()
+    keep = items != 5  # item 5 loses all its training users
+    train = Interactions.from_arrays(users[keep], items[keep], shape=data.train.shape)
+    draws = {flag: negative_sampler(train, np.random.default_rng(0), flag).pairwise(20)[2]
+             for flag in (False, True)}
+    assert 5 in set(draws[False].tolist())
+    assert 5 not in set(draws[True].tolist())
+
+
+def test_bad_hyper_parameters_are_named_before_training() -> None:
+    for field, value in (("hops", 0), ("factors", 2.5), ("learning_rate", 0.0), ("reg_l2", -1)):
+        with pytest.raises(ValueError, match=field):
+            _cmn(**{field: value}).fit(planted().train)

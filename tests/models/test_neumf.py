@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pytest
 import torch
 
@@ -43,3 +46,108 @@ def test_mlp_tower_widths_follow_layers() -> None:
 def test_bad_layers_are_named(layers: list[int]) -> None:
     with pytest.raises(ValueError, match="layers"):
         MLPNet(3, 3, layers)
+
+
+# ----------------------------------------------------------------------------- the models
+from tests.models.neural_data import ScriptedValidation, planted, top_unseen_in_group  # noqa: E402
+
+from recforge.models.iterative import EarlyStopping  # noqa: E402
+from recforge.models.torch.gmf import GMF  # noqa: E402
+from recforge.models.torch.neumf import MLP, NeuMF  # noqa: E402
+
+_MODELS: dict[str, tuple[type, dict[str, object]]] = {
+    "GMF": (GMF, {"factors": 8, "epochs": 20}),
+    "MLP": (MLP, {"layers": [16, 8], "epochs": 20, "learning_rate": 1e-2}),
+    "NeuMF": (NeuMF, {"factors": 8, "layers": [16, 8], "epochs": 8, "epochs_gmf": 8,
+                      "epochs_mlp": 8}),
+}
+_SHORT = {"GMF": {"epochs": 2}, "MLP": {"epochs": 2},
+          "NeuMF": {"epochs": 2, "epochs_gmf": 1, "epochs_mlp": 1}}
+
+
+def _make(name: str, **overrides: object) -> Any:
+    cls, params = _MODELS[name]
+    return cls(**{**params, "batch_size": 64, "seed": 3, **overrides})
+
+
+@pytest.mark.parametrize("name", list(_MODELS))
+def test_planted_preference_is_ranked_first(name: str) -> None:
+    data = planted()
+    model = _make(name).fit(data.train)
+    assert top_unseen_in_group(model, data) == 1.0
+
+
+@pytest.mark.parametrize("name", list(_MODELS))
+def test_same_seed_same_scores_and_another_seed_other_scores(name: str) -> None:
+    data = planted()
+    users = np.arange(data.train.n_users)
+    a, b, c = (_make(name, **_SHORT[name], seed=seed).fit(data.train).score(users)
+               for seed in (3, 3, 4))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("name", list(_MODELS))
+def test_candidate_scores_equal_full_scores_and_chunking_changes_nothing(name: str) -> None:
+    data = planted()
+    model = _make(name, **_SHORT[name]).fit(data.train)
+    users = np.arange(data.train.n_users)
+    full = model.score(users)
+    cand = data.unseen
+    rows, cols = cand.nonzero()
+    np.testing.assert_allclose(model.score_candidates(users, cand), full[rows, cols], rtol=1e-6)
+    model.score_budget = 7  # many tiny forward passes
+    np.testing.assert_allclose(model.score(users), full, rtol=1e-6)
+
+
+def test_each_stage_early_stops_on_the_validation_and_keeps_its_best_state() -> None:
+    data = planted()
+    # every 2 epochs; patience 2: GMF best at epoch 4, MLP at 2, NeuMF at 6
+    script = ScriptedValidation({
+        "GMF": [0.1, 0.5, 0.4, 0.3, 0.2],
+        "MLP": [0.6, 0.5, 0.4, 0.3],
+        "NeuMF": [0.1, 0.2, 0.7, 0.3, 0.2, 0.1],
+    })
+    model = NeuMF(factors=4, layers=[8, 4], epochs=20, epochs_gmf=20, epochs_mlp=20,
+                  batch_size=64)
+    model.fit(data.train, validation=script,
+              early_stopping=EarlyStopping(validate_every=2, patience=2))
+    assert (model.epochs_gmf_best_, model.epochs_mlp_best_, model.epochs_best_) == (4, 2, 6)
+    assert [h["epoch"] for h in model.pretrain_history_["GMF"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [h["epoch"] for h in model.pretrain_history_["MLP"]] == [1, 2, 3, 4, 5, 6]
+    # the fitted NeuMF is the one validated at epoch 6, not the last one (epoch 10)
+    np.testing.assert_array_equal(model.score(np.arange(data.train.n_users)),
+                                  script.scores_at("NeuMF", 0.7))
+
+
+def test_without_pretraining_no_stage_runs() -> None:
+    data = planted()
+    script = ScriptedValidation({"NeuMF": [0.3, 0.2]})
+    model = NeuMF(factors=4, layers=[8, 4], epochs=4, pretrain=False, batch_size=64)
+    model.fit(data.train, validation=script,
+              early_stopping=EarlyStopping(validate_every=2, patience=5))
+    assert {s[0] for s in script.seen} == {"NeuMF"}
+    assert model.epochs_gmf_best_ is None and model.pretrain_history_ == {}
+    assert model.epochs_best_ == 2
+
+
+def test_presets_fill_what_is_left_unset() -> None:
+    apr = NeuMF().resolved_settings()
+    assert (apr["factors"], apr["layers"], apr["optimizer"]) == (8, [64, 32, 16, 8], "adam")
+    aug = NeuMF(preset="aug2019").resolved_settings()
+    assert (aug["factors"], aug["layers"]) == (64, [256, 128, 64])
+    assert (aug["optimizer"], aug["optimizer_pretrain"]) == ("sgd", "adam")
+    pinterest = NeuMF(preset="aug2019", factors=16).resolved_settings()
+    assert pinterest["layers"] == [64, 32, 16]
+    assert NeuMF(preset="aug2019", optimizer="adam").resolved_settings()["optimizer"] == "adam"
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"preset": "may2019"}, "preset"),
+    ({"layers": [63, 8]}, "layers"),
+    ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"layers": [8, 4], "reg_layers": [0.0]}, "reg_layers"),
+])
+def test_bad_settings_are_named_before_training(params: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        NeuMF(**params).fit(planted().train)

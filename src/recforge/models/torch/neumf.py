@@ -145,7 +145,7 @@ class NeuMFNet(nn.Module):
         )
         b_gmf, b_mlp = gmf.head.bias, mlp.head.bias
         if b_gmf is None or b_mlp is None:
-            raise ValueError("NeuMF pre-training needs GMF and MLP heads with a bias (variant 'ncf')")
+            raise ValueError("NeuMF pre-training needs GMF and MLP heads with biases (GMF 'ncf')")
         self.head.bias.copy_(alpha * b_gmf + (1.0 - alpha) * b_mlp)
 
 
