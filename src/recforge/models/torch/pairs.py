@@ -17,7 +17,7 @@ Negatives come from the shared :class:`~recforge.models.torch.sampling.NegativeS
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -81,7 +81,7 @@ def _index_batches(n: int, batch_size: int, rng: np.random.Generator,
 
 
 def _step(loss: torch.Tensor, penalty: Penalty | None, opt: torch.optim.Optimizer,
-          params: list[torch.Tensor], clip: float | None) -> torch.Tensor:
+          params: Sequence[torch.Tensor], clip: float | None) -> torch.Tensor:
     pen = penalty() if penalty is not None else None
     if pen is not None:
         loss = loss + pen
