@@ -35,6 +35,7 @@ __all__ = [
     "leave_one_out",
     "per_user_holdout",
     "predefined_split",
+    "sample_test_negatives",
     "temporal_split",
 ]
 
@@ -409,6 +410,63 @@ def carve_validation(
         test=split.test,
         validation=train.select(mask),
         test_negatives=split.test_negatives,
+        validation_negatives=split.validation_negatives,
+        test_profiles=split.test_profiles,
+        validation_profiles=split.validation_profiles,
+        method=split.method,
+        params=params,
+    )
+
+
+def sample_test_negatives(split: Split, n_negatives: int = 99, seed: int = 0) -> Split:
+    """Attach ``n_negatives`` sampled negatives per test user (NCF's protocol: 99 per user).
+
+    Each user with a test item gets ``n_negatives`` distinct items drawn uniformly among the
+    items the user has no interaction with in any part (train, validation, test); a user with
+    fewer such items gets them all, and ``params["test_negatives"]["short_users"]`` counts those
+    users (no user is dropped). Replaces any existing test negatives; the new split's ``params``
+    are the old ones plus ``"test_negatives"`` (n, seed, short_users).
+    """
+    if isinstance(n_negatives, bool) or not isinstance(n_negatives, int) or n_negatives < 1:
+        raise ValueError(f"n_negatives must be a positive integer, got {n_negatives!r}")
+    rng = _rng(seed)
+    n_users, n_items = split.train.shape
+    seen = split.train.matrix.astype(bool).astype(np.int8)
+    for part in (split.validation, split.test):
+        if part is not None:
+            seen = seen + part.matrix.astype(bool).astype(np.int8)
+    seen = sp.csr_matrix(seen)
+    users = np.flatnonzero(np.diff(split.test.matrix.indptr) > 0)
+    k = min(n_negatives, n_items)
+    parts_u: list[np.ndarray] = []
+    parts_i: list[np.ndarray] = []
+    # Random keys per user with the user's items set to +inf; the k smallest are the draw.
+    # Row blocks bound the dense key matrix to ~16M cells.
+    block = max(1, (1 << 24) // max(1, n_items))
+    for start in range(0, users.size, block):
+        rows = users[start : start + block]
+        sub = seen[rows]
+        keys = rng.random((rows.size, n_items))
+        r, c = sub.nonzero()
+        keys[r, c] = np.inf
+        pick = np.argpartition(keys, k - 1, axis=1)[:, :k]
+        ok = np.isfinite(np.take_along_axis(keys, pick, axis=1))
+        parts_u.append(np.repeat(rows, ok.sum(axis=1)))
+        parts_i.append(pick[ok])
+    neg_u = np.concatenate(parts_u) if parts_u else np.zeros(0, dtype=np.int64)
+    neg_i = np.concatenate(parts_i) if parts_i else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((neg_i, neg_u))
+    negatives = sp.csr_matrix(
+        (np.ones(order.size, np.float32), (neg_u[order], neg_i[order])), shape=(n_users, n_items)
+    )
+    short = int((np.diff(negatives.indptr)[users] < n_negatives).sum())
+    params = {**split.params, "test_negatives": {"n": n_negatives, "seed": seed,
+                                                 "short_users": short}}
+    return Split(
+        train=split.train,
+        test=split.test,
+        validation=split.validation,
+        test_negatives=negatives,
         validation_negatives=split.validation_negatives,
         test_profiles=split.test_profiles,
         validation_profiles=split.validation_profiles,
