@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
+
+if os.environ.get("CI"):
+    import torch
+else:
+    torch = pytest.importorskip("torch")
 
 from recforge.models.torch.cmn import CMNNet, Neighbourhoods, segment_softmax
 from recforge.models.torch.gmf import GMFNet
@@ -193,13 +199,13 @@ from recforge.models.torch.pairs import negative_sampler  # noqa: E402
 
 def _cmn(**overrides: object) -> CMN:
     params = {"factors": 8, "hops": 2, "epochs": 2, "epochs_gmf": 1, "batch_size": 64,
-              "seed": 3}
+              "seed": 3, "n_threads": 1}
     return CMN(**{**params, **overrides})  # type: ignore[arg-type]
 
 
 def test_planted_preference_is_ranked_first() -> None:
     data = planted()
-    model = _cmn(epochs=10, epochs_gmf=10).fit(data.train)
+    model = _cmn(epochs=3, epochs_gmf=3, learning_rate=1e-2).fit(data.train)
     assert top_unseen_in_group(model, data) == 1.0
 
 
@@ -218,9 +224,10 @@ def test_candidate_scores_equal_full_scores_and_chunking_changes_nothing() -> No
     full = model.score(users)
     cand = data.unseen
     rows, cols = cand.nonzero()
-    np.testing.assert_allclose(model.score_candidates(users, cand), full[rows, cols], rtol=1e-5)
+    np.testing.assert_allclose(model.score_candidates(users, cand), full[rows, cols],
+                               rtol=1e-5, atol=1e-6)
     model.score_budget = 50  # a few pairs (with their neighbourhoods) per forward pass
-    np.testing.assert_allclose(model.score(users), full, rtol=1e-5)
+    np.testing.assert_allclose(model.score(users), full, rtol=1e-5, atol=1e-6)
 
 
 def test_early_stopping_on_validation_keeps_the_best_state_and_gmf_stops_on_its_loss() -> None:
@@ -249,7 +256,7 @@ def test_the_target_user_is_left_out_of_its_own_neighbourhood_unless_asked() -> 
         model = _cmn(include_target_user=include).fit(data.train)
         u, i = torch.from_numpy(u_pos.astype(np.int64)), torch.from_numpy(i_pos.astype(np.int64))
         with torch.no_grad():
-            rag = model.neighbourhoods_.gather(i, exclude=None if include else u)
+            rag = model.neighbourhoods.gather(i, exclude=None if include else u)
             expected = model.module_(u, i, rag).numpy()
         got = model.score(users)[u_pos, i_pos]
         np.testing.assert_allclose(got, expected, rtol=1e-5)

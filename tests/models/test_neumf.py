@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
+
+if os.environ.get("CI"):
+    import torch
+else:
+    torch = pytest.importorskip("torch")
 
 from recforge.models.torch.gmf import GMFNet
 from recforge.models.torch.neumf import MLPNet, NeuMFNet
@@ -55,11 +60,11 @@ from recforge.models.iterative import EarlyStopping  # noqa: E402
 from recforge.models.torch.gmf import GMF  # noqa: E402
 from recforge.models.torch.neumf import MLP, NeuMF  # noqa: E402
 
-_MODELS: dict[str, tuple[type, dict[str, object]]] = {
-    "GMF": (GMF, {"factors": 8, "epochs": 20}),
-    "MLP": (MLP, {"layers": [16, 8], "epochs": 20, "learning_rate": 1e-2}),
-    "NeuMF": (NeuMF, {"factors": 8, "layers": [16, 8], "epochs": 8, "epochs_gmf": 8,
-                      "epochs_mlp": 8}),
+_MODELS: dict[str, tuple[type, dict[str, object]]] = {  # lr raised: few epochs suffice
+    "GMF": (GMF, {"factors": 8, "epochs": 5, "learning_rate": 1e-2}),
+    "MLP": (MLP, {"layers": [16, 8], "epochs": 8, "learning_rate": 3e-2}),
+    "NeuMF": (NeuMF, {"factors": 8, "layers": [16, 8], "epochs": 3, "epochs_gmf": 3,
+                      "epochs_mlp": 3, "learning_rate": 1e-2, "learning_rate_pretrain": 1e-2}),
 }
 _SHORT = {"GMF": {"epochs": 2}, "MLP": {"epochs": 2},
           "NeuMF": {"epochs": 2, "epochs_gmf": 1, "epochs_mlp": 1}}
@@ -67,7 +72,7 @@ _SHORT = {"GMF": {"epochs": 2}, "MLP": {"epochs": 2},
 
 def _make(name: str, **overrides: object) -> Any:
     cls, params = _MODELS[name]
-    return cls(**{**params, "batch_size": 64, "seed": 3, **overrides})
+    return cls(**{**params, "batch_size": 64, "seed": 3, "n_threads": 1, **overrides})
 
 
 @pytest.mark.parametrize("name", list(_MODELS))
@@ -95,9 +100,10 @@ def test_candidate_scores_equal_full_scores_and_chunking_changes_nothing(name: s
     full = model.score(users)
     cand = data.unseen
     rows, cols = cand.nonzero()
-    np.testing.assert_allclose(model.score_candidates(users, cand), full[rows, cols], rtol=1e-6)
+    np.testing.assert_allclose(model.score_candidates(users, cand), full[rows, cols],
+                               rtol=1e-5, atol=1e-6)
     model.score_budget = 7  # many tiny forward passes
-    np.testing.assert_allclose(model.score(users), full, rtol=1e-6)
+    np.testing.assert_allclose(model.score(users), full, rtol=1e-5, atol=1e-6)
 
 
 def test_each_stage_early_stops_on_the_validation_and_keeps_its_best_state() -> None:
@@ -109,7 +115,7 @@ def test_each_stage_early_stops_on_the_validation_and_keeps_its_best_state() -> 
         "NeuMF": [0.1, 0.2, 0.7, 0.3, 0.2, 0.1],
     })
     model = NeuMF(factors=4, layers=[8, 4], epochs=20, epochs_gmf=20, epochs_mlp=20,
-                  batch_size=64)
+                  batch_size=64, n_threads=1)
     model.fit(data.train, validation=script,
               early_stopping=EarlyStopping(validate_every=2, patience=2))
     assert (model.epochs_gmf_best_, model.epochs_mlp_best_, model.epochs_best_) == (4, 2, 6)
@@ -123,7 +129,7 @@ def test_each_stage_early_stops_on_the_validation_and_keeps_its_best_state() -> 
 def test_without_pretraining_no_stage_runs() -> None:
     data = planted()
     script = ScriptedValidation({"NeuMF": [0.3, 0.2]})
-    model = NeuMF(factors=4, layers=[8, 4], epochs=4, pretrain=False, batch_size=64)
+    model = NeuMF(factors=4, layers=[8, 4], epochs=4, pretrain=False, batch_size=64, n_threads=1)
     model.fit(data.train, validation=script,
               early_stopping=EarlyStopping(validate_every=2, patience=5))
     assert {s[0] for s in script.seen} == {"NeuMF"}

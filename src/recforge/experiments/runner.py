@@ -328,14 +328,24 @@ def _run_model(
 
 
 def _training_summary(model: Any) -> dict[str, Any]:
-    """What the training loop recorded on an iterative model (for results.json)."""
-    return {
+    """What the training loop recorded on an iterative model (for results.json).
+
+    Models with pre-training stages add each stage's best epoch (``epochs_<stage>_best_``, e.g.
+    NeuMF's ``epochs_gmf_best_``) and the stages' histories (``pretrain_history_``).
+    """
+    out = {
         "epochs_best": int(model.epochs_best_),
         "epochs_run": int(model.epochs_run_),
         "best_validation": model.best_validation_,
         "stop_reason": model.stop_reason_,
         "history": [h.to_dict() for h in model.history_],
     }
+    for key, value in vars(model).items():
+        if key.startswith("epochs_") and key.endswith("_best_") and key != "epochs_best_":
+            out[key[:-1]] = value
+    if "pretrain_history_" in vars(model):
+        out["pretrain_history"] = model.pretrain_history_
+    return out
 
 
 def _trial_reporter(log: Any, label: str, total: int) -> Any:

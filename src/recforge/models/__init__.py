@@ -51,6 +51,10 @@ MODELS: dict[str, str | type[Recommender]] = {
     "CDL": "recforge.models.torch.cdl:CDL",
     "MultVAE": "recforge.models.torch.multvae:MultVAE",
     "MultDAE": "recforge.models.torch.multvae:MultDAE",
+    "GMF": "recforge.models.torch.gmf:GMF",
+    "MLP": "recforge.models.torch.neumf:MLP",
+    "NeuMF": "recforge.models.torch.neumf:NeuMF",
+    "CMN": "recforge.models.torch.cmn:CMN",
 }
 
 

@@ -42,14 +42,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from torch import nn
 
 from recforge.data.interactions import Interactions
 from recforge.models.iterative import EarlyStopping, TrainingRun
+from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.gmf import GMF, GMFNet, init_embedding
 from recforge.models.torch.optim import TFRMSprop
 from recforge.models.torch.pairs import PairScoringRecommender, bpr_epoch, negative_sampler
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
 
 __all__ = ["CMN", "CMNNet", "Neighbourhoods", "RaggedBatch", "segment_softmax"]
 
@@ -201,14 +206,14 @@ class CMN(PairScoringRecommender):
         clip_norm: per-tensor gradient norm limit.
         pretrain: start the memories from the GMF pre-training.
         include_target_user, negatives_with_users_only: the original's quirks (module docstring).
-        seed, device, num_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
+        seed, device, n_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
 
     After ``fit``: ``epochs_best_``, ``epochs_gmf_best_`` and ``pretrain_history_``.
     """
 
     name: ClassVar[str] = "CMN"
     _test_params: ClassVar[dict[str, Any]] = {
-        "factors": 4, "hops": 2, "epochs": 2, "epochs_gmf": 1, "batch_size": 64,
+        "factors": 4, "hops": 2, "epochs": 2, "epochs_gmf": 1, "batch_size": 64, "n_threads": 1,
     }
 
     def __init__(
@@ -228,7 +233,7 @@ class CMN(PairScoringRecommender):
         negatives_with_users_only: bool = False,
         seed: int = 0,
         device: str = "cpu",
-        num_threads: int = 1,
+        n_threads: int | None = None,
     ) -> None:
         self.factors = factors
         self.hops = hops
@@ -245,7 +250,7 @@ class CMN(PairScoringRecommender):
         self.negatives_with_users_only = negatives_with_users_only
         self.seed = seed
         self.device = device
-        self.num_threads = num_threads
+        self.n_threads = n_threads
 
     def _check_params(self) -> None:
         for field in ("factors", "hops", "batch_size", "n_negatives"):
@@ -267,13 +272,18 @@ class CMN(PairScoringRecommender):
         return CMNNet(config["n_users"], config["n_items"], config["factors"], config["hops"],
                       sparse=True)
 
-    def _set_neighbourhoods(self, train: sp.spmatrix) -> None:
-        self.neighbourhoods_ = Neighbourhoods(train, self.device_)
+    @property
+    def neighbourhoods(self) -> Neighbourhoods:
+        """N(i) of every item, from the training matrix (built on first use, also after load)."""
+        nb = vars(self).get("_neighbourhoods")
+        if nb is None:
+            nb = self._neighbourhoods = Neighbourhoods(self.seen_, self.device_)
+        return nb
 
     def _prepare(self, train: Interactions, run: TrainingRun) -> None:
         net = self.module_
         assert isinstance(net, CMNNet)
-        self._set_neighbourhoods(train.matrix)
+        self._neighbourhoods = Neighbourhoods(train.matrix, self.device_)
         self.epochs_gmf_best_: int | None = None
         self.pretrain_history_: dict[str, list[dict[str, Any]]] = {}
         if self.pretrain:
@@ -281,15 +291,15 @@ class CMN(PairScoringRecommender):
                       batch_size=self.batch_size, n_negatives=self.n_negatives,
                       learning_rate=self.learning_rate, reg=self.reg_l2_gmf,
                       negatives_with_users_only=self.negatives_with_users_only, seed=self.seed,
-                      device=self.device, num_threads=self.num_threads)
-            gmf.fit(train, early_stopping=_gmf_rule(run), stage="CMN: GMF pre-training",
-                    progress=run.progress)
+                      device=self.device, n_threads=self.n_threads)
+            gmf.fit(train, early_stopping=_gmf_rule(run, self.epochs_gmf),
+                    stage="CMN: GMF pre-training", progress=run.progress)
             self.epochs_gmf_best_ = int(gmf.epochs_best_)
             self.pretrain_history_["GMF"] = [h.to_dict() for h in gmf.history_]
             gmf_net = gmf.module_
             assert isinstance(gmf_net, GMFNet)
             net.load_pretrained(gmf_net)
-        self._sampler = negative_sampler(train, self.rng_, self.negatives_with_users_only)
+        self._sampler = negative_sampler(train, self._rng, self.negatives_with_users_only)
         self._opt = TFRMSprop(net.parameters(), lr=self.learning_rate, decay=0.9, momentum=0.9,
                               clip_norm=self.clip_norm)
 
@@ -300,7 +310,7 @@ class CMN(PairScoringRecommender):
 
     def _forward_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         exclude = None if self.include_target_user else users
-        ragged = self.neighbourhoods_.gather(items, exclude=exclude)
+        ragged = self.neighbourhoods.gather(items, exclude=exclude)
         out: torch.Tensor = self.module_(users, items, ragged)
         return out
 
@@ -315,18 +325,20 @@ class CMN(PairScoringRecommender):
             return s_pos, s_neg
 
         return bpr_epoch(score, list(net.parameters()), self._opt, self._sampler,
-                         self.n_negatives, self.batch_size, self.rng_, self.device_,
+                         self.n_negatives, self.batch_size, self._rng, self.device_,
                          lambda: self.reg_l2 * net.l2_weights() if self.reg_l2 else None)
 
     def _pair_costs(self, items: np.ndarray) -> np.ndarray:
-        return 1 + self.neighbourhoods_.lengths_np[items]
+        return 1 + self.neighbourhoods.lengths_np[items]
 
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self._forward_pairs(users, items)
 
 
-def _gmf_rule(run: TrainingRun) -> EarlyStopping:
-    """CMN's GMF stops on its training loss, every ``validate_every`` with the run's patience."""
+def _gmf_rule(run: TrainingRun, epochs: int) -> EarlyStopping:
+    """CMN's GMF stops on its training loss (every ``validate_every``, the run's patience),
+    capped by ``epochs_gmf`` and by the run's epoch cap."""
     es = run.early_stopping or EarlyStopping()
+    cap = epochs if es.max_epochs is None else min(epochs, es.max_epochs)
     return EarlyStopping(validate_every=es.validate_every, patience=es.patience,
-                         monitor="loss").with_cap(es.max_epochs)
+                         max_epochs=cap, monitor="loss")

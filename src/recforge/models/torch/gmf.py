@@ -21,11 +21,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import torch
-from torch import nn
 
 from recforge.data.interactions import Interactions
 from recforge.models.iterative import TrainingRun
+from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.pairs import (
     PairScoringRecommender,
     bpr_epoch,
@@ -34,6 +33,12 @@ from recforge.models.torch.pairs import (
     negative_sampler,
     pointwise_epoch,
 )
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
 
 __all__ = ["GMF", "GMFNet", "init_embedding"]
 
@@ -104,11 +109,13 @@ class GMF(PairScoringRecommender):
         init_std: std of the "ncf" embedding initialisation.
         negatives_with_users_only: draw negatives only among items with a training user (CMN's
             original sampler; default: every item outside the user's row).
-        seed, device, num_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
+        seed, device, n_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
     """
 
     name: ClassVar[str] = "GMF"
-    _test_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 2, "batch_size": 64}
+    _test_params: ClassVar[dict[str, Any]] = {
+        "factors": 4, "epochs": 2, "batch_size": 64, "n_threads": 1,
+    }
 
     def __init__(
         self,
@@ -124,7 +131,7 @@ class GMF(PairScoringRecommender):
         negatives_with_users_only: bool = False,
         seed: int = 0,
         device: str = "cpu",
-        num_threads: int = 1,
+        n_threads: int | None = None,
     ) -> None:
         self.factors = factors
         self.variant = variant
@@ -138,7 +145,7 @@ class GMF(PairScoringRecommender):
         self.negatives_with_users_only = negatives_with_users_only
         self.seed = seed
         self.device = device
-        self.num_threads = num_threads
+        self.n_threads = n_threads
 
     def _check_params(self) -> None:
         check_choice(self, "variant", ("ncf", "cmn"))
@@ -153,7 +160,7 @@ class GMF(PairScoringRecommender):
                       variant=config["variant"], init_std=config["init_std"])
 
     def _prepare(self, train: Interactions, run: TrainingRun) -> None:
-        self._sampler = negative_sampler(train, self.rng_, self.negatives_with_users_only)
+        self._sampler = negative_sampler(train, self._rng, self.negatives_with_users_only)
         self._opt = make_optimizer(self.optimizer, self.module_.parameters(), self.learning_rate)
 
     def _end_training(self) -> None:
@@ -174,7 +181,7 @@ class GMF(PairScoringRecommender):
         net = self.module_
         if self.variant == "ncf":
             return pointwise_epoch(net, self._opt, self._sampler, self.n_negatives,
-                                   self.batch_size, self.rng_, self.device_, self._penalty)
+                                   self.batch_size, self._rng, self.device_, self._penalty)
 
         def score(u: torch.Tensor, pos: torch.Tensor,
                   neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +189,7 @@ class GMF(PairScoringRecommender):
             return s_pos, s_neg
 
         return bpr_epoch(score, list(net.parameters()), self._opt, self._sampler,
-                         self.n_negatives, self.batch_size, self.rng_, self.device_,
+                         self.n_negatives, self.batch_size, self._rng, self.device_,
                          self._penalty, clip=5.0)
 
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

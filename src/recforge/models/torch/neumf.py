@@ -30,11 +30,9 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-import torch
-from torch import nn
-
 from recforge.data.interactions import Interactions
 from recforge.models.iterative import EarlyStopping, TrainingRun
+from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.gmf import GMF, GMFNet, init_embedding, lecun_uniform_
 from recforge.models.torch.pairs import (
     PairScoringRecommender,
@@ -43,6 +41,12 @@ from recforge.models.torch.pairs import (
     negative_sampler,
     pointwise_epoch,
 )
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
 
 __all__ = ["MLP", "PRESETS", "MLPNet", "NeuMF", "NeuMFNet"]
 
@@ -163,11 +167,13 @@ class MLP(PairScoringRecommender):
         layers: widths; ``layers[0]`` is the concatenated embedding size (each ``layers[0]/2``).
         reg_layers: Keras L2 per layer, ``reg_layers[0]`` for the embeddings (None: all 0).
         epochs, batch_size, n_negatives, learning_rate, optimizer, init_std, seed, device,
-        num_threads: as in :class:`~recforge.models.torch.gmf.GMF`.
+        n_threads: as in :class:`~recforge.models.torch.gmf.GMF`.
     """
 
     name: ClassVar[str] = "MLP"
-    _test_params: ClassVar[dict[str, Any]] = {"layers": [8, 4], "epochs": 2, "batch_size": 64}
+    _test_params: ClassVar[dict[str, Any]] = {
+        "layers": [8, 4], "epochs": 2, "batch_size": 64, "n_threads": 1,
+    }
 
     def __init__(
         self,
@@ -181,7 +187,7 @@ class MLP(PairScoringRecommender):
         init_std: float = 0.05,
         seed: int = 0,
         device: str = "cpu",
-        num_threads: int = 1,
+        n_threads: int | None = None,
     ) -> None:
         self.layers = layers
         self.reg_layers = reg_layers
@@ -193,7 +199,7 @@ class MLP(PairScoringRecommender):
         self.init_std = init_std
         self.seed = seed
         self.device = device
-        self.num_threads = num_threads
+        self.n_threads = n_threads
 
     def _check_params(self) -> None:
         check_layers(self.layers, type(self).__name__)
@@ -208,7 +214,7 @@ class MLP(PairScoringRecommender):
         return MLPNet(config["n_users"], config["n_items"], config["layers"], config["init_std"])
 
     def _prepare(self, train: Interactions, run: TrainingRun) -> None:
-        self._sampler = negative_sampler(train, self.rng_, False)
+        self._sampler = negative_sampler(train, self._rng, False)
         self._opt = make_optimizer(self.optimizer, self.module_.parameters(), self.learning_rate)
 
     def _end_training(self) -> None:
@@ -227,7 +233,7 @@ class MLP(PairScoringRecommender):
 
     def _train_epoch(self, epoch: int) -> float:
         return pointwise_epoch(self.module_, self._opt, self._sampler, self.n_negatives,
-                               self.batch_size, self.rng_, self.device_, self._penalty)
+                               self.batch_size, self._rng, self.device_, self._penalty)
 
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.module_(users, items)
@@ -258,7 +264,7 @@ class NeuMF(PairScoringRecommender):
         learning_rate, optimizer: NeuMF's; learning_rate_pretrain, optimizer_pretrain: GMF's
             and MLP's.
         pretrain: start NeuMF from the trained GMF and MLP (else from scratch).
-        init_std, seed, device, num_threads: as in :class:`~recforge.models.torch.gmf.GMF`
+        init_std, seed, device, n_threads: as in :class:`~recforge.models.torch.gmf.GMF`
             (the MLP stage is seeded with ``seed + 1``).
 
     After ``fit``: ``epochs_best_`` (NeuMF), ``epochs_gmf_best_``, ``epochs_mlp_best_``,
@@ -269,7 +275,7 @@ class NeuMF(PairScoringRecommender):
     name: ClassVar[str] = "NeuMF"
     _test_params: ClassVar[dict[str, Any]] = {
         "factors": 4, "layers": [8, 4], "epochs": 2, "epochs_gmf": 1, "epochs_mlp": 1,
-        "batch_size": 64,
+        "batch_size": 64, "n_threads": 1,
     }
 
     def __init__(
@@ -292,7 +298,7 @@ class NeuMF(PairScoringRecommender):
         init_std: float = 0.05,
         seed: int = 0,
         device: str = "cpu",
-        num_threads: int = 1,
+        n_threads: int | None = None,
     ) -> None:
         self.preset = preset
         self.factors = factors
@@ -312,7 +318,7 @@ class NeuMF(PairScoringRecommender):
         self.init_std = init_std
         self.seed = seed
         self.device = device
-        self.num_threads = num_threads
+        self.n_threads = n_threads
 
     def resolved_settings(self) -> dict[str, Any]:
         """The preset's values with the explicitly given hyper-parameters on top."""
@@ -347,7 +353,7 @@ class NeuMF(PairScoringRecommender):
         return {"batch_size": self.batch_size, "n_negatives": self.n_negatives,
                 "learning_rate": s["learning_rate_pretrain"],
                 "optimizer": s["optimizer_pretrain"], "init_std": self.init_std,
-                "device": self.device, "num_threads": self.num_threads}
+                "device": self.device, "n_threads": self.n_threads}
 
     def _prepare(self, train: Interactions, run: TrainingRun) -> None:
         s = self.settings_
@@ -363,7 +369,8 @@ class NeuMF(PairScoringRecommender):
             mlp = MLP(layers=s["layers"], reg_layers=self.reg_layers, epochs=self.epochs_mlp,
                       seed=self.seed + 1, **kw)
             for label, stage in (("GMF", gmf), ("MLP", mlp)):
-                stage.fit(train, validation=run.validation, early_stopping=_stage_rule(run),
+                rule = _stage_rule(run, stage.epochs)
+                stage.fit(train, validation=run.validation, early_stopping=rule,
                           stage=f"NeuMF: {label} pre-training", progress=run.progress)
                 self.pretrain_history_[label] = [h.to_dict() for h in stage.history_]
             self.epochs_gmf_best_ = int(gmf.epochs_best_)
@@ -371,7 +378,7 @@ class NeuMF(PairScoringRecommender):
             gmf_net, mlp_net = gmf.module_, mlp.module_
             assert isinstance(gmf_net, GMFNet) and isinstance(mlp_net, MLPNet)
             net.load_pretrained(gmf_net, mlp_net)
-        self._sampler = negative_sampler(train, self.rng_, False)
+        self._sampler = negative_sampler(train, self._rng, False)
         self._opt = make_optimizer(s["optimizer"], net.fused_parameters(), s["learning_rate"])
 
     def _end_training(self) -> None:
@@ -391,16 +398,18 @@ class NeuMF(PairScoringRecommender):
 
     def _train_epoch(self, epoch: int) -> float:
         return pointwise_epoch(self.module_, self._opt, self._sampler, self.n_negatives,
-                               self.batch_size, self.rng_, self.device_, self._penalty)
+                               self.batch_size, self._rng, self.device_, self._penalty)
 
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.module_(users, items)
         return out
 
 
-def _stage_rule(run: TrainingRun) -> EarlyStopping | None:
-    """A pre-training stage stops by the run's rule, capped by its own epochs (not NeuMF's)."""
+def _stage_rule(run: TrainingRun, epochs: int) -> EarlyStopping | None:
+    """A pre-training stage stops by the run's rule, capped by its own ``epochs`` and by the
+    run's epoch cap (an experiment's quick-look limit), not by NeuMF's ``epochs``."""
     es = run.early_stopping
     if es is None:
         return None
-    return es.model_copy(update={"max_epochs": None}).with_cap(es.max_epochs)
+    cap = epochs if es.max_epochs is None else min(epochs, es.max_epochs)
+    return es.model_copy(update={"max_epochs": cap, "min_epochs": min(es.min_epochs, cap)})

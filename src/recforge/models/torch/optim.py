@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import torch
+from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
 
 __all__ = ["TFRMSprop", "clip_by_norm_"]
 

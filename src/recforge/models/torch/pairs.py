@@ -22,13 +22,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-import torch.nn.functional as F
 
 from recforge.data.interactions import Interactions
+from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.base import TorchRecommender, thread_limits
 from recforge.models.torch.optim import clip_by_norm_
 from recforge.models.torch.sampling import NegativeSampler, minibatches
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
 
 __all__ = [
     "PairScoringRecommender",
@@ -186,9 +191,8 @@ class PairScoringRecommender(TorchRecommender):
         return flat.view(u.size, n)
 
     def _score_candidates(self, users: np.ndarray, items: sp.csr_matrix) -> np.ndarray:
-        self._check_fitted("module_")
         rows = np.repeat(np.arange(users.size), np.diff(items.indptr))
-        with thread_limits(self.num_threads), torch.inference_mode():
+        with thread_limits(self.n_threads), torch.inference_mode():
             self.module_.eval()
             out = self._score_flat(np.asarray(users, dtype=np.int64)[rows],
                                    np.asarray(items.indices, dtype=np.int64))
