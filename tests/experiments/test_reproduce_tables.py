@@ -41,7 +41,7 @@ def test_table2_protocol_is_the_papers() -> None:
     assert spec.report.cutoffs == [5, 10] and spec.report.metrics == ["HR", "NDCG"]
     labels = [m.display for m in spec.models]
     assert labels == ["Random", "TopPop", "UserKNN CF", "ItemKNN CF", "P3alpha", "RP3beta",
-                      "PureSVD"]
+                      "PureSVD", "CMN"]
     rp3 = next(m for m in spec.models if m.display == "RP3beta")
     assert rp3.params["top_k"] == 800 and rp3.params["beta"] == 0.1262
 

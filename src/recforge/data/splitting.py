@@ -20,6 +20,7 @@ Counting conventions (RecSys'19 evaluation framework, "Are we really making much
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -462,17 +463,7 @@ def sample_test_negatives(split: Split, n_negatives: int = 99, seed: int = 0) ->
     short = int((np.diff(negatives.indptr)[users] < n_negatives).sum())
     params = {**split.params, "test_negatives": {"n": n_negatives, "seed": seed,
                                                  "short_users": short}}
-    return Split(
-        train=split.train,
-        test=split.test,
-        validation=split.validation,
-        test_negatives=negatives,
-        validation_negatives=split.validation_negatives,
-        test_profiles=split.test_profiles,
-        validation_profiles=split.validation_profiles,
-        method=split.method,
-        params=params,
-    )
+    return replace(split, test_negatives=negatives, params=params)
 
 
 def _as_negatives(

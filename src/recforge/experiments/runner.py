@@ -102,6 +102,8 @@ def prepare_split(spec: ExperimentSpec, data: Interactions | Split, seed: int) -
                 "(per_user_holdout, global_holdout, leave_one_out, temporal, held_out_users)"
             )
         split = make_split(data, method, spec.split.params, seed)
+        if spec.split.negatives is not None:
+            split = splitting.sample_test_negatives(split, spec.split.negatives, seed=seed)
     v = spec.split.validation
     mode = spec.split.validation_mode
     if v is not None and mode is not None:

@@ -152,6 +152,9 @@ class SplitSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     validation: ValidationSpec | None = None
     filter_test_users: Literal["keep", "drop_cold_start"] = "keep"
+    # NCF's protocol: this many test negatives sampled per user among the items the user never
+    # interacted with (seeded by the spec's seed), for ``protocol: candidates``.
+    negatives: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _check_params(self) -> SplitSpec:
@@ -161,6 +164,11 @@ class SplitSpec(_Strict):
             raise ValueError(
                 f"validation: split method {self.method!r} makes its own validation users "
                 "(see its params); remove split.validation or name a mode"
+            )
+        if self.negatives is not None and self.method == "predefined":
+            raise ValueError(
+                "split.negatives samples test negatives for a split made here; a predefined "
+                "split ships its own (drop split.negatives or choose a split method)"
             )
         return self
 

@@ -297,6 +297,12 @@ PAPER_PARAMS["table2-pinterest"] = {
     "RP3beta": {"top_k": 799, "alpha": 1.0989, "beta": 0.4520, "normalize_similarity": True},
     "PureSVD": {"num_factors": 66},
 }
+# CMN's settings (paper-protocols §2.1; defaults of recforge.models.torch.cmn.CMN): hops 3,
+# 4 negatives, L2 0.1 (CMN) / 1e-4 (GMF), lr 1e-3, at most 100 GMF and 100 CMN epochs.
+_CMN = {"hops": 3, "n_negatives": 4, "reg_l2": 0.1, "reg_l2_gmf": 1e-4, "learning_rate": 1e-3,
+        "epochs": 100, "epochs_gmf": 100, "pretrain": True}
+PAPER_PARAMS["table2"]["CMN"] = {**_CMN, "factors": 50, "batch_size": 128}
+PAPER_PARAMS["table2-pinterest"]["CMN"] = {**_CMN, "factors": 50, "batch_size": 256}
 # Table 6 (NeuMF experiment, April 2019 run): ML-1M and Pinterest columns.
 PAPER_PARAMS["table6"] = {
     "UserKNN CF": {"top_k": 800, "shrink": 0, _KNN: "cosine", "normalize": True,
@@ -316,6 +322,13 @@ PAPER_PARAMS["table6-pinterest"] = {
     "RP3beta": {"top_k": 800, "alpha": 0.0, "beta": 0.5394, "normalize_similarity": True},
     "PureSVD": {"num_factors": 48},
 }
+# NeuMF's April 2019 settings (preset "apr2019": factors 8, layers [64, 32, 16, 8], Adam lr 1e-3
+# for GMF, MLP and NeuMF), 4 negatives, batch 256, at most 100 epochs per stage.
+_NEUMF = {"preset": "apr2019", "n_negatives": 4, "batch_size": 256, "epochs": 100,
+          "epochs_gmf": 100, "epochs_mlp": 100, "pretrain": True}
+PAPER_PARAMS["table6"]["NeuMF"] = dict(_NEUMF)
+PAPER_PARAMS["table6-pinterest"]["NeuMF"] = dict(_NEUMF)
+PAPER_PARAMS["neumf-ml100k"] = {"NeuMF": dict(_NEUMF)}
 # Table 7 on SpectralCF's released split ("Movielens 1M original" column).
 PAPER_PARAMS["table7-original"] = {
     "UserKNN CF": {"top_k": 800, "shrink": 965, _KNN: "cosine", "normalize": False,
