@@ -8,11 +8,13 @@ dataset, filters and split are used.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from recforge._json import dumps
@@ -242,9 +244,12 @@ def run_cmd(
         return
     if plan.problems:
         fail(f"{spec_path}: " + "; ".join(plan.problems))
+    from recforge.experiments.progress import RichProgress, results_table
+
+    progress = RichProgress(err)
     try:
         with sigterm_as_interrupt():
-            run_experiment(spec, out, log=log, force=force)
+            outcome = run_experiment(spec, out, log=log, force=force, progress=progress)
     except RunInterrupted as exc:
         err.print(f"[yellow]{exc.message}[/]")
         raise typer.Exit(130) from None
@@ -257,5 +262,10 @@ def run_cmd(
     if as_json:
         print_json(json.loads((out / "results.json").read_text()))
     else:
+        # Piped: no terminal width to fit, so do not squeeze the columns into 80.
+        wide = None if sys.stdout.isatty() else 1000
+        Console(width=wide).print(results_table(outcome))
+        for w in outcome.warnings:
+            err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
         err.print(f"[green]done[/]: {out}/results.json, {out}/report.md, {out}/report.html",
                   highlight=False)

@@ -28,6 +28,7 @@ from recforge.data.interactions import Interactions
 from recforge.data.split import Split
 from recforge.experiments.artifacts import RunDir, label_stems, save_run_files, spec_document
 from recforge.experiments.outcome import ExperimentOutcome, ModelRun, SearchFailedError
+from recforge.experiments.progress import RunProgress
 from recforge.experiments.spec import ExperimentSpec, ModelEntry
 
 # ExperimentOutcome and ModelRun moved to recforge.experiments.outcome (re-exported here).
@@ -195,6 +196,7 @@ def _seeded_params(entry: ModelEntry, seed: int) -> dict[str, Any]:
 def _run_model(
     spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any,
     storage: str | None = None, study_name: str | None = None, model_dir: Path | None = None,
+    progress: RunProgress | None = None,
 ) -> ModelRun:
     from recforge.evaluation import evaluate_split
     from recforge.models import get_model_class, make_model
@@ -236,7 +238,7 @@ def _run_model(
             n_jobs=spec.n_jobs,
             tie_rule=spec.tie_rule,
             early_stopping=es if entry.search.early_stopping else None,
-            callbacks=[_trial_reporter(log, entry.display, entry.search.n_trials)],
+            callbacks=[_trial_reporter(log, entry.display, entry.search.n_trials, progress)],
             storage=storage,
             study_name=study_name,
         )
@@ -350,19 +352,25 @@ def _training_summary(model: Any) -> dict[str, Any]:
     return out
 
 
-def _trial_reporter(log: Any, label: str, total: int) -> Any:
-    """A tuning callback that reports progress: every new best, failures, and the last trial."""
-    state = {"done": 0}
+def _trial_reporter(log: Any, label: str, total: int,
+                    progress: RunProgress | None = None) -> Any:
+    """A tuning callback: one log line per trial (score, best so far, fit time) and the
+    progress display's trial count."""
+    state: dict[str, Any] = {"done": 0, "best": None}
 
     def report(rec: Any) -> None:
         state["done"] += 1
         done = state["done"]
         if rec.status != "ok":
             log(f"    {label} trial {done}/{total}: failed ({rec.error or 'error'})")
-        elif rec.is_new_best or done == total:
-            tag = "new best" if rec.is_new_best else "done"
+        else:
+            if state["best"] is None or rec.score > state["best"]:
+                state["best"] = rec.score
+            tag = "new best" if rec.is_new_best else f"best {state['best']:.4f}"
             log(f"    {label} trial {done}/{total}: {rec.score:.4f} ({tag}; "
                 f"fit {rec.fit_seconds:.2f}s)")
+        if progress is not None:
+            progress.trial_finished(label, done, total, rec.score, state["best"])
 
     return report
 
@@ -401,18 +409,24 @@ def run_experiment(
     log: Any = None,
     audit: bool = True,
     force: bool = False,
+    progress: RunProgress | None = None,
 ) -> ExperimentOutcome:
     """Run ``spec``; with ``out_dir`` every artefact is written there as it is finished.
 
     Re-running the same spec into the same ``out_dir`` resumes it (see
     :mod:`recforge.experiments.artifacts`); ``force`` discards what the folder holds first.
-    Ctrl-C raises :class:`RunInterrupted` once what was finished is on disk.
+    Ctrl-C raises :class:`RunInterrupted` once what was finished is on disk. ``progress``
+    receives the run's events (e.g. :class:`~recforge.experiments.progress.RichProgress`).
     """
     from recforge.data.audit import audit_split
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rundir = RunDir.open(out_dir, spec, force=force) if out_dir is not None else None
+    progress = progress or RunProgress()
     done = 0
+    finished = 0
+    total = len(spec.seeds) * len(spec.models)
+    outcome: ExperimentOutcome | None = None
     try:
         if rundir is not None:
             if rundir.resumed:
@@ -431,6 +445,7 @@ def run_experiment(
         if rundir is not None:
             rundir.check_data(data_info["data_checksum"])
         runs: dict[int, dict[str, ModelRun]] = {}
+        progress.run_started(total)
         for seed in spec.seeds:
             split = prepare_split(spec, data, seed)
             if seed == spec.seeds[0]:
@@ -457,19 +472,26 @@ def run_experiment(
                 kept = rundir.load_run(entry.display, seed) if rundir is not None else None
                 if kept is not None:
                     runs[seed][entry.display] = kept
+                    finished += 1
                     log(f"  {entry.display}: finished before, kept")
+                    progress.model_finished(finished, total, kept, kept=True)
                     continue
+                n_trials = entry.search.n_trials if entry.search is not None else None
+                log(f"model {finished + 1}/{total}: {entry.display} (seed {seed})")
+                progress.model_started(finished, total, entry.display, seed, n_trials)
                 store: dict[str, Any] = {}
                 if rundir is not None:
                     store = {"storage": rundir.storage_url,
                              "study_name": rundir.study_name(entry.display, seed)}
                     if spec.keep_models:
                         store["model_dir"] = rundir.model_dir(entry.display, seed)
-                run = _run_model(spec, entry, split, seed, log, **store)
+                run = _run_model(spec, entry, split, seed, log, progress=progress, **store)
                 if rundir is not None:
                     rundir.save_run(run, seed)
                 runs[seed][entry.display] = run
                 done += 1
+                finished += 1
+                progress.model_finished(finished, total, run, kept=False)
                 main = f"{spec.optimize.metric}@{spec.optimize.cutoff}"
                 shown = run.summary.get(main)
                 log(f"  {entry.display}: fit {run.fit_seconds:.2f}s eval {run.eval_seconds:.2f}s"
@@ -480,8 +502,10 @@ def run_experiment(
         if rundir is not None:
             write_outputs(outcome, rundir.path)
             rundir.write_progress(state="finished")
+        progress.run_finished(outcome)
         return outcome
     except KeyboardInterrupt:
+        progress.run_finished(None)
         if rundir is None:
             raise
         rundir.write_progress(state="interrupted")
@@ -490,6 +514,7 @@ def run_experiment(
             f"{rundir.path}: run the same command again to resume", done,
         ) from None
     except BaseException as exc:
+        progress.run_finished(None)
         if rundir is not None:
             rundir.write_progress(state="failed", error=f"{type(exc).__name__}: {exc}")
         raise
