@@ -27,7 +27,7 @@ TINY_CVAE = {"num_factors": 4, "dimensions_vae": [12, 6], "epochs_vae": [3, 3],
              "als_max_iter": 3, "n_threads": 1}
 # Adam instead of the paper's Adadelta: Adadelta's first steps are ~1e-4 (eps 1e-8), too slow
 # for a few epochs on tiny data; the Adadelta path is covered by the DAE tests.
-TINY_CDL = {"num_factors": 4, "hidden_dims": [12], "epochs_dae": 10, "epochs": 5,
+TINY_CDL = {"num_factors": 4, "hidden_dims": [12], "epochs_dae": 10, "epochs": 10,
             "batch_size": 16, "final_als_iterations": 20, "optimizer": "adam",
             "learning_rate": 1e-2, "n_threads": 1}
 
@@ -179,3 +179,34 @@ def test_content_beyond_max_features_is_trimmed(planted):
     model = CVAE(**{**TINY_CVAE, "max_features": 20}).fit(x)
     assert model.content_columns_.shape == (20,)
     assert model.module_config_["n_features"] == 20
+
+
+@pytest.mark.parametrize(("cls", "params"), [(CVAE, TINY_CVAE), (CDL, TINY_CDL)])
+def test_cached_pretraining_gives_the_same_model(cls, params, planted, tmp_path, monkeypatch):
+    x, _, _ = planted
+    monkeypatch.setenv("RECFORGE_CACHE", str(tmp_path))
+    users = np.arange(N_USERS)
+    plain = cls(**params).fit(x)
+    first = cls(**params, cache_pretraining=True).fit(x)
+    assert not first.pretrain_cached_
+    entries = list((tmp_path / "pretrained" / cls.__name__).iterdir())
+    assert len(entries) == 1 and (entries[0] / "weights.safetensors").is_file()
+    # another interaction matrix on the same content reuses it and continues identically
+    lines: list[str] = []
+    second = cls(**params, cache_pretraining=True).fit(x, progress=lines.append)
+    assert second.pretrain_cached_ and any("loaded from the cache" in ln for ln in lines)
+    assert second.pretrain_record_ == first.pretrain_record_
+    np.testing.assert_array_equal(plain.score(users), first.score(users))
+    np.testing.assert_array_equal(first.score(users), second.score(users))
+    cls(**params, cache_pretraining=True, seed=9).fit(x)
+    assert len(list((tmp_path / "pretrained" / cls.__name__).iterdir())) == 2
+
+
+def test_no_pretraining_stage_outruns_the_epoch_cap(planted):
+    x, _, _ = planted
+    lines: list[str] = []
+    model = CDL(**{**TINY_CDL, "epochs_dae": 10, "epochs": 2})
+    model.fit(x, progress=lines.append)
+    assert "CDL: pre-training stages capped at 2 epochs (the run's epoch cap)" in lines
+    assert any("CDL DAE 1 epoch 2/2" in ln for ln in lines)
+    assert not any("/10" in ln for ln in lines)

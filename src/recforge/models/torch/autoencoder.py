@@ -200,6 +200,16 @@ class TiedStack(nn.Module):
             h = dropout(h, drop, gen)
         return h @ self.weights[0].T + self.visible_bias
 
+    @torch.no_grad()
+    def layer_codes(self, rows: sp.csr_matrix | np.ndarray, layer: int,
+                    device: torch.device) -> np.ndarray:
+        """Clean activations of encoder layer ``layer + 1`` for inputs ``rows`` to that layer
+        (content rows as CSR for layer 0, the previous layer's codes otherwise)."""
+        if layer == 0:
+            return encode_rows(lambda sb: torch.sigmoid(self._first(sb)), rows, device)  # type: ignore[arg-type]
+        h = torch.as_tensor(np.asarray(rows), dtype=torch.float32, device=device)
+        return torch.sigmoid(h @ self.weights[layer] + self.biases[layer]).double().cpu().numpy()
+
     def l2(self) -> torch.Tensor:
         """Sum of squared weights (biases excluded)."""
         return sum((w * w).sum() for w in self.weights)  # type: ignore[return-value]

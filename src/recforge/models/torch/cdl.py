@@ -111,6 +111,7 @@ class CDL(CTRHybrid):
         pretrain_fraction: float = 0.75,
         max_features: int | None = 8000,
         unrated: str = "all",
+        cache_pretraining: bool = False,
         seed: int = 0,
         device: str = "cpu",
         n_threads: int | None = 1,
@@ -140,6 +141,7 @@ class CDL(CTRHybrid):
         self.pretrain_fraction = pretrain_fraction
         self.max_features = max_features
         self.unrated = unrated
+        self.cache_pretraining = cache_pretraining
         self.seed = seed
         self.device = device
         self.n_threads = n_threads
@@ -171,37 +173,49 @@ class CDL(CTRHybrid):
         return self._net.stack
 
     # ------------------------------------------------------------------ pre-training
-    def _pretrain(self, run: TrainingRun) -> None:
+    def _pretrain_settings(self) -> dict[str, Any]:
+        return {
+            "dims": list(self.hidden_dims), "num_factors": int(self.num_factors),
+            "epochs_dae": self._stage_epochs(self.epochs_dae),
+            "batch_size": int(self.batch_size), "mask": float(self.mask),
+            "dropout": float(self.dropout), "sparsity_cost": float(self.sparsity_cost),
+            "sparsity_target": float(self.sparsity_target),
+            "weight_decay": float(self.weight_decay), "optimizer": self.optimizer,
+            "learning_rate": float(self.learning_rate),
+            "pretrain_fraction": float(self.pretrain_fraction),
+            "max_features": self.max_features,
+        }
+
+    def _pretrain(self, run: TrainingRun) -> dict[str, float]:
         st, dev = self._stack, self.device_
         codes: Any = self._content.matrix[self._pretrain_items]
-        widths = [*self.hidden_dims, self.num_factors]
-        for layer, width in enumerate(widths):
-            if self.epochs_dae > 0:
+        epochs = self._stage_epochs(self.epochs_dae)
+        record: dict[str, float] = {}
+        for layer, width in enumerate([*self.hidden_dims, self.num_factors]):
+            if epochs > 0:
                 settings = DAESettings(
-                    epochs=int(self.epochs_dae), batch_size=int(self.batch_size),
-                    mask=float(self.mask), drop=float(self.dropout),
-                    sparsity_cost=float(self.sparsity_cost),
+                    epochs=epochs, batch_size=int(self.batch_size), mask=float(self.mask),
+                    drop=float(self.dropout), sparsity_cost=float(self.sparsity_cost),
                     sparsity_target=float(self.sparsity_target),
                     weight_decay=float(self.weight_decay), optimizer=self.optimizer,
                     lr=float(self.learning_rate), visible_bias="logit_mean",
                 )
-                w, b, c, _ = pretrain_layer(codes, int(width), settings, rng=self._rng,
-                                            gen=self._generator, device=dev,
-                                            label=f"CDL DAE {layer + 1}", progress=run.progress)
+                w, b, c, losses = pretrain_layer(codes, int(width), settings, rng=self._rng,
+                                                 gen=self._generator, device=dev,
+                                                 label=f"CDL DAE {layer + 1}",
+                                                 progress=run.progress)
+                record[f"dae{layer + 1}_reconstruction"] = losses[-1]
                 with torch.no_grad():
                     st.weights[layer].copy_(w)
                     st.biases[layer].copy_(b)
                     if layer == 0:
                         st.visible_bias.copy_(c)
-            with torch.no_grad():
-                if layer == 0:
-                    codes = encode_rows(lambda sb: torch.sigmoid(st._first(sb)), codes, dev)
-                else:
-                    h = torch.as_tensor(codes, dtype=torch.float32, device=dev)
-                    codes = torch.sigmoid(h @ st.weights[layer] + st.biases[layer]).double()
-                    codes = codes.cpu().numpy()
-        self._opt = make_optimizer(st.parameters(), self.optimizer,
-                                         float(self.learning_rate), float(self.weight_decay))
+            codes = st.layer_codes(codes, layer, dev)
+        return record
+
+    def _start_training(self, run: TrainingRun) -> None:
+        self._opt = make_optimizer(self._stack.parameters(), self.optimizer,
+                                   float(self.learning_rate), float(self.weight_decay))
         self._last_epoch = int(run.max_epochs)
         self._u = np.zeros((self._r.shape[0], int(self.num_factors)))
         self._v = np.zeros((self._r.shape[1], int(self.num_factors)))

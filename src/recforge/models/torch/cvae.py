@@ -136,6 +136,7 @@ class CVAE(CTRHybrid):
         max_features: int | None = 8000,
         batch_sampling: str = "epoch",
         unrated: str = "all",
+        cache_pretraining: bool = False,
         seed: int = 0,
         device: str = "cpu",
         n_threads: int | None = 1,
@@ -162,6 +163,7 @@ class CVAE(CTRHybrid):
         self.max_features = max_features
         self.batch_sampling = batch_sampling
         self.unrated = unrated
+        self.cache_pretraining = cache_pretraining
         self.seed = seed
         self.device = device
         self.n_threads = n_threads
@@ -198,20 +200,31 @@ class CVAE(CTRHybrid):
         return net
 
     # ------------------------------------------------------------------ pre-training
-    def _pretrain(self, run: TrainingRun) -> None:
+    def _pretrain_settings(self) -> dict[str, Any]:
+        return {
+            "dims": list(self.dimensions_vae), "num_factors": int(self.num_factors),
+            "epochs_vae": [self._stage_epochs(e) for e in self.epochs_vae],
+            "epochs_latent": self._stage_epochs(self.epochs_latent),
+            "epochs_full": self._stage_epochs(self.epochs_full),
+            "learning_rate_vae": float(self.learning_rate_vae),
+            "batch_size": int(self.batch_size), "mask": float(self.mask),
+            "pretrain_fraction": float(self.pretrain_fraction),
+            "max_features": self.max_features, "batch_sampling": self.batch_sampling,
+        }
+
+    def _pretrain(self, run: TrainingRun) -> dict[str, float]:
         net, dev, gen = self._net, self.device_, self._generator
         x = self._content.matrix
         pre = x[self._pretrain_items]
-        sampling = self.batch_sampling
         codes: Any = pre
         for layer, (width, epochs) in enumerate(
             zip(self.dimensions_vae, self.epochs_vae, strict=True)
         ):
-            if epochs > 0:
-                settings = DAESettings(epochs=int(epochs), batch_size=int(self.batch_size),
-                                       mask=float(self.mask), optimizer="adam",
-                                       lr=float(self.learning_rate_vae),
-                                       batch_sampling=sampling)
+            if self._stage_epochs(epochs) > 0:
+                settings = DAESettings(epochs=self._stage_epochs(epochs),
+                                       batch_size=int(self.batch_size), mask=float(self.mask),
+                                       optimizer="adam", lr=float(self.learning_rate_vae),
+                                       batch_sampling=self.batch_sampling)
                 w, b, c, _ = pretrain_layer(codes, int(width), settings, rng=self._rng, gen=gen,
                                             device=dev, label=f"CVAE DAE {layer + 1}",
                                             progress=run.progress)
@@ -220,26 +233,18 @@ class CVAE(CTRHybrid):
                     net.stack.biases[layer].copy_(b)
                     if layer == 0:
                         net.stack.visible_bias.copy_(c)
-            codes = self._layer_codes(codes, layer)
+            codes = net.stack.layer_codes(codes, layer, dev)
         self._fit_vae(torch.as_tensor(codes, dtype=torch.float32, device=dev), latent_only=True,
-                      epochs=int(self.epochs_latent), run=run)
-        self._fit_vae(pre, latent_only=False, epochs=int(self.epochs_full), run=run)
-        self.pretrain_heldout_loss_ = self._reconstruction(x[self._heldout_items])
-        self._opt = make_optimizer(net.parameters(), "adam",
-                                         float(self.learning_rate_cvae))
+                      epochs=self._stage_epochs(self.epochs_latent), run=run)
+        self._fit_vae(pre, latent_only=False, epochs=self._stage_epochs(self.epochs_full),
+                      run=run)
+        return {"heldout_reconstruction": self._reconstruction(x[self._heldout_items])}
+
+    def _start_training(self, run: TrainingRun) -> None:
+        self._opt = make_optimizer(self._net.parameters(), "adam", float(self.learning_rate_cvae))
         self._theta = self._codes()
         self._v = self._theta.copy()
         self._u = np.zeros((self._r.shape[0], int(self.num_factors)))
-
-    @torch.no_grad()
-    def _layer_codes(self, codes: Any, layer: int) -> np.ndarray:
-        """Clean activations of encoder layer ``layer`` for the rows ``codes`` feed it."""
-        st = self._net.stack
-        w, b = st.weights[layer], st.biases[layer]
-        if layer == 0:
-            return encode_rows(lambda sb: torch.sigmoid(st._first(sb)), codes, self.device_)
-        h = torch.as_tensor(codes, dtype=torch.float32, device=self.device_)
-        return torch.sigmoid(h @ w + b).double().cpu().numpy()
 
     def _fit_vae(self, data: Any, *, latent_only: bool, epochs: int, run: TrainingRun) -> None:
         """Pre-train the VAE: on the top codes (``latent_only``) or on the content rows."""

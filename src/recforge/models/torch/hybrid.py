@@ -11,6 +11,7 @@ checkpoints carry them with the weights. Subclasses build the network and its tr
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ import scipy.sparse as sp
 from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models.iterative import TrainingRun
+from recforge.models.torch import pretrain_cache
 from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.base import TorchRecommender
 from recforge.models.torch.content import ContentMatrix, prepare_content
@@ -75,10 +77,14 @@ class CTRHybrid(TorchRecommender):
     """Base for the CTR hybrids; subclasses set the hyper-parameters listed below.
 
     Required attributes (``__init__`` arguments): ``num_factors``, ``a``, ``b``, ``lambda_u``,
-    ``lambda_v``, ``unrated``, ``max_features``, ``pretrain_fraction``, plus the base's
+    ``lambda_v``, ``unrated``, ``max_features``, ``pretrain_fraction``, ``cache_pretraining``,
+    plus the base's
     ``seed``, ``device``, ``n_threads``. Learned state besides the network (whose
     :class:`FactorBuffers` hold ``U``, ``V`` and ``theta``): ``content_columns_`` (the input
-    feature columns kept) and ``als_sweeps_`` (CTR sweeps run per epoch).
+    feature columns kept), ``als_sweeps_`` (CTR sweeps run per epoch), ``pretrain_record_``
+    (the pre-training's diagnostics), ``pretrain_seconds_`` and ``pretrain_cached_`` (whether
+    the pre-training came from :mod:`~recforge.models.torch.pretrain_cache`, with
+    ``cache_pretraining=True``).
     """
 
     num_factors: int
@@ -89,6 +95,7 @@ class CTRHybrid(TorchRecommender):
     unrated: str
     max_features: int | None
     pretrain_fraction: float
+    cache_pretraining: bool
 
     content_columns_: np.ndarray
     als_sweeps_: list[int]
@@ -145,11 +152,79 @@ class CTRHybrid(TorchRecommender):
         n_pre = max(1, round(float(self.pretrain_fraction) * n_items))
         self._pretrain_items = np.sort(order[:n_pre])
         self._heldout_items = np.sort(order[n_pre:])
-        self._pretrain(run)
+        # no pre-training stage runs more epochs than the run itself (--max-epochs quick looks)
+        self._stage_cap = int(run.max_epochs)
+        capped = self._pretrain_settings() != self._uncapped_settings()
+        if capped and run.progress is not None:
+            run.progress(f"{type(self).__name__}: pre-training stages capped at "
+                         f"{self._stage_cap} epochs (the run's epoch cap)")
+        t0 = time.perf_counter()
+        self.pretrain_cached_ = bool(self.cache_pretraining) and self._load_pretrained(run)
+        if not self.pretrain_cached_:
+            self.pretrain_record_ = self._pretrain(run)
+            if self.cache_pretraining:
+                self._store_pretrained()
+        self.pretrain_seconds_ = time.perf_counter() - t0
+        self._start_training(run)
+
+    def _stage_epochs(self, epochs: int) -> int:
+        """A pre-training stage's epochs under the run's cap (a ``--max-epochs`` quick look)."""
+        return min(int(epochs), self._stage_cap)
 
     @abstractmethod
-    def _pretrain(self, run: TrainingRun) -> None:
-        """Layer-wise pre-training of the network (on ``pretrain_items_``)."""
+    def _pretrain(self, run: TrainingRun) -> dict[str, float]:
+        """Layer-wise pre-training of the network on ``_pretrain_items`` (stage epochs through
+        ``_stage_epochs``); returns JSON-able diagnostics (e.g. a held-out loss)."""
+
+    @abstractmethod
+    def _start_training(self, run: TrainingRun) -> None:
+        """After pre-training: the optimiser and the initial ``_theta``, ``_u``, ``_v``."""
+
+    # ------------------------------------------------------------------ pre-training cache
+    @abstractmethod
+    def _pretrain_settings(self) -> dict[str, Any]:
+        """Everything the pre-training reads besides the content and the seed (JSON-able,
+        stage epochs as run): the cache key."""
+
+    def _uncapped_settings(self) -> dict[str, Any]:
+        cap, self._stage_cap = self._stage_cap, 1 << 62
+        try:
+            return self._pretrain_settings()
+        finally:
+            self._stage_cap = cap
+
+    def _pretrain_key(self) -> str:
+        return pretrain_cache.cache_key(type(self).__name__, self._content.matrix,
+                                        self._pretrain_settings(), int(self.seed), self.device_)
+
+    def _network_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.module_.state_dict().items()
+                if not k.startswith("factors.")}
+
+    def _load_pretrained(self, run: TrainingRun) -> bool:
+        found = pretrain_cache.load_entry(type(self).__name__, self._pretrain_key(),
+                                          self.device_)
+        if found is None:
+            return False
+        weights, gen_state, meta = found
+        missing, unexpected = self.module_.load_state_dict(weights, strict=False)
+        if unexpected or any(not k.startswith("factors.") for k in missing):
+            raise ValueError(
+                f"{type(self).__name__}: cached pre-training does not fit the network "
+                f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})"
+            )
+        self._generator.set_state(gen_state)
+        self._rng.bit_generator.state = meta["numpy_generator"]
+        self.pretrain_record_ = dict(meta["record"])
+        if run.progress is not None:
+            run.progress(f"{type(self).__name__}: pre-training loaded from the cache")
+        return True
+
+    def _store_pretrained(self) -> None:
+        meta = {"numpy_generator": self._rng.bit_generator.state,
+                "record": self.pretrain_record_}
+        pretrain_cache.store_entry(type(self).__name__, self._pretrain_key(),
+                                   self._network_weights(), self._generator.get_state(), meta)
 
     # ------------------------------------------------------------------ collaborative step
     def _als(self, max_iter: int, tol: float) -> float:
