@@ -143,7 +143,7 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
                      correct_genres: bool = False, models: list[str] | None = None,
                      n_jobs: int = 1, paper_ties: bool = False,
                      with_content: bool = False, neural: bool = True,
-                     max_epochs: int | None = None) -> dict[str, Any]:
+                     max_epochs: int | None = None, stand_in: bool = False) -> dict[str, Any]:
     """The experiment spec (as a dict) that reproduces one table block (see ``setups``).
 
     ``paper_ties``: break ties among equal scores/similarities as the paper's numpy did
@@ -151,13 +151,17 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
     lower-index-first; needed where ties dominate (Table 3 ItemKNN CBF, Table 4 UserKNN).
     ``with_content``: also run the rows that need item content (Tables 4/5 CBF and CFCBF).
     ``neural``: run the block's neural rows (paper settings, early stopping); ``max_epochs``
-    caps their epochs (a quick look).
+    caps their epochs (a quick look). ``stand_in``: the rows that need item content run on the
+    block's stand-in content (Tables 4/5: CiteULike tags); the spec name says so.
     """
     try:
         setup = SETUPS[name]
     except KeyError:
         raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}") from None
-    fields = setup.spec_fields(with_content=with_content)
+    if stand_in and not setup.stand_in_options:
+        raise ValueError(f"{name} has no stand-in item content")
+    with_content = with_content or stand_in
+    fields = setup.spec_fields(with_content=with_content, stand_in=stand_in)
     if name == "table3":
         fields["dataset"]["options"]["genre_bug"] = not correct_genres
     if fixed and not setup.from_paper:
@@ -171,6 +175,8 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
         model_name = MODEL_OF_LABEL[label]
         if models and label not in models and model_name not in models:
             continue
+        if label in setup.neural_labels and setup.neural_needs_content and not with_content:
+            continue  # no item content to read (reproduce_table says so in a note)
         entry: dict[str, Any] = {"model": model_name, "label": label}
         if label in setup.neural_labels:
             entry.update(_neural_entry(setup, name, label, model_name, max_epochs))
@@ -191,6 +197,8 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
         entries.append(entry)
     suffix = ("" if not setup.neural_labels else "-no-neural" if not neural
               else "" if max_epochs is None else f"-cap{max_epochs}")
+    if stand_in:
+        suffix = f"-{setup.stand_in_name}{suffix}"
     return {
         "name": f"{name}-{'fixed' if fixed else f'search{budget}'}{suffix}",
         **fields,
@@ -219,6 +227,14 @@ def _fetch_required(name: str, required: tuple[tuple[str, str | None], ...]) -> 
                 f"with internet access (RECFORGE_DATA_MIRROR unset) run `{fetch_command(dataset)}`"
                 f" (a verified download into the cache), then `recforge reproduce` again."
             ) from exc
+
+
+def _stand_in_note(setup: Any) -> str:
+    rows = [*setup.content_labels, *setup.neural_labels]
+    own = ", ".join(f or d for d, f in setup.content_requires) or "the block's content"
+    return (f"item content: {setup.stand_in_name} stand in for {own} (not used or not at "
+            f"hand): rows {', '.join(rows)} are {setup.stand_in_name}-content runs, reported "
+            "beside the paper's numbers but not judged against them")
 
 
 def content_at_hand(name: str) -> bool:
@@ -262,13 +278,19 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                     correct_genres: bool = False, models: list[str] | None = None,
                     n_jobs: int = 1, log: Any = None, paper_ties: bool = False,
                     with_content: bool | None = None, neural: bool = True,
-                    max_epochs: int | None = None) -> dict[str, Any]:
+                    max_epochs: int | None = None,
+                    stand_in: bool | None = None) -> dict[str, Any]:
     """Run one table block and compare with the paper; returns the ``results.json`` content.
 
     ``with_content``: run the rows that need item content (Tables 4/5 CBF/CFCBF) — True
     requires the content (refused if it cannot be obtained), None runs them when the content
     is already at hand and says so when it is not, False never.
     ``neural``: run the block's neural rows; ``max_epochs``: cap their epochs (a quick look).
+    ``stand_in``: run the rows that need item content on the block's stand-in (Tables 4/5:
+    the CiteULike tag matrix for the bag of words) — None does so when the block's neural rows
+    need content that is not at hand, True always, False never (those neural rows are then
+    left out, with a note). Cells of the content rows on a stand-in are reported with kind
+    "stand-in" and do not decide ``all_ok``; the neural cells never do.
     Raises :class:`TableDataUnavailable` before any work when the block's data cannot be
     obtained.
     """
@@ -281,6 +303,24 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
         raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
     setup = SETUPS[name]
     notes: list[str] = []
+    wanted = [lab for lab in setup.neural_labels
+              if not models or lab in models or MODEL_OF_LABEL[lab] in models]
+    reads_content = neural and setup.neural_needs_content and bool(wanted)
+    if stand_in is None:  # only when the content was not decided and is not at hand
+        stand_in = (bool(setup.stand_in_options) and reads_content and with_content is None
+                    and not content_at_hand(name))
+    if stand_in:
+        if not setup.stand_in_options:
+            raise ValueError(f"{name} has no stand-in item content")
+        with_content = True
+        notes.append(_stand_in_note(setup))
+        log(notes[-1])
+    elif reads_content and not with_content and not (
+            with_content is None and content_at_hand(name)):
+        notes.append(f"rows {', '.join(setup.neural_labels)} not run: they read the item "
+                     "content, which is not used (--content, or --stand-in for "
+                     f"{setup.stand_in_name or 'a substitute'})")
+        log(notes[-1])
     if with_content is None:
         with_content = content_at_hand(name)
         if setup.content_labels and not with_content:
@@ -291,12 +331,13 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                 f"`recforge data fetch {' '.join(datasets)}` online, or --content to fetch it"
             )
             log(notes[-1])
-    _fetch_required(name, setup.required(with_content=with_content))
+    _fetch_required(name, setup.requires + setup.stand_in_requires if stand_in
+                    else setup.required(with_content=with_content))
     spec = parse_spec(
         build_table_spec(name, fixed=fixed, budget=budget, seeds=seeds,
                          correct_genres=correct_genres, models=models, n_jobs=n_jobs,
                          paper_ties=paper_ties, with_content=with_content, neural=neural,
-                         max_epochs=max_epochs),
+                         max_epochs=max_epochs, stand_in=stand_in),
         source=f"reproduce {name}",
     )
     neural_rows = [m.display for m in spec.models if m.display in setup.neural_labels]
@@ -311,7 +352,8 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
     reference = REFERENCE_ROWS.get(name, {})
     checks = []
     for label, row in outcome.rows.items():
-        kind = "neural" if label in neural_rows else "baseline"
+        kind = ("neural" if label in neural_rows
+                else "stand-in" if stand_in and label in setup.content_labels else "baseline")
         source = reference if kind == "neural" else paper
         for metric, ours in row.items():
             if label in source and metric in source[label]:
@@ -324,6 +366,8 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
     neural_checks = [c for c in checks if c["kind"] == "neural"]
     extra = {
         "notes": notes,
+        "item_content": (setup.stand_in_name if stand_in
+                         else "block's own" if with_content else None),
         "paper": paper,
         "paper_reference_rows": reference,
         "checks": checks,
