@@ -45,7 +45,7 @@ from recforge.models.torch.autoencoder import (
 from recforge.models.torch.autoencoder import (
     dropout as apply_dropout,
 )
-from recforge.models.torch.hybrid import CTRHybrid, FactorBuffers
+from recforge.models.torch.hybrid import CTRHybrid, FactorBuffers, listed
 
 try:
     import torch
@@ -72,15 +72,10 @@ class CDL(CTRHybrid):
     name = "CDL"
     epochs_param: ClassVar[str] = "epochs"
     param_rules: ClassVar[dict[str, Param]] = {
-        "epochs": Param(ge=1), "epochs_dae": Param(ge=0), "num_factors": Param(ge=1),
-        "batch_size": Param(ge=1), "mask": Param(ge=0, lt=1), "dropout": Param(ge=0, lt=1),
+        **CTRHybrid.param_rules, "epochs_dae": Param(ge=0), "dropout": Param(ge=0, lt=1),
         "sparsity_cost": Param(ge=0), "weight_decay": Param(ge=0),
         "optimizer": Param(choices=("adadelta", "adam")), "learning_rate": Param(gt=0),
-        "lambda_u": Param(gt=0), "lambda_v": Param(gt=0), "lambda_n": Param(gt=0),
-        "a": Param(ge=0), "b": Param(ge=0), "final_als_iterations": Param(ge=1),
-        "als_tol": Param(ge=0), "pretrain_fraction": Param(gt=0, le=1),
-        "max_features": Param(ge=1), "unrated": Param(choices=("all", "rated")),
-        "n_threads": Param(ge=1),
+        "lambda_n": Param(gt=0), "final_als_iterations": Param(ge=1),
     }
     _test_params: ClassVar[dict[str, Any]] = {
         "epochs": 3, "epochs_dae": 2, "num_factors": 3, "hidden_dims": [8], "batch_size": 8,
@@ -119,10 +114,7 @@ class CDL(CTRHybrid):
         self.epochs = epochs
         self.epochs_dae = epochs_dae
         self.num_factors = num_factors
-        # a copy (no shared default list); a tuple becomes a list, as JSON gives it back
-        self.hidden_dims = (
-            list(hidden_dims) if isinstance(hidden_dims, list | tuple) else hidden_dims
-        )
+        self.hidden_dims = listed(hidden_dims)
         self.batch_size = batch_size
         self.mask = mask
         self.dropout = dropout

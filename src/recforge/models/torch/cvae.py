@@ -42,7 +42,7 @@ from recforge.models.torch.autoencoder import (
     pretrain_layer,
     sparse_batch,
 )
-from recforge.models.torch.hybrid import CTRHybrid, FactorBuffers
+from recforge.models.torch.hybrid import CTRHybrid, FactorBuffers, listed
 
 try:
     import torch
@@ -79,10 +79,6 @@ class CVAENetwork(nn.Module):
         return self.stack.decode(torch.sigmoid(self.gen(z)))
 
 
-def _listed(value: Any) -> Any:
-    return list(value) if isinstance(value, list | tuple) else value
-
-
 def _sample(mu: torch.Tensor, logvar: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     eps = torch.randn(mu.shape, generator=gen, device=mu.device, dtype=mu.dtype)
     return mu + torch.sqrt(torch.clamp(torch.exp(logvar), min=1e-10)) * eps
@@ -99,14 +95,10 @@ class CVAE(CTRHybrid):
     name = "CVAE"
     epochs_param: ClassVar[str] = "epochs"
     param_rules: ClassVar[dict[str, Param]] = {
-        "epochs": Param(ge=1), "num_factors": Param(ge=1), "epochs_latent": Param(ge=0),
-        "epochs_full": Param(ge=0), "learning_rate_vae": Param(gt=0),
-        "learning_rate_cvae": Param(gt=0), "batch_size": Param(ge=1), "mask": Param(ge=0, lt=1),
-        "lambda_u": Param(gt=0), "lambda_v": Param(gt=0), "lambda_r": Param(gt=0),
-        "a": Param(ge=0), "b": Param(ge=0), "als_max_iter": Param(ge=1), "als_tol": Param(ge=0),
-        "pretrain_fraction": Param(gt=0, le=1), "max_features": Param(ge=1),
+        **CTRHybrid.param_rules, "epochs_latent": Param(ge=0), "epochs_full": Param(ge=0),
+        "learning_rate_vae": Param(gt=0), "learning_rate_cvae": Param(gt=0),
+        "lambda_r": Param(gt=0), "als_max_iter": Param(ge=1),
         "batch_sampling": Param(choices=("epoch", "per_step")),
-        "unrated": Param(choices=("all", "rated")), "n_threads": Param(ge=1),
     }
     _test_params: ClassVar[dict[str, Any]] = {
         "epochs": 3, "num_factors": 3, "dimensions_vae": [8, 4], "epochs_vae": [2, 2],
@@ -143,9 +135,8 @@ class CVAE(CTRHybrid):
     ) -> None:
         self.epochs = epochs
         self.num_factors = num_factors
-        # copies (no shared default list); a tuple becomes a list, as JSON gives it back
-        self.dimensions_vae = _listed(dimensions_vae)
-        self.epochs_vae = _listed(epochs_vae)
+        self.dimensions_vae = listed(dimensions_vae)
+        self.epochs_vae = listed(epochs_vae)
         self.epochs_latent = epochs_latent
         self.epochs_full = epochs_full
         self.learning_rate_vae = learning_rate_vae

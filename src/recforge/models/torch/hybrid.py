@@ -15,7 +15,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models.iterative import TrainingRun
+from recforge.models.params import Param
 from recforge.models.torch import pretrain_cache
 from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.base import TorchRecommender
@@ -35,7 +36,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
     raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
 
-__all__ = ["CTRHybrid", "FactorBuffers"]
+__all__ = ["CTRHybrid", "FactorBuffers", "listed"]
+
+
+def listed(value: Any) -> Any:
+    """A list-valued hyper-parameter as stored: a copy (no shared default list), a tuple as the
+    list JSON gives back, anything else unchanged (the schema check names it)."""
+    return list(value) if isinstance(value, list | tuple) else value
 
 
 @contextmanager
@@ -86,6 +93,15 @@ class CTRHybrid(TorchRecommender):
     the pre-training came from :mod:`~recforge.models.torch.pretrain_cache`, with
     ``cache_pretraining=True``).
     """
+
+    #: rules of the hyper-parameters every hybrid takes (subclasses extend them)
+    param_rules: ClassVar[dict[str, Param]] = {
+        "epochs": Param(ge=1), "num_factors": Param(ge=1), "batch_size": Param(ge=1),
+        "mask": Param(ge=0, lt=1), "lambda_u": Param(gt=0), "lambda_v": Param(gt=0),
+        "a": Param(ge=0), "b": Param(ge=0), "als_tol": Param(ge=0),
+        "pretrain_fraction": Param(gt=0, le=1), "max_features": Param(ge=1),
+        "unrated": Param(choices=("all", "rated")), "n_threads": Param(ge=1),
+    }
 
     num_factors: int
     a: float
