@@ -140,7 +140,7 @@ app.command("export")(results.export_cmd)
 def reproduce_cmd(
     name: Annotated[str, typer.Argument(help="toppop-checks, table2, table3, table4, table5, "
                                         "table4-p1, table5-p1, table6, table7, table8, "
-                                        "multvae-ml1m")],
+                                        "multvae-ml1m, sampled-metrics")],
     split: Annotated[str | None, typer.Option(help="Table 7: 'ours' (the paper's random "
                                               "re-split, default) or 'original' (SpectralCF's "
                                               "released split).")] = None,
@@ -183,13 +183,36 @@ def reproduce_cmd(
     max_epochs: Annotated[int | None, typer.Option(
         min=1, help="Cap the neural rows' epochs for a quick look (printed and stored in the "
         "results; not the paper's protocol).")] = None,
+    negatives: Annotated[int, typer.Option(
+        min=1, help="sampled-metrics: sampled negatives per user.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reproduce a table of the RecSys 2019 paper and print ours next to the paper's."""
+    """Reproduce a table of the RecSys 2019 paper and print ours next to the paper's.
+
+    ``sampled-metrics``: full ranking vs sampled vs corrected-sampled metrics of Table 7's
+    baselines on ML-1M 5-star, leave-one-out (--seeds = sampling seeds, default 0..4).
+    """
     from recforge.experiments.paper import toppop_checks
     from recforge.experiments.paper.reproduce import TableDataUnavailable, reproduce_command
     from recforge.experiments.paper.setups import SETUPS, TABLE_VARIANTS, resolve
 
+    if name == "sampled-metrics":
+        from recforge.experiments.paper.sampled_study import DEFAULT_SEEDS, sampled_metrics_study
+
+        try:
+            sampling_seeds = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
+        except ValueError:
+            _fail(f"--seeds must be comma-separated integers, got {seeds!r}")
+        try:
+            study = sampled_metrics_study(n_negatives=negatives, out_dir=out, log=_log,
+                                          seeds=sampling_seeds or DEFAULT_SEEDS)
+        except (LookupError, ValueError, OSError) as exc:
+            _fail(str(exc))
+        if as_json:
+            _print_json(study)
+        else:
+            _echo(study["markdown"])
+        return
     if name == "toppop-checks":
         checks = [c.to_dict() for c in toppop_checks(log=_log)]
         payload: dict[str, Any] = {"checks": checks, "all_ok": all(c["ok"] for c in checks)}
@@ -222,7 +245,8 @@ def reproduce_cmd(
         for note in payload.get("notes", []):
             err.print(f"[yellow]note:[/] {note}")
     else:
-        _fail(f"unknown reproduction {name!r}; known: toppop-checks, {', '.join(SETUPS)}")
+        _fail(f"unknown reproduction {name!r}; known: toppop-checks, sampled-metrics, "
+              f"{', '.join(SETUPS)}")
     if as_json:
         _print_json(payload)
     else:
