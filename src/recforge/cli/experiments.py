@@ -75,6 +75,13 @@ def source_spec(
     return resolve_paths(parse_spec(spec_dict, source="command line"), Path.cwd())
 
 
+def _file_columns(user_col: str, item_col: str, rating_col: str | None,
+                  timestamp_col: str | None, sep: str | None, id_type: str) -> dict[str, Any]:
+    """The data-file options (``--user-col`` ...) as ``dataset`` fields of a spec."""
+    return {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
+            "timestamp_col": timestamp_col, "sep": sep, "id_type": id_type}
+
+
 def split_cmd(
     dataset: Annotated[str, typer.Argument(
         help="A registered dataset, a data file, or an experiment spec (.yaml).")],
@@ -104,8 +111,7 @@ def split_cmd(
     from recforge.experiments.runner import _load_data, prepare_split
     from recforge.experiments.spec import SpecError
 
-    columns = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
-               "timestamp_col": timestamp_col, "sep": sep, "id_type": id_type}
+    columns = _file_columns(user_col, item_col, rating_col, timestamp_col, sep, id_type)
     try:
         spec = source_spec(dataset, options=parse_kv(option, "--option"), method=method,
                            params=parse_kv(param, "--param"), validation=validation,
@@ -161,8 +167,7 @@ def evaluate_cmd(
         fail(f"--cutoffs must be comma-separated integers, got {cutoffs!r}")
     mets = [m.strip().upper() for m in metrics.split(",") if m.strip()]
     model_params = parse_kv(param, "--param")
-    columns = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
-               "timestamp_col": timestamp_col, "sep": sep, "id_type": id_type}
+    columns = _file_columns(user_col, item_col, rating_col, timestamp_col, sep, id_type)
     try:
         if split_dir is not None:
             from recforge.data.split_io import load_split
