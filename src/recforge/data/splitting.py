@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._kernels.topk import select_rows
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split, negatives_from_lists
 
@@ -441,19 +442,19 @@ def sample_test_negatives(split: Split, n_negatives: int = 99, seed: int = 0) ->
     k = min(n_negatives, n_items)
     parts_u: list[np.ndarray] = []
     parts_i: list[np.ndarray] = []
-    # Random keys per user with the user's items set to +inf; the k smallest are the draw.
-    # Row blocks bound the dense key matrix to ~16M cells.
+    # Random keys per user with the user's items set to -inf; the k largest are the draw
+    # (through the one top-k). Row blocks bound the dense key matrix to ~16M cells.
     block = max(1, (1 << 24) // max(1, n_items))
     for start in range(0, users.size, block):
         rows = users[start : start + block]
         sub = seen[rows]
-        keys = rng.random((rows.size, n_items))
+        keys = -rng.random((rows.size, n_items))
         r, c = sub.nonzero()
-        keys[r, c] = np.inf
-        pick = np.argpartition(keys, k - 1, axis=1)[:, :k]
-        ok = np.isfinite(np.take_along_axis(keys, pick, axis=1))
-        parts_u.append(np.repeat(rows, ok.sum(axis=1)))
-        parts_i.append(pick[ok])
+        keys[r, c] = -np.inf
+        row, col, val = select_rows(keys, k)
+        ok = np.isfinite(val)
+        parts_u.append(rows[row[ok]])
+        parts_i.append(col[ok])
     neg_u = np.concatenate(parts_u) if parts_u else np.zeros(0, dtype=np.int64)
     neg_i = np.concatenate(parts_i) if parts_i else np.zeros(0, dtype=np.int64)
     order = np.lexsort((neg_i, neg_u))
