@@ -9,9 +9,18 @@ need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
+# Platform tests run replicas as unprivileged users, who cannot run an interpreter under /root:
+# their job commands use Debian's python3.
+[ -x /usr/bin/python3 ] || need+=(python3)
+command -v useradd >/dev/null || need+=(passwd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ "$(id -u)" = 0 ]; then  # the OS users the platform tests' groups run as (run_as)
+  for u in rfjob-ml rfjob-cv; do
+    id -u "$u" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$u"
+  done
 fi
 bash scripts/setup.sh "dev,ray,torch"
 source scripts/data-env.sh

@@ -36,3 +36,32 @@ def store(store_url: str) -> Iterator[Store]:
     s = Store(store_url)
     yield s
     s.close()
+
+
+#: unprivileged OS users replicas of the test groups run as (created by scripts/test.sh on CI,
+#: or here when missing).
+JOB_USERS = ("rfjob-ml", "rfjob-cv")
+
+
+@pytest.fixture(scope="session")
+def job_users() -> tuple[str, ...]:
+    """The test job users exist (useradd when missing); not running as root FAILS the tests:
+    switching users is what they check."""
+    import os
+    import pwd
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.fail("running replicas as other users needs root (CI runs the suite as root)",
+                    pytrace=False)  # fmt: skip
+    for user in JOB_USERS:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            useradd = shutil.which("useradd")
+            if useradd is None:
+                pytest.fail("useradd is missing: install passwd (Debian)", pytrace=False)
+            cmd = [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user]
+            subprocess.run(cmd, check=True, capture_output=True)
+    return JOB_USERS

@@ -81,8 +81,9 @@ class Server:
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM by pid (SIGKILL after ``timeout``); the exit status."""
+    def stop(self, timeout: float = 20.0, *, keep_state: bool = False) -> int:
+        """SIGTERM by pid (SIGKILL after ``timeout``); the exit status. The state directory is
+        removed unless ``keep_state``."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -90,6 +91,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        if not keep_state:
+            remove(self.state_dir)
         return self.proc.returncode
 
     def kill9(self) -> None:
@@ -117,7 +120,10 @@ def start_server(
     cfg = workdir / "platform.yaml"
     cfg.write_text(yaml.safe_dump(config))
     port = free_port()
-    state = workdir / "state"
+    # Replicas run as an unprivileged user and work below the state directory, so its parents
+    # must be traversable (pytest's own temporary directories are private to root).
+    state = Path(tempfile.mkdtemp(prefix="rf-state-", dir="/tmp"))
+    os.chmod(state, 0o711)
     argv = [PY, "-m", "recforge.cli.main", "platform", "serve", "--config", str(cfg),
             "--port", str(port)]  # fmt: skip
     env = {**os.environ, "RECFORGE_ADMIN_TOKEN": ADMIN_TOKEN, "RECFORGE_STATE_DIR": str(state),
@@ -132,7 +138,7 @@ def start_server(
     try:
         server.wait_ready()
     except Exception:
-        server.stop()
+        server.stop(keep_state=True)
         raise
     return server
 

@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert r.exit_code == 0, r.output
         tokens[user] = json.loads(r.stdout)["token"]
     config = {**CONFIG, "jobs": {"tick_interval": 0.1, "heartbeat_timeout": None}}
-    proc = start_server(tmp / "serve", config)
+    proc = start_server(tmp / "serve", config, store_url=store)
     srv = Server(proc.url, store, proc.proc.pid, tmp, tokens)
     try:
         yield srv

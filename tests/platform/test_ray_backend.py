@@ -324,6 +324,9 @@ def scenario_service_pending_deadline(tmp: Path) -> dict[str, Any]:
 
     _wait(done, 45, "both jobs to finish")
     client = JobSubmissionClient(DASHBOARD)
+    # Stopping a Ray job takes Ray a moment (more on a loaded machine): wait for it, generously.
+    _wait(lambda: all(client.get_job_status(s).is_terminal() for s in handles), 60,
+          "Ray to stop every attempt's job")  # fmt: skip
 
     def view(jid: int) -> dict[str, Any]:
         rec = store.get_job(jid)

@@ -491,10 +491,13 @@ def _simulate(
             ],
         }
     )
+    # Preemption plans only for queues a pass tries, so it is off here: this compares fit-check
+    # shortcuts (the simulation never stops victims).
     s = Scheduler(
         cfg,
         aging=AgingPolicy(aging_seconds=300, max_wait_seconds=900),
         backfill_lookahead=lookahead,
+        preemption=False,
     )
     if mode == "no_queue_skip":
         s._offers_more = lambda *_: True  # type: ignore[method-assign]
@@ -563,3 +566,63 @@ def test_shortcuts_do_not_change_decisions() -> None:
     full, full_stats = _simulate("no_queue_skip")
     assert full == log and full_stats.tries > stats.tries
     assert _simulate("no_shape_memo")[0] == log
+
+
+# -- preemption --------------------------------------------------------------------------------
+RECLAIM_CFG = {
+    "clusters": [{"name": "c", "type": "local", "capacity": {"cpu": 10}}],
+    "groups": [
+        {"name": "ga", "quotas": [{"cluster": "c", "nominal": {"cpu": 6}}]},
+        {"name": "gb", "quotas": [{"cluster": "c", "nominal": {"cpu": 4}}]},
+    ],
+    "queues": [{"name": "qa", "group": "ga"}, {"name": "qb", "group": "gb"}],
+}
+
+
+def test_preemption_reclaims_lent_quota_lowest_priority_newest_first() -> None:
+    s = Scheduler(parse_platform_config(RECLAIM_CFG))
+    # gb borrows 5 of ga's idle nominal quota with three 3-cpu jobs.
+    for t, (name, prio) in enumerate([("b1", 0), ("b2", 5), ("b3", 0)]):
+        s.submit(name, job(name, queue="qb", cpu=3, priority=prio), now=t)
+        assert ids(s.schedule(now=t)) == [name]
+    assert s.take_preemptions() == []
+    # ga wants 5 of its own 6 back: only 1 is free.
+    s.submit("a1", job("a1", queue="qa", cpu=5), now=10)
+    assert s.schedule(now=10) == []
+    plan = s.take_preemptions()
+    # Lowest priority first, newest first, only as many as needed: b3 then b1; b2 (priority 5)
+    # keeps running.
+    assert [(p.victim, p.preemptor, p.cluster) for p in plan] == [("b3", "a1", "c"),
+                                                                  ("b1", "a1", "c")]
+    assert "preempted by job a1 of group 'ga'" in plan[0].reason and "'gb'" in plan[0].reason
+    why = s.explain("a1", now=11)
+    assert why.preempting == ("b3", "b1") and "preempting job(s) ['b3', 'b1']" in why.message
+    assert s.explain("b3", now=11).preempted_by == "a1"
+    # While the victims are being stopped nothing more is planned, and they keep their quota.
+    s.submit("x", job("x", queue="qb", cpu=1), now=11)
+    assert s.schedule(now=11) == [] and s.take_preemptions() == []
+    s.evict("b3", now=12, not_before=100)
+    s.evict("b1", now=12, not_before=100)
+    # The reclaimed quota goes to the preemptor first; what is left to the waiting borrower.
+    assert ids(s.schedule(now=12)) == ["a1", "x"]
+    assert s.admission("b2") is not None
+
+
+def test_preemption_only_reclaims_and_only_when_it_makes_room() -> None:
+    s = Scheduler(parse_platform_config(RECLAIM_CFG))
+    s.submit("b1", job("b1", queue="qb", cpu=7), now=0)  # gb borrows 3
+    assert ids(s.schedule(now=0)) == ["b1"]
+    # Beyond ga's nominal (7 > 6) it would be borrowing itself: no preemption.
+    s.submit("big", job("big", queue="qa", cpu=7), now=1)
+    assert s.schedule(now=1) == [] and s.take_preemptions() == []
+    s.remove("big")
+    # Within its nominal but short of more than gb borrows (needs 6, 3 free, gb borrows 3): ok.
+    s.submit("a6", job("a6", queue="qa", cpu=6), now=2)
+    assert s.schedule(now=2) == []
+    assert [p.victim for p in s.take_preemptions()] == ["b1"]
+    # A borrower never preempts, and without preemption nobody does.
+    calm = Scheduler(parse_platform_config(RECLAIM_CFG), preemption=False)
+    calm.submit("b1", job("b1", queue="qb", cpu=7), now=0)
+    calm.schedule(now=0)
+    calm.submit("a6", job("a6", queue="qa", cpu=6), now=1)
+    assert calm.schedule(now=1) == [] and calm.take_preemptions() == []

@@ -208,7 +208,8 @@ def test_failing_job_backs_off_exponentially_then_fails(make_service, tmp_path: 
                                 retry={"max_attempts": 2, "backoff_seconds": 0.1}))  # fmt: skip
     run_until(svc, lambda: states_of(svc, bad) == [S.FAILED])
     rec = svc.store.get_job(bad)
-    assert rec.attempts == 2 and "launch failed" in rec.reason
+    assert rec.attempts == 2 and "cannot start the command" in rec.reason
+    assert "missing" in rec.reason and "gave up after 2 attempt(s)" in rec.reason
 
 
 def _replica_pids(svc: PlatformService, jid: int) -> tuple[int, int]:

@@ -1,15 +1,20 @@
-"""Local backend: each replica is a process on this machine, wrapped by the sidecar.
+"""Local backend: each replica is a process on this machine, under its sidecar.
 
-Every replica runs ``python -m recforge.platform.backends.sidecar run ... -- <command>`` in its
-own session (so cancel can signal the whole process group), with stdout/stderr in
-``<runtime_dir>/job-<id>/attempt-<n>/replica-<i>.log`` and its exit code written by the sidecar to
-``replica-<i>.exit``. Limits, where the OS allows: memory through ``RLIMIT_AS`` on the command
-(applied by the sidecar), CPU through ``sched_setaffinity`` when the replica asks for fewer cores
-than the machine has. The handle records which limits were enforced.
+Replicas' sidecars are forked by one spawner process (:mod:`.spawner`), so a launch costs a
+fork, not an interpreter start. Each sidecar leads its own session (cancel signals the whole
+process group), writes its output to ``<runtime_dir>/job-<id>/attempt-<n>/replica-<i>.log``,
+touches ``replica-<i>.hb`` at every heartbeat, and records its exit in ``replica-<i>.exit``. The
+runtime directory is the service's (private); replicas get a scratch working directory
+(``<work_dir>/job-<id>/attempt-<n>``, owned by their OS user, mode 0700) unless the spec names
+one, and ``HOME`` points there.
+
+Limits: memory for the replica's whole process tree (cgroup v2 where available, else tree
+accounting: :mod:`.memory`), CPU through ``sched_setaffinity`` when the replica asks for fewer
+cores than the machine has. The handle records which were applied (``limits``).
 
 The handle keeps each sidecar's pid and its start time (field 22 of ``/proc/<pid>/stat``): a
-restarted service, no longer the parent, uses the pair to tell a live replica from a reused pid,
-and reads the exit file to learn how a finished replica ended.
+restarted service, no longer the spawner's parent, uses the pair to tell a live replica from a
+reused pid, and reads the exit file to learn how a finished replica ended.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,41 +44,86 @@ from recforge.platform.backends.base import (
     replica_plan,
 )
 from recforge.platform.backends.env import EnvPolicy, identity_env
-from recforge.platform.backends.sidecar import read_exit_file
+from recforge.platform.backends.memory import memory_mode
+from recforge.platform.backends.proctree import alive, proc_stat, process_start_time
+from recforge.platform.backends.sidecar import read_exit
 from recforge.platform.backends.users import RunAs
 from recforge.platform.model.specs import JobSpec
 
 __all__ = ["LocalBackend", "process_start_time"]
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state letter, start time in clock ticks)`` of ``pid``, or None if it does not exist."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # comm (field 2) may contain spaces/parens: split after the last ')'.
-    rest = raw[raw.rindex(")") + 2 :].split()
-    return rest[0], int(rest[19])
+class _Spawner:
+    """The spawner process and the thread that reads its answers."""
 
+    def __init__(self, python: str, on_exit: Callable[[int], None]) -> None:
+        self.on_exit = on_exit
+        self.proc = subprocess.Popen(
+            [python, "-m", "recforge.platform.backends.spawner"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},  # nothing of ours
+            start_new_session=True,
+        )
+        self._lock = threading.Lock()
+        self._answers: dict[int, dict[str, Any]] = {}
+        self._cond = threading.Condition(self._lock)
+        self._next = 0
+        self._reader = threading.Thread(target=self._read, name="spawner-reader", daemon=True)
+        self._reader.start()
 
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
-    st = _proc_stat(pid)
-    return None if st is None else st[1]
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            msg = json.loads(raw)
+            if "exited" in msg:
+                self.on_exit(int(msg["exited"]))
+                continue
+            with self._cond:
+                self._answers[int(msg["id"])] = msg
+                self._cond.notify_all()
+        with self._cond:  # the spawner died: wake every waiter
+            self._cond.notify_all()
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
-def _alive(pid: int, start_time: int) -> bool:
-    """The very process we launched is still running (not exited, not a zombie, pid not reused)."""
-    st = _proc_stat(pid)
-    return st is not None and st[1] == start_time and st[0] not in ("Z", "X")
+    def spawn(self, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        with self._cond:
+            self._next += 1
+            rid = self._next
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((json.dumps({**request, "id": rid}) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError as exc:
+            raise LaunchError(f"the spawner is gone: {exc}") from exc
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while rid not in self._answers:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.alive():
+                    raise LaunchError("the spawner did not answer")
+                self._cond.wait(min(left, 1.0))
+            answer = self._answers.pop(rid)
+        if "error" in answer:
+            raise LaunchError(f"fork failed: {answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
 
 
 class LocalBackend(Backend):
-    """Run replicas as local processes under the sidecar.
+    """Run replicas as local processes under the sidecar (see the module docstring).
 
-    Sidecars beat into a heartbeat file next to their log (they never get the store).
-    ``term_grace`` is how long cancel waits after SIGTERM before SIGKILL.
+    ``term_grace`` is how long cancel waits after SIGTERM before SIGKILL. ``work_dir`` holds the
+    replicas' scratch directories (default: ``<runtime_dir>/../work``). ``memory`` forces the
+    memory-limit mode (``"tree"``, ``"cgroup-v2"``, ``"none"``; default: what the machine allows).
     """
 
     cluster_type = "local"
@@ -88,16 +139,43 @@ class LocalBackend(Backend):
         enforce_cpu_affinity: bool = True,
         enforce_memory: bool = True,
         env: EnvPolicy | None = None,
+        work_dir: str | Path | None = None,
+        memory: str | None = None,
     ) -> None:
         self.runtime_dir = Path(runtime_dir)
+        self.work_dir = Path(work_dir) if work_dir is not None else self.runtime_dir.parent / "work"
         self.heartbeat_interval = heartbeat_interval
         self.python = python
         self.term_grace = term_grace
         self.enforce_cpu_affinity = enforce_cpu_affinity
-        self.enforce_memory = enforce_memory
+        self.memory = ("none" if not enforce_memory else memory) or memory_mode()
         self.env_policy = env or EnvPolicy.from_service()
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._next_core = 0
+        self._spawner: _Spawner | None = None
+        self._spawn_lock = threading.Lock()
+        self._jobs_by_pid: dict[int, int] = {}
+        self._notify: Callable[[int], None] | None = None
+
+    def set_notifier(self, notify: Callable[[int], None]) -> None:
+        self._notify = notify
+
+    def _on_exit(self, pid: int) -> None:
+        job = self._jobs_by_pid.pop(pid, None)
+        if job is not None and self._notify is not None:
+            self._notify(job)
+
+    def _spawn(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._spawn_lock:
+            if self._spawner is None or not self._spawner.alive():
+                self._spawner = _Spawner(self.python, self._on_exit)
+            spawner = self._spawner
+        return spawner.spawn(request)
+
+    def close(self) -> None:
+        with self._spawn_lock:
+            if self._spawner is not None:
+                self._spawner.close()
+                self._spawner = None
 
     # -- launch -------------------------------------------------------------------------------
     def _affinity(self, cpu: float) -> list[int] | None:
@@ -112,17 +190,6 @@ class LocalBackend(Backend):
         self._next_core = (self._next_core + want) % len(cores)
         return sorted(picked)
 
-    def _env(
-        self, job_id: int, attempt: int, spec: JobSpec, rp: ReplicaPlan, n: int,
-        run_as: RunAs | None,
-    ) -> dict[str, str]:
-        identity = identity_env(job_id, attempt, spec.name, rp.index, rp.role, rp.role_index, n)
-        env = self.env_policy.build(
-            spec, identity, cpu=rp.cpu,
-            home=run_as.home if run_as else None, user=run_as.user if run_as else None,
-        )  # fmt: skip
-        return env
-
     def launch(
         self,
         job_id: int,
@@ -136,21 +203,23 @@ class LocalBackend(Backend):
         plans = replica_plan(spec, admitted_count(admission), self.python)
         job_dir = self.runtime_dir / f"job-{job_id}" / f"attempt-{attempt}"
         job_dir.mkdir(parents=True, exist_ok=True)
+        workdir = spec.workdir or str(self.work_dir / f"job-{job_id}" / f"attempt-{attempt}")
         replicas: list[dict[str, Any]] = []
-        limits: dict[str, Any] = {"memory": "rlimit_as" if self.enforce_memory else "none"}
+        limits: dict[str, Any] = {"memory": self.memory,
+                                  "user": run_as.user if run_as else None}  # fmt: skip
         handle: Handle = {
             "backend": "local",
             "job_id": job_id,
             "attempt": attempt,
             "dir": str(job_dir),
+            "workdir": workdir,
             "replicas": replicas,
             "limits": limits,
         }
         try:
             for rp in plans:
-                replicas.append(
-                    self._start(job_id, attempt, spec, rp, len(plans), job_dir, run_as)
-                )
+                replicas.append(self._start(job_id, attempt, spec, rp, len(plans), job_dir,
+                                            workdir, run_as))  # fmt: skip
                 # Rewritten after every start: a crash mid-launch leaves a usable partial handle.
                 self._save_handle(handle)
         except Exception as exc:
@@ -163,6 +232,50 @@ class LocalBackend(Backend):
         handle["complete"] = True
         self._save_handle(handle)
         return handle
+
+    def _start(
+        self,
+        job_id: int,
+        attempt: int,
+        spec: JobSpec,
+        rp: ReplicaPlan,
+        n: int,
+        job_dir: Path,
+        workdir: str,
+        run_as: RunAs | None,
+    ) -> dict[str, Any]:
+        log_path = job_dir / f"replica-{rp.index}.log"
+        exit_path = job_dir / f"replica-{rp.index}.exit"
+        with contextlib.suppress(FileNotFoundError):
+            exit_path.unlink()
+        memory = rp.memory_mib if (self.memory != "none" and rp.memory_mib > 0) else None
+        identity = identity_env(job_id, attempt, spec.name, rp.index, rp.role, rp.role_index, n)
+        env = self.env_policy.build(spec, identity, cpu=rp.cpu, home=workdir,
+                                    user=run_as.user if run_as else None)  # fmt: skip
+        cpus = self._affinity(rp.cpu)
+        answer = self._spawn({
+            "job": job_id, "replica": rp.index, "attempt": attempt, "role": rp.role,
+            "argv": rp.command, "env": env, "cwd": workdir,
+            "workdir_owned": spec.workdir is None,
+            "user": run_as.user if run_as else None,
+            "exit_file": str(exit_path), "pid_file": str(job_dir / f"replica-{rp.index}.pid"),
+            "heartbeat_file": str(job_dir / f"replica-{rp.index}.hb"),
+            "heartbeat_interval": self.heartbeat_interval,
+            "memory_mib": memory, "memory_mode": self.memory,
+            "log": str(log_path), "cpus": cpus,
+        })  # fmt: skip
+        pid = int(answer["pid"])
+        self._jobs_by_pid[pid] = job_id
+        return {
+            "index": rp.index,
+            "role": rp.role,
+            "pid": pid,
+            "start_time": int(answer["start_time"]),
+            "log": str(log_path),
+            "exit_file": str(exit_path),
+            "cpus": cpus,
+            "memory_mib": memory,
+        }
 
     @staticmethod
     def _save_handle(handle: Handle) -> None:
@@ -224,101 +337,30 @@ class LocalBackend(Backend):
         handle["replicas"].sort(key=lambda r: int(r["index"]))
         return handle
 
-    def _start(
-        self,
-        job_id: int,
-        attempt: int,
-        spec: JobSpec,
-        rp: ReplicaPlan,
-        n: int,
-        job_dir: Path,
-        run_as: RunAs | None,
-    ) -> dict[str, Any]:
-        log_path = job_dir / f"replica-{rp.index}.log"
-        exit_path = job_dir / f"replica-{rp.index}.exit"
-        with contextlib.suppress(FileNotFoundError):
-            exit_path.unlink()
-        memory = rp.memory_mib if (self.enforce_memory and rp.memory_mib > 0) else None
-        argv = [
-            self.python, "-m", "recforge.platform.backends.sidecar", "run",
-            "--job", str(job_id), "--replica", str(rp.index), "--attempt", str(attempt),
-            "--exit-file", str(exit_path),
-            "--pid-file", str(job_dir / f"replica-{rp.index}.pid"),
-            "--heartbeat-file", str(job_dir / f"replica-{rp.index}.hb"),
-            "--heartbeat-interval", str(self.heartbeat_interval),
-        ]  # fmt: skip
-        if memory:
-            argv += ["--memory-mib", str(memory)]
-        if run_as is not None:
-            argv += ["--user", run_as.user]
-        argv += ["--", *rp.command]
-        cpus = self._affinity(rp.cpu)
-        preexec: Callable[[], None] | None = None
-        if cpus:
-            cpu_set = set(cpus)
-
-            def preexec() -> None:
-                os.sched_setaffinity(0, cpu_set)
-
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=spec.workdir or None,
-                env=self._env(job_id, attempt, spec, rp, n, run_as),
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-        self._children[proc.pid] = proc
-        start = process_start_time(proc.pid)
-        if start is None:  # exited already: keep a value that can never match a live process
-            start = -1
-        return {
-            "index": rp.index,
-            "role": rp.role,
-            "pid": proc.pid,
-            "start_time": start,
-            "log": str(log_path),
-            "exit_file": str(exit_path),
-            "cpus": cpus,
-            "memory_mib": memory,
-        }
-
     # -- status -------------------------------------------------------------------------------
-    def _reap(self, pid: int) -> int | None:
-        """If we are the parent, collect the child's status (avoids zombies)."""
-        proc = self._children.get(pid)
-        if proc is None:
-            return None
-        code = proc.poll()
-        if code is not None:
-            del self._children[pid]
-        return code
-
     def _replica_status(self, r: dict[str, Any]) -> ReplicaStatus:
         idx = int(r["index"])
-        code = read_exit_file(r["exit_file"])
-        if code is None:
-            self._reap(int(r["pid"]))
-            if _alive(int(r["pid"]), int(r["start_time"])):
+        ended = read_exit(r["exit_file"])
+        if ended is None:
+            if alive(int(r["pid"]), int(r["start_time"])):
                 # Running once its sidecar is up (it writes the pid file after starting the
-                # command); before that it is still starting, however slow the machine is.
+                # command, then beats); before that it is still starting, however slow the
+                # machine is, and its heartbeat clock has not started.
                 beat = _mtime(Path(r["exit_file"]).with_suffix(".hb"))
-                if beat is None:  # the first beat follows the pid file
+                if beat is None:
                     beat = _mtime(Path(r["exit_file"]).with_suffix(".pid"))
                 if beat is not None:
                     return ReplicaStatus(idx, ReplicaPhase.RUNNING, heartbeat_at=beat)
                 return ReplicaStatus(idx, ReplicaPhase.PENDING, None, "sidecar starting")
             # It may have written the file just before exiting: look once more.
-            code = read_exit_file(r["exit_file"])
-            if code is None:
+            ended = read_exit(r["exit_file"])
+            if ended is None:
                 return ReplicaStatus(
                     idx, ReplicaPhase.NOT_FOUND, None, "process gone without an exit code"
                 )
+        code, reason = ended
         phase = ReplicaPhase.SUCCEEDED if code == 0 else ReplicaPhase.FAILED
-        detail = "" if code >= 0 else f"killed by signal {-code}"
+        detail = reason or ("" if code >= 0 else f"killed by signal {-code}")
         return ReplicaStatus(idx, phase, code, detail)
 
     def poll(self, handle: Handle) -> BackendStatus:
@@ -335,7 +377,7 @@ class LocalBackend(Backend):
     def _signal_group(self, r: dict[str, Any], sig: int) -> bool:
         """Signal the replica's process group; False if nothing of ours is left to signal."""
         pid, start = int(r["pid"]), int(r["start_time"])
-        st = _proc_stat(pid)
+        st = proc_stat(pid)
         if st is not None and st[1] != start:
             return False  # pid reused by an unrelated process: its group is not ours
         try:
@@ -349,18 +391,11 @@ class LocalBackend(Backend):
         live = [r for r in replicas if self._signal_group(r, signal.SIGTERM)]
         deadline = time.monotonic() + self.term_grace
         while live and time.monotonic() < deadline:
-            for r in live:
-                self._reap(int(r["pid"]))
             live = [r for r in live if _group_exists(int(r["pid"]))]
             if live:
                 time.sleep(0.05)
         for r in live:
             self._signal_group(r, signal.SIGKILL)
-        for r in replicas:
-            proc = self._children.pop(int(r["pid"]), None)
-            if proc is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=self.term_grace)
 
     def logs(self, handle: Handle, replica: int, tail: int = 100) -> str:
         for r in handle.get("replicas", []):
@@ -389,7 +424,7 @@ def _group_exists(pgid: int) -> bool:
         return True
     # Only zombies left (e.g. the sidecar not reaped yet) count as gone.
     return any(
-        (st := _proc_stat(pid)) is not None and st[0] not in ("Z", "X")
+        (st := proc_stat(pid)) is not None and st[0] not in ("Z", "X")
         for pid in _group_members(pgid)
     )
 

@@ -1,22 +1,28 @@
-"""The replica sidecar: runs the user's command unchanged, heartbeats, records the exit code.
+"""The replica sidecar: runs the user's command unchanged, heartbeats, limits its memory, records
+how it ended.
 
-Usage::
+The local backend forks sidecars from its spawner (:mod:`.spawner`) and calls :func:`supervise`;
+other backends run ``python -m recforge.platform.backends.sidecar run [options] -- <command>``.
+The sidecar:
 
-    python -m recforge.platform.backends.sidecar run --job 7 --replica 0 --attempt 1 \\
-        --store-url sqlite:///platform.db --exit-file /run/j7/r0.exit -- python train.py
+* runs the command as a child in its own process group's session, as the OS user it is given
+  (``--user``: the service runs as root and replicas never do), in ``--cwd`` (a scratch
+  directory it creates for that user when asked with ``--workdir-owned``), with exactly the
+  environment it is given (the backend built it from an allow-list; the sidecar's own settings
+  never reach the command);
+* is the subreaper of everything below it, so nothing the command starts escapes its replica:
+  when the command ends, what it left running is killed;
+* limits the memory of the whole tree (:mod:`.memory`: a cgroup v2 or tree accounting), killing
+  the tree over the limit and recording why;
+* heartbeats every interval: touches ``--heartbeat-file`` (what the local backend reads: local
+  sidecars never get the store) and/or refreshes the replica's row through a store URL given in
+  ``$RECFORGE_STORE_URL`` (the URL never goes on the command line, which any user can read);
+* writes, atomically, ``--pid-file`` once the command started and ``--exit-file``
+  (``{"exit_code", "finished_at", "reason"}``) at the end, so a restarted service that is not its
+  parent learns how the replica ended. ``exit_code`` is negative when the command died from a
+  signal. SIGTERM/SIGINT/SIGHUP are forwarded to the command.
 
-Heartbeats: the local backend passes ``--heartbeat-file`` (a file in the service's private
-runtime directory whose modification time the backend reads), so a local sidecar never needs the
-store. A backend may instead pass a store URL in ``$RECFORGE_STORE_URL`` (not argv, which any user
-can read) for beats into ``replicas.last_heartbeat``; the sidecar drops it from the command's
-environment. Store heartbeats carry the attempt number, so a dying sidecar of an old attempt
-cannot refresh the rows of a new one.
-
-The exit code is also written (atomically: temp file + rename) to ``--exit-file`` as JSON
-``{"exit_code": n, "finished_at": t}``: a restarted service that is not the sidecar's parent reads
-it to learn how a replica ended. ``exit_code`` is negative when the command died from a signal.
-SIGTERM/SIGINT/SIGHUP received by the sidecar are forwarded to the command; the sidecar exits with
-the command's code (128 + signal number when it was killed by a signal).
+Only the standard library at import time (the spawner forks this code for every replica).
 """
 
 from __future__ import annotations
@@ -26,119 +32,123 @@ import contextlib
 import json
 import os
 import pwd
-import resource
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STORE_URL_ENV", "main", "read_exit_file", "write_exit_file"]
+from recforge.platform.backends import proctree
+from recforge.platform.backends.memory import CgroupLimit, TreeWatch, own_cgroup_name
 
-#: the store URL for heartbeats, read by the sidecar and removed from the command's environment
-#: (it may hold database credentials; the environment, unlike argv, is not world-readable).
+__all__ = ["STORE_URL_ENV", "SidecarConfig", "main", "read_exit", "read_exit_file", "supervise",
+           "write_exit_file"]  # fmt: skip
+
+#: the store URL for store heartbeats, read by the sidecar and never passed to the command.
 STORE_URL_ENV = "RECFORGE_STORE_URL"
 
 
-def write_exit_file(path: Path, exit_code: int) -> None:
-    """Atomically write ``{"exit_code", "finished_at"}`` to ``path``."""
+def write_exit_file(path: Path, exit_code: int, reason: str = "") -> None:
+    """Atomically write ``{"exit_code", "finished_at", "reason"}`` to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"exit_code": exit_code, "finished_at": time.time()}))
+    tmp.write_text(json.dumps({"exit_code": exit_code, "finished_at": time.time(),
+                               "reason": reason}))  # fmt: skip
     os.replace(tmp, path)
 
 
-def read_exit_file(path: Path | str) -> int | None:
-    """The recorded exit code, or None if the file is absent (or unreadable)."""
+def read_exit(path: Path | str) -> tuple[int, str] | None:
+    """``(exit code, reason)`` recorded in an exit file, or None if it is absent (or torn)."""
     try:
-        return int(json.loads(Path(path).read_text())["exit_code"])
+        data = json.loads(Path(path).read_text())
+        return int(data["exit_code"]), str(data.get("reason") or "")
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _own_start_time() -> int:
-    raw = Path("/proc/self/stat").read_text()
-    return int(raw[raw.rindex(")") + 2 :].split()[19])
+def read_exit_file(path: Path | str) -> int | None:
+    """The recorded exit code, or None."""
+    got = read_exit(path)
+    return None if got is None else got[0]
 
 
-def _write_pid_file(path: Path, child_pid: int) -> None:
-    """Record who we are so a restarted service can find us without a stored handle."""
-    info = {
-        "pid": os.getpid(),
-        "start_time": _own_start_time(),
-        "child_pid": child_pid,
-        "role": os.environ.get("RECFORGE_ROLE", ""),
-    }
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info))
+    tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
 
 
-def _limit_memory(memory_mib: int | None) -> Callable[[], None] | None:
-    if not memory_mib:
-        return None
-    limit = memory_mib * 1024 * 1024
+@dataclass
+class SidecarConfig:
+    """Everything one replica's sidecar needs (see the module docstring)."""
 
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
+    job: int
+    replica: int
+    argv: list[str]
+    env: dict[str, str]
+    attempt: int = 1
+    role: str = ""
+    cwd: str | None = None
+    workdir_owned: bool = False  # create ``cwd`` (mode 0700) for ``user``
+    user: str | None = None
+    exit_file: str | None = None
+    pid_file: str | None = None
+    heartbeat_file: str | None = None
+    heartbeat_interval: float = 5.0
+    memory_mib: int | None = None
+    memory_mode: str = "tree"  # "tree" | "cgroup-v2" | "none"
+    store_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Heartbeat(threading.Thread):
-    """Background thread that beats every ``interval`` seconds: touches the heartbeat file
-    (``--heartbeat-file``, what the local backend reads) and/or refreshes the replica's row in
-    the store (``--store-url``)."""
+    """Beats every interval: touches the heartbeat file and/or refreshes the store row."""
 
-    def __init__(self, args: argparse.Namespace, pid: int = 0) -> None:
+    def __init__(self, cfg: SidecarConfig) -> None:
         super().__init__(name="recforge-heartbeat", daemon=True)
-        self.args = args
-        self.pid = pid
+        self.cfg = cfg
+        self.pid = 0
         self.stop_event = threading.Event()
         self.store: Any = None
-        url = args.store_url or os.environ.get(STORE_URL_ENV)
-        if url:
+        if cfg.store_url:
             from recforge.platform.store import Store
 
-            self.store = Store(url, create=False)
+            self.store = Store(cfg.store_url, create=False)
 
     def beat(self, state: str = "running", exit_code: int | None = None) -> None:
-        if self.args.heartbeat_file:
-            path = Path(self.args.heartbeat_file)
+        if self.cfg.heartbeat_file:
             try:
-                path.touch()
-                os.utime(path)
+                Path(self.cfg.heartbeat_file).touch()
+                os.utime(self.cfg.heartbeat_file)
             except OSError as exc:
                 print(f"[recforge-sidecar] heartbeat failed: {exc}", file=sys.stderr, flush=True)
         if self.store is None:
             return
         try:
-            self.store.heartbeat(
-                self.args.job,
-                self.args.replica,
-                attempt=self.args.attempt,
-                state=state,
-                pid=self.pid,
-                exit_code=exit_code,
-            )
+            self.store.heartbeat(self.cfg.job, self.cfg.replica, attempt=self.cfg.attempt,
+                                 state=state, pid=self.pid, exit_code=exit_code)  # fmt: skip
         except Exception as exc:  # the store may be briefly unavailable; keep the job running
             print(f"[recforge-sidecar] heartbeat failed: {exc}", file=sys.stderr, flush=True)
 
     def run(self) -> None:
-        while not self.stop_event.wait(self.args.heartbeat_interval):
+        while not self.stop_event.wait(self.cfg.heartbeat_interval):
             self.beat()
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the command as a child, heartbeat until it exits, record and return its exit code."""
-    cmd: list[str] = args.cmd
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
-    if not cmd:
-        print("[recforge-sidecar] no command given after '--'", file=sys.stderr)
+def _finish(cfg: SidecarConfig, code: int, reason: str = "") -> int:
+    if cfg.exit_file:
+        write_exit_file(Path(cfg.exit_file), code, reason)
+    return code if code >= 0 else 128 - code
+
+
+def supervise(cfg: SidecarConfig) -> int:
+    """Run one replica's command to its end (see the module docstring); the exit status to use
+    for the sidecar itself (the command's, or 128 + signal)."""
+    if not cfg.argv:
+        print("[recforge-sidecar] no command given", file=sys.stderr)
         return 2
     # Handlers go in before the child exists: a stop request that arrives while we start is
     # remembered and passed on (or prevents the start) instead of killing us silently.
@@ -153,55 +163,85 @@ def run(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
+    proctree.become_subreaper()
     if received:
-        code = -received[0]
-        if args.exit_file:
-            write_exit_file(Path(args.exit_file), code)
-        return 128 + received[0]
-    # Connect to the store before the command starts, so the first heartbeat follows the pid
-    # file at once (connecting can take long on a loaded machine).
-    hb = _Heartbeat(args)
+        return _finish(cfg, -received[0], f"stopped before it started (signal {received[0]})")
+    # Connect to the store (if any) before the command starts, so the first beat follows the
+    # pid file at once (connecting can take long on a loaded machine).
+    hb = _Heartbeat(cfg)
+    cgroup: CgroupLimit | None = None
     try:
-        # The backend built this process's environment from its allow-list; the command gets it
-        # without the sidecar's own settings.
-        child_env = {k: v for k, v in os.environ.items() if k != STORE_URL_ENV}
-        user: dict[str, Any] = {}
-        if args.user:
-            pw = pwd.getpwnam(args.user)
+        creds: dict[str, Any] = {}
+        if cfg.user:
+            pw = pwd.getpwnam(cfg.user)
             if pw.pw_uid == 0:
-                raise OSError(f"refusing to run a job as {args.user!r} (root)")
-            user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-        child = subprocess.Popen(
-            cmd, env=child_env, preexec_fn=_limit_memory(args.memory_mib), **user
-        )
-    except OSError as exc:
-        print(f"[recforge-sidecar] cannot start {cmd[0]!r}: {exc}", file=sys.stderr, flush=True)
-        code = 127
-        if args.exit_file:
-            write_exit_file(Path(args.exit_file), code)
-        return code
+                raise OSError(f"refusing to run a job as {cfg.user!r} (root)")
+            creds = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        if cfg.cwd and cfg.workdir_owned:
+            os.makedirs(cfg.cwd, mode=0o700, exist_ok=True)
+            if cfg.user:
+                os.chown(cfg.cwd, creds["user"], creds["group"])
+        preexec = None
+        if cfg.memory_mib and cfg.memory_mode == "cgroup-v2":
+            cgroup = CgroupLimit.create(own_cgroup_name(cfg.job, cfg.attempt, cfg.replica),
+                                        cfg.memory_mib)  # fmt: skip
+            preexec = cgroup.join
+        child = subprocess.Popen(cfg.argv, env=cfg.env, cwd=cfg.cwd or None,
+                                 preexec_fn=preexec, **creds)  # fmt: skip
+    except (OSError, KeyError, subprocess.SubprocessError) as exc:
+        print(f"[recforge-sidecar] cannot start {cfg.argv[0]!r}: {exc}", file=sys.stderr,
+              flush=True)  # fmt: skip
+        if cgroup is not None:
+            cgroup.remove()
+        return _finish(cfg, 127, f"cannot start the command: {exc}")
     if received:  # arrived between the check above and Popen
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(received[0])
-
-    if args.pid_file:
-        _write_pid_file(Path(args.pid_file), child.pid)
+    if cfg.pid_file:
+        start = proctree.process_start_time(os.getpid()) or 0
+        _write_json(Path(cfg.pid_file), {"pid": os.getpid(), "start_time": start,
+                                         "child_pid": child.pid, "role": cfg.role})  # fmt: skip
     hb.pid = child.pid
     hb.beat()
     hb.start()
-    while True:
-        try:
-            code = child.wait()
-            break
-        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
-            continue
+    watch: TreeWatch | None = None
+    if cfg.memory_mib and cfg.memory_mode == "tree":
+        watch = TreeWatch(os.getpid(), cfg.memory_mib)
+        watch.start()
+    code = child.wait()
+    if watch is not None:
+        watch.stop_event.set()
     hb.stop_event.set()
-    if args.exit_file:
-        write_exit_file(Path(args.exit_file), code)
+    # The replica is its command: whatever the command left running dies with it.
+    proctree.kill_tree(os.getpid())
+    _reap()
+    reason = ""
+    if watch is not None and watch.reason:
+        reason = watch.reason
+    elif cgroup is not None and cgroup.oom_killed():
+        reason = f"memory limit {cfg.memory_mib} MiB exceeded (cgroup v2 OOM kill)"
+    if cgroup is not None:
+        cgroup.remove()
+    out = _finish(cfg, code, reason)
     hb.beat(state="succeeded" if code == 0 else "failed", exit_code=code)
-    return code if code >= 0 else 128 - code
+    return out
 
 
+def _reap() -> None:
+    """Collect the exit status of orphans we inherited as subreaper (no zombies left)."""
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if not proctree.descendants(os.getpid()):
+                return
+            time.sleep(0.01)
+
+
+# -- command line (used where the spawner is not: Ray tasks) ----------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recforge.platform.backends.sidecar")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,15 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--job", type=int, required=True, help="job id")
     r.add_argument("--replica", type=int, required=True, help="global replica index")
     r.add_argument("--attempt", type=int, default=1, help="attempt number (1-based)")
-    r.add_argument(
-        "--store-url", default=None, help=f"store URL for heartbeats (default: ${STORE_URL_ENV})"
-    )
+    r.add_argument("--role", default="", help="the replica's role")
     r.add_argument("--exit-file", default=None, help="where to write the exit code JSON")
     r.add_argument("--pid-file", default=None, help="where to write the sidecar's pid JSON")
     r.add_argument("--heartbeat-file", default=None, help="touched at every heartbeat")
     r.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds")
-    r.add_argument("--memory-mib", type=int, default=None, help="RLIMIT_AS for the command")
+    r.add_argument("--memory-mib", type=int, default=None,
+                   help="memory limit of the replica's whole process tree")  # fmt: skip
+    r.add_argument("--memory-mode", choices=["tree", "cgroup-v2", "none"], default="tree")
     r.add_argument("--user", default=None, help="run the command as this OS user (needs root)")
+    r.add_argument("--cwd", default=None, help="working directory of the command")
+    r.add_argument("--workdir-owned", action="store_true",
+                   help="create --cwd (0700) owned by --user")  # fmt: skip
     r.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")
     return parser
 
@@ -227,7 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.heartbeat_interval <= 0:
         print("[recforge-sidecar] --heartbeat-interval must be > 0", file=sys.stderr)
         return 2
-    return run(args)
+    cmd: list[str] = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    # This process's environment was built by the backend; the command gets it without the
+    # sidecar's own settings.
+    env = {k: v for k, v in os.environ.items() if k != STORE_URL_ENV}
+    cfg = SidecarConfig(
+        job=args.job, replica=args.replica, argv=cmd, env=env, attempt=args.attempt,
+        role=args.role, cwd=args.cwd, workdir_owned=args.workdir_owned, user=args.user,
+        exit_file=args.exit_file, pid_file=args.pid_file, heartbeat_file=args.heartbeat_file,
+        heartbeat_interval=args.heartbeat_interval, memory_mib=args.memory_mib,
+        memory_mode=args.memory_mode, store_url=os.environ.get(STORE_URL_ENV),
+    )  # fmt: skip
+    return supervise(cfg)
 
 
 if __name__ == "__main__":

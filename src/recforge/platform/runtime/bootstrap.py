@@ -63,6 +63,7 @@ def _local(config: DeploymentConfig, ctx: BackendContext) -> Backend:
     assert local is not None
     return LocalBackend(
         ctx.runtime_dir,
+        work_dir=ctx.work_dir,
         heartbeat_interval=local.heartbeat_interval,
         term_grace=local.term_grace,
         env=ctx.env,

@@ -160,8 +160,10 @@ class Scheduler:
         self._last_claims: dict[str, list[str]] = {}  # cluster -> starving job ids, last pass
         self._pass_claims: dict[str, list[str]] = {}
         self._blocked_shapes: set[tuple[str, tuple[int, ...], tuple[str, ...]]] = set()
+        self._no_reclaim: set[tuple[str, tuple[int, ...], tuple[str, ...]]] = set()
         self._pass_force: set[str] = set()
         self._preemptions: list[Preemption] = []
+        self._preemptors: dict[str, str] = {}  # pending job -> cluster it reclaims quota on
         self._admitted_on: dict[str, dict[str, PendingJob]] = {}  # cluster -> admitted jobs
         self._total_cap: list[int] = []
         self._refresh_capacity()
@@ -376,6 +378,7 @@ class Scheduler:
                 if c != admitted_on and job.job_id in holders:  # usable by others now
                     self._capacity_freed(c)
         job.preempting = ()
+        self._preemptors.pop(job.job_id, None)
         job.state = "detached"
         return released
 
@@ -417,11 +420,13 @@ class Scheduler:
         self._pass_force = queues.force
         queues.force = set()
         self._blocked_shapes = set()
+        self._no_reclaim = set()
         out: list[Admission] = []
         claims: list[str] = []
         try:
             for level in queues.levels():
                 self._starving_phase(level, now, out, claims)
+                self._preemptor_phase(level, now, out, claims)
                 self._fair_share_phase(level, now, out, work | queues.dirty)
         finally:
             for key in claims:
@@ -456,6 +461,28 @@ class Scheduler:
             claims.append(key)
             self._pass_claims.setdefault(cluster, []).append(job_id)
             held += 1
+
+    def _preemptor_phase(
+        self, level: int, now: float, out: list[Admission], claims: list[str]
+    ) -> None:
+        """Jobs waiting for their victims to stop: admitted as soon as they fit, and meanwhile
+        they claim what is free on the cluster they reclaim, so the quota they take back cannot
+        go to someone else first."""
+        for job_id, cluster in list(self._preemptors.items()):
+            job = self._jobs[job_id]
+            if self._queues.queues[job.queue].queue.priority != level or job.starving:
+                continue
+            if self._try_admit(job, now, out):
+                continue
+            if not self.live_victims(job):  # victims gone and it still does not fit
+                del self._preemptors[job_id]
+                continue
+            avail = self.book.available_vec(job.group, cluster)
+            claim = [min(a, n) for a, n in zip(avail, job.gang_vec, strict=True)]
+            key = _CLAIM + job_id
+            self.book.reserve_vec(key, job.group, cluster, claim)
+            claims.append(key)
+            self._pass_claims.setdefault(cluster, []).append(job_id)
 
     def _fair_share_phase(
         self, level: int, now: float, out: list[Admission], work: set[str]
@@ -502,13 +529,19 @@ class Scheduler:
     def _consider_preemption(self, job: PendingJob) -> None:
         if self.reclaim is None or self.live_victims(job):
             return
+        # Like fit checks, a shape that found nothing to reclaim is not planned again this pass.
+        shape = (job.group, tuple(job.gang_vec), tuple(job.candidates))
+        if shape in self._no_reclaim:
+            return
         priorities = {name: qs.queue.priority for name, qs in self._queues.queues.items()}
         plan = self.reclaim.plan(self.book, job, self._admitted_on, priorities)
         if not plan:
+            self._no_reclaim.add(shape)
             return
         for p in plan:
             self._jobs[p.victim].evicting = job.job_id
         job.preempting = tuple(p.victim for p in plan)
+        self._preemptors[job.job_id] = plan[0].cluster
         self._preemptions.extend(plan)
         self.stats.preemptions += len(plan)
 

@@ -1,10 +1,11 @@
 """Preemption that reclaims lent quota (Kueue's ``reclaimWithinCohort``).
 
 A pending job whose gang does not fit on a cluster where it would stay within its group's
-*nominal* quota may take back what its group lent: it preempts admitted jobs of *other* groups
-that are borrowing there (using more than their own nominal quota of a resource the job is short
-of), lowest priority first (queue priority, then job priority), newest admission first, whole
-gangs only, and only as many as it takes for the gang to fit. When even all such jobs would not
+*nominal* quota, and where what other groups borrow covers what it is short of, takes back what
+its group lent: it preempts admitted jobs of *other* groups that are borrowing there (using
+more than their own nominal quota of a resource the job is short of), lowest priority first
+(queue priority, then job priority), newest admission first, whole gangs only, and only as many
+as it takes for the gang to fit. When even all such jobs would not
 make room, nothing is preempted. Jobs within their own group's nominal quota are never
 preempted, and a job never preempts jobs of its own group.
 
@@ -54,8 +55,11 @@ class ReclaimPolicy:
         for cluster in job.candidates:
             if not book.within_nominal(job.group, cluster, job.gang_vec):
                 continue  # beyond its nominal quota it would be borrowing, not reclaiming
-            if not book.others_borrow(job.group, cluster):
-                continue
+            avail = book.available_vec(job.group, cluster)
+            borrowed = book.borrowed_by_others(job.group, cluster)
+            if any(n > a and n - a > b for n, a, b in zip(job.gang_vec, avail, borrowed,
+                                                          strict=True)):  # fmt: skip
+                continue  # what others borrow here cannot cover what the job is short of
             running = [
                 j for j in admitted_on.get(cluster, {}).values()
                 if j.evicting is None and j.group != job.group

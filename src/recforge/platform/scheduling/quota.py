@@ -112,6 +112,7 @@ class QuotaBook:
         # cache it until either changes (schedulers ask the same question many times per pass).
         self._group_version: dict[str, int] = {}
         self._avail_cache: dict[tuple[str, str], tuple[int, int, list[int]]] = {}
+        self._max_cache: dict[tuple[str, str], list[int]] = {}
         for g in groups:
             self._groups[g.name] = g
         for c in clusters:
@@ -172,7 +173,7 @@ class QuotaBook:
         self._install_group(group)
 
     def _install_group(self, g: Group) -> None:
-        self._avail_cache.clear()  # limits change: cached availability is stale
+        self._limits_changed()
         for q in g.quotas:
             if q.cluster not in self._clusters:
                 raise QuotaError(f"group {g.name!r} has a quota for unknown cluster {q.cluster!r}")
@@ -187,7 +188,7 @@ class QuotaBook:
                 self._install_slot(st, g.name, q)
 
     def _install_slot(self, st: _ClusterState, group: str, q: GroupQuota) -> None:
-        self._avail_cache.clear()  # limits change: cached availability is stale
+        self._limits_changed()
         q = quota_with_pod_defaults(q, st.cluster)
         # Limits naming a resource no cluster has are harmless: such requests are refused anyway.
         nominal = self._vec_limit(q.nominal)
@@ -216,7 +217,7 @@ class QuotaBook:
         self._group_used.setdefault(group, [0] * len(self.dims))
 
     def _grow_dims(self, extended: Mapping[str, float]) -> None:
-        self._avail_cache.clear()  # limits change: cached availability is stale
+        self._limits_changed()
         new = sorted(set(extended) - set(self.dims))
         if not new:
             return
@@ -334,8 +335,23 @@ class QuotaBook:
         """:meth:`available_vec` as :class:`Resources` (unbounded resources capped to huge)."""
         return self.to_resources(self.available_vec(group, cluster))
 
+    def _limits_changed(self) -> None:
+        # Quotas, capacities or dimensions changed: what was derived from them is stale.
+        self._avail_cache.clear()
+        self._max_cache.clear()
+
     def max_possible_vec(self, group: str, cluster: str) -> list[int]:
-        """Per resource, the most ``group`` could ever take on ``cluster`` (everything idle)."""
+        """Per resource, the most ``group`` could ever take on ``cluster`` (everything idle).
+
+        Depends on the configuration only, so it is computed once per (group, cluster).
+        """
+        key = (group, cluster)
+        hit = self._max_cache.get(key)
+        if hit is None:
+            hit = self._max_cache[key] = self._max_possible(group, cluster)
+        return hit
+
+    def _max_possible(self, group: str, cluster: str) -> list[int]:
         st, slot = self._state(group, cluster)
         out = []
         for i in range(len(self.dims)):
@@ -403,16 +419,18 @@ class QuotaBook:
         _, slot = self._state(group, cluster)
         return any(slot.used[i] > slot.nominal[i] for i in dims)
 
-    def others_borrow(self, group: str, cluster: str) -> bool:
-        """Whether a group other than ``group`` uses more than its nominal quota on ``cluster``
-        (of any resource)."""
+    def borrowed_by_others(self, group: str, cluster: str) -> list[int]:
+        """Per resource, how much groups other than ``group`` use above their nominal quota on
+        ``cluster``: what preemption could reclaim there."""
         st, _ = self._state(group, cluster)
-        return any(
-            u > n
-            for name, slot in st.slots.items()
-            if name != group
-            for u, n in zip(slot.used, slot.nominal, strict=True)
-        )
+        out = [0] * len(self.dims)
+        for name, slot in st.slots.items():
+            if name == group:
+                continue
+            for i, (u, n) in enumerate(zip(slot.used, slot.nominal, strict=True)):
+                if u > n:
+                    out[i] += u - n
+        return out
 
     def reserved_vec(self, key: str) -> list[int]:
         """The vector ``key`` holds (a copy); unknown keys raise :class:`QuotaError`."""
