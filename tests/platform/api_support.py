@@ -93,6 +93,8 @@ class Platform:
         ):
             self.store.request_cancel(job.id)
         self.service.tick()
+        for backend in self.service.backends.values():
+            backend.close()
         self.client.close()
         self.store.close()
 

@@ -138,7 +138,7 @@ def start_server(
     try:
         server.wait_ready()
     except Exception:
-        server.stop(keep_state=True)
+        server.stop()
         raise
     return server
 

@@ -119,7 +119,7 @@ def _stop(head: RayHead, proc: subprocess.Popen[bytes]) -> None:
     shutil.rmtree(head.temp_dir, ignore_errors=True)
 
 
-def run_scenario(head: RayHead, name: str, tmp_path: Path, timeout: float = 60) -> dict[str, Any]:
+def run_scenario(head: RayHead, name: str, tmp_path: Path, timeout: float = 300) -> dict[str, Any]:
     res = _in_ns(head, [PY, __file__, name, str(tmp_path)], timeout=timeout)
     assert res.returncode == 0, (
         f"scenario {name} failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"

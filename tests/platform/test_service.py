@@ -98,6 +98,8 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., PlatformService]]:
             if j.handle:
                 backends[0].cancel(j.handle)
         s.close()
+    for b in backends:
+        b.close()
 
 
 def run_until(svc: PlatformService, pred: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -83,6 +83,7 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., PlatformService]]:
             if j.handle:
                 backend.cancel(j.handle)
         store.close()
+        backend.close()
 
 
 def run_until(svc: PlatformService, pred: Callable[[], bool], timeout: float = 30.0) -> None:

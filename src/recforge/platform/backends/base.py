@@ -30,6 +30,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendStatus",
+    "Launch",
     "LaunchError",
     "ReplicaPhase",
     "ReplicaPlan",
@@ -167,6 +168,17 @@ def replica_plan(
     return out
 
 
+@dataclass(frozen=True)
+class Launch:
+    """One job to launch: what :meth:`Backend.launch` takes."""
+
+    job_id: int
+    spec: JobSpec
+    admission: Any
+    attempt: int = 1
+    run_as: RunAs | None = None
+
+
 class Backend(ABC):
     """Launch/cancel/poll/logs/reattach for one cluster type; never touches job state."""
 
@@ -188,6 +200,18 @@ class Backend(ABC):
     ) -> Handle:
         """Start the job's gang (as ``run_as``, None: as the service's own user); return a
         JSON-able handle. Raise :class:`LaunchError`."""
+
+    def launch_many(self, launches: list[Launch]) -> list[Handle | Exception]:
+        """Launch several jobs (one tick's admissions); per job its handle or the error. The
+        default launches one after the other; a backend may overlap the work."""
+        out: list[Handle | Exception] = []
+        for la in launches:
+            try:
+                out.append(self.launch(la.job_id, la.spec, la.admission, attempt=la.attempt,
+                                       run_as=la.run_as))  # fmt: skip
+            except Exception as exc:  # reported per job; the others still launch
+                out.append(exc)
+        return out
 
     @abstractmethod
     def cancel(self, handle: Handle) -> None:

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,9 @@ from recforge.platform.backends.base import (
     Backend,
     BackendStatus,
     Handle,
+    Launch,
     LaunchError,
     ReplicaPhase,
-    ReplicaPlan,
     ReplicaStatus,
     admitted_count,
     replica_plan,
@@ -56,7 +57,7 @@ __all__ = ["LocalBackend", "process_start_time"]
 class _Spawner:
     """The spawner process and the thread that reads its answers."""
 
-    def __init__(self, python: str, on_exit: Callable[[int], None]) -> None:
+    def __init__(self, python: str, on_exit: Callable[[int], object]) -> None:
         self.on_exit = on_exit
         self.proc = subprocess.Popen(
             [python, "-m", "recforge.platform.backends.spawner"],
@@ -88,7 +89,8 @@ class _Spawner:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(self, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    def send(self, request: dict[str, Any]) -> int:
+        """Ask for one sidecar; the request id to collect its answer with."""
         with self._cond:
             self._next += 1
             rid = self._next
@@ -98,6 +100,10 @@ class _Spawner:
             self.proc.stdin.flush()
         except OSError as exc:
             raise LaunchError(f"the spawner is gone: {exc}") from exc
+        return rid
+
+    def answer(self, rid: int, timeout: float = 60.0) -> dict[str, Any]:
+        """The spawner's answer to request ``rid`` (``pid``, ``start_time``)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while rid not in self._answers:
@@ -151,10 +157,12 @@ class LocalBackend(Backend):
         self.memory = ("none" if not enforce_memory else memory) or memory_mode()
         self.env_policy = env or EnvPolicy.from_service()
         self._next_core = 0
-        self._spawner: _Spawner | None = None
+        self._spawner: list[_Spawner] = []  # at most one; a list so the finalizer can see it
         self._spawn_lock = threading.Lock()
         self._jobs_by_pid: dict[int, int] = {}
         self._notify: Callable[[int], None] | None = None
+        # A backend dropped without close() still lets its spawner go (it exits at EOF).
+        weakref.finalize(self, _close_all, self._spawner)
 
     def set_notifier(self, notify: Callable[[int], None]) -> None:
         self._notify = notify
@@ -164,18 +172,20 @@ class LocalBackend(Backend):
         if job is not None and self._notify is not None:
             self._notify(job)
 
-    def _spawn(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _spawner_proc(self) -> _Spawner:
         with self._spawn_lock:
-            if self._spawner is None or not self._spawner.alive():
-                self._spawner = _Spawner(self.python, self._on_exit)
-            spawner = self._spawner
-        return spawner.spawn(request)
+            if not self._spawner or not self._spawner[0].alive():
+                _close_all(self._spawner)
+                on_exit = weakref.WeakMethod(self._on_exit)  # the reader must not keep us alive
+                self._spawner.append(
+                    _Spawner(self.python, lambda pid: (m := on_exit()) is not None and m(pid))
+                )
+            return self._spawner[0]
 
     def close(self) -> None:
+        """Let the spawner go (replicas keep running)."""
         with self._spawn_lock:
-            if self._spawner is not None:
-                self._spawner.close()
-                self._spawner = None
+            _close_all(self._spawner)
 
     # -- launch -------------------------------------------------------------------------------
     def _affinity(self, cpu: float) -> list[int] | None:
@@ -200,82 +210,102 @@ class LocalBackend(Backend):
         run_as: RunAs | None = None,
     ) -> Handle:
         """Start the gang's replicas; on any failure kill what was started and raise."""
-        plans = replica_plan(spec, admitted_count(admission), self.python)
-        job_dir = self.runtime_dir / f"job-{job_id}" / f"attempt-{attempt}"
+        out = self.launch_many([Launch(job_id, spec, admission, attempt, run_as)])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def launch_many(self, launches: list[Launch]) -> list[Handle | Exception]:
+        """Start the gangs: every replica's fork request goes to the spawner first, then the
+        answers are collected (one round trip for a tick's admissions, not one per replica)."""
+        handles: list[Handle] = []
+        pending: list[tuple[Handle, dict[str, Any], int]] = []  # (handle, replica, request id)
+        out: list[Handle | Exception] = []
+        for la in launches:
+            handle, requests = self._prepare(la)
+            handles.append(handle)
+            try:
+                spawner = self._spawner_proc()
+                for replica, request in requests:
+                    pending.append((handle, replica, spawner.send(request)))
+                out.append(handle)
+            except Exception as exc:
+                out.append(LaunchError(f"job {la.job_id}: {exc}"))
+        failed: dict[int, Exception] = {}
+        for handle, replica, rid in pending:
+            try:
+                answer = self._spawner_proc().answer(rid)
+            except Exception as exc:
+                failed.setdefault(id(handle), LaunchError(
+                    f"job {handle['job_id']}: launching replica {replica['index']} failed: {exc}"
+                ))  # fmt: skip
+                continue
+            replica["pid"] = int(answer["pid"])
+            replica["start_time"] = int(answer["start_time"])
+            self._jobs_by_pid[replica["pid"]] = int(handle["job_id"])
+            handle["replicas"].append(replica)
+            # Rewritten after every start: a crash mid-launch leaves a usable partial handle.
+            self._save_handle(handle)
+        for i, handle in enumerate(handles):
+            if isinstance(out[i], Exception):
+                continue
+            if id(handle) in failed:
+                self.cancel(handle)
+                out[i] = failed[id(handle)]
+                continue
+            replicas = handle["replicas"]
+            replicas.sort(key=lambda r: int(r["index"]))
+            limits = handle["limits"]
+            limits["cpu_affinity"] = {r["index"]: r["cpus"] for r in replicas if r["cpus"]}
+            limits["memory_mib"] = {r["index"]: r["memory_mib"] for r in replicas
+                                    if r["memory_mib"]}  # fmt: skip
+            handle["complete"] = True
+            self._save_handle(handle)
+        return out
+
+    def _prepare(self, la: Launch) -> tuple[Handle, list[tuple[dict[str, Any], dict[str, Any]]]]:
+        """The handle skeleton of one launch and, per replica, its entry and spawn request."""
+        spec, attempt, run_as = la.spec, la.attempt, la.run_as
+        plans = replica_plan(spec, admitted_count(la.admission), self.python)
+        job_dir = self.runtime_dir / f"job-{la.job_id}" / f"attempt-{attempt}"
         job_dir.mkdir(parents=True, exist_ok=True)
-        workdir = spec.workdir or str(self.work_dir / f"job-{job_id}" / f"attempt-{attempt}")
-        replicas: list[dict[str, Any]] = []
-        limits: dict[str, Any] = {"memory": self.memory,
-                                  "user": run_as.user if run_as else None}  # fmt: skip
+        workdir = spec.workdir or str(self.work_dir / f"job-{la.job_id}" / f"attempt-{attempt}")
         handle: Handle = {
             "backend": "local",
-            "job_id": job_id,
+            "job_id": la.job_id,
             "attempt": attempt,
             "dir": str(job_dir),
             "workdir": workdir,
-            "replicas": replicas,
-            "limits": limits,
+            "replicas": [],
+            "limits": {"memory": self.memory, "user": run_as.user if run_as else None},
         }
-        try:
-            for rp in plans:
-                replicas.append(self._start(job_id, attempt, spec, rp, len(plans), job_dir,
-                                            workdir, run_as))  # fmt: skip
-                # Rewritten after every start: a crash mid-launch leaves a usable partial handle.
-                self._save_handle(handle)
-        except Exception as exc:
-            self.cancel(handle)
-            raise LaunchError(
-                f"job {job_id}: launching replica {len(replicas)} failed: {exc}"
-            ) from exc
-        limits["cpu_affinity"] = {r["index"]: r["cpus"] for r in replicas if r["cpus"]}
-        limits["memory_mib"] = {r["index"]: r["memory_mib"] for r in replicas if r["memory_mib"]}
-        handle["complete"] = True
-        self._save_handle(handle)
-        return handle
-
-    def _start(
-        self,
-        job_id: int,
-        attempt: int,
-        spec: JobSpec,
-        rp: ReplicaPlan,
-        n: int,
-        job_dir: Path,
-        workdir: str,
-        run_as: RunAs | None,
-    ) -> dict[str, Any]:
-        log_path = job_dir / f"replica-{rp.index}.log"
-        exit_path = job_dir / f"replica-{rp.index}.exit"
-        with contextlib.suppress(FileNotFoundError):
-            exit_path.unlink()
-        memory = rp.memory_mib if (self.memory != "none" and rp.memory_mib > 0) else None
-        identity = identity_env(job_id, attempt, spec.name, rp.index, rp.role, rp.role_index, n)
-        env = self.env_policy.build(spec, identity, cpu=rp.cpu, home=workdir,
-                                    user=run_as.user if run_as else None)  # fmt: skip
-        cpus = self._affinity(rp.cpu)
-        answer = self._spawn({
-            "job": job_id, "replica": rp.index, "attempt": attempt, "role": rp.role,
-            "argv": rp.command, "env": env, "cwd": workdir,
-            "workdir_owned": spec.workdir is None,
-            "user": run_as.user if run_as else None,
-            "exit_file": str(exit_path), "pid_file": str(job_dir / f"replica-{rp.index}.pid"),
-            "heartbeat_file": str(job_dir / f"replica-{rp.index}.hb"),
-            "heartbeat_interval": self.heartbeat_interval,
-            "memory_mib": memory, "memory_mode": self.memory,
-            "log": str(log_path), "cpus": cpus,
-        })  # fmt: skip
-        pid = int(answer["pid"])
-        self._jobs_by_pid[pid] = job_id
-        return {
-            "index": rp.index,
-            "role": rp.role,
-            "pid": pid,
-            "start_time": int(answer["start_time"]),
-            "log": str(log_path),
-            "exit_file": str(exit_path),
-            "cpus": cpus,
-            "memory_mib": memory,
-        }
+        requests = []
+        for rp in plans:
+            log_path = job_dir / f"replica-{rp.index}.log"
+            exit_path = job_dir / f"replica-{rp.index}.exit"
+            with contextlib.suppress(FileNotFoundError):
+                exit_path.unlink()
+            memory = rp.memory_mib if (self.memory != "none" and rp.memory_mib > 0) else None
+            identity = identity_env(la.job_id, attempt, spec.name, rp.index, rp.role,
+                                    rp.role_index, len(plans))  # fmt: skip
+            env = self.env_policy.build(spec, identity, cpu=rp.cpu, home=workdir,
+                                        user=run_as.user if run_as else None)  # fmt: skip
+            cpus = self._affinity(rp.cpu)
+            replica = {"index": rp.index, "role": rp.role, "log": str(log_path),
+                       "exit_file": str(exit_path), "cpus": cpus, "memory_mib": memory}
+            request = {
+                "job": la.job_id, "replica": rp.index, "attempt": attempt, "role": rp.role,
+                "argv": rp.command, "env": env, "cwd": workdir,
+                "workdir_owned": spec.workdir is None,
+                "user": run_as.user if run_as else None,
+                "exit_file": str(exit_path), "pid_file": str(job_dir / f"replica-{rp.index}.pid"),
+                "heartbeat_file": str(job_dir / f"replica-{rp.index}.hb"),
+                "heartbeat_interval": self.heartbeat_interval,
+                "memory_mib": memory, "memory_mode": self.memory,
+                "log": str(log_path), "cpus": cpus,
+            }  # fmt: skip
+            requests.append((replica, request))
+        return handle, requests
 
     @staticmethod
     def _save_handle(handle: Handle) -> None:
@@ -406,6 +436,11 @@ class LocalBackend(Backend):
                 lines = path.read_text(errors="replace").splitlines()
                 return "\n".join(lines[-tail:]) if tail > 0 else ""
         raise KeyError(f"job {handle.get('job_id')} has no replica {replica}")
+
+
+def _close_all(spawners: list[_Spawner]) -> None:
+    while spawners:
+        spawners.pop().close()
 
 
 def _mtime(path: Path) -> float | None:

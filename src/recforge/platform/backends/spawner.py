@@ -61,7 +61,7 @@ def _child(request: dict[str, Any]) -> int:
 
 def main() -> int:
     out = os.fdopen(sys.stdout.fileno(), "w", buffering=1)
-    inp = sys.stdin.buffer
+    inp = sys.stdin.fileno()
     children: set[int] = set()
     wake_r, wake_w = os.pipe()  # SIGCHLD -> the select loop (self-pipe)
     os.set_blocking(wake_w, False)
@@ -70,6 +70,7 @@ def main() -> int:
     sel = selectors.DefaultSelector()
     sel.register(inp, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
+    pending = b""
 
     def reap() -> None:
         while children:
@@ -82,29 +83,39 @@ def main() -> int:
             children.discard(pid)
             out.write(json.dumps({"exited": pid}) + "\n")
 
-    while True:
-        for key, _ in sel.select():
-            if key.fileobj is wake_r:
-                os.read(wake_r, 4096)
-                reap()
-                continue
-            line = inp.readline()
-            if not line:  # the service is gone: sidecars run on without us
-                return 0
-            request = json.loads(line)
-            try:
-                pid = os.fork()
-            except OSError as exc:
-                out.write(json.dumps({"id": request.get("id"), "error": str(exc)}) + "\n")
-                continue
-            if pid == 0:
-                code = _child(request)
-                os._exit(code)
-            children.add(pid)
-            start = proctree.process_start_time(pid)
-            answer = {"id": request.get("id"), "pid": pid, "start_time": start or -1}
-            out.write(json.dumps(answer) + "\n")
-        reap()
+    def spawn(request: dict[str, Any]) -> None:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            out.write(json.dumps({"id": request.get("id"), "error": str(exc)}) + "\n")
+            return
+        if pid == 0:
+            os._exit(_child(request))
+        children.add(pid)
+        start = proctree.process_start_time(pid)
+        out.write(json.dumps({"id": request.get("id"), "pid": pid, "start_time": start or -1})
+                  + "\n")  # fmt: skip
+
+    try:
+        while True:
+            for key, _ in sel.select():
+                if key.fd == wake_r:
+                    os.read(wake_r, 4096)
+                    reap()
+                    continue
+                # Read what is there ourselves: a buffered reader could hold whole requests
+                # that select() then never reports.
+                chunk = os.read(inp, 1 << 16)
+                if not chunk:  # the service is gone: sidecars run on without us
+                    return 0
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        spawn(json.loads(line))
+            reap()
+    except BrokenPipeError:  # the service went away while we answered
+        return 0
 
 
 if __name__ == "__main__":

@@ -15,12 +15,17 @@ One :meth:`Reconciler.tick`:
    the run deadline fails.
 
 Nothing here holds the scheduler's lock except the pass itself, so submissions never wait for
-launches or polls. :meth:`Reconciler.run_forever` ticks whenever something happened (a
+launches or polls, and the store writes of a tick go in a few transactions (one for all
+admissions, one for all handles, one for all settled jobs) instead of several per job.
+Launched jobs are watched from memory (no query per tick): a job is polled when its backend
+reports news (the local spawner tells when a sidecar exits) and at least every
+``tick_interval``. :meth:`Reconciler.run_forever` ticks whenever something happened (a
 submission, a cancel, a backend notification, a timer) and at least every ``tick_interval``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import threading
@@ -28,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from recforge.platform.backends.base import Backend, BackendStatus, ReplicaPhase
+from recforge.platform.backends.base import Backend, BackendStatus, Launch, ReplicaPhase
 from recforge.platform.backends.users import RunAs, UserPolicy
 from recforge.platform.model.admission import Admission, admission_to_json
 from recforge.platform.model.config import PlatformConfig
@@ -37,7 +42,7 @@ from recforge.platform.model.states import JobState
 from recforge.platform.runtime.gate import SchedulerGate
 from recforge.platform.runtime.transitions import Transitions
 from recforge.platform.scheduling import Preemption
-from recforge.platform.store import ConcurrentTransition, JobNotFound, JobRecord, Store
+from recforge.platform.store import ConcurrentTransition, Event, JobNotFound, JobRecord, Store
 
 __all__ = ["LoopSettings", "Reconciler", "TickReport"]
 
@@ -104,12 +109,33 @@ class Reconciler:
         self._cancels_lock = threading.Lock()
         self._backoff: list[tuple[float, int]] = []  # (not_before, job id), lazy
         self._next_timer: float | None = None
+        self._active: dict[int, JobRecord] = {}  # launched jobs (STARTING/RUNNING), as stored
+        self._polled: dict[int, float] = {}  # when each was last polled
+        self._news: set[int] = set()  # jobs a backend reported news about
+        self._news_lock = threading.Lock()
+        transitions.listeners.append(self._on_move)
         for backend in backends.values():
             backend.set_notifier(self.notify)
 
+    def _on_move(self, job: JobRecord, event: Event) -> None:
+        if event.to_state in (S.STARTING, S.RUNNING):
+            if job.handle is not None or event.to_state is S.RUNNING:
+                self._active[job.id] = job
+        else:
+            self._active.pop(job.id, None)
+            self._polled.pop(job.id, None)
+
+    def track(self, job: JobRecord) -> None:
+        """Watch a launched job (after recovery)."""
+        if job.state in (S.STARTING, S.RUNNING):
+            self._active[job.id] = job
+
     # -- signals from other threads -------------------------------------------------------------
     def notify(self, job_id: int | None = None) -> None:
-        """Something changed (a submission, a replica exit): tick soon."""
+        """Something changed (a submission; news about launched ``job_id``): tick soon."""
+        if job_id is not None:
+            with self._news_lock:
+                self._news.add(job_id)
         self.wake.set()
 
     def request_cancel(self, job_id: int, reason: str = "cancelled") -> None:
@@ -146,12 +172,8 @@ class Reconciler:
         self._apply_cancels(now, report)
         self._requeue_due(now, report)
         result = self.gate.schedule(now)
-        for admission in result.admissions:
-            try:
-                self._admit(admission, now, report)
-            except Exception:  # one bad job must not stall the others
-                log.exception("admission failed", extra={"job_id": admission.job_id})
-                self._unadmit(int(admission.job_id), now)
+        if result.admissions:
+            self._admit_all(result.admissions, now, report)
         for p in result.preemptions:
             try:
                 self._preempt(p, now, report)
@@ -208,10 +230,31 @@ class Reconciler:
         if job.state is S.PENDING:
             self.moves.requeue(job, now)
 
-    def _admit(self, admission: Admission, now: float, report: TickReport) -> None:
+    def _admit_all(self, admissions: list[Admission], now: float, report: TickReport) -> None:
+        """Record every admission (PENDING -> ADMITTED -> STARTING) in one transaction, launch
+        them, store every handle in another."""
+        starting: list[tuple[JobRecord, Admission]] = []
+        with self.store.batch():
+            for admission in admissions:
+                try:
+                    job = self._admit(admission, now, report)
+                except Exception:  # one bad job must not stall the others
+                    log.exception("admission failed", extra={"job_id": admission.job_id})
+                    job_id = int(admission.job_id)
+                    self.store.after_commit(lambda j=job_id: self._unadmit(j, now))  # type: ignore[misc]
+                    continue
+                if job is not None:
+                    starting.append((job, admission))
+        launched = self._start_all(starting, now)
+        with self.store.batch():
+            for job, admission, outcome in launched:
+                self._record_launch(job, admission, outcome, now, report)
+
+    def _admit(self, admission: Admission, now: float, report: TickReport) -> JobRecord | None:
+        """PENDING -> ADMITTED -> STARTING; the job as STARTING, or None if it went elsewhere."""
         job_id = int(admission.job_id)
         try:
-            self.store.transition(
+            _, job = self.store.move(
                 job_id,
                 S.ADMITTED,
                 f"admitted on cluster {admission.cluster} after {admission.waited_seconds:.1f}s",
@@ -223,10 +266,70 @@ class Reconciler:
         except (ConcurrentTransition, JobNotFound) as exc:
             # Cancelled meanwhile (or gone): give the reservation back.
             log.info("admission dropped", extra={"job_id": job_id, "reason": str(exc)})
-            self.gate.forget(job_id)
-            return
+            self.store.after_commit(lambda: self.gate.forget(job_id))
+            return None
         report.admitted.append(job_id)
-        self.launch(self.store.get_job(job_id), admission, now, report)
+        return self._to_starting(job, admission, now)
+
+    def _to_starting(self, job: JobRecord, admission: Admission, now: float) -> JobRecord | None:
+        # STARTING is recorded *before* anything runs: a crash can then never lead to a second
+        # launch of the same attempt (see recovery).
+        attempt = job.attempts + 1
+        moved = self.moves.move(
+            job, S.STARTING, f"launching attempt {attempt}", at=now, attempts=attempt, handle=None
+        )
+        if moved is None:
+            self.store.after_commit(lambda: self.gate.forget(job.id))
+            return None
+        self.store.reset_replicas(job.id, attempt, [(i, r.role) for i, r in
+                                                    enumerate(admission.replicas)])  # fmt: skip
+        return dataclasses.replace(job, state=S.STARTING, version=moved.version,
+                                   attempts=attempt, handle=None)  # fmt: skip
+
+    def _start_all(
+        self, starting: list[tuple[JobRecord, Admission]], now: float
+    ) -> list[tuple[JobRecord, Admission, dict[str, Any] | str]]:
+        """Launch on each job's backend (a backend gets all of its jobs at once): per job the
+        handle, or why the launch failed."""
+        outcome: dict[int, dict[str, Any] | str] = {}
+        by_type: dict[str, list[tuple[JobRecord, Admission]]] = {}
+        for job, admission in starting:
+            by_type.setdefault(admission.cluster_type, []).append((job, admission))
+        for ctype, group in by_type.items():
+            backend = self.backends.get(ctype)
+            if backend is None:
+                for job, _ in group:
+                    outcome[job.id] = (f"launch failed: no backend for cluster type {ctype!r}; "
+                                       f"configured: {sorted(self.backends)}")  # fmt: skip
+                continue
+            try:
+                launches = [Launch(job.id, JobSpec.model_validate(job.spec), a, job.attempts,
+                                   self.run_as(job)) for job, a in group]  # fmt: skip
+                results: list[Any] = backend.launch_many(launches)
+            except Exception as exc:  # a backend bug: every attempt of the batch failed
+                results = [exc] * len(group)
+            for (job, _), res in zip(group, results, strict=True):
+                if isinstance(res, Exception):
+                    log.warning("launch failed", extra={"job_id": job.id, "error": str(res)})
+                    outcome[job.id] = f"launch failed: {res}"
+                else:
+                    outcome[job.id] = {**res, "launched_at": now}
+        return [(job, a, outcome[job.id]) for job, a in starting]
+
+    def _record_launch(self, job: JobRecord, admission: Admission, outcome: dict[str, Any] | str,
+                       now: float, report: TickReport) -> None:  # fmt: skip
+        if isinstance(outcome, str):
+            self.retry_or_fail(job, now, outcome, report)
+            return
+        self.store.update_job(job.id, handle=outcome)
+        self.store.set_replica_handles(
+            job.id, {int(r["index"]): r for r in outcome.get("replicas", []) if "pid" in r}
+        )
+        log.info("job launched", extra={"job_id": job.id, "attempt": job.attempts,
+                                        "backend": admission.cluster_type})  # fmt: skip
+        self._active[job.id] = dataclasses.replace(job, handle=outcome)
+        # A cancel that arrived while launching waits in the request list (the API also set the
+        # flag); it is applied at the next tick, now that there is a handle to stop.
 
     def run_as(self, job: JobRecord) -> RunAs | None:
         group = next((g for g in self.config().groups if g.name == job.group), None)
@@ -234,42 +337,10 @@ class Reconciler:
 
     def launch(self, job: JobRecord, admission: Admission, now: float, report: TickReport) -> None:
         """ADMITTED -> STARTING (committed first), then start the gang on its backend."""
-        attempt = job.attempts + 1
-        spec = JobSpec.model_validate(job.spec)
-        # STARTING is recorded *before* anything runs: a crash can then never lead to a second
-        # launch of the same attempt (see recovery).
-        moved = self.moves.move(
-            job, S.STARTING, f"launching attempt {attempt}", at=now, attempts=attempt, handle=None
-        )
-        if moved is None:
-            self.gate.forget(job.id)
-            return
-        self.store.reset_replicas(job.id, attempt, [(i, r.role) for i, r in
-                                                    enumerate(admission.replicas)])  # fmt: skip
-        job = self.store.get_job(job.id)
-        try:
-            backend = self.backends.get(admission.cluster_type)
-            if backend is None:
-                raise RuntimeError(
-                    f"no backend for cluster type {admission.cluster_type!r}; configured: "
-                    f"{sorted(self.backends)}"
-                )
-            handle = backend.launch(
-                job.id, spec, admission, attempt=attempt, run_as=self.run_as(job)
-            )
-        except Exception as exc:  # LaunchError, or a backend bug: the attempt failed either way
-            log.warning("launch failed", extra={"job_id": job.id, "error": str(exc)})
-            self.retry_or_fail(self.store.get_job(job.id), now, f"launch failed: {exc}", report)
-            return
-        handle = {**handle, "launched_at": now}
-        self.store.update_job(job.id, handle=handle)
-        self.store.set_replica_handles(
-            job.id, {int(r["index"]): r for r in handle.get("replicas", []) if "pid" in r}
-        )
-        log.info("job launched", extra={"job_id": job.id, "attempt": attempt,
-                                        "backend": backend.cluster_type})  # fmt: skip
-        if self.store.get_job(job.id).cancel_requested:  # a cancel arrived while launching
-            self.request_cancel(job.id, "cancel requested during launch")
+        starting = self._to_starting(job, admission, now)
+        if starting is not None:
+            [(_, _, outcome)] = self._start_all([(starting, admission)], now)
+            self._record_launch(starting, admission, outcome, now, report)
 
     def _preempt(self, p: Preemption, now: float, report: TickReport) -> None:
         job = self.store.get_job(int(p.victim))
@@ -311,14 +382,54 @@ class Reconciler:
 
     # -- watching -------------------------------------------------------------------------------
     def _monitor(self, now: float, report: TickReport) -> None:
-        for job in self.store.iter_jobs([S.STARTING, S.RUNNING]):
+        """Poll launched jobs with news, and every job at least every tick interval; record the
+        common outcomes (running, succeeded) in one transaction, failures one by one (they stop
+        replicas first)."""
+        with self._news_lock:
+            news, self._news = self._news, set()
+        every = self.settings.tick_interval
+        due = [j for j in list(self._active.values())
+               if j.id in news or now - self._polled.get(j.id, 0.0) >= every]  # fmt: skip
+        polled: list[tuple[JobRecord, BackendStatus]] = []
+        for job in due:
             backend = self.moves.backend_of(job)
             if backend is None or job.handle is None:
                 continue  # launch in flight
             try:
-                self._settle(job, backend.poll(job.handle), now, report)
+                polled.append((job, backend.poll(job.handle)))
             except Exception:  # one bad job must not stall the others; retried next tick
                 log.exception("monitoring failed", extra={"job_id": job.id})
+            self._polled[job.id] = now
+        later: list[tuple[JobRecord, BackendStatus]] = []
+        with self.store.batch():
+            for job, status in polled:
+                try:
+                    if not self._settle_common(job, status, now, report):
+                        later.append((job, status))
+                except Exception:
+                    log.exception("monitoring failed", extra={"job_id": job.id})
+        for job, status in later:
+            try:
+                self._settle(job, status, now, report)
+            except Exception:
+                log.exception("monitoring failed", extra={"job_id": job.id})
+
+    def _settle_common(self, job: JobRecord, status: BackendStatus, now: float,
+                       report: TickReport) -> bool:  # fmt: skip
+        """The outcomes that stop nothing: all succeeded, or the gang is up. True if handled."""
+        if status.all_succeeded:
+            states = [(r.index, r.phase.value, r.exit_code) for r in status.replicas]
+            self.store.set_replica_states(job.id, job.attempts, states)
+            if self.moves.move(job, S.SUCCEEDED, "all replicas exited 0", at=now) is not None:
+                report.succeeded.append(job.id)
+            return True
+        if status.failed or job.state is not S.STARTING or not status.all_running:
+            return False
+        if self._problem(job, status, now) is not None:
+            return False
+        if self.moves.move(job, S.RUNNING, "all gang replicas running", at=now) is not None:
+            report.running.append(job.id)
+        return True
 
     def _settle(self, job: JobRecord, status: BackendStatus, now: float, report: TickReport
                 ) -> None:  # fmt: skip

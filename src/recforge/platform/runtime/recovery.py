@@ -90,6 +90,8 @@ def recover(service: PlatformService) -> dict[str, list[int]]:
             out["reattached"].append(job.id)
         else:
             out["lost"].append(job.id)  # the next tick settles it from the poll
+    for job in store.iter_jobs([S.STARTING, S.RUNNING]):
+        loop.track(job)  # watched from memory from now on
     for job in store.iter_jobs([S.BACKOFF]):
         loop.backoff_until(job.id, job.not_before or now)
     for job in store.iter_jobs([S.PENDING, S.ADMITTED, S.STARTING, S.RUNNING, S.BACKOFF],

@@ -4,8 +4,9 @@
 move (:func:`recforge.platform.model.states.rule_for`) and applies the rule's effects: ``STOP``
 (the backend stops what still runs) before the move is recorded, the time stamps inside the
 store's transaction, and ``RELEASE`` / ``EVICT`` (the scheduler frees the job's quota) and
-``REQUEUE`` (the scheduler queues it again) after it; then it logs the move. A move that lost a
-race (the job was elsewhere already) changes nothing and returns None.
+``REQUEUE`` (the scheduler queues it again) after it has committed (at the end of the store's
+batch when there is one); then it logs the move. A move that lost a race (the job was elsewhere
+already) changes nothing and returns None.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Transitions:
         self.gate = gate
         self.backends = backends
         self.clock = clock
+        #: called after every applied move with the job as it is now and the event (the
+        #: reconciler keeps its view of launched jobs up to date this way).
+        self.listeners: list[Callable[[JobRecord, Event], None]] = []
 
     def backend_of(self, job: JobRecord) -> Backend | None:
         ctype = (job.admission or {}).get("cluster_type")
@@ -65,18 +69,24 @@ class Transitions:
                 except Exception:  # the move must happen; recovery settles what is left
                     log.exception("stopping replicas failed", extra={"job_id": job.id})
         try:
-            event = self.store.transition(
+            event, moved = self.store.move(
                 job.id, to, reason, expected_from=job.state, at=now, **fields
             )
         except ConcurrentTransition:
             return None
         effects = rule.effects
-        if Effect.RELEASE in effects or Effect.EVICT in effects:
-            self.gate.forget(job.id)
-        if Effect.REQUEUE in effects:
-            self.requeue(job, now)
-        level = logging.WARNING if to in _WARN else logging.INFO
-        log.log(level, f"job {to.value.lower()}", extra={"job_id": job.id, "reason": reason})
+
+        def after() -> None:
+            if Effect.RELEASE in effects or Effect.EVICT in effects:
+                self.gate.forget(job.id)
+            if Effect.REQUEUE in effects:
+                self.requeue(job, now)
+            level = logging.WARNING if to in _WARN else logging.INFO
+            log.log(level, f"job {to.value.lower()}", extra={"job_id": job.id, "reason": reason})
+            for listener in self.listeners:
+                listener(moved, event)
+
+        self.store.after_commit(after)  # in a batch: once it has committed
         return event
 
     def requeue(self, job: JobRecord, now: float) -> None:

@@ -152,6 +152,7 @@ class Scheduler:
         self.reclaim: ReclaimPolicy | None = ReclaimPolicy() if preemption else None
         self.book = QuotaBook(clusters, groups)
         self._queues = PendingQueues(self.aging)
+        self._priorities: dict[str, int] = {}  # queue -> priority (preemption order)
         for q in queues:
             self.add_queue(q)
         self._jobs: dict[str, PendingJob] = {}
@@ -176,6 +177,7 @@ class Scheduler:
         if queue.group not in self.book.groups:
             raise QuotaError(f"queue {queue.name!r} names unknown group {queue.group!r}")
         self._queues.add(queue)
+        self._priorities[queue.name] = queue.priority
 
     def add_cluster(self, cluster: Cluster, quotas: Mapping[str, GroupQuota] | None = None) -> None:
         """Register a new cluster (with group quotas on it); pending jobs are re-evaluated."""
@@ -533,8 +535,7 @@ class Scheduler:
         shape = (job.group, tuple(job.gang_vec), tuple(job.candidates))
         if shape in self._no_reclaim:
             return
-        priorities = {name: qs.queue.priority for name, qs in self._queues.queues.items()}
-        plan = self.reclaim.plan(self.book, job, self._admitted_on, priorities)
+        plan = self.reclaim.plan(self.book, job, self._admitted_on, self._priorities)
         if not plan:
             self._no_reclaim.add(shape)
             return

@@ -113,6 +113,7 @@ class QuotaBook:
         self._group_version: dict[str, int] = {}
         self._avail_cache: dict[tuple[str, str], tuple[int, int, list[int]]] = {}
         self._max_cache: dict[tuple[str, str], list[int]] = {}
+        self._borrow_cache: dict[tuple[str, str], tuple[int, list[int]]] = {}
         for g in groups:
             self._groups[g.name] = g
         for c in clusters:
@@ -339,6 +340,7 @@ class QuotaBook:
         # Quotas, capacities or dimensions changed: what was derived from them is stale.
         self._avail_cache.clear()
         self._max_cache.clear()
+        self._borrow_cache.clear()
 
     def max_possible_vec(self, group: str, cluster: str) -> list[int]:
         """Per resource, the most ``group`` could ever take on ``cluster`` (everything idle).
@@ -421,15 +423,20 @@ class QuotaBook:
 
     def borrowed_by_others(self, group: str, cluster: str) -> list[int]:
         """Per resource, how much groups other than ``group`` use above their nominal quota on
-        ``cluster``: what preemption could reclaim there."""
-        st, _ = self._state(group, cluster)
+        ``cluster``: what preemption could reclaim there (do not modify the list)."""
+        st, own = self._state(group, cluster)
+        key = (group, cluster)
+        hit = self._borrow_cache.get(key)
+        if hit is not None and hit[0] == st.version:
+            return hit[1]
         out = [0] * len(self.dims)
-        for name, slot in st.slots.items():
-            if name == group:
+        for slot in st.slots.values():
+            if slot is own:
                 continue
             for i, (u, n) in enumerate(zip(slot.used, slot.nominal, strict=True)):
                 if u > n:
                     out[i] += u - n
+        self._borrow_cache[key] = (st.version, out)
         return out
 
     def reserved_vec(self, key: str) -> list[int]:

@@ -8,6 +8,7 @@ a server default), so an older store opens without losing anything.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +77,7 @@ class StoreBase:
         self.url = url
         self.clock = clock
         self.engine = make_engine(url, busy_timeout_s)
+        self._local = threading.local()  # the open batch of each thread
         if create:
             metadata.create_all(self.engine)
             self._add_missing_columns()
@@ -101,12 +103,46 @@ class StoreBase:
         self.engine.dispose()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the store calls of this thread inside ONE transaction (committed at the end,
+        rolled back on an exception); callbacks registered with :meth:`after_commit` run once
+        it has committed. One commit for a whole tick's worth of moves instead of one each."""
+        if getattr(self._local, "conn", None) is not None:  # nested: part of the outer batch
+            yield
+            return
+        after: list[Callable[[], None]] = []
+        with self.engine.begin() as conn:
+            self._local.conn, self._local.after = conn, after
+            try:
+                yield
+            finally:
+                self._local.conn = self._local.after = None
+        for fn in after:
+            fn()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the current batch has committed (at once outside a batch)."""
+        after = getattr(self._local, "after", None)
+        if after is None:
+            fn()
+        else:
+            after.append(fn)
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
         with self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:  # see the batch's own writes
+            yield conn
+            return
         with self.engine.connect() as raw:
             conn = raw.execution_options(recforge_readonly=True)
             with conn.begin():

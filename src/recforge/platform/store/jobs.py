@@ -29,6 +29,49 @@ from recforge.platform.store.tables import events_t, jobs_t, replicas_t
 
 __all__ = ["JobsStore"]
 
+# Statements built once with bound parameters: building and keying a statement per call costs
+# more than running it, and the service runs these for every job.
+_INSERT_JOB = jobs_t.insert().returning(jobs_t.c.id)
+_INSERT_EVENT = events_t.insert().returning(events_t.c.id)
+_GET_JOB = sa.select(jobs_t).where(jobs_t.c.id == sa.bindparam("_jid"))
+_LOCK_JOB = (
+    sa.select(jobs_t.c.state, jobs_t.c.version)
+    .where(jobs_t.c.id == sa.bindparam("_jid"))
+    .with_for_update()  # row lock on PostgreSQL; SQLite holds BEGIN IMMEDIATE
+)
+_DELETE_REPLICAS = replicas_t.delete().where(replicas_t.c.job_id == sa.bindparam("_jid"))
+_INSERT_REPLICA = replicas_t.insert()
+_REPLICA_STATE = (
+    replicas_t.update()
+    .where(replicas_t.c.job_id == sa.bindparam("_jid"), replicas_t.c.idx == sa.bindparam("_idx"),
+           replicas_t.c.attempt == sa.bindparam("_attempt"))
+    .values(state=sa.bindparam("state"), exit_code=sa.bindparam("exit_code"))
+)  # fmt: skip
+_REPLICA_HANDLE = (
+    replicas_t.update()
+    .where(replicas_t.c.job_id == sa.bindparam("_jid"), replicas_t.c.idx == sa.bindparam("_idx"))
+    .values(handle=sa.bindparam("handle"), pid=sa.bindparam("pid"))
+)
+_MOVE_COLUMNS = ("state", "version", "reason", "updated_at")
+_moves: dict[tuple[str, ...], sa.Update] = {}
+
+
+def _move_stmt(columns: tuple[str, ...]) -> sa.Update:
+    """The compare-and-set UPDATE of a move setting ``columns`` (cached per column set)."""
+    stmt = _moves.get(columns)
+    if stmt is None:
+        stmt = _moves[columns] = (
+            jobs_t.update()
+            .where(
+                jobs_t.c.id == sa.bindparam("_jid"),
+                jobs_t.c.version == sa.bindparam("_version"),
+                jobs_t.c.state == sa.bindparam("_state"),
+            )
+            .values({c: sa.bindparam(c) for c in columns})
+            .returning(*jobs_t.c)
+        )
+    return stmt
+
 
 class JobsStore(StoreBase):
     """Jobs, events and replicas (see the module docstring)."""
@@ -46,42 +89,26 @@ class JobsStore(StoreBase):
     ) -> JobRecord:
         """Store a new job in PENDING and record its creation event."""
         now = self.clock()
+        values = {"name": name, "owner": owner, "group_name": group, "queue": queue, "spec": spec,
+                  "state": JobState.PENDING.value, "version": 0, "attempts": 0, "reason": reason,
+                  "cancel_requested": False, "preemptions": 0, "created_at": now,
+                  "updated_at": now}  # fmt: skip
         with self._write() as conn:
-            job_id = conn.execute(
-                jobs_t.insert()
-                .values(
-                    name=name,
-                    owner=owner,
-                    group_name=group,
-                    queue=queue,
-                    spec=spec,
-                    state=JobState.PENDING.value,
-                    version=0,
-                    attempts=0,
-                    reason=reason,
-                    cancel_requested=False,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(jobs_t.c.id)
-            ).scalar_one()
-            conn.execute(
-                events_t.insert().values(
-                    job_id=job_id,
-                    from_state=None,
-                    to_state=JobState.PENDING.value,
-                    reason=reason,
-                    version=0,
-                    at=now,
-                )
-            )
-            row = conn.execute(sa.select(jobs_t).where(jobs_t.c.id == job_id)).one()
-        return job_from_row(row)
+            job_id = conn.execute(_INSERT_JOB, values).scalar_one()
+            conn.execute(_INSERT_EVENT, {"job_id": job_id, "from_state": None,
+                                         "to_state": JobState.PENDING.value, "reason": reason,
+                                         "version": 0, "at": now})  # fmt: skip
+        return JobRecord(
+            id=job_id, name=name, owner=owner, group=group, queue=queue, spec=spec,
+            state=JobState.PENDING, version=0, attempts=0, cluster=None, admission=None,
+            handle=None, reason=reason, cancel_requested=False, preemptions=0, not_before=None,
+            created_at=now, updated_at=now, admitted_at=None, started_at=None, finished_at=None,
+        )  # fmt: skip
 
     def get_job(self, job_id: int) -> JobRecord:
         """The job with ``job_id``; raise :class:`JobNotFound`."""
         with self._read() as conn:
-            row = conn.execute(sa.select(jobs_t).where(jobs_t.c.id == job_id)).first()
+            row = conn.execute(_GET_JOB, {"_jid": job_id}).first()
         if row is None:
             raise JobNotFound(f"no job with id {job_id}")
         return job_from_row(row)
@@ -97,7 +124,23 @@ class JobsStore(StoreBase):
         at: float | None = None,
         **fields: Any,
     ) -> Event:
-        """The one way a job changes state: validate, compare-and-set, append the event.
+        """:meth:`move`, returning only the event."""
+        return self.move(job_id, to_state, reason, expected_from=expected_from,
+                         expected_version=expected_version, at=at, **fields)[0]  # fmt: skip
+
+    def move(
+        self,
+        job_id: int,
+        to_state: JobState | str,
+        reason: str,
+        *,
+        expected_from: JobState | str | Iterable[JobState | str] | None = None,
+        expected_version: int | None = None,
+        at: float | None = None,
+        **fields: Any,
+    ) -> tuple[Event, JobRecord]:
+        """The one way a job changes state: validate, compare-and-set, append the event; the
+        event and the job as it is now.
 
         ``expected_from`` (one state or several) and ``expected_version`` make the move
         conditional; if the job is elsewhere (another writer won), :class:`ConcurrentTransition`
@@ -121,11 +164,7 @@ class JobsStore(StoreBase):
                 expected = {JobState(s) for s in expected_from}
         now = self.clock() if at is None else at
         with self._write() as conn:
-            row = conn.execute(
-                sa.select(jobs_t.c.state, jobs_t.c.version)
-                .where(jobs_t.c.id == job_id)
-                .with_for_update()  # row lock on PostgreSQL; SQLite holds BEGIN IMMEDIATE
-            ).first()
+            row = conn.execute(_LOCK_JOB, {"_jid": job_id}).first()
             if row is None:
                 raise JobNotFound(f"no job with id {job_id}")
             current, version = JobState(row.state), int(row.version)
@@ -143,37 +182,23 @@ class JobsStore(StoreBase):
                 column = effect.column
                 if column is not None and column not in fields:
                     fields[column] = now
+            values = {"state": ev.to_state.value, "version": version + 1, "reason": ev.reason,
+                      "updated_at": now, **fields}  # fmt: skip
+            stmt = _move_stmt(_MOVE_COLUMNS + tuple(sorted(fields)))
             result = conn.execute(
-                jobs_t.update()
-                .where(
-                    jobs_t.c.id == job_id,
-                    jobs_t.c.version == version,
-                    jobs_t.c.state == current.value,
-                )
-                .values(
-                    state=ev.to_state.value,
-                    version=version + 1,
-                    reason=ev.reason,
-                    updated_at=now,
-                    **fields,
-                )
+                stmt, {**values, "_jid": job_id, "_version": version, "_state": current.value}
             )
-            if result.rowcount != 1:
+            row = result.first()
+            if row is None:
                 # Defensive: the row lock / write lock above should make this unreachable.
                 raise ConcurrentTransition(f"job {job_id} changed concurrently; move not applied")
-            event_id = conn.execute(
-                events_t.insert()
-                .values(
-                    job_id=job_id,
-                    from_state=ev.from_state.value,
-                    to_state=ev.to_state.value,
-                    reason=ev.reason,
-                    version=version + 1,
-                    at=now,
-                )
-                .returning(events_t.c.id)
-            ).scalar_one()
-        return Event(event_id, job_id, ev.from_state, ev.to_state, ev.reason, version + 1, now)
+            event_id = conn.execute(_INSERT_EVENT, {"job_id": job_id,
+                                                    "from_state": ev.from_state.value,
+                                                    "to_state": ev.to_state.value,
+                                                    "reason": ev.reason, "version": version + 1,
+                                                    "at": now}).scalar_one()  # fmt: skip
+        event = Event(event_id, job_id, ev.from_state, ev.to_state, ev.reason, version + 1, now)
+        return event, job_from_row(row)
 
     def update_job(
         self, job_id: int, *, expected_version: int | None = None, **fields: Any
@@ -309,9 +334,9 @@ class JobsStore(StoreBase):
             for i, role in replicas
         ]
         with self._write() as conn:
-            conn.execute(replicas_t.delete().where(replicas_t.c.job_id == job_id))
+            conn.execute(_DELETE_REPLICAS, {"_jid": job_id})
             if rows:
-                conn.execute(replicas_t.insert(), rows)
+                conn.execute(_INSERT_REPLICA, rows)
 
     def heartbeat(
         self,
@@ -343,24 +368,19 @@ class JobsStore(StoreBase):
         self, job_id: int, attempt: int, states: Iterable[tuple[int, str, int | None]]
     ) -> None:
         """Record how the replicas of ``attempt`` stand: ``(index, state, exit code)``."""
-        with self._write() as conn:
-            for index, state, code in states:
-                conn.execute(
-                    replicas_t.update()
-                    .where(replicas_t.c.job_id == job_id, replicas_t.c.idx == index,
-                           replicas_t.c.attempt == attempt)
-                    .values(state=state, exit_code=code)
-                )  # fmt: skip
+        rows = [{"_jid": job_id, "_idx": i, "_attempt": attempt, "state": st, "exit_code": code}
+                for i, st, code in states]  # fmt: skip
+        if rows:
+            with self._write() as conn:
+                conn.execute(_REPLICA_STATE, rows)
 
     def set_replica_handles(self, job_id: int, handles: dict[int, dict[str, Any]]) -> None:
         """Store per-replica backend details (pid, log paths) after a launch."""
-        with self._write() as conn:
-            for index, handle in handles.items():
-                conn.execute(
-                    replicas_t.update()
-                    .where(replicas_t.c.job_id == job_id, replicas_t.c.idx == index)
-                    .values(handle=handle, pid=handle.get("pid"))
-                )
+        rows = [{"_jid": job_id, "_idx": i, "handle": h, "pid": h.get("pid")}
+                for i, h in handles.items()]  # fmt: skip
+        if rows:
+            with self._write() as conn:
+                conn.execute(_REPLICA_HANDLE, rows)
 
     def replicas(self, job_id: int) -> list[ReplicaRecord]:
         """The job's replicas (current attempt), by index."""

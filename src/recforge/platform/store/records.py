@@ -133,7 +133,7 @@ JOB_FIELDS = {
 }
 
 
-def job_from_row(row: sa.Row[Any]) -> JobRecord:
+def job_from_row(row: Any) -> JobRecord:
     m = row._mapping
     return JobRecord(
         id=m["id"],
