@@ -41,6 +41,7 @@ def empty_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (["table6", "--dataset", "pinterest"], "table6-pinterest", "neumf-pinterest"),
     (["table2", "--dataset", "pinterest"], "table2-pinterest", "neumf-pinterest"),
     (["table8"], "table8", "movielens-20m"),
+    (["table3"], "table3", "mcrec-ml-100k"),  # mirrored data, missing from this mirror
 ])
 def test_unreachable_data_is_refused_with_the_fetch_command(
     empty_mirror: Path, args: list[str], block: str, dataset: str
@@ -48,9 +49,15 @@ def test_unreachable_data_is_refused_with_the_fetch_command(
     res = CliRunner().invoke(app, ["reproduce", *args, "--fixed"])
     assert res.exit_code == 2
     flat = " ".join(res.output.split())
-    assert f"{block} needs {dataset}" in flat
+    assert f"{block} needs {dataset}" in flat or f"{block}: its data cannot be obtained" in flat
     assert f"`recforge data fetch {dataset}`" in flat
     assert "seed" not in flat  # refused before any split or model work
+
+
+def test_toppop_checks_refused_without_data(empty_mirror: Path) -> None:
+    res = CliRunner().invoke(app, ["reproduce", "toppop-checks"])
+    assert res.exit_code == 2
+    assert "recforge data fetch mcrec-ml-100k spectralcf-ml-1m" in " ".join(res.output.split())
 
 
 def test_content_rows_need_the_bag_of_words(empty_mirror: Path) -> None:

@@ -192,6 +192,7 @@ def reproduce_cmd(
     ``sampled-metrics``: full ranking vs sampled vs corrected-sampled metrics of Table 7's
     baselines on ML-1M 5-star, leave-one-out (--seeds = sampling seeds, default 0..4).
     """
+    from recforge.data.dataset_spec import DatasetUnavailableError
     from recforge.experiments.paper import toppop_checks
     from recforge.experiments.paper.reproduce import TableDataUnavailable, reproduce_command
     from recforge.experiments.paper.setups import SETUPS, TABLE_VARIANTS, resolve
@@ -214,7 +215,11 @@ def reproduce_cmd(
             _echo(study["markdown"])
         return
     if name == "toppop-checks":
-        checks = [c.to_dict() for c in toppop_checks(log=_log)]
+        try:
+            checks = [c.to_dict() for c in toppop_checks(log=_log)]
+        except DatasetUnavailableError as exc:
+            _fail(f"{exc}. On a machine with internet access (RECFORGE_DATA_MIRROR unset) run "
+                  "`recforge data fetch mcrec-ml-100k spectralcf-ml-1m`, then rerun.")
         payload: dict[str, Any] = {"checks": checks, "all_ok": all(c["ok"] for c in checks)}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

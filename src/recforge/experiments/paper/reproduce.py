@@ -347,7 +347,19 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
     if cap_note:
         notes.append(cap_note)
         log(cap_note)
-    outcome = run_experiment(spec, None, log=log)
+    try:
+        outcome = run_experiment(spec, None, log=log)
+    except TableDataUnavailable:
+        raise
+    except DatasetUnavailableError as exc:  # raised while loading, before any model work
+        from recforge.data.registry import fetch_command
+
+        dataset = spec.dataset.name or str(spec.dataset.file)
+        raise TableDataUnavailable(
+            f"{name}: its data cannot be obtained here: {exc}. On a machine with internet "
+            f"access (RECFORGE_DATA_MIRROR unset) run `{fetch_command(dataset)}`, then "
+            "`recforge reproduce` again."
+        ) from exc
     paper = PAPER_TABLES.get(name, {})
     reference = REFERENCE_ROWS.get(name, {})
     checks = []
