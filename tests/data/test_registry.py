@@ -241,3 +241,26 @@ def test_register_custom_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_file_spec_validates_checksum_format() -> None:
     with pytest.raises(pydantic.ValidationError):
         FileSpec(filename="x", size=1, sha256="abc")
+
+
+def test_data_list_shows_availability_and_why(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from recforge.cli.main import app
+
+    monkeypatch.delenv("RECFORGE_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("RECFORGE_CACHE", str(tmp_path / "cache"))
+    res = CliRunner().invoke(app, ["data", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    status = {d["name"]: d["availability"] for d in json.loads(res.stdout)}
+    assert set(status) == NAMES
+    for name in UNOBTAINABLE:
+        assert status[name]["status"] == "unobtainable" and status[name]["why"]
+    assert status["movielens-20m"] == {"status": "downloadable",
+                                       "why": "3 file(s) from files.grouplens.org"}
+    assert status["cmn-citeulike-a"]["why"].endswith("2 derived locally")
+    # with a mirror that lacks a dataset, the reason names the mirror
+    monkeypatch.setenv("RECFORGE_DATA_MIRROR", str(tmp_path / "mirror"))
+    res = CliRunner().invoke(app, ["data", "list"])
+    assert res.exit_code == 0 and "not in mirror" in res.output and "unobtainable" in res.output

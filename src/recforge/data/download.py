@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from recforge._json import write_json
 from recforge.data.dataset_spec import (
     ArchiveSpec,
     DatasetSpec,
@@ -189,10 +190,7 @@ def _write_record(target: Path, identifiers: dict[str, str], verified_by: str,
     }
     p = _record_path(target)
     p.parent.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=p.parent)
-    with os.fdopen(fd, "w") as out:
-        json.dump(rec, out, indent=1)
-    os.replace(tmp, p)
+    write_json(p, rec, indent=1)
 
 
 @contextmanager

@@ -37,8 +37,14 @@ def bag_of_words(path: Path, n_items: int | None = None) -> sp.csr_matrix:
         names = sorted(k for k in mat if not k.startswith("__"))
         raise DataFormatError(f"no variable 'X' (found {names})", file=path)
     x = mat["X"]
-    m = sp.csr_matrix(x, dtype=np.float32) if sp.issparse(x) else sp.csr_matrix(
-        np.asarray(x, dtype=np.float32))
+    if sp.issparse(x):
+        m = sp.csr_matrix(x, dtype=np.float32)
+    else:
+        # A dense X is 16,980 x 8,000 float64 (1 GB): convert in row blocks so no second
+        # dense copy is made.
+        x = np.atleast_2d(np.asarray(x))
+        m = sp.vstack([sp.csr_matrix(x[i:i + 1024].astype(np.float32))
+                       for i in range(0, x.shape[0], 1024)], format="csr")
     if m.ndim != 2 or (n_items is not None and m.shape[0] > n_items):
         raise DataFormatError(f"X has shape {m.shape}, expected {n_items} article rows",
                               file=path)

@@ -190,7 +190,7 @@ def write_rating_file(rows: np.ndarray, out: Path) -> None:
 
 
 def _same_rows(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    """(rows only in a, rows only in b), comparing rows as a multiset-free set."""
+    """(rows only in a, rows only in b), comparing the rows as sets."""
     sa = {tuple(r) for r in a.tolist()}
     sb = {tuple(r) for r in b.tolist()}
     return len(sa - sb), len(sb - sa)
