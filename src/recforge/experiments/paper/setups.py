@@ -92,9 +92,6 @@ class TableSetup:
     # file); a block whose files cannot be obtained is refused with the fetch command.
     requires: tuple[tuple[str, str | None], ...] = ()
     content_requires: tuple[tuple[str, str | None], ...] = ()
-
-    def required(self, *, with_content: bool = False) -> tuple[tuple[str, str | None], ...]:
-        return self.requires + (self.content_requires if with_content else ())
     # Neural rows (run unless --no-neural) and their early stopping: EarlyStopping fields per
     # label, None for a fixed number of epochs; a label not listed uses the paper's defaults.
     neural_labels: tuple[str, ...] = ()
@@ -110,6 +107,10 @@ class TableSetup:
     stand_in_options: dict[str, Any] = field(default_factory=dict)
     stand_in_name: str = ""
     stand_in_requires: tuple[tuple[str, str | None], ...] = ()
+
+    def required(self, *, with_content: bool = False) -> tuple[tuple[str, str | None], ...]:
+        """The (dataset, file) pairs to fetch before any work (None: every file)."""
+        return self.requires + (self.content_requires if with_content else ())
 
     def spec_fields(self, *, with_content: bool = False,
                     stand_in: bool = False) -> dict[str, Any]:
