@@ -143,7 +143,8 @@ class _MultBase(TorchRecommender):
         self._users = np.flatnonzero(np.diff(self._x.indptr) > 0)
         if self._users.size == 0:
             raise ValueError(f"{type(self).__name__}: the training data has no interactions")
-        self._opt = torch.optim.Adam(self.module_.parameters(), lr=float(self.lr))
+        # fused: one kernel per step over all parameters (~20 % of a CPU step is Adam's update)
+        self._opt = torch.optim.Adam(self.module_.parameters(), lr=float(self.lr), fused=True)
         self.update_count_ = 0
 
     def _end_training(self) -> None:

@@ -1,0 +1,324 @@
+"""Neural-model benchmark: seconds per epoch, epochs to the best validation, whole fit time and
+peak memory, ours side by side with RecBole on the same data, hyper-parameters and threads.
+
+Run from the repository root::
+
+    RECFORGE_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/bench_neural.py \
+        [--models MultVAE,...] [--max-epochs 100] [--runs 1] [--setup-recbole]
+
+Writes ``benchmarks/results/neural.json`` (every run, medians, ratios) and ``neural.md``.
+
+Data: ML-1M 5-star (6,040 x 3,706, 226,310 pairs), per-user 80/20 split and a 10 % per-user
+validation part carved from train (seed 0), as ``bench_models.py`` writes it. Both sides train
+on train minus validation and stop early on the validation part: every 5 epochs, patience 5
+(RecBole: ``eval_step=5``, ``stopping_step=4``, because it stops after ``stopping_step + 1``
+validations without improvement), at most ``--max-epochs`` epochs. Each side uses its own
+metric code for stopping (RecBole's NDCG has the truncated ideal DCG), so the epochs to the best
+validation are each library's own answer on the same data.
+
+Per model (``MODELS`` below): the same architecture and optimiser settings on both sides, 2
+torch / BLAS threads. RecBole's epoch is a pass over the training *interactions* in batches
+(its MultiVAE reads the row of the user of every interaction, so a user with 40 interactions is
+trained 40 times an epoch); ours is a pass over the training *users*. Both sides use minibatches
+of the same size (500 rows), so besides seconds per epoch (each library's own epoch) the table
+gives seconds per optimiser step of the same shape: the like-for-like cost.
+
+Every measurement is a fresh subprocess (ours: this script with ``--worker``; RecBole:
+``benchmarks/recbole_side.py`` inside ``.bench-venvs/recbole``). Peak memory is the process's
+``VmHWM`` during the fit (reset after loading the data); ``added MB`` is that minus the resident
+size before the fit. Sides interleaved per round, medians over rounds reported.
+"""
+
+from __future__ import annotations
+
+import os
+
+THREADS = 2
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+             "NUMBA_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_models import (  # noqa: E402
+    _interactions,
+    _load_csr,
+    _reset_peak,
+    _status_mb,
+    write_split,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+RECBOLE_VENV = ROOT / ".bench-venvs" / "recbole"
+RECBOLE_SIDE = ROOT / "benchmarks" / "recbole_side.py"
+# recbole 1.2.1 still uses np.float_ (removed in numpy 2): its venv pins numpy < 2 and the
+# pandas / scipy releases built for it; torch first so that recbole cannot pull another one.
+RECBOLE_PINS = (["torch==2.13.0"], ["recbole==1.2.1"],
+                ["numpy<2", "pandas<2.3", "scipy<1.14"])
+VALIDATE_EVERY, PATIENCE = 5, 5
+
+
+@dataclass(frozen=True)
+class NeuralCase:
+    """One neural model on both sides: our registry name + params, RecBole's name + config."""
+
+    name: str
+    ours: str
+    ours_params: dict[str, Any]
+    metric: tuple[str, int]
+    recbole: str | None
+    recbole_config: dict[str, Any] = field(default_factory=dict)
+    batch_rows: int = 500
+
+
+MODELS: dict[str, NeuralCase] = {
+    # RecSys'19 Mult-VAE settings; RecBole's latent_dimension is mu and logvar together.
+    "MultVAE": NeuralCase(
+        name="Mult-VAE", ours="MultVAE",
+        ours_params={"batch_size": 500, "hidden_dims": [600], "latent_dim": 200,
+                     "dropout": 0.5, "lr": 1e-3, "anneal_cap": 0.2,
+                     "total_anneal_steps": 200_000, "n_threads": THREADS},
+        metric=("NDCG", 100),
+        recbole="MultiVAE",
+        recbole_config={"mlp_hidden_size": [600], "latent_dimension": 400,
+                        "dropout_prob": 0.5, "anneal_cap": 0.2, "total_anneal_steps": 200_000,
+                        "learning_rate": 1e-3, "train_batch_size": 500,
+                        "train_neg_sample_args": None},
+    ),
+}
+
+
+# --------------------------------------------------------------------------- workers
+def worker(case_name: str, npz: str, max_epochs: int) -> dict[str, Any]:
+    """Our side, in this (fresh) process: fit with early stopping, report the record."""
+    import numpy as np
+
+    from recforge.data.split import Split
+    from recforge.evaluation.validation import validation_callback
+    from recforge.models import make_model
+    from recforge.models.iterative import EarlyStopping
+
+    case = MODELS[case_name]
+    z = np.load(npz)
+    split = Split(train=_interactions(_load_csr(z, "t7train")),
+                  test=_interactions(_load_csr(z, "test")),
+                  validation=_interactions(_load_csr(z, "t7val")), method="per_user_holdout")
+    import torch
+
+    model = make_model(case.ours, **case.ours_params, epochs=max_epochs)
+    callback = validation_callback(split, *case.metric)
+    rss_before = _status_mb("VmRSS")
+    _reset_peak()
+    t0 = time.perf_counter()
+    model.fit(split.train, validation=callback,
+              early_stopping=EarlyStopping(validate_every=VALIDATE_EVERY, patience=PATIENCE))
+    fit_seconds = time.perf_counter() - t0
+    peak = _status_mb("VmHWM")
+    history = [h.to_dict() for h in model.history_]
+    trained_users = int((np.diff(split.train.matrix.indptr) > 0).sum())
+    return {
+        "library": "recforge",
+        "version": __import__("recforge").__version__,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "epoch_seconds": [h["seconds"] for h in history],
+        "epochs_run": model.epochs_run_,
+        "steps_per_epoch": math.ceil(trained_users / case.batch_rows),
+        "validations": [(h["epoch"], h["validation"]) for h in history
+                        if h["validation"] is not None],
+        "best_validation": model.best_validation_,
+        "epochs_best": model.epochs_best_,
+        "fit_seconds": fit_seconds,
+        "validation_seconds": sum(h["validation_seconds"] or 0.0 for h in history),
+        "peak_mb": peak,
+        "added_mb": peak - rss_before,
+    }
+
+
+def _child(cmd: list[str], timeout: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:] or ["exit " + str(proc.returncode)],
+                "wall_seconds": time.perf_counter() - t0}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_seconds"] = time.perf_counter() - t0
+    return dict(out)
+
+
+def run_ours(case: str, npz: Path, max_epochs: int, timeout: int) -> dict[str, Any]:
+    return _child([sys.executable, str(Path(__file__).resolve()), "--worker", case, str(npz),
+                   "--max-epochs", str(max_epochs)], timeout)
+
+
+def run_recbole(case: str, npz: Path, max_epochs: int, timeout: int) -> dict[str, Any]:
+    c = MODELS[case]
+    if c.recbole is None:
+        return {"error": ["RecBole has no such model"]}
+    python = RECBOLE_VENV / "bin" / "python"
+    if not python.exists():
+        return {"error": [f"no RecBole environment at {RECBOLE_VENV}; run with --setup-recbole"]}
+    metric, k = c.metric
+    cfg = {**c.recbole_config, "epochs": max_epochs, "eval_step": VALIDATE_EVERY,
+           "stopping_step": PATIENCE - 1, "metrics": [metric.capitalize() if metric != "NDCG"
+                                                       else "NDCG"],
+           "topk": [k], "valid_metric": f"{metric.lower()}@{k}", "eval_batch_size": 4096,
+           "threads": THREADS}
+    return _child([str(python), str(RECBOLE_SIDE), str(npz), c.recbole, json.dumps(cfg)],
+                  timeout)
+
+
+def setup_recbole() -> None:
+    subprocess.run([sys.executable, "-m", "venv", str(RECBOLE_VENV)], check=True)
+    pip = [str(RECBOLE_VENV / "bin" / "pip"), "install", "-q"]
+    for pins in RECBOLE_PINS:
+        subprocess.run(pip + pins, check=True)
+
+
+# --------------------------------------------------------------------------- summary
+def _median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return {"error": runs[0].get("error") if runs else ["not run"]}
+    epoch = [statistics.median(r["epoch_seconds"]) for r in ok]
+    steps = ok[0]["steps_per_epoch"]
+    return {
+        "seconds_per_epoch": _median(epoch),
+        "steps_per_epoch": steps,
+        "seconds_per_step": _median([e / max(r["steps_per_epoch"], 1)
+                                     for e, r in zip(epoch, ok, strict=True)]),
+        "epochs_best": _median([float(r["epochs_best"]) for r in ok if r["epochs_best"]]),
+        "epochs_run": _median([float(r["epochs_run"]) for r in ok]),
+        "fit_seconds": _median([r["fit_seconds"] for r in ok]),
+        "peak_mb": _median([r["peak_mb"] for r in ok]),
+        "added_mb": _median([r["added_mb"] for r in ok]),
+        "best_validation": _median([r["best_validation"] for r in ok]),
+        "runs": len(ok),
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        "# Neural models vs RecBole (ML-1M 5-star, 2 threads)",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Machine: {result['machine']}, load average before/after "
+        f"{result['load_before']} / {result['load_after']}  ",
+        f"Split: {result['split']['dataset']} per-user 80/20 + 10 % validation (seed 0), "
+        f"train {result['split']['table7_train']:,} pairs, validation "
+        f"{result['split']['table7_validation']:,}; max {result['max_epochs']} epochs, validate "
+        f"every {VALIDATE_EVERY}, patience {PATIENCE}.",
+        "",
+        "| model | side | s / epoch | steps / epoch | s / step (500 rows) | epochs to best "
+        "| epochs run | fit s | peak MB | added MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, sides in result["models"].items():
+        for side, s in sides.items():
+            if side == "ratios":
+                continue
+            if "error" in s:
+                lines.append(f"| {name} | {side} | not measured: {' '.join(s['error'])} "
+                             "| | | | | | | |")
+                continue
+            lines.append(
+                f"| {name} | {side} | {s['seconds_per_epoch']:.3f} | {s['steps_per_epoch']} "
+                f"| {s['seconds_per_step']:.4f} | {s['epochs_best']:.0f} | {s['epochs_run']:.0f} "
+                f"| {s['fit_seconds']:.1f} | {s['peak_mb']:.0f} | {s['added_mb']:.0f} |")
+        r = sides.get("ratios")
+        if r:
+            lines.append(
+                f"| {name} | ours / RecBole | {r['seconds_per_epoch']:.3f}x | "
+                f"| {r['seconds_per_step']:.3f}x | | | {r['fit_seconds']:.3f}x "
+                f"| {r['peak_mb']:.2f}x | |")
+    lines += ["", "Target: ours at most 0.5x RecBole's seconds per epoch.", ""]
+    return "\n".join(lines)
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--max-epochs", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--timeout", type=int, default=4 * 3600)
+    ap.add_argument("--setup-recbole", action="store_true")
+    ap.add_argument("--worker", nargs=2, metavar=("MODEL", "NPZ"))
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if args.worker:
+        sys.stdout.write(json.dumps(worker(args.worker[0], args.worker[1], args.max_epochs))
+                         + "\n")
+        return
+    if args.setup_recbole:
+        setup_recbole()
+    names = [n for n in args.models.split(",") if n]
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        ap.error(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    load_before = _load()
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {n: {"ours": [], "recbole": []}
+                                                         for n in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / "split.npz"
+        split_info = write_split(npz)
+        for rnd in range(args.runs):
+            for name in names:
+                order = ("ours", "recbole") if rnd % 2 == 0 else ("recbole", "ours")
+                for side in order:
+                    fn = run_ours if side == "ours" else run_recbole
+                    print(f"round {rnd + 1}/{args.runs}: {name} {side}", file=sys.stderr)
+                    out = fn(name, npz, args.max_epochs, args.timeout)
+                    runs[name][side].append(out)
+                    print(f"  -> {json.dumps({k: out.get(k) for k in ('epochs_best', 'epochs_run', 'fit_seconds', 'error')})}",  # noqa: E501
+                          file=sys.stderr)
+    models: dict[str, Any] = {}
+    for name in names:
+        ours, rb = summarise(runs[name]["ours"]), summarise(runs[name]["recbole"])
+        entry: dict[str, Any] = {"ours": ours, "recbole": rb}
+        if "error" not in ours and "error" not in rb:
+            entry["ratios"] = {k: ours[k] / rb[k] for k in
+                               ("seconds_per_epoch", "seconds_per_step", "fit_seconds",
+                                "peak_mb")}
+        models[MODELS[name].name] = entry
+    result = {
+        "command": "RECFORGE_DATA_MIRROR=../shared/data .venv/bin/python "
+                   f"benchmarks/bench_neural.py --models {','.join(names)} "
+                   f"--max-epochs {args.max_epochs} --runs {args.runs}",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {THREADS} threads used",
+        "load_before": load_before,
+        "load_after": _load(),
+        "split": split_info,
+        "max_epochs": args.max_epochs,
+        "models": models,
+        "runs": runs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "neural.json").write_text(json.dumps(result, indent=1))
+    (args.out / "neural.md").write_text(render(result))
+    print(render(result))
+
+
+if __name__ == "__main__":
+    main()
