@@ -44,6 +44,9 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+from procstats import reset_peak as _reset_peak  # noqa: E402
+from procstats import status_mb  # noqa: E402
+
 ML1M_DIR = Path("/work/shared/data/spectralcf-ml-1m")
 RESULTS = Path(__file__).resolve().parent / "results"
 CUTOFFS = list(range(20, 101, 10))
@@ -52,33 +55,15 @@ METRICS = ("PRECISION", "RECALL", "NDCG", "MAP")
 
 # --------------------------------------------------------------------------- helpers
 def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return status_mb("VmRSS")
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _reset_peak() -> bool:
-    """Reset this process's peak RSS (VmHWM) so it covers only what follows (Linux)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _hwm_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return status_mb("VmHWM")
 
 
 def _timed(fn: Any, runs: int, warm: Any = None) -> tuple[list[float], Any, dict[str, float]]:

@@ -66,6 +66,9 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+from procstats import reset_peak as _reset_peak  # noqa: E402
+from procstats import status_mb as _status_mb  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 CORNAC_VENV = ROOT / ".bench-venvs" / "cornac"
@@ -151,27 +154,6 @@ RATIOS = [
 
 
 # --------------------------------------------------------------------------- memory helpers
-def _status_mb(key: str, pid: str = "self") -> float:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:  # the process ended while we looked
-        return 0.0
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    """Reset this process's VmHWM so that it covers only what follows (Linux)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _tree_rss_mb(root: int) -> float:
     """Summed VmRSS of ``root`` and its descendants (scans /proc: no children files here)."""
     parent: dict[int, int] = {}

@@ -51,14 +51,8 @@ from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_models import (  # noqa: E402
-    _interactions,
-    _load_csr,
-    _reset_peak,
-    _status_mb,
-    write_split,
-)
+from bench_models import _interactions, _load_csr, write_split  # noqa: E402
+from procstats import cpu_seconds, reset_peak, status_mb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -82,6 +76,9 @@ class NeuralCase:
     recbole: str | None
     recbole_config: dict[str, Any] = field(default_factory=dict)
     batch_rows: int = 500
+    #: rows per epoch: "users" (autoencoders) or "instances" (positives x (1 + negatives))
+    epoch_rows: str = "users"
+    negatives: int = 0
 
 
 MODELS: dict[str, NeuralCase] = {
@@ -97,6 +94,21 @@ MODELS: dict[str, NeuralCase] = {
                         "dropout_prob": 0.5, "anneal_cap": 0.2, "total_anneal_steps": 200_000,
                         "learning_rate": 1e-3, "train_batch_size": 500,
                         "train_neg_sample_args": None},
+    ),
+    # NeuMF with the April 2019 settings, trained from scratch on both sides (RecBole's
+    # pre-training reads checkpoint files, so the GMF/MLP stages are left out of the timing).
+    "NeuMF": NeuralCase(
+        name="NeuMF", ours="NeuMF",
+        ours_params={"preset": "apr2019", "pretrain": False, "batch_size": 256,
+                     "n_negatives": 4, "n_threads": THREADS},
+        metric=("NDCG", 10),
+        recbole="NeuMF",
+        recbole_config={"mf_embedding_size": 8, "mlp_embedding_size": 32,
+                        "mlp_hidden_size": [32, 16, 8], "dropout_prob": 0.0,
+                        "mf_train": True, "mlp_train": True, "use_pretrain": False,
+                        "learning_rate": 1e-3, "train_batch_size": 256,
+                        "train_neg_sample_args": {"distribution": "uniform", "sample_num": 4}},
+        batch_rows=256, epoch_rows="instances", negatives=4,
     ),
 }
 
@@ -120,15 +132,18 @@ def worker(case_name: str, npz: str, max_epochs: int) -> dict[str, Any]:
 
     model = make_model(case.ours, **case.ours_params, epochs=max_epochs)
     callback = validation_callback(split, *case.metric)
-    rss_before = _status_mb("VmRSS")
-    _reset_peak()
+    rss_before = status_mb("VmRSS")
+    reset_peak()
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     model.fit(split.train, validation=callback,
               early_stopping=EarlyStopping(validate_every=VALIDATE_EVERY, patience=PATIENCE))
     fit_seconds = time.perf_counter() - t0
-    peak = _status_mb("VmHWM")
+    peak = status_mb("VmHWM")
+    cpu = cpu_seconds() - cpu0
     history = [h.to_dict() for h in model.history_]
-    trained_users = int((np.diff(split.train.matrix.indptr) > 0).sum())
+    rows = (int((np.diff(split.train.matrix.indptr) > 0).sum()) if case.epoch_rows == "users"
+            else split.train.nnz * (1 + case.negatives))
     return {
         "library": "recforge",
         "version": __import__("recforge").__version__,
@@ -136,13 +151,14 @@ def worker(case_name: str, npz: str, max_epochs: int) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "epoch_seconds": [h["seconds"] for h in history],
         "epochs_run": model.epochs_run_,
-        "steps_per_epoch": math.ceil(trained_users / case.batch_rows),
+        "steps_per_epoch": math.ceil(rows / case.batch_rows),
         "validations": [(h["epoch"], h["validation"]) for h in history
                         if h["validation"] is not None],
         "best_validation": model.best_validation_,
         "epochs_best": model.epochs_best_,
         "fit_seconds": fit_seconds,
         "validation_seconds": sum(h["validation_seconds"] or 0.0 for h in history),
+        "cpu_seconds": cpu,
         "peak_mb": peak,
         "added_mb": peak - rss_before,
     }
@@ -207,6 +223,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "epochs_best": _median([float(r["epochs_best"]) for r in ok if r["epochs_best"]]),
         "epochs_run": _median([float(r["epochs_run"]) for r in ok]),
         "fit_seconds": _median([r["fit_seconds"] for r in ok]),
+        "cpu_seconds": _median([r["cpu_seconds"] for r in ok]),
         "peak_mb": _median([r["peak_mb"] for r in ok]),
         "added_mb": _median([r["added_mb"] for r in ok]),
         "best_validation": _median([r["best_validation"] for r in ok]),
@@ -218,36 +235,43 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         "# Neural models vs RecBole (ML-1M 5-star, 2 threads)",
         "",
-        f"Command: `{result['command']}`  ",
-        f"Machine: {result['machine']}, load average before/after "
-        f"{result['load_before']} / {result['load_after']}  ",
+        f"Machine: {result['machine']}.  ",
         f"Split: {result['split']['dataset']} per-user 80/20 + 10 % validation (seed 0), "
         f"train {result['split']['table7_train']:,} pairs, validation "
-        f"{result['split']['table7_validation']:,}; max {result['max_epochs']} epochs, validate "
-        f"every {VALIDATE_EVERY}, patience {PATIENCE}.",
+        f"{result['split']['table7_validation']:,}; validate every {VALIDATE_EVERY}, "
+        f"patience {PATIENCE} (RecBole stopping_step {PATIENCE - 1}).",
         "",
-        "| model | side | s / epoch | steps / epoch | s / step (500 rows) | epochs to best "
-        "| epochs run | fit s | peak MB | added MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, sides in result["models"].items():
+        run = sides.get("run", {})
+        lines.append(f"- {name}: `{run.get('command')}` (max {run.get('max_epochs')} epochs; "
+                     f"load average {run.get('load_before')} before, {run.get('load_after')} "
+                     "after)")
+    lines += [
+        "",
+        "| model | side | s / epoch | steps / epoch | s / step | epochs to best "
+        "| epochs run | fit s | fit CPU s | peak MB | added MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, sides in result["models"].items():
         for side, s in sides.items():
-            if side == "ratios":
+            if side in ("ratios", "run"):
                 continue
             if "error" in s:
                 lines.append(f"| {name} | {side} | not measured: {' '.join(s['error'])} "
-                             "| | | | | | | |")
+                             "| | | | | | | | |")
                 continue
             lines.append(
                 f"| {name} | {side} | {s['seconds_per_epoch']:.3f} | {s['steps_per_epoch']} "
                 f"| {s['seconds_per_step']:.4f} | {s['epochs_best']:.0f} | {s['epochs_run']:.0f} "
-                f"| {s['fit_seconds']:.1f} | {s['peak_mb']:.0f} | {s['added_mb']:.0f} |")
+                f"| {s['fit_seconds']:.1f} | {s['cpu_seconds']:.1f} | {s['peak_mb']:.0f} "
+                f"| {s['added_mb']:.0f} |")
         r = sides.get("ratios")
         if r:
             lines.append(
                 f"| {name} | ours / RecBole | {r['seconds_per_epoch']:.3f}x | "
                 f"| {r['seconds_per_step']:.3f}x | | | {r['fit_seconds']:.3f}x "
-                f"| {r['peak_mb']:.2f}x | |")
+                f"| {r['cpu_seconds']:.3f}x | {r['peak_mb']:.2f}x | |")
     lines += ["", "Target: ours at most 0.5x RecBole's seconds per epoch.", ""]
     return "\n".join(lines)
 
@@ -300,22 +324,29 @@ def main() -> None:
         if "error" not in ours and "error" not in rb:
             entry["ratios"] = {k: ours[k] / rb[k] for k in
                                ("seconds_per_epoch", "seconds_per_step", "fit_seconds",
-                                "peak_mb")}
+                                "cpu_seconds", "peak_mb")}
         models[MODELS[name].name] = entry
-    result = {
-        "command": "RECFORGE_DATA_MIRROR=../shared/data .venv/bin/python "
-                   f"benchmarks/bench_neural.py --models {','.join(names)} "
-                   f"--max-epochs {args.max_epochs} --runs {args.runs}",
+    command = ("RECFORGE_DATA_MIRROR=../shared/data .venv/bin/python "
+               f"benchmarks/bench_neural.py --models {','.join(names)} "
+               f"--max-epochs {args.max_epochs} --runs {args.runs}")
+    run_info = {"command": command, "load_before": load_before, "load_after": _load(),
+                "max_epochs": args.max_epochs, "runs": args.runs}
+    # Models measured by separate invocations (different epoch caps) share one results file.
+    path = args.out / "neural.json"
+    result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    if result.get("split", {}).get("table7_split_fingerprint") != split_info[
+            "table7_split_fingerprint"]:
+        result = {}
+    result.update({
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {THREADS} threads used",
-        "load_before": load_before,
-        "load_after": _load(),
         "split": split_info,
-        "max_epochs": args.max_epochs,
-        "models": models,
-        "runs": runs,
-    }
+    })
+    for name in names:
+        label = MODELS[name].name
+        result.setdefault("models", {})[label] = {**models[label], "run": run_info}
+        result.setdefault("runs", {})[label] = runs[name]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "neural.json").write_text(json.dumps(result, indent=1))
+    path.write_text(json.dumps(result, indent=1))
     (args.out / "neural.md").write_text(render(result))
     print(render(result))
 

@@ -36,23 +36,8 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    """Reset this process's VmHWM so that it covers only what follows (Linux)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
+from procstats import reset_peak as _reset_peak  # noqa: E402
+from procstats import status_mb as _status_mb  # noqa: E402
 
 
 def _triples(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> list[Any]:

@@ -23,18 +23,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
+from procstats import cpu_seconds, reset_peak, status_mb
 
 
 def _write_inter(path: Path, z: Any, prefix: str) -> int:
@@ -99,13 +88,15 @@ def main(npz: str, model_name: str, cfg_json: str) -> dict[str, Any]:
 
     trainer._train_epoch = timed_epoch  # type: ignore[method-assign]
     validations: list[tuple[int, float]] = []
-    rss_before = _status_mb("VmRSS")
-    _reset_peak()
+    rss_before = status_mb("VmRSS")
+    reset_peak()
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     best_score, _ = trainer.fit(train_data, valid_data, verbose=False, saved=False,
                                 callback_fn=lambda e, s: validations.append((e + 1, float(s))))
     fit_seconds = time.perf_counter() - t0
-    peak = _status_mb("VmHWM")
+    peak = status_mb("VmHWM")
+    cpu = cpu_seconds() - cpu0
     best_epoch = max(validations, key=lambda v: v[1])[0] if validations else None
     return {
         "library": "recbole",
@@ -119,6 +110,7 @@ def main(npz: str, model_name: str, cfg_json: str) -> dict[str, Any]:
         "best_validation": float(best_score),
         "epochs_best": best_epoch,
         "fit_seconds": fit_seconds,
+        "cpu_seconds": cpu,
         "peak_mb": peak,
         "added_mb": peak - rss_before,
     }
