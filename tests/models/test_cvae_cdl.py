@@ -111,7 +111,10 @@ def test_factors_are_the_exact_ctr_steps_of_the_last_epoch(cls, params, planted)
 
 def test_cdl_runs_one_sweep_per_alternation_and_more_at_the_end(planted):
     x, _, _ = planted
-    model = CDL(**TINY_CDL).fit(x)
+    lines: list[str] = []
+    model = CDL(**TINY_CDL).fit(x, progress=lines.append)
+    done = [ln for ln in lines if ln.startswith("CDL alternation")]
+    assert len(done) == TINY_CDL["epochs"] and done[-1].startswith("CDL alternation 10/10")
     assert model.als_sweeps_[:-1] == [1] * (TINY_CDL["epochs"] - 1)
     assert model.als_sweeps_[-1] > 1
     assert model.epochs_run_ == TINY_CDL["epochs"] and model.epochs_best_ == TINY_CDL["epochs"]

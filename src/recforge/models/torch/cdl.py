@@ -209,6 +209,7 @@ class CDL(CTRHybrid):
         self._opt = make_optimizer(self._stack.parameters(), self.optimizer,
                                    float(self.learning_rate), float(self.weight_decay))
         self._last_epoch = int(run.max_epochs)
+        self._progress = run.progress if run.validation is None else None
         self._u = np.zeros((self._r.shape[0], int(self.num_factors)))
         self._v = np.zeros((self._r.shape[1], int(self.num_factors)))
         self._has_v = False
@@ -244,5 +245,11 @@ class CDL(CTRHybrid):
             self._v = self._theta.copy()
             self._has_v = True
         sweeps = int(self.final_als_iterations) if epoch >= self._last_epoch else 1
-        self._als(sweeps, float(self.als_tol))
+        ctr_loss = self._als(sweeps, float(self.als_tol))
+        # a fixed run has no validation lines: report every tenth alternation (and the last)
+        if self._progress is not None and (
+            epoch % max(1, self._last_epoch // 10) == 0 or epoch >= self._last_epoch
+        ):
+            self._progress(f"CDL alternation {epoch}/{self._last_epoch}: SDAE loss "
+                           f"{total / max(1, seen):.4f}, CTR loss {ctr_loss:.1f}")
         return total / max(1, seen)

@@ -263,7 +263,7 @@ class CTRHybrid(TorchRecommender):
         return factors
 
     def _end_training(self) -> None:
-        for attr in ("_r", "_rt", "_u", "_v", "_theta", "_content", "_opt"):
+        for attr in ("_r", "_rt", "_u", "_v", "_theta", "_content", "_opt", "_progress"):
             vars(self).pop(attr, None)
         super()._end_training()
 
