@@ -5,8 +5,10 @@ of them with a lending limit, half with a borrowing limit), 50 queues (5 per gro
 levels, random weights), and 10,000 gang jobs submitted at t=0 (1-8 replicas, 0.5-8 cores,
 0.5-16 GiB and sometimes GPUs per replica, random run times). The simulation admits what fits,
 then repeatedly advances to the next job end, reports every job that ended (``on_finished``:
-quota released) and runs one pass, until every job was admitted. Only ``schedule`` calls are
-timed for pass statistics; ``submit`` is timed separately.
+quota released) and runs one pass, until every job has finished. Preemption is on (the
+default): as the service does, each victim is evicted and requeued after a 60 s backoff, and runs
+again from the start when it is admitted again. Only ``schedule`` calls are timed for pass
+statistics; ``submit`` is timed separately. Every replica counts one pod, as in the platform.
 
 Run:  python benchmarks/bench_scheduler.py [--jobs 10000] [--runs 5] [--seed 0]
 Writes benchmarks/results/scheduler.json and scheduler.md (medians over the runs).
@@ -30,6 +32,7 @@ from recforge.platform.model.specs import JobSpec
 from recforge.platform.scheduling import AgingPolicy, Scheduler
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PREEMPTED_BACKOFF_S = 60.0  # a preempted job waits this long before it queues again
 
 # Published figures (other hardware, other scope) quoted in /work/shared/docs/platform-notes.md.
 PUBLISHED = [
@@ -130,26 +133,44 @@ def run_once(cfg: dict[str, Any], jobs: list[tuple[str, JobSpec, float]]) -> dic
     submit_s = time.perf_counter() - t0
 
     ends: list[tuple[float, str]] = []
+    end_of: dict[str, float] = {}  # the current end of each running job (evictions move it)
     pass_times: list[float] = []
     pass_cpu: list[float] = []  # CPU time of this process: robust to other load on the machine
     admitted = 0
+    preempted = 0
+    finished: set[str] = set()
     waits: list[float] = []
     now = 0.0
     while True:
         t, c = time.perf_counter(), time.thread_time()
         out = sched.schedule(now)
+        plans = sched.take_preemptions()
         pass_cpu.append(time.thread_time() - c)
         pass_times.append(time.perf_counter() - t)
         for a in out:
-            heapq.heappush(ends, (now + runtime[a.job_id], a.job_id))
+            end_of[a.job_id] = now + runtime[a.job_id]
+            heapq.heappush(ends, (end_of[a.job_id], a.job_id))
             waits.append(a.waited_seconds)
         admitted += len(out)
-        if admitted == len(jobs) or not ends:
+        # As the service does: stop the victims and requeue them after a backoff (their run
+        # starts over when they are admitted again).
+        for p in plans:
+            end_of.pop(p.victim, None)
+            sched.evict(p.victim, now, not_before=now + PREEMPTED_BACKOFF_S)
+            preempted += 1
+        if len(finished) == len(jobs):
             break
-        now = ends[0][0]
+        later = [t for t in (ends[0][0] if ends else None, sched.next_event_time())
+                 if t is not None]  # fmt: skip
+        if not later:
+            break
+        now = max(now, min(later))
         while ends and ends[0][0] <= now:
-            _, jid = heapq.heappop(ends)
-            sched.on_finished(jid, now)
+            end, jid = heapq.heappop(ends)
+            if end_of.get(jid) == end:  # not a run that was preempted meanwhile
+                del end_of[jid]
+                sched.on_finished(jid, now)
+                finished.add(jid)
     # Cost of a pass with no event (what the service loop pays on an idle tick).
     t = time.perf_counter()
     for _ in range(1000):
@@ -158,6 +179,8 @@ def run_once(cfg: dict[str, Any], jobs: list[tuple[str, JobSpec, float]]) -> dic
     total_pass = sum(pass_times)
     return {
         "admitted": admitted,
+        "finished": len(finished),
+        "preempted": preempted,
         "passes": len(pass_times),
         "submit_per_s": len(jobs) / submit_s,
         "admissions_per_s": admitted / total_pass,
@@ -272,6 +295,9 @@ def render_md(res: dict[str, Any]) -> str:
         f"{rng_('first_pass_ms', '.1f')} |",
         f"| pass with no new event | {m['idle_pass_us']:.2f} us | {rng_('idle_pass_us', '.2f')} |",
         f"| passes per run | {m['passes']:,.0f} | |",
+        f"| admissions per run (re-admissions of preempted jobs included) | "
+        f"{m['admitted']:,.0f} | |",
+        f"| preemptions per run (victims evicted and requeued) | {m['preempted']:,.0f} | |",
         f"| burst: one pass admitting all {m['burst_admitted']:,.0f} jobs (capacity x200) | "
         f"{m['burst_pass_s'] * 1e3:.0f} ms = {m['burst_per_s']:,.0f} admissions/s | "
         f"{rng_('burst_per_s', ',.0f')} /s |",

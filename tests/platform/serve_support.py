@@ -110,15 +110,19 @@ class Server:
 
 def start_server(
     workdir: Path,
-    config: dict[str, Any],
+    config: dict[str, Any] | Path,
     *,
     store_url: str | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Server:
-    """Write ``config`` and start ``serve`` on it; returns once ``/healthz`` answers."""
+    """Start ``serve`` on ``config`` (a file used as written, or a dict written to one);
+    returns once ``/healthz`` answers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cfg = workdir / "platform.yaml"
-    cfg.write_text(yaml.safe_dump(config))
+    if isinstance(config, Path):
+        cfg = config
+    else:
+        cfg = workdir / "platform.yaml"
+        cfg.write_text(yaml.safe_dump(config))
     port = free_port()
     # Replicas run as an unprivileged user and work below the state directory, so its parents
     # must be traversable (pytest's own temporary directories are private to root).

@@ -55,7 +55,8 @@ def _in_ns(head: RayHead, args: list[str], timeout: float) -> subprocess.Complet
 
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[RayHead]:
-    """One Ray head (2 CPUs, dashboard) in a loopback-only network namespace."""
+    """One Ray head (8 logical CPUs and 1 GPU, as the example deployment declares; dashboard) in
+    a loopback-only network namespace."""
     missing = [t for t in ("unshare", "nsenter", "ip") if shutil.which(t) is None]
     ray_cli = Path(PY).with_name("ray")
     if missing or not ray_cli.exists():
@@ -63,7 +64,7 @@ def ray_head() -> Iterator[RayHead]:
     temp_dir = Path(tempfile.mkdtemp(prefix="rf-ray-", dir="/tmp"))  # short: socket path limit
     script = (
         "ip link set lo up && exec "
-        f"{ray_cli} start --head --block --port=6379 --num-cpus=2 --num-gpus=0 "
+        f"{ray_cli} start --head --block --port=6379 --num-cpus=8 --num-gpus=1 "
         "--dashboard-host=127.0.0.1 --dashboard-port=8265 --include-dashboard=true "
         f"--disable-usage-stats --temp-dir={temp_dir}"
     )
@@ -160,6 +161,21 @@ def test_service_evicts_an_unplaceable_gang_then_fails_it_and_runs_a_feasible_on
     small = out["small"]
     assert small["state"] == "SUCCEEDED" and small["attempts"] == 1
     assert small["transitions"][-2:] == ["RUNNING", "SUCCEEDED"]
+
+
+@pytest.mark.ray
+def test_the_example_deployment_runs_gangs_on_both_clusters(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    """``serve --config examples/platform/platform.yaml`` as written, with its Ray cluster: ten
+    submissions of the example gang all succeed, on both clusters; Ray logs come back through
+    the API; a queue added through the API takes submissions at once."""
+    out = run_scenario(ray_head, "example_config", tmp_path, timeout=600)
+    assert out["states"] == ["SUCCEEDED"] * 10, out["reasons"]
+    assert set(out["clusters"]) == {"box", "ray1"}
+    assert out["ray_log"] == ["worker 1 of 4"] and out["box_log"] == ["master 0 of 4"]
+    assert out["urgent"] == ["SUCCEEDED", ["urgent"]]
+    assert out["serve_exit"] == 0
 
 
 # -- scenarios: run as `python test_ray_backend.py <name> <tmpdir>` inside the namespace -------
@@ -274,14 +290,14 @@ def scenario_service_pending_deadline(tmp: Path) -> dict[str, Any]:
 
     url = f"sqlite:///{tmp / 'svc.db'}"
     store = Store(url)
-    # The platform believes the Ray cluster has 8 CPUs; the node really has 2. A 4-CPU gang is
+    # The platform believes the Ray cluster has 32 CPUs; the node really has 8. A 12-CPU gang is
     # admitted by quota but its placement group can never be placed: Ray keeps it pending.
     save_config(
         store,
         parse_platform_config(
             {
-                "clusters": [{"name": "ray1", "type": "ray", "capacity": {"cpu": 8}}],
-                "groups": [{"name": "ml", "quotas": [{"cluster": "ray1", "nominal": {"cpu": 8}}]}],
+                "clusters": [{"name": "ray1", "type": "ray", "capacity": {"cpu": 32}}],
+                "groups": [{"name": "ml", "quotas": [{"cluster": "ray1", "nominal": {"cpu": 32}}]}],
                 "queues": [{"name": "q", "group": "ml"}],
             }
         ),
@@ -299,7 +315,7 @@ def scenario_service_pending_deadline(tmp: Path) -> dict[str, Any]:
             "name": "big",
             "queue": "q",
             "command": [PY, "-c", "print('never')"],
-            "replica_specs": [{"role": "master", "resources": {"cpu": 4}}],
+            "replica_specs": [{"role": "master", "resources": {"cpu": 12}}],
             "pending_deadline_seconds": 1.5,
             "retry": {"max_attempts": 2, "backoff_seconds": 0.3},
         },
@@ -340,6 +356,52 @@ def scenario_service_pending_deadline(tmp: Path) -> dict[str, Any]:
     return {
         "big": {**view(big), "ray_jobs": [str(client.get_job_status(s).value) for s in handles]},
         "small": view(small),
+    }
+
+
+def scenario_example_config(tmp: Path) -> dict[str, Any]:
+    import yaml
+    from serve_support import start_server
+
+    examples = Path(__file__).parents[2] / "examples" / "platform"
+    server = start_server(tmp / "serve", examples / "platform.yaml")
+    try:
+        admin = server.client()
+        for user, group in (("ana", "risk"), ("rui", "recsys")):
+            server.tokens[user] = admin.create_token(user, group=group)["token"]
+        gang = yaml.safe_load((examples / "gang-job.yaml").read_text())
+        ana = server.client("ana")
+        ids = [ana.submit(gang)["id"] for _ in range(10)]
+        _wait(lambda: all(ana.get_job(i)["state"] in ("SUCCEEDED", "FAILED") for i in ids), 480,
+              "the ten gangs")  # fmt: skip
+        jobs = [ana.get_job(i) for i in ids]
+        on_ray = next(j for j in jobs if j["cluster"] == "ray1")
+        on_box = next(j for j in jobs if j["cluster"] == "box")
+        ray_log = ana.logs(on_ray["id"], replica=1)["text"].splitlines()
+        box_log = ana.logs(on_box["id"], replica=0)["text"].splitlines()
+        # A queue added through the API takes jobs right away (the loop uses the new config).
+        queues = admin.get_config("queues")
+        admin.put_config("queues", [*queues, {"name": "urgent", "group": "recsys",
+                                              "priority": 5}])  # fmt: skip
+        rui = server.client("rui")
+        urgent = rui.submit({"name": "urgent", "queue": "urgent", "cluster_type": "local",
+                             "command": ["sh", "-c", "echo urgent"],
+                             "replica_specs": [{"role": "master",
+                                                "resources": {"cpu": 0.5}}]})  # fmt: skip
+        _wait(lambda: rui.get_job(urgent["id"])["state"] in ("SUCCEEDED", "FAILED"), 120,
+              "the urgent job")  # fmt: skip
+        urgent_out = (rui.get_job(urgent["id"])["state"],
+                      rui.logs(urgent["id"])["text"].splitlines())  # fmt: skip
+    finally:
+        code = server.stop()
+    return {
+        "states": [j["state"] for j in jobs],
+        "reasons": [j["reason"] for j in jobs],
+        "clusters": sorted({j["cluster"] for j in jobs}),
+        "ray_log": ray_log,
+        "box_log": box_log,
+        "urgent": urgent_out,
+        "serve_exit": code,
     }
 
 

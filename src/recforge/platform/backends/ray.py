@@ -87,11 +87,13 @@ class RayBackend(Backend):
         python: str = sys.executable,
         id_prefix: str = "recforge",
         env: EnvPolicy | None = None,
+        work_dir: str = "/tmp/recforge-work",
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", id_prefix):
             raise ValueError(f"id_prefix must be 1-40 of [A-Za-z0-9_-], got {id_prefix!r}")
         self.id_prefix = id_prefix
         self.env_policy = env or EnvPolicy.from_service()
+        self.work_dir = work_dir
         if strategy not in ("STRICT_PACK", "PACK"):
             raise ValueError(f"placement strategy must be STRICT_PACK or PACK, got {strategy!r}")
         self.address = dashboard_address
@@ -124,14 +126,13 @@ class RayBackend(Backend):
         submission_id = f"{self.id_prefix}-{job_id}-a{attempt}"
         pg_name = f"{submission_id}-pg"
         replicas = []
+        workdir = spec.workdir or f"{self.work_dir}/job-{job_id}/attempt-{attempt}"
         for rp in plans:
             identity = identity_env(
                 job_id, attempt, spec.name, rp.index, rp.role, rp.role_index, len(plans)
             )
-            env = self.env_policy.build(
-                spec, identity, cpu=rp.cpu,
-                home=run_as.home if run_as else None, user=run_as.user if run_as else None,
-            )  # fmt: skip
+            env = self.env_policy.build(spec, identity, cpu=rp.cpu, home=workdir,
+                                        user=run_as.user if run_as else None)  # fmt: skip
             sidecar = [
                 self.python, "-m", "recforge.platform.backends.sidecar", "run",
                 "--job", str(job_id), "--replica", str(rp.index), "--attempt", str(attempt),
@@ -141,6 +142,9 @@ class RayBackend(Backend):
                 sidecar += ["--memory-mib", str(rp.memory_mib)]
             if run_as is not None:
                 sidecar += ["--user", run_as.user]
+            sidecar += ["--cwd", workdir, "--role", rp.role]
+            if spec.workdir is None:  # a scratch directory of the replica's user, on its node
+                sidecar.append("--workdir-owned")
             replicas.append(
                 {
                     "index": rp.index,
@@ -148,7 +152,7 @@ class RayBackend(Backend):
                     "bundle": bundle_for(rp.cpu, rp.memory_mib, rp.gpu, rp.extended),
                     "argv": [*sidecar, "--", *rp.command],
                     "env": env,
-                    "cwd": spec.workdir,
+                    "cwd": None,
                 }
             )
         plan = {"pg_name": pg_name, "strategy": self.strategy, "replicas": replicas}

@@ -138,6 +138,18 @@ class _Heartbeat(threading.Thread):
             self.beat()
 
 
+def _make_workdir(path: Path, uid: int | None, gid: int | None) -> None:
+    """``path`` (0700, owned by the replica's user) and any missing parent (0711: others may
+    pass through, not list), whatever the umask, so the user can reach it by its full path."""
+    missing = [p for p in [*reversed(path.parents), path] if not p.exists()]
+    for p in missing:
+        with contextlib.suppress(FileExistsError):  # a sibling replica made it first
+            p.mkdir()
+        os.chmod(p, 0o700 if p == path else 0o711)
+    if uid is not None and gid is not None:
+        os.chown(path, uid, gid)
+
+
 def _finish(cfg: SidecarConfig, code: int, reason: str = "") -> int:
     if cfg.exit_file:
         write_exit_file(Path(cfg.exit_file), code, reason)
@@ -178,9 +190,7 @@ def supervise(cfg: SidecarConfig) -> int:
                 raise OSError(f"refusing to run a job as {cfg.user!r} (root)")
             creds = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
         if cfg.cwd and cfg.workdir_owned:
-            os.makedirs(cfg.cwd, mode=0o700, exist_ok=True)
-            if cfg.user:
-                os.chown(cfg.cwd, creds["user"], creds["group"])
+            _make_workdir(Path(cfg.cwd), creds.get("user"), creds.get("group"))
         preexec = None
         if cfg.memory_mib and cfg.memory_mode == "cgroup-v2":
             cgroup = CgroupLimit.create(own_cgroup_name(cfg.job, cfg.attempt, cfg.replica),

@@ -74,6 +74,8 @@ class RayBackendConfig(_Strict):
                          description="the dashboard URL, e.g. http://127.0.0.1:8265")
     strategy: Literal["PACK", "STRICT_PACK"] = "PACK"
     id_prefix: str = Field(default="recforge", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    work_dir: str = Field(default="/tmp/recforge-work",
+                          description="where replicas get scratch directories, on each node")
 
 
 class BackendsConfig(_Strict):

@@ -75,7 +75,8 @@ def _ray(config: DeploymentConfig, ctx: BackendContext) -> Backend:
 
     ray = config.backends.ray
     assert ray is not None
-    return RayBackend(ray.address, strategy=ray.strategy, id_prefix=ray.id_prefix, env=ctx.env)
+    return RayBackend(ray.address, strategy=ray.strategy, id_prefix=ray.id_prefix, env=ctx.env,
+                      work_dir=ray.work_dir)
 
 
 #: cluster type -> how to build its backend from the deployment.
