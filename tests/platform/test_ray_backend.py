@@ -160,7 +160,12 @@ def test_service_evicts_an_unplaceable_gang_then_fails_it_and_runs_a_feasible_on
     assert big["ray_jobs"] == ["STOPPED", "STOPPED"]  # each attempt's Ray job was stopped
     small = out["small"]
     assert small["state"] == "SUCCEEDED" and small["attempts"] == 1
-    assert small["transitions"][-2:] == ["RUNNING", "SUCCEEDED"]
+    # A one-second job can finish between two polls, so RUNNING may never be observed;
+    # what must hold is that it was admitted once, started once and succeeded.
+    assert small["transitions"] in (
+        ["PENDING", "ADMITTED", "STARTING", "RUNNING", "SUCCEEDED"],
+        ["PENDING", "ADMITTED", "STARTING", "SUCCEEDED"],
+    ), small["transitions"]
 
 
 @pytest.mark.ray
