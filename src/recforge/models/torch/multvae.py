@@ -14,15 +14,17 @@ resets the update counter at the start of every epoch, as the RecSys'19 wrapper 
 so beta never exceeds ``batches per epoch / total_anneal_steps`` (~0.001 on ML-20M): that run
 was effectively a beta ~ 0 VAE.
 
-The encoder's first layer multiplies the sparse input directly (``torch.sparse.mm``), so its
-cost is proportional to the interactions, not to ``n_items``. Held-out users are scored from
-their fold-in rows through ``score_profiles``; training users from their training rows.
-Users without training interactions are not trained on (their normalised row is undefined).
+The encoder's first layer sums the weight rows of a user's items (``embedding_bag`` over an
+item-major weight), so its cost is proportional to the interactions, not to ``n_items``.
+Held-out users are scored from their fold-in rows through ``score_profiles``, training users
+from their training rows. Users without training interactions are not trained on (their
+normalised row is undefined).
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -47,6 +49,16 @@ from recforge.models.torch.sampling import minibatches  # noqa: E402
 __all__ = ["MultDAE", "MultVAE"]
 
 
+@dataclass(frozen=True)
+class _Bag:
+    """Rows as bags of items: ``items`` (concatenated rows), ``offsets`` (row starts), and
+    ``weights`` (the normalised, dropped-out input values)."""
+
+    items: torch.Tensor
+    offsets: torch.Tensor
+    weights: torch.Tensor
+
+
 class _MultAutoencoder(nn.Module):
     """``[n_items -> hidden... -> latent -> reversed(hidden)... -> n_items]`` with tanh."""
 
@@ -56,24 +68,28 @@ class _MultAutoencoder(nn.Module):
         q_dims = [n_items, *hidden, latent]
         p_dims = [latent, *reversed(hidden), n_items]
         out_last = 2 * latent if variational else latent
-        self.encoder = nn.ModuleList(
-            nn.Linear(a, out_last if i == len(q_dims) - 2 else b)
-            for i, (a, b) in enumerate(itertools.pairwise(q_dims))
-        )
+        widths = [out_last if i == len(q_dims) - 2 else b
+                  for i, b in enumerate(q_dims[1:])]
+        # The first layer is stored item-major, (n_items, width): a batch's rows are a weighted
+        # sum of the rows of its items (embedding_bag), 4x cheaper than a dense or COO product.
+        self.item_in = nn.Parameter(torch.empty(n_items, widths[0]))
+        self.bias_in = nn.Parameter(torch.empty(widths[0]))
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.decoder = nn.ModuleList(
             nn.Linear(a, b) for a, b in itertools.pairwise(p_dims)
         )
         self.latent = latent
+        nn.init.xavier_uniform_(self.item_in)  # same bound as for the (width, n_items) matrix
+        nn.init.trunc_normal_(self.bias_in, std=0.001, a=-0.002, b=0.002)
         for layer in [*self.encoder, *self.decoder]:
             nn.init.xavier_uniform_(layer.weight)
             nn.init.trunc_normal_(layer.bias, std=0.001, a=-0.002, b=0.002)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``x``: sparse (or dense) normalised input rows -> (mu, logvar or None)."""
-        first = cast(nn.Linear, self.encoder[0])
-        h = torch.sparse.mm(x, first.weight.t()) if x.is_sparse else x @ first.weight.t()
-        h = h + first.bias
-        for layer in self.encoder[1:]:
+    def encode(self, x: _Bag) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Normalised input rows as a weighted bag of items -> (mu, logvar or None)."""
+        h = F.embedding_bag(x.items, self.item_in, x.offsets, mode="sum",
+                            per_sample_weights=x.weights) + self.bias_in
+        for layer in self.encoder:
             h = layer(torch.tanh(h))
         if not self.variational:
             # the DAE's code layer is a hidden layer too: tanh before the decoder
@@ -89,7 +105,8 @@ class _MultAutoencoder(nn.Module):
         return h
 
     def weights(self) -> list[torch.Tensor]:
-        return [cast(nn.Linear, layer).weight for layer in [*self.encoder, *self.decoder]]
+        layers = [cast(nn.Linear, layer).weight for layer in [*self.encoder, *self.decoder]]
+        return [self.item_in, *layers]
 
 
 class _MultBase(TorchRecommender):
@@ -153,21 +170,20 @@ class _MultBase(TorchRecommender):
             self.__dict__.pop(name, None)
 
     # ------------------------------------------------------------------ tensors
-    def _input(self, rows: sp.csr_matrix, *, train: bool) -> torch.Tensor:
-        """L2-normalised binary rows as a sparse tensor, with input dropout when training."""
+    def _input(self, rows: sp.csr_matrix, *, train: bool) -> _Bag:
+        """L2-normalised binary rows as bags of items, with input dropout when training."""
         n = np.diff(rows.indptr)
-        row_of = np.repeat(np.arange(rows.shape[0]), n)
-        values = (1.0 / np.sqrt(np.maximum(n, 1)))[row_of].astype(np.float32)
+        values = np.repeat(1.0 / np.sqrt(np.maximum(n, 1)), n).astype(np.float32)
         vals = torch.from_numpy(values).to(self.device_)
         if train and self.dropout > 0:
             keep = 1.0 - float(self.dropout)
             mask = torch.rand(vals.shape, generator=self._generator, device=self.device_) < keep
             vals = vals * mask / keep
-        idx = torch.from_numpy(np.vstack([row_of, rows.indices]).astype(np.int64))
-        return torch.sparse_coo_tensor(idx.to(self.device_), vals, size=rows.shape,
-                                       is_coalesced=True, check_invariants=False)
+        dev = self.device_
+        return _Bag(torch.from_numpy(rows.indices.astype(np.int64)).to(dev),
+                    torch.from_numpy(rows.indptr[:-1].astype(np.int64)).to(dev), vals)
 
-    def _logits(self, x: torch.Tensor, *, train: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _logits(self, x: _Bag, *, train: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         mu, logvar = self._net.encode(x)
         if logvar is None:
             return self._net.decode(mu), None
