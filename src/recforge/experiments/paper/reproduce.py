@@ -348,7 +348,9 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
         notes.append(cap_note)
         log(cap_note)
     try:
-        outcome = run_experiment(spec, None, log=log)
+        # with out_dir each finished model run is written as it finishes, and re-running the
+        # same command into the same folder resumes (long neural rows, 35-trial searches)
+        outcome = run_experiment(spec, None if out_dir is None else Path(out_dir), log=log)
     except TableDataUnavailable:
         raise
     except DatasetUnavailableError as exc:  # raised while loading, before any model work
