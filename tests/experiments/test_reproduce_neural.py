@@ -104,9 +104,8 @@ def test_conclusion_compares_the_best_baseline_with_a_paired_test() -> None:
     assert no_paper["cells"][0]["holds"] is None and no_paper["summary"]["paper_cells"] == 0
 
 
-@pytest.mark.paper_data("mcrec-ml-100k")
-def test_a_table_with_a_neural_row_end_to_end(monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
+def _neural_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small block "tneural" on ML-100k: TopPop, ItemKNN CF and a tiny Mult-VAE row."""
     if not os.environ.get("CI"):  # CI installs torch: there a missing torch is an error
         pytest.importorskip("torch", reason="needs the recforge[torch] extra")
     block = TableSetup(
@@ -125,6 +124,12 @@ def test_a_table_with_a_neural_row_end_to_end(monkeypatch: pytest.MonkeyPatch,
         "ItemKNN CF": dict(numbers.PAPER_PARAMS["table3"]["ItemKNN CF"]),
         "Mult-VAE": {"hidden_dims": [64], "latent_dim": 16, "batch_size": 100, "n_threads": 1},
     })
+
+
+@pytest.mark.paper_data("mcrec-ml-100k")
+def test_a_table_with_a_neural_row_end_to_end(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    _neural_block(monkeypatch)
     lines: list[str] = []
     payload = reproduce_table("tneural", fixed=True, max_epochs=2, log=lines.append,
                               out_dir=tmp_path / "out")
@@ -150,3 +155,38 @@ def test_a_table_with_a_neural_row_end_to_end(monkeypatch: pytest.MonkeyPatch,
     res = CliRunner().invoke(app, ["reproduce", "tneural", "--fixed", "--no-neural", "--json"])
     assert res.exit_code == 0, res.output
     assert "Mult-VAE" not in {c["model"] for c in json.loads(res.stdout)["checks"]}
+
+
+@pytest.mark.paper_data("mcrec-ml-100k")
+def test_a_failed_reproduction_resumes_from_its_out_folder(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    _neural_block(monkeypatch)
+    from recforge.models.knn import ItemKNNCF
+    from recforge.models.torch.multvae import MultVAE
+
+    def broken(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("planted failure")
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:  # the neural row (last) fails after both baselines ran
+        m.setattr(MultVAE, "_init_training", broken)
+        with pytest.raises(RuntimeError, match="planted failure"):
+            reproduce_table("tneural", fixed=True, max_epochs=1, out_dir=out)
+    progress = json.loads((out / "progress.json").read_text())
+    assert progress["state"] == "failed" and len(progress["done"]) == 2
+    lines: list[str] = []
+    with monkeypatch.context() as m:  # the finished baselines are kept, not fitted again
+        m.setattr(ItemKNNCF, "_fit", broken)
+        payload = reproduce_table("tneural", fixed=True, max_epochs=1, out_dir=out,
+                                  log=lines.append)
+    assert any(line.startswith("resuming ") and "2 model run(s)" in line for line in lines)
+    assert sum("finished before, kept" in line for line in lines) == 2
+    assert sum("Mult-VAE epoch" in line for line in lines) == 1
+    fresh = reproduce_table("tneural", fixed=True, max_epochs=1)  # same seeds, no folder
+    assert payload["rows"] == fresh["rows"]
+    assert payload["conclusion"] == fresh["conclusion"]  # kept per-user values feed the test
+    results = json.loads((out / "results.json").read_text())
+    assert results["rows"] == fresh["rows"] and results["neural"]["max_epochs"] == 1
+    assert json.loads((out / "progress.json").read_text())["state"] == "finished"
+    with pytest.raises(ValueError, match="different spec"):  # another cap = another spec
+        reproduce_table("tneural", fixed=True, max_epochs=2, out_dir=out)

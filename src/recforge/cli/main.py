@@ -12,7 +12,16 @@ from rich.table import Table
 
 from recforge._json import dumps, write_json
 from recforge.cli import experiments, results
-from recforge.cli._common import JsonOpt, echo, err, fail, log, parse_kv, print_json
+from recforge.cli._common import (
+    JsonOpt,
+    echo,
+    err,
+    fail,
+    log,
+    parse_kv,
+    print_json,
+    sigterm_as_interrupt,
+)
 
 app = typer.Typer(
     help="recforge: strong recommender baselines, paper-exact evaluation, and a job platform.",
@@ -236,14 +245,21 @@ def reproduce_cmd(
             seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
         except ValueError:
             _fail(f"--seeds must be comma-separated integers, got {seeds!r}")
+        from recforge.experiments.runner import RunInterrupted
+
         try:
-            payload = reproduce_command(
-                table, split if split is not None else dataset, fixed=fixed, budget=budget,
-                seeds=seed_list, out_dir=out, correct_genres=correct_genres, n_jobs=jobs,
-                log=_log, paper_ties=fixed if paper_ties is None else paper_ties,
-                with_content=content, neural=neural, max_epochs=max_epochs,
-                stand_in=stand_in,
-            )
+            with sigterm_as_interrupt():
+                payload = reproduce_command(
+                    table, split if split is not None else dataset, fixed=fixed,
+                    budget=budget, seeds=seed_list, out_dir=out,
+                    correct_genres=correct_genres, n_jobs=jobs, log=_log,
+                    paper_ties=fixed if paper_ties is None else paper_ties,
+                    with_content=content, neural=neural, max_epochs=max_epochs,
+                    stand_in=stand_in,
+                )
+        except RunInterrupted as exc:  # with --out the finished model runs are on disk
+            err.print(f"[yellow]{exc.message}[/]")
+            raise typer.Exit(130) from None
         except (TableDataUnavailable, ValueError) as exc:  # refused before any work
             _fail(str(exc))
         checks = payload["checks"]
