@@ -172,6 +172,35 @@ def test_tf_rmsprop_on_a_sparse_gradient_touches_only_the_batch_rows() -> None:
     assert not torch.equal(sparse.weight[2], before[2])
 
 
+def test_tf_adam_follows_the_tensorflow_update_and_is_lazy_on_sparse_rows() -> None:
+    from recforge.models.torch.optim import TFAdam
+
+    theta = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    opt = TFAdam([theta], lr=0.1, eps=1e-8)
+    m, v, ref = np.zeros(2), np.zeros(2), np.array([1.0, -2.0])
+    for t, grad in enumerate(([0.5, -1.0], [2.0, 0.0], [0.1, 0.3]), start=1):
+        theta.grad = torch.tensor(grad, dtype=torch.float64)
+        opt.step()
+        g = np.array(grad)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref = ref - 0.1 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
+        np.testing.assert_allclose(theta.detach().numpy(), ref, rtol=1e-12)
+    emb = torch.nn.Embedding(5, 2, sparse=True)
+    opt = TFAdam(emb.parameters(), lr=0.1)
+    (emb(torch.tensor([0, 3])) ** 2).sum().backward()
+    opt.step()
+    before = emb.weight.detach().clone()
+    moments = opt.state[emb.weight]["m"].clone()
+    opt.zero_grad()
+    (emb(torch.tensor([1])) ** 2).sum().backward()
+    opt.step()
+    # rows 0 and 3 keep their moments and do not move (TF-1's dense Adam would move them)
+    torch.testing.assert_close(emb.weight[[0, 2, 3, 4]], before[[0, 2, 3, 4]])
+    torch.testing.assert_close(opt.state[emb.weight]["m"][[0, 3]], moments[[0, 3]])
+    assert not torch.equal(emb.weight[1], before[1])
+
+
 def test_clip_by_norm_clips_each_tensor_on_its_own() -> None:
     from recforge.models.torch.optim import clip_by_norm_
 

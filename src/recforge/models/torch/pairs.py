@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the no-torch subpr
 
 __all__ = [
     "PairScoringRecommender",
+    "Stepper",
     "bpr_epoch",
     "bpr_loss",
     "check_choice",
@@ -46,6 +47,14 @@ __all__ = [
 ]
 
 Penalty = Callable[[], torch.Tensor | None]
+
+
+class Stepper(Protocol):
+    """What the epochs need of an optimiser (a torch one or an :class:`OptimizerGroup`)."""
+
+    def zero_grad(self, set_to_none: bool = True) -> None: ...
+
+    def step(self) -> Any: ...
 
 
 def check_choice(model: Any, field: str, allowed: Iterable[Any]) -> None:
@@ -85,7 +94,7 @@ def _index_batches(n: int, batch_size: int, rng: np.random.Generator,
         yield torch.from_numpy(block).to(device)
 
 
-def _step(loss: torch.Tensor, penalty: Penalty | None, opt: torch.optim.Optimizer,
+def _step(loss: torch.Tensor, penalty: Penalty | None, opt: Stepper,
           params: Sequence[torch.Tensor], clip: float | None) -> torch.Tensor:
     pen = penalty() if penalty is not None else None
     if pen is not None:
@@ -100,7 +109,7 @@ def _step(loss: torch.Tensor, penalty: Penalty | None, opt: torch.optim.Optimize
 
 def pointwise_epoch(
     net: torch.nn.Module,
-    opt: torch.optim.Optimizer,
+    opt: Stepper,
     sampler: NegativeSampler,
     n_negatives: int,
     batch_size: int,
@@ -124,7 +133,7 @@ def pointwise_epoch(
 def bpr_epoch(
     score: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     params: list[torch.Tensor],
-    opt: torch.optim.Optimizer,
+    opt: Stepper,
     sampler: NegativeSampler,
     n_negatives: int,
     batch_size: int,
