@@ -149,7 +149,7 @@ app.command("export")(results.export_cmd)
 def reproduce_cmd(
     name: Annotated[str, typer.Argument(help="toppop-checks, table2, table3, table4, table5, "
                                         "table4-p1, table5-p1, table6, table7, table8, "
-                                        "multvae-ml1m, sampled-metrics")],
+                                        "multvae-ml1m, neumf-ml100k, sampled-metrics")],
     split: Annotated[str | None, typer.Option(help="Table 7: 'ours' (the paper's random "
                                               "re-split, default) or 'original' (SpectralCF's "
                                               "released split).")] = None,
