@@ -13,8 +13,9 @@ if os.environ.get("CI"):
 else:
     torch = pytest.importorskip("torch")
 
-from recforge.models.torch.cmn import CMNNet, Neighbourhoods, segment_softmax
+from recforge.models.torch.cmn import CMNNet
 from recforge.models.torch.gmf import GMFNet
+from recforge.models.torch.ragged import Neighbourhoods
 
 
 def _padded_memory(net: CMNNet, users: torch.Tensor, items: torch.Tensor,
@@ -45,38 +46,13 @@ def _tiny(seed: int = 0, n_users: int = 12, n_items: int = 9) -> sp.csr_matrix:
     return sp.csr_matrix(dense.astype(np.float32))
 
 
-def test_segment_softmax_matches_a_row_softmax_per_segment() -> None:
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(11, generator=gen) * 30  # large values: the max shift must hold
-    segments = torch.tensor([0, 0, 0, 2, 2, 3, 3, 3, 3, 3, 5])
-    got = segment_softmax(logits, segments, 6)
-    for s in range(6):
-        sel = segments == s
-        if sel.any():
-            torch.testing.assert_close(got[sel], torch.softmax(logits[sel], 0))
-    assert torch.isfinite(got).all()
-
-
-def test_gather_lists_each_items_training_users_and_drops_the_excluded_one() -> None:
-    train = _tiny()
-    nb = Neighbourhoods(train)
-    items = torch.tensor([0, 3, 8, 3])
-    users = torch.tensor([5, 1, 2, 99])
-    rag = nb.gather(items, exclude=users)
-    csc = train.tocsc()
-    for row, (item, user) in enumerate(zip(items.tolist(), users.tolist(), strict=True)):
-        expected = sorted(set(csc[:, item].indices.tolist()) - {user})
-        assert sorted(rag.users[rag.segments == row].tolist()) == expected
-    assert not (rag.segments == 2).any()  # item 8 has no training user
-    full = nb.gather(items)
-    assert full.users.numel() == int(np.diff(csc.indptr)[items.numpy()].sum())
-
-
-@pytest.mark.parametrize("hops", [1, 3])
-def test_ragged_memory_equals_the_padded_layout_in_value_and_gradient(hops: int) -> None:
+@pytest.mark.parametrize(("hops", "fused"), [(1, True), (3, True), (3, False)])
+def test_ragged_memory_equals_the_padded_layout_in_value_and_gradient(hops: int,
+                                                                      fused: bool) -> None:
     torch.manual_seed(0)
     train = _tiny()
-    net = CMNNet(12, 9, factors=6, hops=hops).double()  # float64: compare the layouts, not rounding
+    # float64: compare the layouts, not rounding
+    net = CMNNet(12, 9, factors=6, hops=hops, fused=fused).double()
     with torch.no_grad():  # memories large enough that the attention is far from uniform
         for emb in (net.user_memory, net.user_output, net.item_memory):
             emb.weight.normal_(0.0, 1.0)

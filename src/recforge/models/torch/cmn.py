@@ -3,8 +3,8 @@
 The neighbourhood N(i) of item i is its set of training users. The original pads every
 neighbourhood of a batch to the longest one (up to 311 users on CiteULike-a, ~11× the real
 work); here a batch's neighbourhoods are one flat list of user ids with a segment id per entry,
-and the attention is a segment softmax (``scatter_reduce`` max, ``index_add`` sums), so the
-cost is the sum of the true lengths.
+and the attention is a segment softmax (:mod:`recforge.models.torch.ragged`), so the cost is
+the sum of the true lengths.
 
 Network, per (u, i), with m = user memory (keys), c = user output memory (values), e = item
 memory, all truncated N(0, 0.01²):
@@ -37,11 +37,9 @@ the item id read as a user id (training) or with the target user (scoring).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
 from recforge.models.iterative import EarlyStopping, TrainingRun
@@ -49,6 +47,7 @@ from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchErro
 from recforge.models.torch.gmf import GMF, GMFNet, init_embedding
 from recforge.models.torch.optim import TFRMSprop
 from recforge.models.torch.pairs import PairScoringRecommender, bpr_epoch, negative_sampler
+from recforge.models.torch.ragged import Neighbourhoods, RaggedBatch, ragged_attention
 
 try:
     import torch
@@ -56,61 +55,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
     raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
 
-__all__ = ["CMN", "CMNNet", "Neighbourhoods", "RaggedBatch", "segment_softmax"]
-
-
-def segment_softmax(logits: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
-    """Softmax of ``logits`` within each segment (``segments[j]`` is entry j's segment id).
-
-    The per-segment maximum is subtracted for stability; it is detached because a softmax does
-    not depend on a shift, so no gradient has to flow through the max.
-    """
-    fill = torch.full((n_segments,), float("-inf"), dtype=logits.dtype, device=logits.device)
-    top = fill.scatter_reduce(0, segments, logits.detach(), reduce="amax", include_self=True)
-    expd = torch.exp(logits - top.index_select(0, segments))
-    denom = torch.zeros(n_segments, dtype=logits.dtype, device=logits.device)
-    denom = denom.index_add(0, segments, expd)
-    return expd / denom.index_select(0, segments)
-
-
-@dataclass(frozen=True)
-class RaggedBatch:
-    """The neighbourhoods of a batch of pairs as one flat list.
-
-    ``users[j]`` is the j-th neighbour, ``segments[j]`` the pair (row of the batch) it belongs to.
-    """
-
-    users: torch.Tensor
-    segments: torch.Tensor
-    n_segments: int
-
-
-class Neighbourhoods:
-    """Item → training users (CSR on the device), gathered for a batch without Python loops."""
-
-    def __init__(self, train: sp.spmatrix, device: torch.device | str = "cpu") -> None:
-        by_item = sp.csc_matrix(train, copy=True)
-        by_item.sum_duplicates()  # also sorts the user ids of each item
-        by_item.eliminate_zeros()
-        self.n_items = int(by_item.shape[1])
-        self.indptr = torch.as_tensor(by_item.indptr.astype(np.int64), device=device)
-        self.indices = torch.as_tensor(by_item.indices.astype(np.int64), device=device)
-        self.lengths = self.indptr[1:] - self.indptr[:-1]
-        self.lengths_np = np.diff(by_item.indptr).astype(np.int64)
-
-    def gather(self, items: torch.Tensor, exclude: torch.Tensor | None = None) -> RaggedBatch:
-        """Neighbours of ``items``; ``exclude[b]`` (a user id per pair) is dropped from row b."""
-        start = self.indptr.index_select(0, items)
-        lens = self.lengths.index_select(0, items)
-        rows = torch.arange(items.numel(), device=items.device)
-        segments = torch.repeat_interleave(rows, lens)
-        first = torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)
-        offsets = torch.arange(segments.numel(), device=items.device) - first
-        users = self.indices.index_select(0, start.index_select(0, segments) + offsets)
-        if exclude is not None:
-            keep = users != exclude.index_select(0, segments)
-            users, segments = users[keep], segments[keep]
-        return RaggedBatch(users=users, segments=segments, n_segments=int(items.numel()))
+__all__ = ["CMN", "CMNNet"]
 
 
 def _variance_scaling_(linear: nn.Linear) -> None:
@@ -128,11 +73,13 @@ class CMNNet(nn.Module):
         factors: memory size d.
         hops: number of memory hops (the paper's runs: 3).
         sparse: sparse embedding gradients (for :class:`TFRMSprop`'s per-row updates).
+        fused: the memory read's implementation (None: numba on the CPU, torch ops elsewhere).
     """
 
     def __init__(self, n_users: int, n_items: int, factors: int, hops: int,
-                 sparse: bool = False) -> None:
+                 sparse: bool = False, fused: bool | None = None) -> None:
         super().__init__()
+        self.fused = fused  # the attention's implementation (see ragged.ragged_attention)
         if hops < 1:
             raise ValueError(f"hops must be >= 1, got {hops}")
         self.user_memory = nn.Embedding(n_users, factors, sparse=sparse)
@@ -160,14 +107,11 @@ class CMNNet(nn.Module):
         query = self.user_memory(users) + self.item_memory(items)
         keys = self.user_memory(ragged.users)
         values = self.user_output(ragged.users)
-        seg = ragged.segments
         out = torch.zeros_like(query)
         for hop in range(self.hops):
             if hop:
                 query = torch.relu(self.hop_maps[hop - 1](query) + out)
-            logits = torch.linalg.vecdot(query.index_select(0, seg), keys)
-            attn = segment_softmax(logits, seg, ragged.n_segments)
-            out = torch.zeros_like(query).index_add(0, seg, attn.unsqueeze(-1) * values)
+            out = ragged_attention(query, keys, values, ragged, fused=self.fused)
         return out
 
     def forward(

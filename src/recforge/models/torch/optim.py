@@ -112,7 +112,6 @@ class TFRMSprop(torch.optim.Optimizer):
         return loss
 
 
-
 class TFAdam(torch.optim.Optimizer):
     """Adam in TensorFlow 1's form, lazy on sparse gradients (TF's ``LazyAdamOptimizer``).
 

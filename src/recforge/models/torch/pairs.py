@@ -50,7 +50,8 @@ Penalty = Callable[[], torch.Tensor | None]
 
 
 class Stepper(Protocol):
-    """What the epochs need of an optimiser (a torch one or an :class:`OptimizerGroup`)."""
+    """What the epochs need of an optimiser (a torch optimiser or a TF-form one from
+    :mod:`recforge.models.torch.optim`)."""
 
     def zero_grad(self, set_to_none: bool = True) -> None: ...
 
