@@ -13,6 +13,7 @@ command -v unshare >/dev/null || need+=(util-linux)
 # their job commands use Debian's python3.
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v useradd >/dev/null || need+=(passwd)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)  # Spark jobs' spark-submit
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -22,7 +23,7 @@ if [ "$(id -u)" = 0 ]; then  # the OS users the platform tests' groups run as (r
     id -u "$u" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$u"
   done
 fi
-bash scripts/setup.sh "dev,ray,torch"
+bash scripts/setup.sh "dev,ray,spark,torch"
 source scripts/data-env.sh
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/mypy src/recforge

@@ -172,7 +172,7 @@ def test_queue_of_another_group_is_refused(plat: Platform) -> None:
         ({**job_spec(), "replicas": 2}, 422, "replicas", "unknown field 'replicas'"),
         (job_spec(memory="lots"), 422, "replica_specs.0.resources.memory", "invalid memory"),
         (job_spec(name="bad name!"), 422, "name", "invalid job name"),
-        ({**job_spec(), "kind": "spark"}, 422, "kind", "not supported yet"),
+        ({**job_spec(), "kind": "kubernetes"}, 422, "kind", "not supported yet"),
         (job_spec(queue="nowhere"), 422, "queue", "unknown queue 'nowhere'"),
         (job_spec(cpu=3), 409, None, "can never be admitted"),  # over ml's 2-core quota
         (job_spec(cpu=64), 409, None, "cpu"),  # bigger than the cluster

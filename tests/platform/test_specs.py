@@ -73,7 +73,7 @@ def test_pods_are_counted_by_the_platform_not_requested() -> None:
             "unknown field 'memroy'",
         ),
         ({"min_available": 5}, "min_available", "5 exceeds the total number of replicas (1)"),
-        ({"kind": "spark"}, "kind", "kind 'spark' is not supported yet"),
+        ({"kind": "kubernetes"}, "kind", "kind 'kubernetes' is not supported yet"),
         ({"kind": "batch"}, "kind", "Input should be 'command', 'python'"),
         ({"kind": "python"}, "entrypoint", "needs 'package.module:function'"),
         (

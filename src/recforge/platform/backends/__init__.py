@@ -1,4 +1,4 @@
-"""Backends (one proxy per cluster type): local processes and Ray.
+"""Backends (one proxy per cluster type): local processes, Ray and Spark.
 
 Names load on first use, so running the sidecar (``python -m recforge.platform.backends.sidecar``)
 imports nothing else, and the local backend never imports Ray. How to add a backend:
@@ -21,6 +21,7 @@ _WHERE = {
     "LocalBackend": "local",
     "RayBackend": "ray",
     "RunAs": "users",
+    "SparkBackend": "spark",
     "UserPolicy": "users",
 }
 __all__ = sorted(_WHERE)

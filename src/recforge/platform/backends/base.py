@@ -124,7 +124,15 @@ def admitted_count(admission: Any) -> int | None:
 
 
 def replica_command(spec: JobSpec, override: list[str] | None, python: str) -> list[str]:
-    """The argv one replica runs: its override, the job's command, or the python entrypoint."""
+    """The argv one replica runs: its override, the job's command, or the python entrypoint.
+
+    For ``kind: spark`` it is ``spark-submit``'s arguments after the cluster's own
+    (:meth:`~recforge.platform.model.spark.SparkApp.submit_args`), which the Spark backend
+    completes for the driver; executors run no command of ours (the cluster manager starts them).
+    """
+    if spec.kind == "spark":
+        assert spec.spark is not None  # validated by JobSpec
+        return spec.spark.submit_args()
     if override:
         return list(override)
     if spec.kind == "python":

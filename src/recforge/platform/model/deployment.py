@@ -9,6 +9,7 @@ a backend configured here, otherwise the file is refused before anything starts:
     backends:
       local: {heartbeat_interval: 5}
       ray: {address: http://127.0.0.1:8265}
+      spark: {master: "local[2]"}   # or yarn, spark://host:7077, k8s://https://host:6443
     scheduler: {max_wait_seconds: 3600, aging_seconds: 600, preemption: true}
     jobs: {default_user: nobody, pass_env: [RECFORGE_DATA_MIRROR], heartbeat_timeout: 30}
     clusters: [...]
@@ -45,6 +46,7 @@ __all__ = [
     "LocalBackendConfig",
     "RayBackendConfig",
     "SchedulerSettings",
+    "SparkBackendConfig",
     "parse_deployment",
 ]
 
@@ -78,11 +80,50 @@ class RayBackendConfig(_Strict):
                           description="where replicas get scratch directories, on each node")
 
 
+class SparkBackendConfig(_Strict):
+    """Spark applications through ``spark-submit`` in client mode (the driver runs here).
+
+    ``master``: ``local``/``local[N]`` (executors inside the driver JVM), ``yarn`` (set
+    ``HADOOP_CONF_DIR`` in ``env``), ``spark://host:port`` (standalone) or
+    ``k8s://https://host:port`` (image, namespace etc. in ``conf``); see
+    :mod:`recforge.platform.backends.spark`.
+    """
+
+    master: str = Field(
+        default="local",
+        pattern=r"^(local(\[(\d+|\*)(,\d+)?\])?|yarn|spark://[^\s/]+:\d+(,[^\s/]+:\d+)*"
+                r"|k8s://https?://[^\s/]+(:\d+)?)$",
+    )  # fmt: skip
+    spark_submit: str | None = Field(
+        default=None, description="spark-submit to run (default: pyspark's, next to python)"
+    )
+    driver_host: str = Field(default="127.0.0.1",
+                             description="the driver's address (spark.driver.host/bindAddress)")
+    conf: dict[str, str] = Field(
+        default_factory=lambda: {"spark.ui.enabled": "false"},
+        description="the cluster's Spark defaults; a job's spark.conf overrides them",
+    )
+    env: dict[str, str] = Field(default_factory=dict,
+                                description="extra variables of the driver (HADOOP_CONF_DIR)")
+    heartbeat_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    term_grace: float = Field(default=10.0, ge=0, allow_inf_nan=False,
+                              description="seconds the driver gets to stop the application")
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [n for n in v if not _ENV_NAME.match(n)]
+        if bad:
+            raise ValueError(f"invalid environment variable name(s) {bad}")
+        return v
+
+
 class BackendsConfig(_Strict):
     """One entry per cluster type this deployment can run (``local`` is on by default)."""
 
     local: LocalBackendConfig | None = Field(default_factory=LocalBackendConfig)
     ray: RayBackendConfig | None = None
+    spark: SparkBackendConfig | None = None
 
     def types(self) -> list[str]:
         return [name for name in type(self).model_fields if getattr(self, name) is not None]

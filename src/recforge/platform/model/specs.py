@@ -33,6 +33,7 @@ from pydantic import (
 
 from recforge.platform.model.names import check_name
 from recforge.platform.model.resources import Resources
+from recforge.platform.model.spark import SparkApp
 
 __all__ = [
     "SUPPORTED_KINDS",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 JobKind = Literal["command", "python", "spark", "kubernetes", "dag"]
-SUPPORTED_KINDS: tuple[str, ...] = ("command", "python")
+SUPPORTED_KINDS: tuple[str, ...] = ("command", "python", "spark")
 
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FIELD_PREFIX_RE = re.compile(r"^([a-z_][a-z0-9_]*): (.*)$", re.S)
@@ -141,8 +142,10 @@ class JobSpec(BaseModel):
     """A validated job: what to run, with which replicas and resources, where and how long.
 
     ``kind="command"`` runs ``command`` (argv list); ``kind="python"`` calls ``entrypoint``
-    (``"package.module:function"``) with no arguments. ``spark``/``kubernetes``/``dag`` are
-    reserved names and rejected for now. ``min_available`` is the gang size (see module doc).
+    (``"package.module:function"``) with no arguments; ``kind="spark"`` submits the ``spark``
+    application (:mod:`recforge.platform.model.spark`: its replicas and gang are derived from
+    the driver and executors, and it runs on ``spark`` clusters only). ``kubernetes``/``dag``
+    are reserved names and rejected for now. ``min_available`` is the gang size (see module doc).
     ``cluster_type``, when set, restricts the job to clusters of that type (each type has its
     own backend); unset, any cluster where the job's queue has quota may run it.
     """
@@ -166,6 +169,7 @@ class JobSpec(BaseModel):
     retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())
     labels: dict[str, str] = Field(default_factory=dict)
     cluster_type: Literal["local", "ray", "kubernetes", "spark"] | None = None
+    spark: SparkApp | None = Field(default=None, description="the application of kind 'spark'")
 
     @field_validator("name")
     @classmethod
@@ -224,6 +228,10 @@ class JobSpec(BaseModel):
                 )
             if self.command is not None:
                 raise ValueError("command: only for kind 'command'; use 'entrypoint'")
+        elif self.kind == "spark":
+            self._derive_spark()
+        if self.kind != "spark" and self.spark is not None:
+            raise ValueError("spark: only for kind 'spark'")
         if not self.replica_specs:
             raise ValueError("replica_specs: must list at least one replica group")
         roles = [r.role for r in self.replica_specs]
@@ -238,6 +246,29 @@ class JobSpec(BaseModel):
                 f"({total})"
             )
         return self
+
+    def _derive_spark(self) -> None:
+        """Replicas, gang and cluster type of a Spark job come from its ``spark`` section;
+        given explicitly (a stored spec read back) they must agree with it."""
+        if self.spark is None:
+            raise ValueError("spark: kind 'spark' needs the application ('spark.application')")
+        for name in ("command", "entrypoint"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: not for kind 'spark' (the application is in 'spark')")
+        if self.cluster_type not in (None, "spark"):
+            raise ValueError(f"cluster_type: kind 'spark' runs on 'spark' clusters, "
+                             f"not {self.cluster_type!r}")  # fmt: skip
+        derived = [ReplicaSpec.model_validate(g) for g in self.spark.replica_specs()]
+        if "replica_specs" in self.model_fields_set and self.replica_specs != derived:
+            raise ValueError("replica_specs: derived from 'spark' (driver and executors) for "
+                             "kind 'spark'; do not set them")  # fmt: skip
+        gang = self.spark.gang_size
+        if self.min_available not in (None, gang):
+            raise ValueError(f"min_available: for kind 'spark' it is 1 + executors.instances "
+                             f"({gang}); set spark.executors.instances instead")  # fmt: skip
+        object.__setattr__(self, "replica_specs", derived)
+        object.__setattr__(self, "min_available", gang)
+        object.__setattr__(self, "cluster_type", "spark")
 
     @property
     def total_replicas(self) -> int:

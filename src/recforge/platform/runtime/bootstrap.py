@@ -79,10 +79,24 @@ def _ray(config: DeploymentConfig, ctx: BackendContext) -> Backend:
                       work_dir=ray.work_dir)
 
 
+def _spark(config: DeploymentConfig, ctx: BackendContext) -> Backend:
+    from recforge.platform.backends.spark import SparkBackend
+
+    spark = config.backends.spark
+    assert spark is not None
+    return SparkBackend(
+        ctx.runtime_dir, master=spark.master, spark_submit=spark.spark_submit,
+        driver_host=spark.driver_host, conf=spark.conf, env=spark.env,
+        heartbeat_interval=spark.heartbeat_interval, term_grace=spark.term_grace,
+        env_policy=ctx.env, work_dir=ctx.work_dir,
+    )  # fmt: skip
+
+
 #: cluster type -> how to build its backend from the deployment.
 BACKEND_FACTORIES: dict[str, Callable[[DeploymentConfig, BackendContext], Backend]] = {
     "local": _local,
     "ray": _ray,
+    "spark": _spark,
 }
 
 

@@ -106,6 +106,11 @@ def explain(s: Scheduler, job_id: str, now: float) -> Explanation:
         + (", starving (FIFO + reservation)" if starving else "")
         + (f", starving in {starve_in:g}s" if starve_in is not None else "")
     )
+    if job.spec.spark is not None:
+        lines.append(
+            f"spark: driver + {job.spec.spark.executors.instances} executor(s) are one gang; "
+            "the driver starts only when it and all of these executors fit"
+        )
     if job.state == "held":
         lines.append(f"held in backoff until t={job.not_before:g}")
     if job.starving and job.reserved_cluster is not None:
