@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from paper_cells import FOUNDATION, TABLE3, TABLE3_METRICS, cells, compare_fixed
 from typer.testing import CliRunner
 
 from recforge.cli.main import app
@@ -13,21 +14,19 @@ from recforge.cli.main import app
 
 @pytest.mark.paper_data("mcrec-ml-100k", "spectralcf-ml-1m")
 def test_toppop_checks_json() -> None:
+    """Each foundation cell against the paper value and distance held in paper_cells."""
     res = CliRunner().invoke(app, ["reproduce", "toppop-checks", "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
-    cells = {(c["dataset"], c["model"], c["metric"]): c for c in payload["checks"]}
-    assert set(cells) == {
-        ("mcrec-ml-100k", "TopPopular", "PRECISION@10"),
-        ("mcrec-ml-100k", "TopPopular", "RECALL@10"),
-        ("mcrec-ml-100k", "TopPopular", "NDCG@10"),
-        ("mcrec-ml-100k", "Random", "PRECISION@10"),
-        ("spectralcf-ml-1m", "TopPopular", "RECALL@20"),
-        ("spectralcf-ml-1m", "TopPopular", "MAP@20"),
-    }
-    for c in cells.values():
-        assert c["delta"] == pytest.approx(c["ours"] - c["paper"], abs=1e-6)
-        assert abs(c["delta"]) <= c["tolerance"], c
+    got = {(c["dataset"], c["model"], c["metric"]): c for c in payload["checks"]}
+    assert set(got) == set(FOUNDATION)
+    for key, (paper, tol) in FOUNDATION.items():
+        c = got[key]
+        assert c["paper"] == paper, key
+        assert c["tolerance"] == pytest.approx(tol, abs=1e-12), key  # not widened
+        assert abs(c["ours"] - paper) <= tol, (key, c["ours"], paper, tol)
+        assert c["delta"] == pytest.approx(c["ours"] - paper, abs=1e-6)
+        assert c["ok"] is True
     assert payload["all_ok"] is True
 
 
@@ -37,16 +36,18 @@ def test_table3_fixed_matches_the_paper(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["reproduce", "table3", "--fixed", "--json", "--out", str(out)])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
-    assert payload["all_ok"] is True
-    assert len(payload["checks"]) == 27  # 9 rows x 3 metrics
     results = json.loads((out / "results.json").read_text())
+    # Every cell against the paper's number and our own tolerance rule (paper_cells).
+    outside = compare_fixed(payload["checks"], cells(TABLE3, TABLE3_METRICS), results["rows"])
+    assert outside == []
+    assert payload["all_ok"] is True
     assert results["paper"]["ItemKNN CBF"]["PRECISION@10"] == 0.0294
-    assert results["rows"]["ItemKNN CBF"]["PRECISION@10"] == pytest.approx(0.0294, abs=5e-4)
     # Without the paper's tie order the tie-dominated CBF row moves away from the paper.
     res = CliRunner().invoke(app, ["reproduce", "table3", "--fixed", "--no-paper-ties", "--json"])
     assert res.exit_code == 1
-    bad = [c for c in json.loads(res.stdout)["checks"] if not c["ok"]]
-    assert {c["model"] for c in bad} == {"ItemKNN CBF"}
+    payload = json.loads(res.stdout)
+    outside = compare_fixed(payload["checks"], cells(TABLE3, TABLE3_METRICS), payload["rows"])
+    assert {label for label, *_ in outside} == {"ItemKNN CBF"}
 
 
 @pytest.mark.paper_data("cmn-citeulike-a")
