@@ -383,6 +383,29 @@ def test_idle_pass_does_no_work_and_events_wake_only_what_they_affect() -> None:
     assert s.stats.tries - tries <= 1 + 1 + s.backfill_lookahead
 
 
+def test_a_release_smaller_than_every_blocked_demand_skips_the_queue() -> None:
+    """A blocked queue is not rescanned while what its group could get grew, but stays below
+    the least that any job of its blocked window asks for; enough room rescans it."""
+    s = one_cluster(cpu=4)
+    s.submit("a", job("a", cpu=2), now=0)
+    s.submit("b", job("b", cpu=1), now=0)
+    s.submit("c", job("c", cpu=1), now=0)
+    assert ids(s.schedule(now=0)) == ["b", "c", "a"]  # small jobs first
+    s.submit("big", job("big", cpu=3), now=1)
+    s.submit("gang", job("gang", cpu=1, workers=3), now=1)  # 4 cores as a gang
+    assert s.schedule(now=1) == []
+    tries, skipped = s.stats.tries, s.stats.skipped_queues
+    s.release("b")  # 1 core free: more than before, less than 3 (the least blocked demand)
+    assert s.schedule(now=2) == []
+    assert s.stats.tries == tries and s.stats.skipped_queues == skipped + 1
+    s.release("c")  # 2 cores free: still less than 3
+    assert s.schedule(now=3) == []
+    assert s.stats.tries == tries and s.stats.skipped_queues == skipped + 2
+    s.release("a")  # 4 cores: the smaller one (3 cores) goes first, the gang waits
+    assert ids(s.schedule(now=4)) == ["big"]
+    assert s.stats.tries > tries
+
+
 def test_evict_requeues_with_backoff_and_remove_forgets() -> None:
     s = one_cluster(cpu=2)
     s.submit("a", job("a", cpu=2), now=0)
@@ -501,6 +524,17 @@ def _simulate(
     )
     if mode == "no_queue_skip":
         s._offers_more = lambda *_: True  # type: ignore[method-assign]
+    if mode == "no_least_demand":  # skip only while no cluster offers more than at the turn
+        offers = s._offers_more
+
+        def offers_any_more(qs: Any) -> bool:
+            least, qs.window_min = qs.window_min, None
+            try:
+                return offers(qs)
+            finally:
+                qs.window_min = least
+
+        s._offers_more = offers_any_more  # type: ignore[method-assign]
     if mode == "no_shape_memo":
         s.schedule = _with_memo_off(s)  # type: ignore[method-assign]
     ends: list[tuple[float, str]] = []
@@ -565,6 +599,9 @@ def test_shortcuts_do_not_change_decisions() -> None:
     assert stats.skipped_queues > 0 and stats.admissions == 400
     full, full_stats = _simulate("no_queue_skip")
     assert full == log and full_stats.tries > stats.tries
+    coarse, coarse_stats = _simulate("no_least_demand")  # the least-demand bound skips more
+    assert coarse == log and coarse_stats.tries > stats.tries
+    assert coarse_stats.skipped_queues < stats.skipped_queues
     assert _simulate("no_shape_memo")[0] == log
 
 

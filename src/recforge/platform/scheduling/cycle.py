@@ -90,7 +90,12 @@ from recforge.platform.scheduling.explain import Explanation, explain
 from recforge.platform.scheduling.feasibility import feasible_clusters
 from recforge.platform.scheduling.ordering import dominant_share, reservation_cluster
 from recforge.platform.scheduling.preemption import Preemption, ReclaimPolicy
-from recforge.platform.scheduling.queues import AgingPolicy, PendingJob, PendingQueues
+from recforge.platform.scheduling.queues import (
+    AgingPolicy,
+    PendingJob,
+    PendingQueues,
+    QueueState,
+)
 from recforge.platform.scheduling.quota import QuotaBook
 
 __all__ = ["Scheduler", "SchedulerStats"]
@@ -503,7 +508,7 @@ class Scheduler:
             if current > share + 1e-12:  # another queue of the group admitted meanwhile
                 heapq.heappush(heap, (current, name))
                 continue
-            if name not in self._pass_force and not self._offers_more(qs.queue, qs.snapshot):
+            if name not in self._pass_force and not self._offers_more(qs):
                 self.stats.skipped_queues += 1
                 continue
             skip = blocked.setdefault(name, set())
@@ -523,6 +528,8 @@ class Scheduler:
                     break
             if not admitted:
                 qs.snapshot = self._availability(qs.queue)
+                tried = [self._jobs[j].gang_vec for j in skip]
+                qs.window_min = [min(col) for col in zip(*tried, strict=True)] if tried else None
                 continue
             qs.snapshot = None  # its window moved: the next turn must try
             if qs.order:
@@ -550,17 +557,30 @@ class Scheduler:
         group = queue.group
         return {c: list(self.book.available_vec(group, c)) for c in self._clusters_by_group[group]}
 
-    def _offers_more(self, queue: Queue, snapshot: dict[str, list[int]] | None) -> bool:
-        """Whether some cluster offers the queue's group more of anything than at its last
-        blocked turn (or it has no snapshot); if not, its jobs are all still blocked."""
+    def _offers_more(self, qs: QueueState) -> bool:
+        """Whether a job the queue tried at its last blocked turn might fit now: some cluster
+        offers its group more of anything than then, and no less of every resource than the
+        least any of those jobs asks for (each job asks at least that much, so otherwise all
+        are still blocked there). False means a turn would end blocked again."""
+        snapshot = qs.snapshot
         if snapshot is None:
             return True
-        group = queue.group
+        group = qs.queue.group
+        least = qs.window_min
         for c, before in snapshot.items():
             now = self.book.available_vec(group, c)
             for n, b in zip(now, before):  # noqa: B905 - same dims by construction; hot loop
                 if n > b:
-                    return True
+                    break
+            else:
+                continue  # nothing more here than at the blocked turn
+            if least is None:
+                return True
+            for m, n in zip(least, now):  # noqa: B905
+                if m > n:
+                    break
+            else:
+                return True
         return False
 
     def _queue_share(self, queue: Queue) -> float:

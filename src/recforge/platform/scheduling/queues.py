@@ -97,6 +97,9 @@ class QueueState:
     # What its group could get per cluster when its last turn ended blocked: while no cluster
     # offers more than this, every job it tried is still blocked, so the queue can be skipped.
     snapshot: dict[str, list[int]] | None = None
+    # The least each resource any job of that blocked turn asked for: while every cluster
+    # offers less of some resource, all of them are still blocked.
+    window_min: list[int] | None = None
 
 
 class PendingQueues:
