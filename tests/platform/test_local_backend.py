@@ -31,7 +31,7 @@ def spec(command: list[str], *, workers: int = 1, **kw: object) -> JobSpec:
     return parse_job_spec(body)
 
 
-def wait_for(backend: LocalBackend, handle: dict, pred, timeout: float = 10.0) -> BackendStatus:
+def wait_for(backend: LocalBackend, handle: dict, pred, timeout: float = 60.0) -> BackendStatus:
     deadline = time.monotonic() + timeout
     while True:
         st = backend.poll(handle)
@@ -95,7 +95,8 @@ def test_gang_runs_with_env_logs_and_exit_codes(
 
 
 def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
-    backend = LocalBackend(tmp_path / "rt", term_grace=2.0)
+    grace = 30.0  # the sidecars stop on SIGTERM; only a hung one would need the SIGKILL
+    backend = LocalBackend(tmp_path / "rt", term_grace=grace)
     code = (
         "import os, time; i = os.environ['RECFORGE_REPLICA_INDEX'];"
         f" open({str(tmp_path)!r} + '/child' + i + '.pid', 'w').write(str(os.getpid()));"
@@ -107,7 +108,7 @@ def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
     children = [int(m.read_text()) for m in markers]
     t0 = time.monotonic()
     backend.cancel(handle)
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < grace  # ended by SIGTERM, without waiting out the grace
     assert all(process_start_time(c) is None or _is_zombie(c) for c in children)
     st = backend.poll(handle)
     # The sidecars forwarded SIGTERM and recorded their command's death by signal.
@@ -153,12 +154,12 @@ def test_killed_sidecar_is_not_found_and_cancel_reaps_its_orphan(tmp_path: Path)
     assert len(handle["replicas"]) == 1  # only the gang is launched
     wait_for(backend, handle, lambda s: s.all_running and _pid_in(marker))
     os.kill(handle["replicas"][0]["pid"], signal.SIGKILL)
-    st = wait_for(backend, handle, lambda s: not s.all_running, timeout=5)
+    st = wait_for(backend, handle, lambda s: not s.all_running)
     assert st.replicas[0].phase is ReplicaPhase.NOT_FOUND
     child = int(marker.read_text())
     assert process_start_time(child) is not None  # the orphan still runs...
     backend.cancel(handle)
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 30
     while process_start_time(child) is not None and not _is_zombie(child):
         assert time.monotonic() < deadline, "orphaned command survived cancel"
         time.sleep(0.05)
@@ -182,13 +183,13 @@ def test_memory_limit_covers_the_whole_process_tree(tmp_path: Path) -> None:
         }
     )
     handle = backend.launch(5, s, None)
-    st = wait_for(backend, handle, finished, timeout=60)
+    st = wait_for(backend, handle, finished)
     (r,) = st.replicas
     assert (r.phase, r.exit_code) == (ReplicaPhase.FAILED, -9)
     assert r.detail.startswith("memory limit 100 MiB exceeded: the replica's"), r.detail
     assert handle["limits"]["memory"] == "tree" and handle["limits"]["memory_mib"] == {0: 100}
     kids = [int(p) for p in backend.logs(handle, 0).split("children", 1)[1].split()[:3]]
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while any(process_start_time(k) is not None and not _is_zombie(k) for k in kids):
         assert time.monotonic() < deadline, "children survived the memory kill"
         time.sleep(0.05)

@@ -56,7 +56,7 @@ def job(name: str, queue: str, code: str, **extra: Any) -> dict[str, Any]:
 def service(tmp_path: Path) -> Iterator[PlatformService]:
     store = Store(f"sqlite:///{tmp_path / 'platform.db'}")
     save_config(store, parse_platform_config(CONFIG))
-    backend = LocalBackend(tmp_path / "rt", heartbeat_interval=0.3, term_grace=2.0)
+    backend = LocalBackend(tmp_path / "rt", heartbeat_interval=0.3, term_grace=5.0)
     svc = PlatformService(store, {"local": backend},
                           settings=LoopSettings(tick_interval=0.05, heartbeat_timeout=30))
     stop = threading.Event()
@@ -84,7 +84,8 @@ def wait_for(pred: Any, what: str, timeout: float = 60.0) -> Any:
     return value
 
 
-def test_lent_quota_is_reclaimed_on_both_clusters(service: PlatformService) -> None:
+def test_lent_quota_is_reclaimed_on_both_clusters(service: PlatformService, tmp_path: Path
+                                                   ) -> None:  # fmt: skip
     store = service.store
     # risk fills both clusters: 1 own + 1 borrowed core on each, the newest ones stubborn.
     risk = [service.submit(RISK, job(f"r{i}", "riskq", STUBBORN,
@@ -94,7 +95,11 @@ def test_lent_quota_is_reclaimed_on_both_clusters(service: PlatformService) -> N
     where = {j: store.get_job(j).cluster for j in risk}
     assert sorted(where.values()) == ["east", "east", "west", "west"]
 
-    quick = "import time; time.sleep(6.0)"  # still running when the next one is scheduled
+    # ml's jobs run until the test releases them: m1 still runs when m2 is scheduled, however
+    # long stopping m2's victim takes on a loaded machine.
+    release = tmp_path / "release"
+    quick = ("import os, time\n"
+             f"while not os.path.exists({str(release)!r}): time.sleep(0.05)\n")  # fmt: skip
     first = service.submit(ML, job("m1", "mlq", quick))
     # While its victim takes its grace period to stop, the preemptor says what it waits for.
     why = wait_for(lambda: (w := service.why(ML, first)).detail.get("preempting") and w,
@@ -104,6 +109,7 @@ def test_lent_quota_is_reclaimed_on_both_clusters(service: PlatformService) -> N
     wait_for(lambda: store.get_job(first).state is S.RUNNING, "m1 to run")
     second = service.submit(ML, job("m2", "mlq", quick))
     wait_for(lambda: store.get_job(second).state in (S.RUNNING, S.SUCCEEDED), "m2 to run")
+    release.touch()
     m1, m2 = store.get_job(first), store.get_job(second)
     assert {m1.cluster, m2.cluster} == {"east", "west"}  # one reclaimed on each cluster
 

@@ -41,19 +41,22 @@ CONFIG = {
     "queues": [{"name": "q", "group": "ml"}, {"name": "oq", "group": "other"}],
 }
 
-# Appends "<job> <attempt> <replica> start|end <time>" lines to a marker file.
+# Appends "<job> <attempt> <replica> start|end <time>" lines to a marker file around a sleep;
+# the sleep may be a comma-separated list, one per attempt (the last one for later attempts).
 MARK = (
     "import os, sys, time\n"
+    "e = os.environ\n"
     "def mark(what):\n"
     "    with open(sys.argv[1], 'a') as f:\n"
-    "        e = os.environ\n"
     "        f.write(f\"{e['RECFORGE_JOB_ID']} {e['RECFORGE_ATTEMPT']} "
     "{e['RECFORGE_REPLICA_INDEX']} {what} {time.time()}\\n\")\n"
-    "mark('start'); time.sleep(float(sys.argv[2])); mark('end'); sys.exit(int(sys.argv[3]))\n"
+    "naps = sys.argv[2].split(',')\n"
+    "nap = float(naps[min(int(e['RECFORGE_ATTEMPT']), len(naps)) - 1])\n"
+    "mark('start'); time.sleep(nap); mark('end'); sys.exit(int(sys.argv[3]))\n"
 )
 
 
-def job(name: str, marker: Path, *, sleep: float = 0.3, code: int = 0, cpu: float = 1.0,
+def job(name: str, marker: Path, *, sleep: float | str = 0.3, code: int = 0, cpu: float = 1.0,
         replicas: int = 1, python: str = PY, **kw: Any) -> dict[str, Any]:  # fmt: skip
     body: dict[str, Any] = {
         "name": name,
@@ -246,30 +249,65 @@ def test_killed_command_fails_the_job(make_service, tmp_path: Path) -> None:
     )
 
 
+def _ticks_until(svc: PlatformService, pred: Callable[[], bool], timeout: float
+                 ) -> list[tuple[float, float]]:  # fmt: skip
+    """Tick until ``pred`` holds; the (start, end) of every tick on the service's clock."""
+    ticks: list[tuple[float, float]] = []
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s; ticks: {len(ticks)}"
+        t0 = time.time()
+        svc.tick()
+        ticks.append((t0, time.time()))
+        time.sleep(0.03)
+    return ticks
+
+
+def _event_at(svc: PlatformService, jid: int, state: JobState) -> float:
+    return next(e.at for e in svc.store.events(jid) if e.to_state is state)
+
+
 def test_stalled_sidecar_is_lost_by_missed_heartbeats(make_service, tmp_path: Path) -> None:
-    svc = make_service(heartbeat_timeout=1.5)
-    jid = svc.submit(ALICE, job("stall", tmp_path / "m", sleep=30))
+    """Lost once its last heartbeat is older than the timeout: never earlier (the bound is on
+    the heartbeat file's own clock), and at the first poll after that (one tick later at most,
+    whatever the load)."""
+    timeout, interval = 3.0, 0.05  # the beat is every 0.3 s: 10 missed beats before a loss
+    svc = make_service(heartbeat_timeout=timeout, tick_interval=interval)
+    jid = svc.submit(ALICE, job("stall", tmp_path / "m", sleep=120))
     sidecar, child = _replica_pids(svc, jid)
-    run_until(svc, lambda: states_of(svc, jid) == [S.RUNNING])
+    run_until(svc, lambda: states_of(svc, jid) == [S.RUNNING], timeout=60)
+    job_dir = Path(svc.store.get_job(jid).handle["dir"])  # type: ignore[index]
     os.kill(sidecar, signal.SIGSTOP)  # alive to the OS, silent to the platform (a hung node)
-    t0 = time.monotonic()
-    run_until(svc, lambda: states_of(svc, jid) == [S.FAILED], timeout=10)
-    assert 1.0 <= time.monotonic() - t0 < 6
-    assert "replica 0 lost: no heartbeat for" in svc.store.get_job(jid).reason
-    assert _gone(child) and _gone(sidecar)  # the lost gang was stopped
+    ticks = _ticks_until(svc, lambda: states_of(svc, jid) == [S.FAILED], timeout=timeout + 60)
+    # What the backend reads: the beat file, or the pid file before the first beat; frozen now.
+    beat_file = job_dir / "replica-0.hb"
+    last_beat = (beat_file if beat_file.exists() else job_dir / "replica-0.pid").stat().st_mtime
+    lost_at = _event_at(svc, jid, S.FAILED)
+    reason = svc.store.get_job(jid).reason
+    assert "replica 0 lost: no heartbeat for" in reason, reason
+    assert lost_at - last_beat > timeout, (lost_at, last_beat)
+    # Polled at least every tick_interval: the first tick starting that long after the beat
+    # expired has seen it.
+    due = last_beat + timeout + interval
+    first_due = next((end for start, end in ticks if start > due), None)
+    assert first_due is None or lost_at <= first_due, (lost_at, due, ticks[-3:])
+    # The lost gang was stopped (SIGKILL reaches a stopped process).
+    wait_until(lambda: _gone(child) and _gone(sidecar), 30, "the lost gang to be gone")
 
 
 def test_killed_sidecar_is_lost_and_retried(make_service, tmp_path: Path) -> None:
     svc = make_service()
     m = tmp_path / "m"
-    jid = svc.submit(ALICE, job("lost", m, sleep=1.0, retry={"max_attempts": 2,
-                                                              "backoff_seconds": 0.1}))  # fmt: skip
+    # Attempt 1 would sleep 120 s (it can only end by being stopped), attempt 2 sleeps 0.3 s.
+    retry = {"max_attempts": 2, "backoff_seconds": 0.1}
+    jid = svc.submit(ALICE, job("lost", m, sleep="120,0.3", retry=retry))
     sidecar, child = _replica_pids(svc, jid)
     os.kill(sidecar, signal.SIGKILL)
-    run_until(svc, lambda: states_of(svc, jid) == [S.SUCCEEDED])
+    run_until(svc, lambda: states_of(svc, jid) == [S.SUCCEEDED], timeout=60)
     events = svc.store.events(jid)
     assert any("replica 0 lost: process gone without an exit code" in e.reason for e in events)
-    assert svc.store.get_job(jid).attempts == 2 and _gone(child)
+    assert svc.store.get_job(jid).attempts == 2
+    wait_until(lambda: _gone(child), 30, "attempt 1's command to be gone")  # stopped, not left
     assert [a for _, a, _, w, _ in marks(m) if w == "end"] == [2]  # attempt 1 was killed
 
 
@@ -289,7 +327,7 @@ def test_cancel_and_run_deadline(make_service, tmp_path: Path) -> None:
     flagged = svc.cancel(ALICE, running)  # launched: the loop stops it right away
     assert flagged.cancel_requested and flagged.state is S.RUNNING
     run_until(svc, lambda: states_of(svc, running) == [S.CANCELLED])
-    assert _gone(child)
+    wait_until(lambda: _gone(child), 30, "the cancelled command to be gone")
     assert svc.store.get_job(running).reason == "cancelled by alice"
     with pytest.raises(Conflict, match="already finished: CANCELLED"):
         svc.cancel(ALICE, running)
@@ -335,12 +373,12 @@ def test_kill9_of_serve_loses_nothing_and_starts_nothing_twice(
         def state(i: int) -> str:
             return str(admin.get_job(i)["state"])
 
-        wait_until(lambda: sum(state(i) == "RUNNING" for i in ids) == 2, 30, "two running")
+        wait_until(lambda: sum(state(i) == "RUNNING" for i in ids) == 2, 60, "two running")
         server.kill9()  # no cleanup at all
         wait_until(lambda: any(w == "end" for j, _, _, w, _ in marks(m) if j == ids[0]), 30,
                    "j0 to end while no service is up")  # fmt: skip
         server.restart()
-        wait_until(lambda: {state(i) for i in ids} == {"SUCCEEDED"}, 60, "every job to succeed")
+        wait_until(lambda: {state(i) for i in ids} == {"SUCCEEDED"}, 180, "every job to succeed")
         admin.close()
     finally:
         code = server.stop()
