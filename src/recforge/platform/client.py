@@ -8,6 +8,9 @@ reached raises :class:`PlatformError` with status 0 naming the URL.
 from __future__ import annotations
 
 import os
+import tarfile
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -184,6 +187,54 @@ class PlatformClient:
         return self._request(  # type: ignore[no-any-return]
             "GET", "/audit", params={"limit": limit, "cursor": cursor, "action": action}
         )
+
+    # -- DAG runs and artefacts -------------------------------------------------------------
+    def submit_dag(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Submit a DAG spec; the new run (with its nodes)."""
+        return self._request("POST", "/dags", json=spec)  # type: ignore[no-any-return]
+
+    def list_dags(self, *, limit: int = 50, cursor: str | None = None,
+                  state: list[str] | None = None,
+                  schedule_id: int | None = None) -> dict[str, Any]:  # fmt: skip
+        params = {"limit": limit, "cursor": cursor, "state": state, "schedule_id": schedule_id}
+        return self._request("GET", "/dags", params=params)  # type: ignore[no-any-return]
+
+    def get_dag(self, run_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/dags/{run_id}")  # type: ignore[no-any-return]
+
+    def dag_events(self, run_id: int) -> list[dict[str, Any]]:
+        return self._request("GET", f"/dags/{run_id}/events")  # type: ignore[no-any-return]
+
+    def cancel_dag(self, run_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/dags/{run_id}/cancel")  # type: ignore[no-any-return]
+
+    def artifacts(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's declared artefacts with their files."""
+        return self._request("GET", f"/dags/{run_id}/artifacts")  # type: ignore[no-any-return]
+
+    def download_artifact(self, run_id: int, node: str, name: str, out: Path) -> Path:
+        """Unpack one artefact into directory ``out`` (streamed; entries that would land
+        outside ``out`` are refused by tarfile's ``data`` filter); returns ``out``."""
+        path = f"/dags/{run_id}/artifacts/{node}/{name}"
+        with tempfile.TemporaryFile() as tmp:
+            try:
+                with self._http.stream("GET", path, headers=self._headers) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        try:
+                            detail = resp.json().get("detail")
+                        except ValueError:
+                            detail = resp.text
+                        raise PlatformError(resp.status_code, str(detail), None)
+                    for chunk in resp.iter_bytes():
+                        tmp.write(chunk)
+            except httpx.TransportError as exc:
+                raise PlatformError(0, f"cannot reach the platform at {self.url}: {exc}") from None
+            tmp.seek(0)
+            out.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(fileobj=tmp, mode="r:gz") as tar:
+                tar.extractall(out, filter="data")
+        return out
 
     def whoami(self) -> dict[str, Any]:
         return self._request("GET", "/whoami")  # type: ignore[no-any-return]

@@ -166,3 +166,76 @@ class WhoAmI(_Out):
 class Health(_Out):
     status: str
     store: str
+
+
+# -- DAG runs and their artefacts (routes/dags.py) ----------------------------------------------
+class DagNodeOut(_Out):
+    """One node of a run: its state and, once submitted, its job and that job's state."""
+
+    name: str
+    state: str
+    reason: str
+    job_id: int | None
+    job_state: JobState | None = None
+    updated_at: float
+
+
+class DagRunOut(_Out):
+    """A DAG run: its state, its nodes in topological order, and the DAG as submitted."""
+
+    id: int
+    name: str
+    owner: str
+    group: str
+    state: str
+    reason: str
+    cancel_requested: bool
+    schedule_id: int | None
+    scheduled_at: float | None
+    run_dir: str | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    nodes: list[DagNodeOut] = Field(default_factory=list)
+    dag: dict[str, Any] = Field(default_factory=dict)
+
+
+class DagRunPage(_Out):
+    """One page of DAG runs (without their nodes), newest first."""
+
+    items: list[DagRunOut]
+    next_cursor: str | None
+
+
+class DagEventOut(_Out):
+    """A recorded move of a run (``node`` null) or of one of its nodes."""
+
+    id: int
+    node: str | None
+    from_state: str | None
+    to_state: str
+    reason: str
+    job_id: int | None
+    at: float
+
+
+class ArtifactFileOut(_Out):
+    path: str
+    bytes: int
+
+
+class ArtifactSkippedOut(_Out):
+    path: str
+    why: str
+
+
+class ArtifactOut(_Out):
+    """One declared output of a node: its files, and what was left out with why."""
+
+    node: str
+    name: str
+    node_state: str
+    files: list[ArtifactFileOut]
+    bytes: int
+    skipped: list[ArtifactSkippedOut]

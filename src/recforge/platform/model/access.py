@@ -32,6 +32,8 @@ RULES = """\
   templates, issuing tokens for others and reading the audit log is for admins only. Every user
   may list and revoke their own tokens.
 * Admins see, submit anywhere and cancel every job.
+* DAG runs, their artefacts and schedules follow the same rules as jobs: seen by the owner's
+  group, cancelled or changed by their owner or an admin.
 """
 
 

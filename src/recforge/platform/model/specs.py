@@ -179,6 +179,9 @@ class JobSpec(BaseModel):
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
+        if v == "dag":
+            raise ValueError("a DAG is not a job kind: submit it as a DAG (POST /dags, "
+                             "`recforge platform dag submit FILE`)")  # fmt: skip
         if v not in SUPPORTED_KINDS:
             raise ValueError(
                 f"kind {v!r} is not supported yet (supported: {', '.join(SUPPORTED_KINDS)})"

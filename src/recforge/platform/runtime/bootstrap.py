@@ -14,7 +14,8 @@ Extension points:
   launches (:func:`recforge.platform.backends.base.replica_command`).
 
 The state directory holds the SQLite store, replicas' logs and exit files (``runtime/``, 0700)
-and per-attempt scratch directories (``work/``): the directory itself is not listable by others
+and per-attempt scratch directories (``work/``), and DAG runs' directories with their artefacts
+(``runs/``, see :mod:`.artifacts`): the directory itself is not listable by others
 (0711) and everything secret in it is private to the service.
 """
 
@@ -209,7 +210,8 @@ def build(
         )
         service = PlatformService(store, backends, config=stored,
                                   scheduler_factory=_scheduler_factory(config),
-                                  settings=settings, users=policy, clock=clock)  # fmt: skip
+                                  settings=settings, users=policy, clock=clock,
+                                  runs_dir=state_dir / "runs")  # fmt: skip
     except Exception:
         store.close()
         raise

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError", "Unavailable"]
+__all__ = [
+    "Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError", "Unavailable", "field_of",
+]
 
 
 class ServiceError(Exception):
@@ -33,3 +35,12 @@ class Conflict(ServiceError):
 
 class Unavailable(ServiceError):
     """A dependency (the store, a backend) does not answer."""
+
+
+def field_of(message: str) -> str | None:
+    """The first ``  - path: msg`` field path of a spec error's message, if any."""
+    for line in message.splitlines():
+        line = line.strip()
+        if line.startswith("- ") and ":" in line:
+            return line[2:].split(":", 1)[0]
+    return None

@@ -3,7 +3,8 @@
 One :meth:`Reconciler.tick`:
 
 1. applies requested cancellations of launched jobs (the loop owns their processes);
-2. requeues jobs whose backoff elapsed (BACKOFF -> PENDING);
+2. requeues jobs whose backoff elapsed (BACKOFF -> PENDING), then runs the extra ``phases``
+   (schedules firing their instants, DAG runs submitting their next nodes);
 3. runs one scheduling pass; each admission is recorded (PENDING -> ADMITTED -> STARTING, the
    attempt number incremented) *before* the backend launches anything, and the handle is stored
    right after, so a crash can never start an attempt twice (see :mod:`.recovery`); preemption
@@ -76,6 +77,7 @@ class TickReport:
     requeued: list[int] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
     preempted: list[int] = field(default_factory=list)
+    stepped: list[str] = field(default_factory=list)  # extra phases that moved something
 
     def busy(self) -> bool:
         return any(getattr(self, f) for f in self.__dataclass_fields__)
@@ -113,6 +115,9 @@ class Reconciler:
         self._polled: dict[int, float] = {}  # when each was last polled
         self._news: set[int] = set()  # jobs a backend reported news about
         self._news_lock = threading.Lock()
+        #: extra steps of each tick, after requeueing and before the scheduling pass (DAG runs,
+        #: schedules): ``fn(now) -> bool`` (True: it moved something).
+        self.phases: list[Callable[[float], bool]] = []
         transitions.listeners.append(self._on_move)
         for backend in backends.values():
             backend.set_notifier(self.notify)
@@ -171,6 +176,12 @@ class Reconciler:
         now = self.clock()
         self._apply_cancels(now, report)
         self._requeue_due(now, report)
+        for phase in self.phases:
+            try:
+                if phase(now):
+                    report.stepped.append(getattr(phase, "__qualname__", "phase"))
+            except Exception:  # keep the loop alive; the step is tried again next tick
+                log.exception("loop phase failed")
         result = self.gate.schedule(now)
         if result.admissions:
             self._admit_all(result.admissions, now, report)

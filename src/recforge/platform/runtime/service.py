@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -44,9 +45,11 @@ from recforge.platform.model.specs import JobSpec, SpecError, format_validation_
 from recforge.platform.model.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 from recforge.platform.model.templates import Template, parse_template, render
 from recforge.platform.runtime import accounts, recovery
-from recforge.platform.runtime.errors import Conflict, Forbidden, Invalid, NotFound
+from recforge.platform.runtime.dags import DagRuntime
+from recforge.platform.runtime.errors import Conflict, Forbidden, Invalid, NotFound, field_of
 from recforge.platform.runtime.gate import SchedulerGate
 from recforge.platform.runtime.reconciler import LoopSettings, Reconciler, TickReport
+from recforge.platform.runtime.schedules import ScheduleRuntime
 from recforge.platform.runtime.transitions import Transitions
 from recforge.platform.scheduling import QuotaError, Scheduler, Shortage, UnknownResource
 from recforge.platform.store import (
@@ -101,7 +104,10 @@ class PlatformService:
 
     ``backends`` maps a cluster type (``"local"``, ``"ray"``) to its backend. ``config``
     defaults to the configuration kept in ``store``; ``scheduler_factory`` builds the scheduler
-    from it (and again after every configuration change).
+    from it (and again after every configuration change). ``runs_dir`` holds the directories
+    of DAG runs (their artefacts); without it DAGs are refused. DAG runs and schedules are
+    :attr:`dags` (:class:`~.dags.DagRuntime`) and :attr:`schedules`
+    (:class:`~.schedules.ScheduleRuntime`).
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class PlatformService:
         settings: LoopSettings | None = None,
         users: UserPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        runs_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.backends = dict(backends)
@@ -127,11 +134,18 @@ class PlatformService:
             config=lambda: self.config, users=self.users, settings=settings, clock=clock,
         )  # fmt: skip
         self._config_lock = threading.Lock()
+        #: DAG runs and schedules (their own façades; each adds a step to the loop).
+        self.dags = DagRuntime(self, runs_dir)
+        self.schedules = ScheduleRuntime(self)
+        self.reconciler.phases += [self.schedules.tick, self.dags.tick]
 
     # -- the loop -------------------------------------------------------------------------------
     def recover(self) -> dict[str, list[int]]:
         """Rebuild memory from the store after a (re)start (:func:`.recovery.recover`)."""
-        return recovery.recover(self)
+        out = recovery.recover(self)
+        self.dags.recover()
+        self.schedules.recover()
+        return out
 
     def tick(self) -> TickReport:
         """One step of the loop (:meth:`.reconciler.Reconciler.tick`)."""
@@ -162,6 +176,16 @@ class PlatformService:
         never be admitted: bigger than every cluster or quota the queue's group may use); nothing
         is stored then.
         """
+        job_spec, queue = self.check_job(user, spec, source=source)
+        job = self.store_job(user, job_spec, queue)
+        log.info("job submitted", extra={"job_id": job.id, "queue": queue.name,
+                                         "owner": user.name})  # fmt: skip
+        return job
+
+    def check_job(self, user: User, spec: JobSpec | Mapping[str, Any] | str,
+                  *, source: str = "<submission>") -> tuple[JobSpec, Queue]:  # fmt: skip
+        """Everything :meth:`submit_job` checks before storing (DAG nodes and schedules are
+        checked this way at their submission): the spec and its queue, or the error."""
         job_spec = self._parse(user, spec, source)
         queue = next((q for q in self.config.queues if q.name == job_spec.queue), None)
         if queue is None:
@@ -180,18 +204,26 @@ class PlatformService:
             raise Invalid(str(exc), field="replica_specs") from None
         except QuotaError as exc:
             raise Conflict(str(exc)) from None
+        return job_spec, queue
+
+    def store_job(self, user: User, job_spec: JobSpec, queue: Queue,
+                  reason: str | None = None) -> JobRecord:  # fmt: skip
+        """Store a checked job in PENDING; it is queued once stored (at the end of the store's
+        batch when one is open, so a DAG node and its job commit together)."""
         job = self.store.create_job(
             name=job_spec.name,
             owner=user.name,
             group=queue.group,
             queue=queue.name,
             spec=job_spec.canonical(),
-            reason=f"submitted by {user.name}",
+            reason=reason or f"submitted by {user.name}",
         )
-        self.transitions.requeue(job, job.created_at)
-        self.reconciler.notify(job.id)
-        log.info("job submitted", extra={"job_id": job.id, "queue": queue.name,
-                                         "owner": user.name})  # fmt: skip
+
+        def queue_it() -> None:
+            self.transitions.requeue(job, job.created_at)
+            self.reconciler.notify(job.id)
+
+        self.store.after_commit(queue_it)
         return job
 
     def _parse(self, user: User, spec: JobSpec | Mapping[str, Any] | str, source: str) -> JobSpec:
@@ -212,7 +244,7 @@ class PlatformService:
                 return render(self.template(user, str(spec["template"])), values)
             return parse_job_spec(spec, source)
         except SpecError as exc:
-            raise Invalid(str(exc), field=_first_field(str(exc))) from None
+            raise Invalid(str(exc), field=field_of(str(exc))) from None
 
     def get_job(self, user: User, job_id: int) -> JobRecord:
         """The job, if ``user`` may see it (another group's job is :class:`NotFound`)."""
@@ -361,7 +393,7 @@ class PlatformService:
         try:
             template = body if isinstance(body, Template) else parse_template(body, "body")
         except SpecError as exc:
-            raise Invalid(str(exc), field=_first_field(str(exc))) from None
+            raise Invalid(str(exc), field=field_of(str(exc))) from None
         _check_template_body(template)
         self.store.put_template(template.name, template.owner, template.model_dump(mode="json"))
         self.store.audit(admin.name, "put-template", template.name, {"owner": template.owner})
@@ -511,15 +543,6 @@ class PlatformService:
     def _admin(user: User) -> None:
         if not user.is_admin:
             raise Forbidden(f"user {user.name!r} is not an admin; this needs an admin token")
-
-
-def _first_field(message: str) -> str | None:
-    """The first ``  - path: msg`` field path of a spec error, if any."""
-    for line in message.splitlines():
-        line = line.strip()
-        if line.startswith("- ") and ":" in line:
-            return line[2:].split(":", 1)[0]
-    return None
 
 
 def _check_template_body(template: Template) -> None:
