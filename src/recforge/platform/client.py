@@ -134,6 +134,16 @@ class PlatformClient:
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._request("POST", f"/jobs/{job_id}/cancel")  # type: ignore[no-any-return]
 
+    def service(self, job_id: int) -> dict[str, Any]:
+        """A service job's address and replicas."""
+        return self._request("GET", f"/jobs/{job_id}/service")  # type: ignore[no-any-return]
+
+    def scale(self, job_id: int, replicas: int) -> dict[str, Any]:
+        """Ask a running service job for ``replicas`` replicas."""
+        return self._request(  # type: ignore[no-any-return]
+            "POST", f"/jobs/{job_id}/scale", json={"replicas": replicas}
+        )
+
     def events(self, job_id: int) -> list[dict[str, Any]]:
         return self._request("GET", f"/jobs/{job_id}/events")  # type: ignore[no-any-return]
 

@@ -17,7 +17,16 @@ from recforge.platform.api.auth import Authenticator, TokenAuth
 from recforge.platform.api.errors import ErrorOut, install_error_handlers
 from recforge.platform.api.middleware import AccessLog, BodyLimit
 from recforge.platform.api.openapi import DESCRIPTION, install_openapi
-from recforge.platform.api.routes import audit, config, dags, jobs, meta, templates, tokens
+from recforge.platform.api.routes import (
+    audit,
+    config,
+    dags,
+    jobs,
+    meta,
+    services,
+    templates,
+    tokens,
+)
 from recforge.platform.runtime.service import PlatformService
 
 __all__ = ["ROUTERS", "TokenAuth", "create_app"]
@@ -31,6 +40,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     templates.router,
     tokens.router,
     audit.router,
+    services.router,
 )
 
 

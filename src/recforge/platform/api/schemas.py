@@ -239,3 +239,38 @@ class ArtifactOut(_Out):
     files: list[ArtifactFileOut]
     bytes: int
     skipped: list[ArtifactSkippedOut]
+
+
+class ServiceReplicaOut(BaseModel):
+    """One replica slot of a service: its process, port, readiness and restarts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    slot: int
+    pid: int | None
+    port: int
+    ready: bool
+    restarts: int
+    last_exit: int | None = None
+    restart_in: float | None = None
+
+
+class ServiceOut(BaseModel):
+    """A service job's stable address and replicas, as its supervisor last reported them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: int
+    job_state: JobState
+    state: str = Field(description="not started | starting | running | stopped")
+    address: str | None = Field(description="host:port of the service while it runs")
+    desired: int
+    max_replicas: int
+    ready: int
+    replicas: list[ServiceReplicaOut]
+
+
+class ScaleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int = Field(ge=0, le=1000, description="the wanted number of replicas")

@@ -129,10 +129,18 @@ def replica_command(spec: JobSpec, override: list[str] | None, python: str) -> l
     For ``kind: spark`` it is ``spark-submit``'s arguments after the cluster's own
     (:meth:`~recforge.platform.model.spark.SparkApp.submit_args`), which the Spark backend
     completes for the driver; executors run no command of ours (the cluster manager starts them).
+    For ``kind: service`` it is the supervisor (:mod:`recforge.platform.backends.supervisor`).
     """
     if spec.kind == "spark":
         assert spec.spark is not None  # validated by JobSpec
         return spec.spark.submit_args()
+    if spec.kind == "service":  # the supervisor, which runs the server's replicas
+        from recforge.platform.backends.supervisor import encode_plan
+
+        assert spec.service is not None and spec.command  # validated by JobSpec
+        plan = {"command": list(spec.command), **spec.service.model_dump(mode="json",
+                exclude={"resources"}), "max_replicas": spec.service.limit}  # fmt: skip
+        return [python, "-m", "recforge.platform.backends.supervisor", encode_plan(plan)]
     if override:
         return list(override)
     if spec.kind == "python":

@@ -24,8 +24,8 @@ ADMIN_GROUP = "admin"
 RULES = """\
 * A user sees and lists only the jobs of their own group; another group's job is answered
   exactly like a missing one, so ids of other groups' jobs do not leak.
-* A job may be cancelled by the user who submitted it or by an admin; a group-mate may see it
-  but not cancel it (the answer is "forbidden").
+* A job may be cancelled (a service job also scaled) by the user who submitted it or by an
+  admin; a group-mate may see it but not cancel it (the answer is "forbidden").
 * A user submits only to queues of their own group.
 * Templates owned by the user's group or by ``admin`` are visible and usable; others look missing.
 * Reading clusters, groups (quotas) and queues is open to every user; changing them, changing

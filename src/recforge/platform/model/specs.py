@@ -33,6 +33,7 @@ from pydantic import (
 
 from recforge.platform.model.names import check_name
 from recforge.platform.model.resources import Resources
+from recforge.platform.model.service import ServiceSpec
 from recforge.platform.model.spark import SparkApp
 
 __all__ = [
@@ -47,8 +48,8 @@ __all__ = [
     "parse_job_spec",
 ]
 
-JobKind = Literal["command", "python", "spark", "kubernetes", "dag"]
-SUPPORTED_KINDS: tuple[str, ...] = ("command", "python", "spark")
+JobKind = Literal["command", "python", "spark", "service", "kubernetes", "dag"]
+SUPPORTED_KINDS: tuple[str, ...] = ("command", "python", "spark", "service")
 
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FIELD_PREFIX_RE = re.compile(r"^([a-z_][a-z0-9_]*): (.*)$", re.S)
@@ -144,8 +145,10 @@ class JobSpec(BaseModel):
     ``kind="command"`` runs ``command`` (argv list); ``kind="python"`` calls ``entrypoint``
     (``"package.module:function"``) with no arguments; ``kind="spark"`` submits the ``spark``
     application (:mod:`recforge.platform.model.spark`: its replicas and gang are derived from
-    the driver and executors, and it runs on ``spark`` clusters only). ``kubernetes``/``dag``
-    are reserved names and rejected for now. ``min_available`` is the gang size (see module doc).
+    the driver and executors, and it runs on ``spark`` clusters only); ``kind="service"`` runs
+    ``command`` as long-lived replicas behind one address (:mod:`recforge.platform.model.
+    service`; local clusters only). ``kubernetes``/``dag`` are reserved names and rejected for
+    now. ``min_available`` is the gang size (see module doc).
     ``cluster_type``, when set, restricts the job to clusters of that type (each type has its
     own backend); unset, any cluster where the job's queue has quota may run it.
     """
@@ -170,6 +173,7 @@ class JobSpec(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     cluster_type: Literal["local", "ray", "kubernetes", "spark"] | None = None
     spark: SparkApp | None = Field(default=None, description="the application of kind 'spark'")
+    service: ServiceSpec | None = Field(default=None, description="replicas etc. of a 'service'")
 
     @field_validator("name")
     @classmethod
@@ -233,8 +237,12 @@ class JobSpec(BaseModel):
                 raise ValueError("command: only for kind 'command'; use 'entrypoint'")
         elif self.kind == "spark":
             self._derive_spark()
+        elif self.kind == "service":
+            self._derive_service()
         if self.kind != "spark" and self.spark is not None:
             raise ValueError("spark: only for kind 'spark'")
+        if self.kind != "service" and self.service is not None:
+            raise ValueError("service: only for kind 'service'")
         if not self.replica_specs:
             raise ValueError("replica_specs: must list at least one replica group")
         roles = [r.role for r in self.replica_specs]
@@ -272,6 +280,27 @@ class JobSpec(BaseModel):
         object.__setattr__(self, "replica_specs", derived)
         object.__setattr__(self, "min_available", gang)
         object.__setattr__(self, "cluster_type", "spark")
+
+    def _derive_service(self) -> None:
+        """A service is one replica (its supervisor) sized for ``max_replicas`` servers."""
+        if not self.command:
+            raise ValueError("command: kind 'service' needs the server's argv (listening on $PORT)")
+        if self.entrypoint is not None:
+            raise ValueError("entrypoint: not for kind 'service'; use 'command'")
+        service = self.service or ServiceSpec()
+        if self.cluster_type not in (None, "local"):
+            raise ValueError(f"cluster_type: services run on 'local' clusters, "
+                             f"not {self.cluster_type!r}")  # fmt: skip
+        derived = [ReplicaSpec.model_validate(g) for g in service.replica_specs()]
+        if "replica_specs" in self.model_fields_set and self.replica_specs != derived:
+            raise ValueError("replica_specs: derived from 'service' (replicas, max_replicas, "
+                             "resources) for kind 'service'; do not set them")  # fmt: skip
+        if self.min_available not in (None, 1):
+            raise ValueError("min_available: not for kind 'service' (use service.replicas)")
+        object.__setattr__(self, "service", service)
+        object.__setattr__(self, "replica_specs", derived)
+        object.__setattr__(self, "min_available", 1)
+        object.__setattr__(self, "cluster_type", "local")
 
     @property
     def total_replicas(self) -> int:

@@ -372,6 +372,22 @@ class PlatformService:
             raise Conflict(f"logs of job {job.id} replica {replica} unreadable: {exc}") from None
 
     # -- templates ------------------------------------------------------------------------------
+    def service(self, user: User, job_id: int) -> dict[str, Any]:
+        """A service job's address and replicas (:func:`.services.service_status`)."""
+        from recforge.platform.runtime.services import service_status
+
+        return service_status(self.get_job(user, job_id))
+
+    def scale(self, user: User, job_id: int, replicas: int) -> dict[str, Any]:
+        """Ask a running service job for ``replicas`` replicas (its owner or an admin)."""
+        from recforge.platform.runtime.services import request_scale
+
+        job = self.get_job(user, job_id)
+        if not may_cancel(user, job.owner):
+            raise Forbidden(f"user {user.name!r} may not scale job {job_id} of {job.owner!r}: "
+                            "only its owner or an admin may")  # fmt: skip
+        return request_scale(job, replicas)
+
     def templates(self, user: User) -> list[Template]:
         """Templates of the caller's group and admin-owned ones (admins: all)."""
         return [
