@@ -484,7 +484,7 @@ class _NeverBlocked(set):
 
 
 def _simulate(
-    mode: str, n_jobs: int = 400, lookahead: int = 2
+    mode: str, n_jobs: int = 400, lookahead: int = 2, preemption: bool = False
 ) -> tuple[list[tuple[float, tuple]], Any]:
     rng = random.Random(11)
     cfg = parse_platform_config(
@@ -514,30 +514,22 @@ def _simulate(
             ],
         }
     )
-    # Preemption plans only for queues a pass tries, so it is off here: this compares fit-check
-    # shortcuts (the simulation never stops victims).
+    # With preemption on, the simulation stops victims as the service does (evicted, requeued
+    # after a backoff, run again from the start).
     s = Scheduler(
         cfg,
         aging=AgingPolicy(aging_seconds=300, max_wait_seconds=900),
         backfill_lookahead=lookahead,
-        preemption=False,
+        preemption=preemption,
     )
     if mode == "no_queue_skip":
         s._offers_more = lambda *_: True  # type: ignore[method-assign]
-    if mode == "no_least_demand":  # skip only while no cluster offers more than at the turn
-        offers = s._offers_more
-
-        def offers_any_more(qs: Any) -> bool:
-            least, qs.window_min = qs.window_min, None
-            try:
-                return offers(qs)
-            finally:
-                qs.window_min = least
-
-        s._offers_more = offers_any_more  # type: ignore[method-assign]
+    if mode in ("no_queue_skip", "no_least_demand"):  # the latter: skip only while no cluster
+        s._below_least_demand = lambda *_: False  # type: ignore[method-assign]  # offers more
     if mode == "no_shape_memo":
         s.schedule = _with_memo_off(s)  # type: ignore[method-assign]
     ends: list[tuple[float, str]] = []
+    end_of: dict[str, float] = {}  # the current run's end (a preempted run never ends)
     log: list[tuple[float, tuple]] = []
     now = 0.0
 
@@ -548,6 +540,25 @@ def _simulate(
             assert all(x >= 0 for x in s.book.cluster_free(name).as_dict().values()), name
             used = Resources.total([s.book.usage(g, name) for g in s.book.groups])
             assert used.fits(cluster.capacity)
+
+    def settle(now: float) -> None:
+        while ends and ends[0][0] <= now:
+            end, jid = heapq.heappop(ends)
+            if end_of.get(jid) == end:
+                del end_of[jid]
+                s.on_finished(jid, now)
+
+    def run_pass(now: float) -> None:
+        out = s.schedule(now)
+        check(out)
+        log.append((now, tuple((a.job_id, a.cluster, len(a.replicas)) for a in out)))
+        for a in out:
+            end_of[a.job_id] = now + rng.uniform(20, 400)
+            heapq.heappush(ends, (end_of[a.job_id], a.job_id))
+        for plan in s.take_preemptions():
+            end_of.pop(plan.victim, None)
+            s.evict(plan.victim, now, not_before=now + 60)
+            log.append((now, ("preempted", plan.victim, plan.preemptor, plan.cluster)))
 
     for i in range(n_jobs):
         spec = job(
@@ -562,22 +573,15 @@ def _simulate(
         s.submit(f"j{i}", spec, now=now)
         if rng.random() < 0.3:
             now += rng.uniform(0, 50)
-            while ends and ends[0][0] <= now:
-                s.on_finished(heapq.heappop(ends)[1], now)
-            out = s.schedule(now)
-            check(out)
-            log.append((now, tuple((a.job_id, a.cluster, len(a.replicas)) for a in out)))
-            for a in out:
-                heapq.heappush(ends, (now + rng.uniform(20, 400), a.job_id))
-    while ends:
-        now = ends[0][0]
-        while ends and ends[0][0] <= now:
-            s.on_finished(heapq.heappop(ends)[1], now)
-        out = s.schedule(now)
-        check(out)
-        log.append((now, tuple((a.job_id, a.cluster, len(a.replicas)) for a in out)))
-        for a in out:
-            heapq.heappush(ends, (now + rng.uniform(20, 400), a.job_id))
+            settle(now)
+            run_pass(now)
+    for _ in range(100_000):
+        later = [t for t in (ends[0][0] if ends else None, s.next_event_time()) if t is not None]
+        if not later:
+            break
+        now = max(now, min(later))
+        settle(now)
+        run_pass(now)
     assert len(s) == 0  # every job was admitted and finished
     return log, s.stats
 
@@ -599,10 +603,22 @@ def test_shortcuts_do_not_change_decisions() -> None:
     assert stats.skipped_queues > 0 and stats.admissions == 400
     full, full_stats = _simulate("no_queue_skip")
     assert full == log and full_stats.tries > stats.tries
+    assert _simulate("no_shape_memo")[0] == log
     coarse, coarse_stats = _simulate("no_least_demand")  # the least-demand bound skips more
     assert coarse == log and coarse_stats.tries > stats.tries
     assert coarse_stats.skipped_queues < stats.skipped_queues
-    assert _simulate("no_shape_memo")[0] == log
+
+
+def test_least_demand_skip_does_not_change_decisions_with_preemption() -> None:
+    """With preemption on (victims stopped and requeued), the least-demand skip decides as the
+    coarser skip does: a skipped queue's head still plans the preemptions a tried one would,
+    and a queue whose window moved is tried again. (Both plan preemptions only on a queue's
+    turn; a queue nothing new fits waits for a release, as the first test's comment says.)"""
+    log, stats = _simulate("normal", preemption=True)
+    assert stats.preemptions > 0
+    coarse, coarse_stats = _simulate("no_least_demand", preemption=True)
+    assert coarse == log and coarse_stats.tries > stats.tries
+    assert coarse_stats.skipped_queues < stats.skipped_queues
 
 
 # -- preemption --------------------------------------------------------------------------------
@@ -643,6 +659,26 @@ def test_preemption_reclaims_lent_quota_lowest_priority_newest_first() -> None:
     # The reclaimed quota goes to the preemptor first; what is left to the waiting borrower.
     assert ids(s.schedule(now=12)) == ["a1", "x"]
     assert s.admission("b2") is not None
+
+
+def test_a_queue_skipped_below_its_least_demand_still_reclaims_lent_quota() -> None:
+    """The skip saves fit checks, not decisions: once a release makes reclaiming possible,
+    the blocked head plans its preemption as a tried queue would."""
+    s = Scheduler(parse_platform_config(RECLAIM_CFG))
+    s.submit("b1", job("b1", queue="qb", cpu=4), now=0)
+    s.submit("b2", job("b2", queue="qb", cpu=3), now=0)  # gb borrows 3 of ga's 6
+    assert sorted(ids(s.schedule(now=0))) == ["b1", "b2"]
+    s.submit("a1", job("a1", queue="qa", cpu=2), now=1)
+    assert ids(s.schedule(now=1)) == ["a1"]
+    s.submit("big", job("big", queue="qa", cpu=5), now=2)
+    assert s.schedule(now=2) == []  # 1 free; 2 + 5 > ga's 6: nothing to reclaim yet
+    assert s.take_preemptions() == []
+    skipped = s.stats.skipped_queues
+    s.release("a1")  # 3 free (less than 5), and ga's 6 now cover big: reclaim
+    assert s.schedule(now=3) == []
+    assert s.stats.skipped_queues == skipped + 1
+    # The newest borrowing job, as for a tried queue.
+    assert [(p.victim, p.preemptor) for p in s.take_preemptions()] == [("b1", "big")]
 
 
 def test_preemption_only_reclaims_and_only_when_it_makes_room() -> None:

@@ -511,6 +511,15 @@ class Scheduler:
             if name not in self._pass_force and not self._offers_more(qs):
                 self.stats.skipped_queues += 1
                 continue
+            if name not in self._pass_force and self._below_least_demand(qs):
+                # A turn would end blocked too; do what it would do besides failing fit checks
+                # (so decisions stay those of a scheduler that tries): the queue's head may
+                # reclaim lent quota, and the snapshot moves to what is available now.
+                self.stats.skipped_queues += 1
+                if not blocked.get(name) and qs.order:
+                    self._consider_preemption(self._jobs[qs.order[0][3]])
+                qs.snapshot = self._availability(qs.queue)
+                continue
             skip = blocked.setdefault(name, set())
             admitted = False
             for entry in qs.order:
@@ -558,30 +567,35 @@ class Scheduler:
         return {c: list(self.book.available_vec(group, c)) for c in self._clusters_by_group[group]}
 
     def _offers_more(self, qs: QueueState) -> bool:
-        """Whether a job the queue tried at its last blocked turn might fit now: some cluster
-        offers its group more of anything than then, and no less of every resource than the
-        least any of those jobs asks for (each job asks at least that much, so otherwise all
-        are still blocked there). False means a turn would end blocked again."""
+        """Whether some cluster offers the queue's group more of anything than at its last
+        blocked turn (or it has no snapshot); if not, its jobs are all still blocked."""
         snapshot = qs.snapshot
         if snapshot is None:
             return True
         group = qs.queue.group
-        least = qs.window_min
         for c, before in snapshot.items():
             now = self.book.available_vec(group, c)
             for n, b in zip(now, before):  # noqa: B905 - same dims by construction; hot loop
                 if n > b:
-                    break
-            else:
-                continue  # nothing more here than at the blocked turn
-            if least is None:
-                return True
-            for m, n in zip(least, now):  # noqa: B905
+                    return True
+        return False
+
+    def _below_least_demand(self, qs: QueueState) -> bool:
+        """Whether every cluster offers the queue's group less of some resource than the least
+        any job of its last blocked turn asks for (each of them asks at least that much, so
+        all are still blocked). False when there is no blocked turn to compare with."""
+        least = qs.window_min
+        if qs.snapshot is None or least is None:
+            return False
+        group = qs.queue.group
+        for c in qs.snapshot:
+            now = self.book.available_vec(group, c)
+            for m, n in zip(least, now):  # noqa: B905 - same dims by construction; hot loop
                 if m > n:
                     break
             else:
-                return True
-        return False
+                return False  # this cluster could hold the least demand: try
+        return True
 
     def _queue_share(self, queue: Queue) -> float:
         return dominant_share(self.book.group_used_vec(queue.group), self._total_cap) / queue.weight

@@ -149,6 +149,7 @@ class PendingQueues:
         qs = self.queues[job.queue]
         job.entry = self.entry(job)
         bisect.insort(qs.order, job.entry)
+        qs.window_min = None
         if qs.aging.max_wait_seconds is not None:
             heapq.heappush(self._aging_heap, (now + qs.aging.max_wait_seconds, job.seq, job.job_id))
         self.mark(job.queue, force=True)
@@ -167,6 +168,7 @@ class PendingQueues:
         sorted_remove(qs.order, job.entry)
         job.entry = self.entry(job)
         bisect.insort(qs.order, job.entry)
+        qs.window_min = None
 
     def take_out(self, job: PendingJob, *, in_pass: bool) -> bool:
         """Remove a pending job from its queue (admitted, cancelled, ...); True if it was
@@ -178,6 +180,8 @@ class PendingQueues:
             qs.starving -= 1
         elif job.entry is not None:
             sorted_remove(qs.order, job.entry)
+            # The window moved up: a job never tried (perhaps smaller) may be in it now.
+            qs.window_min = None
             if not in_pass:  # a job left its queue's window outside a pass
                 self.mark(job.queue, force=True)
         job.entry = None
@@ -200,6 +204,7 @@ class PendingQueues:
             qs = self.queues[job.queue]
             assert job.entry is not None
             sorted_remove(qs.order, job.entry)
+            qs.window_min = None
             job.entry = None
             job.starving = True
             qs.starving += 1
