@@ -66,7 +66,7 @@ class Server:
     def client(self, who: str = "admin") -> PlatformClient:
         return PlatformClient(self.url, self.tokens[who] if who != "admin" else ADMIN_TOKEN)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -81,7 +81,7 @@ class Server:
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def stop(self, timeout: float = 20.0, *, keep_state: bool = False) -> int:
+    def stop(self, timeout: float = 60.0, *, keep_state: bool = False) -> int:
         """SIGTERM by pid (SIGKILL after ``timeout``); the exit status. The state directory is
         removed unless ``keep_state``."""
         if self.proc.poll() is None:

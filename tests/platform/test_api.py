@@ -360,7 +360,7 @@ def test_templates_render_and_store_the_spec(plat: Platform) -> None:
     assert plat.store.get_job(job["id"]).spec == spec
 
 
-def _wait(pred: object, plat: Platform, timeout: float = 15.0) -> None:
+def _wait(pred: object, plat: Platform, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         plat.service.tick()

@@ -45,7 +45,7 @@ class Server:
     def json(self, *args: str, who: str = "alice") -> Any:
         return json.loads(self.run(*args, "--json", who=who).stdout)
 
-    def wait_state(self, job_id: int, states: set[str], timeout: float = 20.0) -> dict[str, Any]:
+    def wait_state(self, job_id: int, states: set[str], timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             job = self.json("status", str(job_id))
@@ -138,7 +138,7 @@ def test_submit_run_logs_and_cancel(server: Server) -> None:
     f = _spec_file(server.tmp, "blocked", cpu=2)
     blocked = server.json("submit", str(f))
     why = wait_until(lambda: (w := server.json("why", str(blocked["id"])))["blocking"] and w,
-                     30, "the scheduler to find no room for it")  # fmt: skip
+                     120, "the scheduler to find no room for it")  # fmt: skip
     assert why["state"] == "PENDING" and why["queue_position"] == 1
     assert any(b["resource"] == "cpu" for b in why["blocking"])
     text = server.run("why", str(blocked["id"])).stdout

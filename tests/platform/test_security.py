@@ -58,7 +58,7 @@ def run_job(server: Server, who: str, command: list[str], **extra: Any) -> dict[
                         "replica_specs": [{"role": "master", "resources": {"cpu": 0.5}}],
                         **extra})  # fmt: skip
         done = wait_until(lambda: (j := c.get_job(job["id"]))["state"] in
-                          ("SUCCEEDED", "FAILED", "CANCELLED") and j, 60, "the job to end")
+                          ("SUCCEEDED", "FAILED", "CANCELLED") and j, 120, "the job to end")
         done["log"] = c.logs(job["id"])["text"]
         done["events"] = c.events(job["id"])
     return done  # type: ignore[no-any-return]

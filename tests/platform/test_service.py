@@ -105,7 +105,7 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., PlatformService]]:
         b.close()
 
 
-def run_until(svc: PlatformService, pred: Callable[[], bool], timeout: float = 20.0) -> None:
+def run_until(svc: PlatformService, pred: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:

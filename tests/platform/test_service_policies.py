@@ -86,7 +86,7 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., PlatformService]]:
         backend.close()
 
 
-def run_until(svc: PlatformService, pred: Callable[[], bool], timeout: float = 30.0) -> None:
+def run_until(svc: PlatformService, pred: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, {
