@@ -55,6 +55,8 @@ MODELS: dict[str, str | type[Recommender]] = {
     "MLP": "recforge.models.torch.neumf:MLP",
     "NeuMF": "recforge.models.torch.neumf:NeuMF",
     "CMN": "recforge.models.torch.cmn:CMN",
+    # Lists made by another library, evaluated by our protocol (not a learning model).
+    "ExternalLists": "recforge.evaluation.external:ExternalLists",
 }
 
 
