@@ -11,6 +11,12 @@ Writes ``benchmarks/results/evaluation.json`` and ``evaluation.md``.
     80/20 split; implicit's CosineRecommender (K=100) top-20 through implicit's own batch
     ``recommend`` vs our Evaluator scoring ``user_items[users] @ similarity`` as dense float32.
 
+(c) The same synthetic data and scores, evaluated on a local Ray cluster (2 CPUs, inside a
+    loopback-only network namespace, as the tests run Ray) by ``evaluate_on_ray`` with 1 worker
+    against 2 workers (1 BLAS/numba thread each; rounds alternate 1, 2, 1, 2, ...), and the
+    single-process evaluator (1 thread) as the anchor, over the first ``--ray-users`` test
+    users (default 50,000) to bound the run time. Per-user values are checked identical.
+
 Every measured side runs in its own subprocess (same thread settings: 2 BLAS / OpenMP / numba
 threads), so ``ru_maxrss`` is that side's peak; ``rss_before_mb`` is the resident size just
 before the timed evaluation (data + model loaded), so the difference is what evaluation added.
@@ -388,6 +394,109 @@ def _dense_accumulate_kernel() -> Any:
     return accumulate
 
 
+def _similarity_scorer(user_items: sp.csr_matrix, similarity: sp.csr_matrix) -> Any:
+    """A fitted model scoring ``user_items[users] @ similarity`` (cloudpickle ships it to Ray)."""
+    from recforge.data.interactions import Interactions
+    from recforge.models.base import Recommender
+
+    class ItemSimilarityScores(Recommender):
+        name = "ItemSimilarityScores"
+
+        def __init__(self) -> None:
+            pass
+
+        def _fit(self, train: Interactions) -> None:
+            self.user_items_ = train.matrix
+            self.similarity_ = similarity
+
+        def _score(self, users: np.ndarray) -> np.ndarray:
+            return np.asarray((self.user_items_[users] @ self.similarity_).toarray())
+
+    return ItemSimilarityScores().fit(Interactions(user_items))
+
+
+def worker_ray(runs: int, n_users: int, eval_users: int) -> dict[str, Any]:
+    """Driver inside the Ray namespace: 1 vs 2 workers, single process as the anchor."""
+    from implicit.nearest_neighbours import CosineRecommender
+    from threadpoolctl import threadpool_limits
+
+    from recforge.data.interactions import Interactions
+    from recforge.evaluation import Evaluator
+    from recforge.evaluation.distributed import evaluate_on_ray
+
+    n_items, nnz = 50_000, int(10_000_000 * n_users / 200_000)
+    train, test = synthetic(n_users, n_items, nnz)
+    knn = CosineRecommender(K=100, num_threads=int(THREADS))
+    knn.fit(train, show_progress=False)
+    model = _similarity_scorer(train, knn.similarity.astype(np.float32).tocsr())
+    test_users = np.flatnonzero(np.diff(test.indptr))
+    users = test_users[:eval_users] if eval_users else test_users
+    keep = np.zeros(n_users, dtype=np.float32)
+    keep[users] = 1.0
+    te = (sp.diags(keep) @ test).tocsr()
+    te.eliminate_zeros()
+    te.sort_indices()
+    ev = Evaluator(Interactions(te), cutoffs=[20], metrics=("PRECISION", "RECALL", "NDCG"),
+                   exclude=Interactions(train))
+    import ray
+
+    ray.init(address="127.0.0.1:6379", log_to_driver=False)
+    out: dict[str, Any] = {"timed_users": int(users.size), "n_test_users": int(test_users.size),
+                           "cluster_cpus": ray.cluster_resources().get("CPU")}
+    with threadpool_limits(1):
+        import numba
+
+        numba.set_num_threads(1)
+        ev.evaluate(model)  # warm-up: kernels loaded, not timed
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            single = ev.evaluate(model)
+            times.append(time.perf_counter() - t0)
+    out["single"] = {"times": times, "median_s": float(np.median(times)),
+                     "batch_size": single.meta["batch_size"], "n_batches": single.meta["n_batches"]}
+    sides: dict[int, list[float]] = {1: [], 2: []}
+    identical = True
+    meta: dict[int, Any] = {}
+    for _ in range(runs):
+        for w in (1, 2):
+            t0 = time.perf_counter()
+            res = evaluate_on_ray(ev, model, n_workers=w, batches_per_block=2)
+            sides[w].append(time.perf_counter() - t0)
+            meta[w] = res.meta["distributed"]
+            identical &= all(np.array_equal(res.per_user[k], single.per_user[k])
+                             for k in single.per_user) and res.summary == single.summary
+    for w, times in sides.items():
+        out[f"workers_{w}"] = {"times": times, "median_s": float(np.median(times)),
+                               "min_s": float(np.min(times)), "meta": meta[w]}
+    out["speedup_2_vs_1"] = out["workers_1"]["median_s"] / out["workers_2"]["median_s"]
+    out["identical_to_single_process"] = bool(identical)
+    out["summary"] = single.summary
+    ray.shutdown()
+    return out
+
+
+def run_ray(a: argparse.Namespace) -> dict[str, Any]:
+    """Start a 2-CPU Ray head in a loopback-only namespace, drive part (c) inside it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from ray_netns import RayUnavailable, in_namespace, start_ray_head, stop_ray_head
+
+    try:
+        head = start_ray_head(num_cpus=2)
+    except RayUnavailable as exc:
+        return {"error": str(exc).splitlines()[0]}
+    try:
+        args = [sys.executable, __file__, "--worker", "ray", str(a.ray_runs), str(a.users),
+                str(a.ray_users)]
+        proc = in_namespace(head, args, timeout=3600)
+    finally:
+        stop_ray_head(head)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return res | {"runs": a.ray_runs, "users": a.users}
+
+
 # --------------------------------------------------------------------------- orchestration
 def _run_worker(args: list[str], timeout: int, python: str | None = None) -> dict[str, Any]:
     cmd = [python or sys.executable, __file__, "--worker", *args]
@@ -447,8 +556,12 @@ def main() -> None:
         "--render", action="store_true", help="only re-render evaluation.md from the JSON"
     )
     ap.add_argument(
-        "--only", choices=["ml1m", "knn"], help="run one part and merge it into the saved JSON"
+        "--only", choices=["ml1m", "knn", "ray"],
+        help="run one part and merge it into the saved JSON",
     )
+    ap.add_argument("--ray-runs", type=int, default=3, help="timed rounds of part (c)")
+    ap.add_argument("--ray-users", type=int, default=50_000,
+                    help="part (c): time the first N test users (0 = all; bounds the run)")
     a = ap.parse_args()
     if a.worker:
         kind, side = a.worker[0], a.worker[1]
@@ -456,13 +569,15 @@ def main() -> None:
             res = worker_ml1m_cornac(int(a.worker[2]))
         elif kind == "ml1m":
             res = worker_ml1m(side, int(a.worker[2]))
+        elif kind == "ray":
+            res = worker_ray(int(a.worker[1]), int(a.worker[2]), int(a.worker[3]))
         else:
             res = worker_knn(side, int(a.worker[2]), int(a.worker[3]), int(a.worker[4]))
         print(json.dumps(res, default=float))
         return
 
     if a.quick:
-        a.runs, a.knn_runs, a.users = 2, 1, 5000
+        a.runs, a.knn_runs, a.users, a.ray_runs, a.ray_users = 2, 1, 5000, 1, 0
     json_path = RESULTS / "evaluation.json"
     if a.render:
         (RESULTS / "evaluation.md").write_text(render_md(json.loads(json_path.read_text())))
@@ -471,14 +586,20 @@ def main() -> None:
     if a.only and json_path.exists() and not a.quick:
         results = json.loads(json_path.read_text())
     part_info = {"machine": _machine(), "started": time.strftime("%FT%TZ"), "args": vars(a)}
-    if a.only != "knn":
+    if a.only in (None, "ml1m"):
         _wait_quiet(a.wait_quiet)
         part_info = part_info | {"machine": _machine(), "started": time.strftime("%FT%TZ")}
         results["ml1m_toppop"] = run_ml1m(a) | {"run": part_info}
-    if a.only != "ml1m":
+    if a.only in (None, "knn"):
         _wait_quiet(a.wait_quiet)
         part_info = part_info | {"machine": _machine(), "started": time.strftime("%FT%TZ")}
         results["synthetic_itemknn"] = run_knn(a) | {"run": part_info}
+    if a.only in (None, "ray"):
+        _wait_quiet(a.wait_quiet)
+        part_info = part_info | {"machine": _machine(), "started": time.strftime("%FT%TZ")}
+        results["ray_sharding"] = run_ray(a) | {"run": part_info}
+        print("ray", {k: results["ray_sharding"].get(k) for k in (
+            "speedup_2_vs_1", "identical_to_single_process", "error")})
     results["machine"] = part_info["machine"]
     if a.quick:
         print(json.dumps(results, indent=1, default=float)[:3000])
@@ -662,7 +783,42 @@ def render_md(r: dict[str, Any]) -> str:
             "the evaluator is not the bottleneck). The evaluator's own phases (select + "
             "metrics) read ~9.6e9 dense score cells per run; their timing is listed above.",
         ]
+    lines += _render_ray(r.get("ray_sharding"))
     return "\n".join(lines) + "\n"
+
+
+def _render_ray(rs: dict[str, Any] | None) -> list[str]:
+    if not rs:
+        return []
+    lines = ["", "## (c) Sharded evaluation on a local Ray cluster: 2 workers vs 1", ""]
+    if "error" in rs:
+        return [*lines, f"not measured: {rs['error']}"]
+    w1, w2, one = rs["workers_1"], rs["workers_2"], rs["single"]
+    lines += [
+        f"The synthetic data of (b) ({rs['users']:,} users x 50,000 items), implicit's cosine "
+        f"similarity (K=100) as the scores (`X[u] @ S`, scipy), PRECISION/RECALL/NDCG@20 over "
+        f"the first {rs['timed_users']:,} of {rs['n_test_users']:,} test users; a local Ray head "
+        f"with {rs['cluster_cpus']:.0f} CPUs in a loopback-only network namespace; "
+        f"`evaluate_on_ray(n_workers=w, batches_per_block=2)`, 1 BLAS/numba thread per worker; "
+        f"{rs['runs']} rounds alternating 1 and 2 workers after the single-process anchor; "
+        f"{_fmt_run(rs['run'])}. Times include shipping the evaluator and the model to the "
+        "workers (one `ray.put` each per call) and starting the actors.",
+        "",
+        "| side | median s | min s | all runs |",
+        "| --- | ---: | ---: | --- |",
+        f"| single process, 1 thread (anchor) | {one['median_s']:.2f} | {min(one['times']):.2f} "
+        f"| {[round(t, 2) for t in one['times']]} |",
+        f"| Ray, 1 worker | {w1['median_s']:.2f} | {w1['min_s']:.2f} | "
+        f"{[round(t, 2) for t in w1['times']]} |",
+        f"| Ray, 2 workers | {w2['median_s']:.2f} | {w2['min_s']:.2f} | "
+        f"{[round(t, 2) for t in w2['times']]} |",
+        "",
+        f"Speed-up of 2 workers over 1 (medians): {rs['speedup_2_vs_1']:.2f}x; Ray with 1 worker "
+        f"costs {w1['median_s'] / one['median_s']:.2f}x the single process. Per-user values and "
+        f"summary identical to the single-process run: {rs['identical_to_single_process']} "
+        f"({w2['meta']['blocks']} blocks of {2 * one['batch_size']} users).",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

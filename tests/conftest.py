@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +117,18 @@ def paper_data(request: pytest.FixtureRequest) -> Path:
             "(@pytest.mark.paper_data('name', ...))"
         )
     return mirror_root()
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[Any]:
+    """One Ray head in a loopback-only network namespace for the session (tests/ray_netns.py):
+    8 logical CPUs and 1 (logical) GPU, as the platform's example deployment declares, and the
+    dashboard. Missing tools or Ray FAIL the test with the reason, never skip."""
+    from ray_netns import RayUnavailable, start_ray_head, stop_ray_head
+
+    try:
+        head = start_ray_head(num_cpus=8, num_gpus=1)
+    except RayUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield head
+    stop_ray_head(head)

@@ -10,114 +10,22 @@ Missing tools (unshare/nsenter/ip, Ray) make the tests FAIL with a clear message
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-PY = sys.executable
-DASHBOARD = "http://127.0.0.1:8265"  # fixed ports are safe: the namespace is private
+# tests/ holds the shared namespace helper; this file also runs as a scenario script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ray_netns import DASHBOARD, PY, RayHead
+from ray_netns import in_namespace as _in_ns
 
-
-@dataclass
-class RayHead:
-    pid: int  # the `ray start --block` process, inside the namespace
-    netns: str  # its network namespace id (for cleanup by pid)
-    temp_dir: Path
-
-
-def _netns(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/net")
-    except OSError:
-        return None
-
-
-def _in_ns(head: RayHead, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["nsenter", "-t", str(head.pid), "-n", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture(scope="session")
-def ray_head() -> Iterator[RayHead]:
-    """One Ray head (8 logical CPUs and 1 GPU, as the example deployment declares; dashboard) in
-    a loopback-only network namespace."""
-    missing = [t for t in ("unshare", "nsenter", "ip") if shutil.which(t) is None]
-    ray_cli = Path(PY).with_name("ray")
-    if missing or not ray_cli.exists():
-        pytest.fail(f"Ray tests cannot run: missing {missing or [str(ray_cli)]}", pytrace=False)
-    temp_dir = Path(tempfile.mkdtemp(prefix="rf-ray-", dir="/tmp"))  # short: socket path limit
-    script = (
-        "ip link set lo up && exec "
-        f"{ray_cli} start --head --block --port=6379 --num-cpus=8 --num-gpus=1 "
-        "--dashboard-host=127.0.0.1 --dashboard-port=8265 --include-dashboard=true "
-        f"--disable-usage-stats --temp-dir={temp_dir}"
-    )
-    log = open(temp_dir / "head.log", "wb")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        ["unshare", "-n", "sh", "-c", script],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    head = RayHead(proc.pid, "", temp_dir)
-    probe = (
-        "import time, urllib.request\n"
-        "for _ in range(600):\n"
-        "    try:\n"
-        f"        urllib.request.urlopen('{DASHBOARD}/api/version', timeout=1); break\n"
-        "    except Exception: time.sleep(0.1)\n"
-        "else: raise SystemExit(1)\n"
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while _netns(proc.pid) in (None, _netns(os.getpid())):  # wait for unshare to happen
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("unshare -n did not start")
-            time.sleep(0.02)
-        head.netns = _netns(proc.pid) or ""
-        ready = _in_ns(head, [PY, "-c", probe], timeout=90)
-        if ready.returncode != 0 or proc.poll() is not None:
-            raise RuntimeError("the Ray dashboard did not come up")
-    except Exception as exc:
-        _stop(head, proc)
-        text = (temp_dir / "head.log").read_text(errors="replace")[-3000:]
-        pytest.fail(f"Ray tests cannot run: {exc}\n{text}", pytrace=False)
-    yield head
-    _stop(head, proc)
-
-
-def _stop(head: RayHead, proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the blocking `ray start` (it stops what it started), then kill stragglers by pid."""
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=15)
-    if head.netns:
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and _netns(int(entry)) == head.netns:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(entry), signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired, ProcessLookupError):
-        proc.kill()
-        proc.wait(timeout=5)
-    shutil.rmtree(head.temp_dir, ignore_errors=True)
+# The session fixture ``ray_head`` (tests/conftest.py, from tests/ray_netns.py) is the Ray head
+# in its loopback-only namespace: 8 logical CPUs and 1 GPU, as the example deployment declares,
+# and the dashboard.
 
 
 def run_scenario(head: RayHead, name: str, tmp_path: Path, timeout: float = 600) -> dict[str, Any]:

@@ -24,6 +24,10 @@ Items scored -inf are dropped, so a list may hold fewer than k items (``PRECISIO
 |L|). NaN scores raise ``ValueError``. Scores are ranked as float32 (the model contract); other
 dtypes are cast first.
 
+Blocks: :meth:`Evaluator.evaluate_block` evaluates a batch-aligned range of the users and
+:meth:`Evaluator.combine` merges blocks in user order; a single pass is one block, and
+:mod:`recforge.evaluation.distributed` spreads blocks over a Ray cluster with identical results.
+
 Memory: users are scored in batches of ``memory_budget_mb / (n_items * bytes per cell)`` rows,
 4 bytes per cell with the compiled (numba) backend, which reads the block without copying, and
 32 with the numpy fallback, which needs a masked copy and int64 sort keys.
@@ -51,11 +55,26 @@ from recforge.evaluation.metrics import (
 )
 from recforge.models.base import Recommender
 
-__all__ = ["DEFAULT_METRICS", "EvaluationResult", "Evaluator", "evaluate_split"]
+__all__ = ["DEFAULT_METRICS", "BlockResult", "EvaluationResult", "Evaluator", "evaluate_split"]
 
 DEFAULT_METRICS: tuple[str, ...] = ("PRECISION", "RECALL", "NDCG", "MAP", "HR", "MRR")
 
 _BYTES_PER_CELL = {"numba": 4, "numpy": 32}
+
+
+@dataclass
+class BlockResult:
+    """One block of users, evaluated (:meth:`Evaluator.evaluate_block`): positions
+    ``start:stop`` of ``Evaluator.users``, their per-user values and beyond-accuracy counts."""
+
+    start: int
+    stop: int
+    per_user: dict[str, np.ndarray]
+    beyond: BeyondAccuracy
+    n_batches: int
+    timings: dict[str, float]
+    backend: str
+    scored: str
 
 
 @dataclass
@@ -259,17 +278,39 @@ class Evaluator:
         block[rows, cand.indices] = vals
         return block
 
-    def evaluate(self, model: Recommender) -> EvaluationResult:
-        """Score every evaluated user in batches, rank, and compute all metrics."""
-        t_start = time.perf_counter()
-        backend = resolve_backend(self.backend)
+    def _check_model(self, model: Recommender) -> None:
         if self.profiles is not None and not model.supports_profiles:
             raise ValueError(
                 f"{type(model).__name__} cannot score fold-in profiles (supports_profiles=False)"
             )
-        users = self.users
+
+    def blocks(self, batches_per_block: int, backend: str | None = None) -> list[tuple[int, int]]:
+        """``(start, stop)`` positions in :attr:`users` covering them in whole batches.
+
+        Blocks made of whole batches score exactly the user groups a single pass scores, so
+        evaluating them separately and merging with :meth:`combine` gives identical results.
+        """
+        if batches_per_block < 1:
+            raise ValueError(f"batches_per_block must be >= 1, got {batches_per_block}")
+        step = self.batch_size(backend or resolve_backend(self.backend)) * batches_per_block
+        return [(a, min(a + step, self.users.size)) for a in range(0, self.users.size, step)]
+
+    def evaluate_block(
+        self, model: Recommender, start: int, stop: int, *, backend: Backend | None = None
+    ) -> BlockResult:
+        """Per-user values and beyond-accuracy counts for ``users[start:stop]``.
+
+        ``start`` must lie on a batch boundary (see :meth:`blocks`); batches begin at
+        ``start`` and have :meth:`batch_size` users, as in a single pass.
+        """
+        self._check_model(model)
+        be = resolve_backend(backend or self.backend)
+        bs = self.batch_size(be)
+        if start % bs or not 0 <= start <= stop <= self.users.size:
+            raise ValueError(f"block [{start}, {stop}) is not batch-aligned within "
+                             f"[0, {self.users.size}] (batch size {bs})")
+        users = self.users[start:stop]
         kmax = min(max(self.cutoffs), self.n_items)
-        bs = self.batch_size(backend)
         acc_names = [m for m in self.metrics if m in ACCURACY_METRICS]
         per_user = {f"{m}@{k}": np.empty(users.size) for m in acc_names for k in self.cutoffs}
         beyond = BeyondAccuracy(
@@ -288,8 +329,8 @@ class Evaluator:
         pairwise = self._scores_candidates_only(model)
         t_score = t_select = t_metrics = 0.0
         n_batches = 0
-        for start in range(0, users.size, bs):
-            bu = users[start : start + bs]
+        for off in range(0, users.size, bs):
+            bu = users[off : off + bs]
             t0 = time.perf_counter()
             if pairwise:
                 block = self._candidate_block(model, bu)
@@ -310,7 +351,7 @@ class Evaluator:
                 test_ptr=t_ptr,
                 test_idx=t_idx,
                 candidates=self.protocol == "candidates",
-                backend=backend,
+                backend=be,
                 tie_rule=self.tie_rule,
             )
             if nan_rows.any():
@@ -322,39 +363,69 @@ class Evaluator:
             t2 = time.perf_counter()
             vals = accuracy_metrics(sel.hits, sel.lengths, self.n_test[bu], self.cutoffs, acc_names)
             for key, v in vals.items():
-                per_user[key][start : start + bu.size] = v
+                per_user[key][off : off + bu.size] = v
             beyond.update(sel.items, sel.lengths)
             t3 = time.perf_counter()
             t_score += t1 - t0
             t_select += t2 - t1
             t_metrics += t3 - t2
             n_batches += 1
+        return BlockResult(
+            start=start, stop=stop, per_user=per_user, beyond=beyond, n_batches=n_batches,
+            timings={"score": t_score, "select": t_select, "metrics": t_metrics}, backend=be,
+            scored="candidate pairs" if pairwise else "all items",
+        )
+
+    def combine(
+        self, model: Recommender, parts: Sequence[BlockResult], t_start: float
+    ) -> EvaluationResult:
+        """Merge blocks covering :attr:`users` in order into one :class:`EvaluationResult`."""
+        parts = sorted(parts, key=lambda b: b.start)
+        edges = [0] + [b.stop for b in parts]
+        if [b.start for b in parts] != edges[:-1] or edges[-1] != self.users.size:
+            raise ValueError("blocks must cover every evaluated user once, in order")
+        first = parts[0]
+        per_user = {key: np.concatenate([b.per_user[key] for b in parts])
+                    for key in first.per_user}
+        beyond = first.beyond
+        for b in parts[1:]:
+            beyond.merge(b.beyond)
         summary = {key: float(v.mean()) for key, v in per_user.items()}
         summary.update(beyond.result())
         # Report in a stable order: by metric as requested, then cut-off.
         order = [f"{m}@{k}" for m in self.metrics for k in self.cutoffs]
         summary = {key: summary[key] for key in order}
+        timings = {name: sum(b.timings[name] for b in parts) for name in first.timings}
         meta: dict[str, Any] = {
             "protocol": self.protocol,
             "cutoffs": list(self.cutoffs),
             "metrics": list(self.metrics),
-            "n_users": int(users.size),
+            "n_users": int(self.users.size),
             "n_items": int(self.n_items),
             "tie_rule": TIE_RULES[self.tie_rule],
             "exclude_seen": self._exclude is not None,
             "fold_in_profiles": self.profiles is not None,
-            "scored": "candidate pairs" if pairwise else "all items",
+            "scored": first.scored,
             "data_checksum": self.data_checksum,
             "split_fingerprint": self.split_fingerprint,
             "model": repr(model),
-            "backend": backend,
-            "batch_size": bs,
-            "n_batches": n_batches,
+            "backend": first.backend,
+            "batch_size": self.batch_size(first.backend),
+            "n_batches": sum(b.n_batches for b in parts),
             "memory_budget_mb": self.memory_budget_mb,
             "seconds": time.perf_counter() - t_start,
-            "timings": {"score": t_score, "select": t_select, "metrics": t_metrics},
+            "timings": timings,
         }
-        return EvaluationResult(users=users.copy(), per_user=per_user, summary=summary, meta=meta)
+        return EvaluationResult(users=self.users.copy(), per_user=per_user, summary=summary,
+                                meta=meta)
+
+    def evaluate(self, model: Recommender) -> EvaluationResult:
+        """Score every evaluated user in batches, rank, and compute all metrics."""
+        t_start = time.perf_counter()
+        self._check_model(model)
+        backend = resolve_backend(self.backend)
+        block = self.evaluate_block(model, 0, self.users.size, backend=backend)
+        return self.combine(model, [block], t_start)
 
 
 def evaluate_split(

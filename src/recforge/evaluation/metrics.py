@@ -153,6 +153,13 @@ def accuracy_metrics(
     return out
 
 
+def _ordered_sum(parts: list[float]) -> float:
+    total = 0.0
+    for x in parts:  # left to right, as the parts were produced
+        total += x
+    return total
+
+
 class BeyondAccuracy:
     """Accumulates recommendation counts and popularity sums per cut-off across user batches."""
 
@@ -183,8 +190,10 @@ class BeyondAccuracy:
             assert self.pop is not None  # checked above (NOVELTY needs item_popularity)
             self.self_info = -np.log2(np.maximum(self.pop, 1.0) / float(n_popularity_users))
         self.counts = {k: np.zeros(n_items, dtype=np.int64) for k in self.cutoffs}
-        self.novelty_sum = dict.fromkeys(self.cutoffs, 0.0)
-        self.pop_sum = dict.fromkeys(self.cutoffs, 0.0)
+        # Per-batch float sums, added up in batch order at the end: merging accumulators of
+        # consecutive user blocks (distributed evaluation) then gives bit-identical totals.
+        self.novelty_parts: dict[int, list[float]] = {k: [] for k in self.cutoffs}
+        self.pop_parts: dict[int, list[float]] = {k: [] for k in self.cutoffs}
 
     def update(self, items: np.ndarray, lengths: np.ndarray) -> None:
         if not self.metrics:
@@ -202,9 +211,17 @@ class BeyondAccuracy:
                 prev = col
             self.counts[k] += cnt
             if "NOVELTY" in self.metrics:
-                self.novelty_sum[k] += float(cnt @ self.self_info)
+                self.novelty_parts[k].append(float(cnt @ self.self_info))
             if "AVG_POP" in self.metrics:
-                self.pop_sum[k] += float(cnt @ self.pop)  # type: ignore[operator]
+                self.pop_parts[k].append(float(cnt @ self.pop))  # type: ignore[operator]
+
+    def merge(self, other: BeyondAccuracy) -> None:
+        """Add ``other``'s counts and sums (the next block of users) to this accumulator."""
+        for k in self.cutoffs:
+            # A new array: counts that came through Ray's object store are read-only views.
+            self.counts[k] = self.counts[k] + other.counts[k]
+            self.novelty_parts[k].extend(other.novelty_parts[k])
+            self.pop_parts[k].extend(other.pop_parts[k])
 
     def result(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -217,8 +234,8 @@ class BeyondAccuracy:
                 elif m == "GINI":
                     v = gini(c)
                 elif m == "NOVELTY":
-                    v = self.novelty_sum[k] / total if total else 0.0
+                    v = _ordered_sum(self.novelty_parts[k]) / total if total else 0.0
                 else:  # AVG_POP
-                    v = self.pop_sum[k] / total if total else 0.0
+                    v = _ordered_sum(self.pop_parts[k]) / total if total else 0.0
                 out[f"{m}@{k}"] = v
         return out
