@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, also as a script
-from ray_netns import GCS_ADDRESS, PY, RayHead, in_namespace  # noqa: E402
+from ray_netns import GCS_ADDRESS, PY, RayHead, in_namespace
 
 
 def scenario() -> dict[str, Any]:

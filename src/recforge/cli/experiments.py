@@ -270,6 +270,14 @@ def run_cmd(
         # Piped: no terminal width to fit, so do not squeeze the columns into 80.
         wide = None if sys.stdout.isatty() else 1000
         Console(width=wide).print(results_table(outcome))
+        ref = spec.reference
+        if outcome.checks and ref is not None:
+            from recforge.cli.checks import print_checks
+            from recforge.experiments.reference import rule_text
+
+            print_checks(Console(width=wide or 160), outcome.checks,
+                         f"reference check ({ref.source or spec_path})",
+                         rule_text(ref.mode, ref.tolerance, ref.confidence))
         for w in outcome.warnings:
             err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
         err.print(f"[green]done[/]: {out}/results.json, {out}/report.md, {out}/report.html",

@@ -282,17 +282,9 @@ def _print_reproduction(name: str, payload: dict[str, Any]) -> None:
     console = Console(width=max(Console().width, 120))
     checks = payload["checks"]
     if checks:
-        t = Table("dataset", "model", "metric", "paper", "ours", "delta", "ok",
-                  title=f"recforge reproduce {name}")
-        for c in checks:
-            spread = f" ±{c['spread']:.4f}" if c.get("spread") else ""
-            mark = "yes" if c["ok"] else "NO"
-            if c.get("kind") in ("neural", "stand-in"):  # reported; the pass is the baselines'
-                mark = f"{mark} ({c['kind']})"
-            t.add_row(c["dataset"], c["model"], c["metric"], f"{c['paper']:.4f}",
-                      f"{c['ours']:.4f}{spread}", f"{c['delta']:+.4f}",
-                      f"[green]{mark}[/]" if c["ok"] else f"[red]{mark}[/]")
-        console.print(t)
+        from recforge.cli.checks import print_checks
+
+        print_checks(console, checks, f"recforge reproduce {name}", payload.get("rule"))
     elif payload.get("rows"):
         rows = payload["rows"]
         metrics = list(next(iter(rows.values())))

@@ -54,7 +54,7 @@ class _BlockWorker:
             try:  # the compiled top-k runs its rows in numba's thread pool
                 import numba
 
-                numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+                numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
             except ImportError:  # pragma: no cover - numba is a dependency
                 pass
 

@@ -58,6 +58,8 @@ class ExperimentOutcome:
     runs: dict[int, dict[str, ModelRun]]
     data: dict[str, Any]
     out_dir: Path | None = None
+    #: cells checked against the spec's ``reference:`` block (recforge.experiments.reference).
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:

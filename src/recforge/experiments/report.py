@@ -118,13 +118,24 @@ def render_markdown(
         lines += ["", "Cells with a paper value show `ours (paper, delta)`."]
     checks = (extra or {}).get("checks")
     if checks:
-        lines += ["", "## Cell-by-cell check against the paper", "",
-                  "| model | metric | paper | ours | delta | tolerance | ok |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+        lines += ["", "## Cell-by-cell check against the reference", ""]
+        rule = (extra or {}).get("rule") or ((extra or {}).get("reference") or {}).get("rule")
+        if rule:
+            lines += [f"Rule: {rule}.", ""]
+        lines += ["| model | metric | reference | ours | delta | rel. delta | 95% interval | "
+                  "in interval | within tolerance | ok |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"]
         for c in checks:
+            iv = c.get("interval")
+            rel = c.get("rel_delta")
+            inside = c.get("in_interval")
             lines.append(
                 f"| {c['model']} | {c['metric']} | {c['paper']:.4f} | {c['ours']:.4f} | "
-                f"{c['delta']:+.4f} | {c['tolerance']:.4f} | {'yes' if c['ok'] else 'NO'} |"
+                f"{c['delta']:+.4f} | {'' if rel is None else f'{100 * rel:+.1f}%'} | "
+                f"{'' if not iv else f'{iv[0]:.4f}..{iv[1]:.4f}'} | "
+                f"{'n/a' if inside is None else ('yes' if inside else 'NO')} | "
+                f"{'yes' if c.get('within_tolerance', c['ok']) else 'NO'} | "
+                f"{'yes' if c['ok'] else 'NO'} |"
             )
     lines += ["", "## Configurations", ""]
     for label, run in outcome.runs[spec.seeds[0]].items():

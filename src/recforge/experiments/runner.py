@@ -499,8 +499,18 @@ def run_experiment(
         rows, spread = _aggregate(spec, runs)
         outcome = ExperimentOutcome(spec=spec, rows=rows, spread=spread, runs=runs,
                                     data=data_info)
+        extra = None
+        if spec.reference is not None:
+            from recforge.experiments.reference import check_spec_reference
+
+            extra = check_spec_reference(outcome, spec.reference)
+            outcome.checks = extra["checks"]
+            s = extra["check_summary"]
+            log(f"reference check: {s['pass']}/{s['cells']} cells pass "
+                f"({s['within_tolerance']} within tolerance, {s['reference_in_interval']} with "
+                f"the reference inside our interval)")
         if rundir is not None:
-            write_outputs(outcome, rundir.path)
+            write_outputs(outcome, rundir.path, extra)
             rundir.write_progress(state="finished")
         progress.run_finished(outcome)
         return outcome

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recforge._yaml import load_yaml
 from recforge.data.split_methods import SPLIT_METHODS, follow_validation, validate_split_params
+from recforge.experiments.reference import ReferenceSpec
 from recforge.models import MODELS, get_model_class
 from recforge.models.iterative import EarlyStopping
 from recforge.models.params import check_params, check_space
@@ -293,6 +294,8 @@ class ExperimentSpec(_Strict):
     n_jobs: int = Field(1, ge=1)
     # Order among tied scores in the test evaluation; "numpy-legacy" = the RecSys'19 evaluator's.
     tie_rule: Literal["lower-index", "numpy-legacy"] = "lower-index"
+    # Reference values to check our numbers against (recforge.experiments.reference).
+    reference: ReferenceSpec | None = None
     #: save the final (best) model of every entry and seed under --out/models/ (save/load)
     keep_models: bool = False
 
@@ -306,7 +309,21 @@ class ExperimentSpec(_Strict):
             raise ValueError("models must list at least one model")
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
+        if self.reference is not None:
+            self._check_reference(self.reference, labels)
         return self
+
+    def _check_reference(self, ref: ReferenceSpec, labels: list[str]) -> None:
+        unknown = sorted(set(ref.values) - set(labels))
+        if unknown:
+            raise ValueError(f"reference.values names model(s) {unknown} the spec does not run; "
+                             f"labels: {labels}")
+        reported = {f"{m}@{k}" for m in self.report.metrics for k in self.report.cutoffs}
+        for label, cells in ref.values.items():
+            bad = sorted(set(cells) - reported)
+            if bad:
+                raise ValueError(f"reference.values.{label}: {bad} are not reported; report "
+                                 f"gives {sorted(reported)} (report.metrics x report.cutoffs)")
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

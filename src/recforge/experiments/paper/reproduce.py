@@ -17,7 +17,6 @@ still beats them, with a paired test.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ import numpy as np
 from recforge.data.dataset_spec import DatasetUnavailableError
 from recforge.experiments.paper.numbers import PAPER_PARAMS, PAPER_TABLES, REFERENCE_ROWS
 from recforge.experiments.paper.setups import MODEL_OF_LABEL, SETUPS
+from recforge.experiments.reference import Check, Tolerance, check_outcome, rule_text, summarize
+from recforge.experiments.reference import check_cell as _reference_cell
 
 __all__ = [
     "TABLES", "Check", "TableDataUnavailable", "block_at_hand", "build_table_spec",
@@ -33,50 +34,36 @@ __all__ = [
 ]
 
 
-@dataclass
-class Check:
-    dataset: str
-    model: str
-    metric: str
-    paper: float
-    ours: float
-    delta: float
-    tolerance: float
-    ok: bool
-    spread: float | None = None
-    note: str = ""
-    kind: str = "baseline"  # or "neural": a neural row's cell (not part of all_ok)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+#: The paper cells' tolerance: 0.01 absolute or 3 % relative, whichever is larger.
+PAPER_TOLERANCE = Tolerance(absolute=0.01, relative=0.03)
 
 
 def tolerance(paper: float) -> float:
     """Issue rule: 0.01 absolute or 3% relative, whichever is larger."""
-    return max(0.01, 0.03 * abs(paper))
+    return PAPER_TOLERANCE.of(paper)
 
 
 def check_cell(dataset: str, model: str, metric: str, paper: float, ours: float, *,
-               fixed: bool, spread: float | None = None) -> Check:
-    """The one pass rule of a reproduced table cell.
+               fixed: bool, spread: float | None = None,
+               interval: tuple[float, float] | None = None) -> Check:
+    """The one pass rule of a reproduced table cell (:func:`recforge.experiments.reference.
+    check_cell`) with the paper's tolerance.
 
     With the paper's hyper-parameters (``fixed``) the paper value is a target: ours must lie
-    within :func:`tolerance`. With our own search it is a floor: ours must reach at least the
-    paper value minus the tolerance.
+    within :func:`tolerance` and the paper value inside our 95 % ``interval``. With our own
+    search it is a floor: ours must reach at least the paper value minus the tolerance, and
+    the paper value must not lie above our interval.
     """
-    tol = tolerance(paper)
-    ok = abs(ours - paper) <= tol if fixed else ours >= paper - tol
-    return Check(
-        dataset=dataset, model=model, metric=metric, paper=paper, ours=round(ours, 6),
-        delta=round(ours - paper, 6), tolerance=tol, ok=ok, spread=spread,
-        note="within tolerance" if fixed else "at least paper - tolerance",
-    )
+    return _reference_cell(dataset, model, metric, paper, ours,
+                           mode="target" if fixed else "floor", tolerance=PAPER_TOLERANCE,
+                           interval=interval, spread=spread)
 
 
 def _check(dataset: str, model: str, metric: str, paper: float, values: list[float],
            tol: float, note: str = "") -> Check:
     arr = np.asarray(values, dtype=np.float64)
     ours = float(arr.mean())
+    ok = bool(abs(ours - paper) <= tol)
     return Check(
         dataset=dataset,
         model=model,
@@ -85,9 +72,11 @@ def _check(dataset: str, model: str, metric: str, paper: float, values: list[flo
         ours=round(ours, 6),
         delta=round(ours - paper, 6),
         tolerance=tol,
-        ok=bool(abs(ours - paper) <= tol),
+        ok=ok,
         spread=float(arr.std(ddof=1)) if arr.size > 1 else None,
         note=note,
+        rel_delta=round((ours - paper) / abs(paper), 6) if paper else None,
+        within_tolerance=ok,
     )
 
 
@@ -364,18 +353,15 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
         ) from exc
     paper = PAPER_TABLES.get(name, {})
     reference = REFERENCE_ROWS.get(name, {})
-    checks = []
-    for label, row in outcome.rows.items():
-        kind = ("neural" if label in neural_rows
-                else "stand-in" if stand_in and label in setup.content_labels else "baseline")
-        source = reference if kind == "neural" else paper
-        for metric, ours in row.items():
-            if label in source and metric in source[label]:
-                cell = check_cell(spec.dataset.label, label, metric, source[label][metric],
-                                  ours, fixed=fixed or kind == "neural",
-                                  spread=outcome.spread[label].get(metric))
-                cell.kind = kind
-                checks.append(cell.to_dict())
+    kinds = {label: ("neural" if label in neural_rows
+                     else "stand-in" if stand_in and label in setup.content_labels
+                     else "baseline") for label in outcome.rows}
+    values = {label: (reference if kinds[label] == "neural" else paper).get(label, {})
+              for label in outcome.rows}
+    modes = {label: "target" if fixed or kinds[label] == "neural" else "floor"
+             for label in outcome.rows}
+    checks = [c.to_dict() for c in check_outcome(
+        outcome, values, mode=modes, tolerance=PAPER_TOLERANCE, kinds=kinds)]  # type: ignore[arg-type]
     baseline_checks = [c for c in checks if c["kind"] == "baseline"]
     neural_checks = [c for c in checks if c["kind"] == "neural"]
     extra = {
@@ -385,6 +371,8 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
         "paper": paper,
         "paper_reference_rows": reference,
         "checks": checks,
+        "rule": rule_text("target" if fixed else "floor", PAPER_TOLERANCE, 0.95),
+        "check_summary": summarize(baseline_checks),
         "mode": "fixed" if fixed else f"search ({budget} trials per model)",
         "all_ok": all(c["ok"] for c in baseline_checks),
         "neural": {
