@@ -46,7 +46,8 @@ AUDIT = ("tests/data/test_audit.py", "tests/data/test_audit_profiles.py")
 METRICS = ("tests/evaluation/test_metrics_hand.py", "tests/evaluation/test_metrics_short_lists.py")
 EVALUATOR = (*METRICS, "tests/evaluation/test_evaluator.py",
              "tests/evaluation/test_candidate_scoring.py")
-SCHEDULER = ("tests/platform/test_scheduler.py",)
+SCHEDULER = ("tests/platform/test_scheduler.py", "tests/platform/test_resources.py",
+             "tests/platform/test_quota_formula.py")
 ACCESS = ("tests/platform/test_access_rules.py",)
 RULES = ("tests/experiments/test_cell_rule.py",)
 FOUNDATION = ("tests/experiments/test_reproduce.py::test_toppop_checks_json",)

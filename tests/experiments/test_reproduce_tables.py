@@ -26,10 +26,6 @@ from recforge.experiments.spec import parse_spec
 needs_data = pytest.mark.paper_data("cmn-citeulike-a", "spectralcf-ml-1m")
 
 
-def within(ours: float, paper: float) -> bool:
-    return abs(ours - paper) <= max(0.01, 0.03 * paper)
-
-
 @pytest.fixture
 def mirror(paper_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RECFORGE_DATA_MIRROR", str(paper_data))
@@ -89,16 +85,16 @@ def test_reproduce_table7_original_cli_json(mirror: None, tmp_path: Path) -> Non
                                    "--seeds", "0", "--json", "--out", str(tmp_path / "o")])
     payload = json.loads(res.stdout)
     assert payload["name"] == "table7-original-fixed"
-    paper = {  # RECALL@20, MAP@20, RECALL@60, MAP@60
-        "TopPop": (0.0336, 0.0054, 0.1209, 0.0092),
-        "RP3beta": (0.0896, 0.0176, 0.2290, 0.0241),
-        "UserKNN CF": (0.0806, 0.0164, 0.1834, 0.0210),
-    }
-    for label, (r20, m20, r60, m60) in paper.items():
-        row = payload["rows"][label]
-        for metric, value in (("RECALL@20", r20), ("MAP@20", m20), ("RECALL@60", r60),
-                              ("MAP@60", m60)):
-            assert within(row[metric], value), (label, metric, row[metric], value)
+    # Every one of the 70 baseline cells against the paper (paper_cells). With one validation
+    # carve-out (seed 0) three @80/@100 recall cells lie just outside the tolerance: the open
+    # shift of paper-protocols §2.5 (docs/RESULTS.md; with seeds 0..4 only P3alpha's remains).
+    # They are pinned, so a new deviation or a fixed one both show here.
+    outside = compare_fixed(payload["checks"], cells(TABLE7_ORIGINAL, TABLE7_METRICS),
+                            payload["rows"])
+    assert {(label, metric) for label, metric, *_ in outside} == {
+        ("TopPop", "RECALL@100"), ("P3alpha", "RECALL@100"), ("PureSVD", "RECALL@80")}
+    assert all(abs(ours - paper) < 0.02 for *_, ours, paper in outside), outside
+    assert payload["all_ok"] is False
     # TopPop on the original split is far below its 0.1853 on the paper's own re-split: the
     # released test set's popularity differs from train's (paper §2.5).
     assert payload["rows"]["TopPop"]["RECALL@20"] < 0.05
