@@ -134,6 +134,12 @@ class PlatformClient:
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._request("POST", f"/jobs/{job_id}/cancel")  # type: ignore[no-any-return]
 
+    def metrics(self, job_id: int, since: float | None = None) -> dict[str, Any]:
+        """A job's resource samples per replica and its anomalies."""
+        return self._request(  # type: ignore[no-any-return]
+            "GET", f"/jobs/{job_id}/metrics", params={"since": since}
+        )
+
     def service(self, job_id: int) -> dict[str, Any]:
         """A service job's address and replicas."""
         return self._request("GET", f"/jobs/{job_id}/service")  # type: ignore[no-any-return]

@@ -23,6 +23,7 @@ from recforge.platform.api.routes import (
     dags,
     jobs,
     meta,
+    metrics,
     services,
     templates,
     tokens,
@@ -41,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     tokens.router,
     audit.router,
     services.router,
+    metrics.router,
 )
 
 

@@ -274,3 +274,42 @@ class ScaleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     replicas: int = Field(ge=0, le=1000, description="the wanted number of replicas")
+
+
+class SampleOut(BaseModel):
+    """One heartbeat's resource sample of a replica's process tree."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    t: float
+    interval: float
+    cpu_seconds: float
+    cpu_percent: float | None
+    rss_mib: float
+    limit_mib: int | None
+    processes: int
+    output_bytes: int | None
+
+
+class AnomalyOut(_Out):
+    """An anomaly monitoring flagged (memory, heartbeat_jitter, no_output)."""
+
+    id: int
+    job_id: int
+    attempt: int
+    replica: int
+    kind: str
+    value: float | None
+    message: str
+    at: float
+
+
+class MetricsOut(BaseModel):
+    """A job's resource series per replica (current attempt) and its anomalies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: int
+    attempt: int
+    replicas: dict[str, list[SampleOut]]
+    anomalies: list[AnomalyOut]

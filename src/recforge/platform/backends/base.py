@@ -245,6 +245,13 @@ class Backend(ABC):
     def reattach(self, handle: Handle) -> bool:
         """After a service restart: True if the handle's replicas can still be tracked."""
 
+    def samples(self, handle: Handle, replica: int, since: float | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
+        """One replica's resource samples from its sidecar, oldest first (those after
+        ``since``; format: :mod:`recforge.platform.backends.sampling`); [] where the backend
+        keeps none (Ray)."""
+        return []
+
     def recover_handle(self, job_id: int, attempt: int) -> Handle | None:
         """The handle of an attempt whose launch a crash interrupted, or None if nothing of it
         was started (the default: the backend cannot tell, so the attempt counts as lost)."""

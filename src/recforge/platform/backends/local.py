@@ -47,6 +47,7 @@ from recforge.platform.backends.base import (
 from recforge.platform.backends.env import EnvPolicy, identity_env
 from recforge.platform.backends.memory import memory_mode
 from recforge.platform.backends.proctree import alive, proc_stat, process_start_time
+from recforge.platform.backends.sampling import read_samples, samples_path
 from recforge.platform.backends.sidecar import read_exit
 from recforge.platform.backends.users import RunAs
 from recforge.platform.model.specs import JobSpec
@@ -426,6 +427,13 @@ class LocalBackend(Backend):
                 time.sleep(0.05)
         for r in live:
             self._signal_group(r, signal.SIGKILL)
+
+    def samples(self, handle: Handle, replica: int, since: float | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
+        for r in handle.get("replicas", []):
+            if int(r["index"]) == replica:
+                return read_samples(samples_path(Path(r["exit_file"]).with_suffix(".hb")), since)
+        raise KeyError(f"job {handle.get('job_id')} has no replica {replica}")
 
     def logs(self, handle: Handle, replica: int, tail: int = 100) -> str:
         for r in handle.get("replicas", []):

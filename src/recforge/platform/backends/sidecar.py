@@ -17,6 +17,8 @@ The sidecar:
 * heartbeats every interval: touches ``--heartbeat-file`` (what the local backend reads: local
   sidecars never get the store) and/or refreshes the replica's row through a store URL given in
   ``$RECFORGE_STORE_URL`` (the URL never goes on the command line, which any user can read);
+  with a heartbeat file, each beat also samples the tree's CPU, memory and output
+  (:mod:`.sampling`, ``replica-<i>.samples`` beside it) for monitoring;
 * writes, atomically, ``--pid-file`` once the command started and ``--exit-file``
   (``{"exit_code", "finished_at", "reason"}``) at the end, so a restarted service that is not its
   parent learns how the replica ended. ``exit_code`` is negative when the command died from a
@@ -43,6 +45,7 @@ from typing import Any
 
 from recforge.platform.backends import proctree
 from recforge.platform.backends.memory import CgroupLimit, TreeWatch, own_cgroup_name
+from recforge.platform.backends.sampling import Sampler, samples_path
 
 __all__ = ["STORE_URL_ENV", "SidecarConfig", "main", "read_exit", "read_exit_file", "supervise",
            "write_exit_file"]  # fmt: skip
@@ -112,6 +115,7 @@ class _Heartbeat(threading.Thread):
         self.cfg = cfg
         self.pid = 0
         self.stop_event = threading.Event()
+        self.sampler: Sampler | None = None
         self.store: Any = None
         if cfg.store_url:
             from recforge.platform.store import Store
@@ -119,6 +123,11 @@ class _Heartbeat(threading.Thread):
             self.store = Store(cfg.store_url, create=False)
 
     def beat(self, state: str = "running", exit_code: int | None = None) -> None:
+        if self.sampler is not None and state == "running":
+            try:
+                self.sampler.sample()
+            except Exception as exc:  # monitoring must never stop a replica
+                print(f"[recforge-sidecar] sampling failed: {exc}", file=sys.stderr, flush=True)
         if self.cfg.heartbeat_file:
             try:
                 Path(self.cfg.heartbeat_file).touch()
@@ -212,6 +221,10 @@ def supervise(cfg: SidecarConfig) -> int:
         _write_json(Path(cfg.pid_file), {"pid": os.getpid(), "start_time": start,
                                          "child_pid": child.pid, "role": cfg.role})  # fmt: skip
     hb.pid = child.pid
+    if cfg.heartbeat_file:
+        hb.sampler = Sampler(os.getpid(), samples_path(cfg.heartbeat_file),
+                             interval=cfg.heartbeat_interval, limit_mib=cfg.memory_mib,
+                             cgroup=cgroup.path if cgroup is not None else None)  # fmt: skip
     hb.beat()
     hb.start()
     watch: TreeWatch | None = None

@@ -266,6 +266,14 @@ class SparkBackend(Backend):
         driver = handle.get("driver")
         return self.local.logs(driver, 0, tail) if driver else ""
 
+    def samples(self, handle: Handle, replica: int, since: float | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
+        """The driver's samples (replica 0); executors have no process of ours: []."""
+        if not any(int(r["index"]) == replica for r in handle.get("replicas", [])):
+            raise KeyError(f"job {handle.get('job_id')} has no replica {replica}")
+        driver = handle.get("driver")
+        return self.local.samples(driver, 0, since) if driver and replica == 0 else []
+
     def set_notifier(self, notify: Callable[[int], None]) -> None:
         self.local.set_notifier(notify)
 

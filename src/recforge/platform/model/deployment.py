@@ -12,6 +12,7 @@ a backend configured here, otherwise the file is refused before anything starts:
       spark: {master: "local[2]"}   # or yarn, spark://host:7077, k8s://https://host:6443
     scheduler: {max_wait_seconds: 3600, aging_seconds: 600, preemption: true}
     jobs: {default_user: nobody, pass_env: [RECFORGE_DATA_MIRROR], heartbeat_timeout: 30}
+    monitoring: {interval: 5, memory_fraction: 0.9, jitter_factor: 3}
     clusters: [...]
     groups: [...]
     queues: [...]
@@ -44,6 +45,7 @@ __all__ = [
     "DeploymentConfig",
     "JobsSettings",
     "LocalBackendConfig",
+    "MonitoringSettings",
     "RayBackendConfig",
     "SchedulerSettings",
     "SparkBackendConfig",
@@ -175,6 +177,17 @@ class ApiSettings(_Strict):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
 
 
+class MonitoringSettings(_Strict):
+    """Anomaly checks of running replicas' samples (:mod:`recforge.platform.runtime.monitoring`)."""
+
+    interval: float = Field(default=5.0, gt=0, allow_inf_nan=False,
+                            description="seconds between two checks of the running jobs")
+    memory_fraction: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False,
+                                   description="flag memory at this share of the limit")
+    jitter_factor: float = Field(default=3.0, gt=1, allow_inf_nan=False,
+                                 description="flag heartbeats further apart than this x interval")
+
+
 class DeploymentConfig(_Strict):
     """A whole deployment (see the module docstring)."""
 
@@ -183,6 +196,7 @@ class DeploymentConfig(_Strict):
     backends: BackendsConfig = Field(default_factory=BackendsConfig)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     clusters: list[Cluster] = Field(default_factory=list)
     groups: list[Group] = Field(default_factory=list)

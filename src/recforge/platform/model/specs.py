@@ -173,6 +173,10 @@ class JobSpec(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     cluster_type: Literal["local", "ray", "kubernetes", "spark"] | None = None
     spark: SparkApp | None = Field(default=None, description="the application of kind 'spark'")
+    no_output_seconds: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="flag a 'no_output' anomaly when a replica prints nothing for this long",
+    )
     service: ServiceSpec | None = Field(default=None, description="replicas etc. of a 'service'")
 
     @field_validator("name")

@@ -211,7 +211,8 @@ def build(
         service = PlatformService(store, backends, config=stored,
                                   scheduler_factory=_scheduler_factory(config),
                                   settings=settings, users=policy, clock=clock,
-                                  runs_dir=state_dir / "runs")  # fmt: skip
+                                  runs_dir=state_dir / "runs",
+                                  monitoring=config.monitoring)  # fmt: skip
     except Exception:
         store.close()
         raise

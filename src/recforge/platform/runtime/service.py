@@ -48,6 +48,7 @@ from recforge.platform.runtime import accounts, recovery
 from recforge.platform.runtime.dags import DagRuntime
 from recforge.platform.runtime.errors import Conflict, Forbidden, Invalid, NotFound, field_of
 from recforge.platform.runtime.gate import SchedulerGate
+from recforge.platform.runtime.monitoring import Monitor, MonitorSettings
 from recforge.platform.runtime.reconciler import LoopSettings, Reconciler, TickReport
 from recforge.platform.runtime.schedules import ScheduleRuntime
 from recforge.platform.runtime.transitions import Transitions
@@ -121,6 +122,7 @@ class PlatformService:
         users: UserPolicy | None = None,
         clock: Callable[[], float] = time.time,
         runs_dir: Path | None = None,
+        monitoring: MonitorSettings | None = None,
     ) -> None:
         self.store = store
         self.backends = dict(backends)
@@ -138,6 +140,9 @@ class PlatformService:
         self.dags = DagRuntime(self, runs_dir)
         self.schedules = ScheduleRuntime(self)
         self.reconciler.phases += [self.schedules.tick, self.dags.tick]
+        #: anomaly checks of running jobs' resource samples (:mod:`.monitoring`).
+        self.monitor = Monitor(store, self.transitions.backend_of, monitoring)
+        self.reconciler.phases.append(self.monitor.tick)
 
     # -- the loop -------------------------------------------------------------------------------
     def recover(self) -> dict[str, list[int]]:
@@ -372,6 +377,21 @@ class PlatformService:
             raise Conflict(f"logs of job {job.id} replica {replica} unreadable: {exc}") from None
 
     # -- templates ------------------------------------------------------------------------------
+    def metrics(self, user: User, job_id: int, since: float | None = None) -> dict[str, Any]:
+        """The job's resource samples per replica (current or last attempt; those after
+        ``since``) and the anomalies flagged on it."""
+        job = self.get_job(user, job_id)
+        backend = self.transitions.backend_of(job)
+        series: dict[str, list[dict[str, Any]]] = {}
+        if job.handle is not None and backend is not None:
+            for r in job.handle.get("replicas", []):
+                try:
+                    series[str(r["index"])] = backend.samples(job.handle, int(r["index"]), since)
+                except (KeyError, OSError):
+                    series[str(r["index"])] = []
+        return {"job_id": job.id, "attempt": job.attempts, "replicas": series,
+                "anomalies": [vars(a) for a in self.store.anomalies(job.id)]}  # fmt: skip
+
     def service(self, user: User, job_id: int) -> dict[str, Any]:
         """A service job's address and replicas (:func:`.services.service_status`)."""
         from recforge.platform.runtime.services import service_status

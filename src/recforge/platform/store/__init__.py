@@ -3,13 +3,14 @@
 :class:`Store` is the facade over its parts: the engine and schema (:mod:`.engine`,
 :mod:`.tables`), jobs with their events and replicas (:mod:`.jobs`; every state change goes
 through :meth:`Store.transition`), users, tokens and the audit log (:mod:`.identity`), templates
-and the cluster/group/queue configuration (:mod:`.catalog`), DAG runs (:mod:`.dags`) and
-schedules (:mod:`.schedules`). Records and errors are in
-:mod:`.records`.
+and the cluster/group/queue configuration (:mod:`.catalog`), DAG runs (:mod:`.dags`),
+schedules (:mod:`.schedules`) and monitoring's anomalies (:mod:`.anomalies`). Records and errors
+are in :mod:`.records`.
 """
 
 from __future__ import annotations
 
+from recforge.platform.store.anomalies import AnomalyRecord, AnomalyStore
 from recforge.platform.store.catalog import CatalogStore
 from recforge.platform.store.dags import DagStore
 from recforge.platform.store.engine import DEFAULT_URL
@@ -33,6 +34,7 @@ from recforge.platform.store.schedules import ScheduleStore
 __all__ = [
     "DEFAULT_TOKEN_TTL",
     "DEFAULT_URL",
+    "AnomalyRecord",
     "AuditEntry",
     "ConcurrentTransition",
     "Event",
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 
-class Store(JobsStore, IdentityStore, CatalogStore, DagStore, ScheduleStore):
+class Store(JobsStore, IdentityStore, CatalogStore, DagStore, ScheduleStore, AnomalyStore):
     """Platform persistence over one engine (``sqlite:///...`` or ``postgresql+psycopg://...``).
 
     ``clock`` supplies timestamps (seconds since the epoch) so tests and the service share one

@@ -1,12 +1,13 @@
 """The platform's tables (SQLAlchemy Core metadata): jobs, events, replicas, templates, users,
-tokens, configuration, the audit log, DAG runs with their nodes and events, and schedules with
-their recorded instants."""
+tokens, configuration, the audit log, DAG runs with their nodes and events, schedules with
+their recorded instants, and monitoring's anomalies."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 __all__ = [
+    "anomalies_t",
     "audit_t",
     "config_t",
     "dag_events_t",
@@ -243,3 +244,19 @@ schedule_events_t = sa.Table(
     sa.Index("ix_schedule_events_schedule_id", "schedule_id", "id"),
 )
 
+
+
+# -- monitoring (recforge.platform.store.anomalies) -----------------------------------------------
+anomalies_t = sa.Table(
+    "anomalies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("replica", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Index("ix_anomalies_job_id", "job_id", "id"),
+)
