@@ -78,12 +78,14 @@ def main(npz: str, model_name: str, cfg_json: str) -> dict[str, Any]:
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = Trainer(config, model)
     epoch_seconds: list[float] = []
+    epoch_cpu: list[float] = []
     original = trainer._train_epoch
 
     def timed_epoch(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = original(*args, **kwargs)
         epoch_seconds.append(time.perf_counter() - t0)
+        epoch_cpu.append(time.process_time() - c0)
         return out
 
     trainer._train_epoch = timed_epoch  # type: ignore[method-assign]
@@ -104,6 +106,7 @@ def main(npz: str, model_name: str, cfg_json: str) -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "epoch_seconds": epoch_seconds,
+        "epoch_cpu_seconds": epoch_cpu,
         "epochs_run": len(epoch_seconds),
         "steps_per_epoch": len(train_data),
         "validations": validations,

@@ -40,6 +40,10 @@ def test_a_neural_row_is_a_model_entry_with_paper_settings_and_early_stopping() 
         build_table_spec("multvae-ml1m", fixed=True)
     with pytest.raises(ValueError, match="max_epochs"):
         build_table_spec("multvae-ml1m", fixed=False, max_epochs=0)
+    only = build_table_spec("multvae-ml1m", fixed=False, models=["Mult-VAE", "EASE"])
+    assert [m["label"] for m in only["models"]] == ["EASE", "Mult-VAE"]
+    with pytest.raises(ValueError, match=r"no row 'Mult VAE'; its rows: TopPop, .*Mult-VAE"):
+        build_table_spec("multvae-ml1m", fixed=False, models=["Mult VAE"])  # a typo: refused
 
 
 def test_epoch_cap_of_a_fixed_run_and_of_a_long_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,9 +156,10 @@ def test_a_table_with_a_neural_row_end_to_end(monkeypatch: pytest.MonkeyPatch,
     res = CliRunner().invoke(app, ["reproduce", "tneural", "--fixed", "--max-epochs", "1"])
     assert res.exit_code == 0, res.output
     assert "capped at 1 epochs" in res.output and "conclusion tneural (Mult-VAE)" in res.output
-    res = CliRunner().invoke(app, ["reproduce", "tneural", "--fixed", "--no-neural", "--json"])
+    res = CliRunner().invoke(app, ["reproduce", "tneural", "--fixed", "--no-neural", "--json",
+                                   "--models", "TopPop"])
     assert res.exit_code == 0, res.output
-    assert "Mult-VAE" not in {c["model"] for c in json.loads(res.stdout)["checks"]}
+    assert {c["model"] for c in json.loads(res.stdout)["checks"]} == {"TopPop"}
 
 
 @pytest.mark.paper_data("mcrec-ml-100k")

@@ -192,6 +192,9 @@ def reproduce_cmd(
     max_epochs: Annotated[int | None, typer.Option(
         min=1, help="Cap the neural rows' epochs for a quick look (printed and stored in the "
         "results; not the paper's protocol).")] = None,
+    models: Annotated[str | None, typer.Option(
+        "--models", help="Comma-separated rows to run (labels such as 'Mult-VAE' or model "
+        "names); default: all of the table's rows.")] = None,
     negatives: Annotated[int, typer.Option(
         min=1, help="sampled-metrics: sampled negatives per user.")] = 100,
     as_json: JsonOpt = False,
@@ -256,6 +259,8 @@ def reproduce_cmd(
                     paper_ties=fixed if paper_ties is None else paper_ties,
                     with_content=content, neural=neural, max_epochs=max_epochs,
                     stand_in=stand_in,
+                    models=[m.strip() for m in models.split(",") if m.strip()] if models
+                    else None,
                 )
         except RunInterrupted as exc:  # with --out the finished model runs are on disk
             err.print(f"[yellow]{exc.message}[/]")

@@ -159,6 +159,11 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
     if max_epochs is not None and (isinstance(max_epochs, bool) or max_epochs < 1):
         raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
     params = PAPER_PARAMS.get(name, {})
+    every = setup.rows(with_content=True)
+    unknown = sorted(set(models or ()) - set(every) - {MODEL_OF_LABEL[lab] for lab in every})
+    if unknown:  # a filter that matches nothing would silently drop the row asked for
+        raise ValueError(f"{name} has no row {', '.join(map(repr, unknown))}; its rows: "
+                         f"{', '.join(every)}")
     entries = []
     for label in setup.rows(with_content=with_content, with_neural=neural):
         model_name = MODEL_OF_LABEL[label]
