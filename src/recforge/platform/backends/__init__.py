@@ -1,4 +1,4 @@
-"""Backends (one proxy per cluster type): local processes, Ray and Spark.
+"""Backends (one proxy per cluster type): local processes, Ray, Spark and Kubernetes.
 
 Names load on first use, so running the sidecar (``python -m recforge.platform.backends.sidecar``)
 imports nothing else, and the local backend never imports Ray. How to add a backend:
@@ -18,6 +18,7 @@ _WHERE = {
     "ReplicaPhase": "base",
     "ReplicaStatus": "base",
     "EnvPolicy": "env",
+    "KubernetesBackend": "kubernetes",
     "LocalBackend": "local",
     "RayBackend": "ray",
     "RunAs": "users",

@@ -24,6 +24,9 @@ The sidecar:
   parent learns how the replica ended. ``exit_code`` is negative when the command died from a
   signal. SIGTERM/SIGINT/SIGHUP are forwarded to the command.
 
+``sidecar beat`` only heartbeats (until SIGTERM): the second container of a Kubernetes pod,
+beside the replica's own container (:mod:`.kubernetes`).
+
 Only the standard library at import time (the spawner forks this code for every replica).
 """
 
@@ -47,8 +50,8 @@ from recforge.platform.backends import proctree
 from recforge.platform.backends.memory import CgroupLimit, TreeWatch, own_cgroup_name
 from recforge.platform.backends.sampling import Sampler, samples_path
 
-__all__ = ["STORE_URL_ENV", "SidecarConfig", "main", "read_exit", "read_exit_file", "supervise",
-           "write_exit_file"]  # fmt: skip
+__all__ = ["STORE_URL_ENV", "SidecarConfig", "beat_until_stopped", "main", "read_exit",
+           "read_exit_file", "supervise", "write_exit_file"]  # fmt: skip
 
 #: the store URL for store heartbeats, read by the sidecar and never passed to the command.
 STORE_URL_ENV = "RECFORGE_STORE_URL"
@@ -285,7 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workdir-owned", action="store_true",
                    help="create --cwd (0700) owned by --user")  # fmt: skip
     r.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")
+    b = sub.add_parser("beat", help="only heartbeat for a replica until SIGTERM (a Kubernetes "
+                                    "pod's second container)")  # fmt: skip
+    b.add_argument("--job", type=int, required=True, help="job id")
+    b.add_argument("--replica", type=int, required=True, help="global replica index")
+    b.add_argument("--attempt", type=int, default=1, help="attempt number (1-based)")
+    b.add_argument("--heartbeat-file", default=None, help="touched at every heartbeat")
+    b.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds")
     return parser
+
+
+def beat_until_stopped(cfg: SidecarConfig) -> int:
+    """Heartbeat for ``cfg``'s replica (file and/or store) until SIGTERM/SIGINT; exit 0."""
+    hb = _Heartbeat(cfg)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: hb.stop_event.set())
+    hb.beat()
+    while not hb.stop_event.wait(cfg.heartbeat_interval):
+        hb.beat()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.heartbeat_interval <= 0:
         print("[recforge-sidecar] --heartbeat-interval must be > 0", file=sys.stderr)
         return 2
+    if args.command == "beat":
+        return beat_until_stopped(SidecarConfig(
+            job=args.job, replica=args.replica, argv=[], env={}, attempt=args.attempt,
+            heartbeat_file=args.heartbeat_file, heartbeat_interval=args.heartbeat_interval,
+            store_url=os.environ.get(STORE_URL_ENV),
+        ))  # fmt: skip
     cmd: list[str] = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     # This process's environment was built by the backend; the command gets it without the
     # sidecar's own settings.

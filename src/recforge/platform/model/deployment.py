@@ -44,6 +44,7 @@ __all__ = [
     "BackendsConfig",
     "DeploymentConfig",
     "JobsSettings",
+    "KubernetesBackendConfig",
     "LocalBackendConfig",
     "MonitoringSettings",
     "RayBackendConfig",
@@ -120,12 +121,32 @@ class SparkBackendConfig(_Strict):
         return v
 
 
+class KubernetesBackendConfig(_Strict):
+    """A Kubernetes cluster through its API server (:mod:`recforge.platform.backends.kubernetes`;
+    run here only against the test suite's API-compatible server)."""
+
+    host: str = Field(pattern=r"^https?://[^\s/]+(:\d+)?/?$",
+                      description="the API server, e.g. https://10.0.0.1:6443")
+    token_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of the service's environment variable holding the bearer token",
+    )
+    verify_ssl: bool = True
+    image: str = Field(default="python:3.11-slim", min_length=1,
+                       description="image of jobs that name none")
+    sidecar_image: str = Field(default="recforge:latest", min_length=1)
+    namespace_prefix: str = Field(default="recforge-", pattern=r"^[a-z0-9-]{0,40}$")
+    volcano: bool = Field(default=False, description="gangs as Volcano PodGroups too")
+    heartbeat_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+
+
 class BackendsConfig(_Strict):
     """One entry per cluster type this deployment can run (``local`` is on by default)."""
 
     local: LocalBackendConfig | None = Field(default_factory=LocalBackendConfig)
     ray: RayBackendConfig | None = None
     spark: SparkBackendConfig | None = None
+    kubernetes: KubernetesBackendConfig | None = None
 
     def types(self) -> list[str]:
         return [name for name in type(self).model_fields if getattr(self, name) is not None]

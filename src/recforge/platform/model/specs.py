@@ -173,6 +173,8 @@ class JobSpec(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     cluster_type: Literal["local", "ray", "kubernetes", "spark"] | None = None
     spark: SparkApp | None = Field(default=None, description="the application of kind 'spark'")
+    image: str | None = Field(default=None, min_length=1, max_length=500,
+                              description="container image (Kubernetes clusters only)")
     no_output_seconds: float | None = Field(
         default=None, gt=0, allow_inf_nan=False,
         description="flag a 'no_output' anomaly when a replica prints nothing for this long",
@@ -247,6 +249,9 @@ class JobSpec(BaseModel):
             raise ValueError("spark: only for kind 'spark'")
         if self.kind != "service" and self.service is not None:
             raise ValueError("service: only for kind 'service'")
+        if self.image is not None and self.cluster_type != "kubernetes":
+            raise ValueError("image: only for jobs with cluster_type 'kubernetes' (other "
+                             "clusters run commands on their hosts)")
         if not self.replica_specs:
             raise ValueError("replica_specs: must list at least one replica group")
         roles = [r.role for r in self.replica_specs]

@@ -93,11 +93,25 @@ def _spark(config: DeploymentConfig, ctx: BackendContext) -> Backend:
     )  # fmt: skip
 
 
+def _kubernetes(config: DeploymentConfig, ctx: BackendContext) -> Backend:
+    from recforge.platform.backends.kubernetes import KubernetesBackend
+
+    k8s = config.backends.kubernetes
+    assert k8s is not None
+    token = os.environ.get(k8s.token_env) if k8s.token_env else None
+    return KubernetesBackend(
+        k8s.host, token=token, verify_ssl=k8s.verify_ssl, image=k8s.image,
+        sidecar_image=k8s.sidecar_image, namespace_prefix=k8s.namespace_prefix,
+        volcano=k8s.volcano, heartbeat_interval=k8s.heartbeat_interval, env=ctx.env,
+    )  # fmt: skip
+
+
 #: cluster type -> how to build its backend from the deployment.
 BACKEND_FACTORIES: dict[str, Callable[[DeploymentConfig, BackendContext], Backend]] = {
     "local": _local,
     "ray": _ray,
     "spark": _spark,
+    "kubernetes": _kubernetes,
 }
 
 
