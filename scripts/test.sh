@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fresh-machine test command: sets up .venv with every extra (torch==2.13.0 pinned; where only
 # the CUDA build is on the index, install the CPU wheel first) and the system tools the tests
-# start (PostgreSQL 15 binaries, iproute2/util-linux for Ray's loopback-only namespace), then
+# start (PostgreSQL 15 binaries, iproute2/util-linux for Ray's loopback-only namespace, Chromium
+# for the report test), then
 # runs ruff and the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ command -v unshare >/dev/null || need+=(util-linux)
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v useradd >/dev/null || need+=(passwd)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)  # Spark jobs' spark-submit
+# The report test renders report.html in Debian's Chromium through Playwright (no browser
+# download: tests launch /usr/bin/chromium).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

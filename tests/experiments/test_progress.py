@@ -33,7 +33,9 @@ def test_cli_run_logs_every_trial_and_prints_the_results_table(tmp_path: Path) -
     assert "model 1/2: TopPopular (seed 0)" in lines
     assert "model 2/2: ItemKNN tuned (seed 0)" in lines
     trial_lines = [x for x in lines if x.startswith("    ItemKNN tuned trial ")]
-    assert [x.split(":")[0].split()[-1] for x in trial_lines] == ["1/4", "2/4", "3/4", "4/4"]
+    # one numbering: the trial's number (from 0, as in trials/*.json), then finished/total
+    assert [x.split(":")[0].split()[-2:] for x in trial_lines] == [
+        ["#0", "(1/4)"], ["#1", "(2/4)"], ["#2", "(3/4)"], ["#3", "(4/4)"]]
     assert all("fit" in x and ("new best" in x or "best 0." in x) for x in trial_lines)
     # the final table on stdout: a header with the columns and one row per model
     out = res.stdout

@@ -23,51 +23,60 @@ NUMBER = re.compile(r"^-?\d+\.\d{4}")
 
 
 class _Report(HTMLParser):
-    """Collects the results table (header + rows of cell texts) and the SVG charts' texts."""
+    """Collects the results tables (one per metric: ``@k`` header + rows of cell texts, with
+    each cell's ``data-metric``/``data-value``) and the SVG charts' texts."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.header: list[str] = []
-        self.rows: list[list[str]] = []
+        self.tables: dict[str, dict[str, list]] = {}
         self.charts: list[list[str]] = []
-        self._in_table = self._in_head = self._in_svg = False
+        self._table: dict[str, list] | None = None
+        self._in_head = self._in_svg = False
         self._cell: list[str] | None = None
-        self._depth_div = 0
+        self._attrs: dict[str, str | None] = {}
+        self._depth_span = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "table" and not self.rows and not self.header:
-            self._in_table = True
-        elif self._in_table and tag == "thead":
+        a = dict(attrs)
+        if tag == "table" and a.get("class") == "results":
+            self._table = self.tables.setdefault(a["data-metric-name"] or "", {
+                "header": [], "rows": [], "cells": []})
+        elif self._table is not None and tag == "thead":
             self._in_head = True
-        elif self._in_table and tag == "tr" and not self._in_head:
-            self.rows.append([])
-        elif self._in_table and tag in ("td", "th"):
-            self._cell = []
-        elif self._cell is not None and tag == "div":
-            self._depth_div += 1  # the paper note inside a cell: not the cell's value
+        elif self._table is not None and tag == "tr" and not self._in_head:
+            self._table["rows"].append([])
+        elif self._table is not None and tag in ("td", "th"):
+            self._cell, self._attrs = [], a
+        elif self._cell is not None and tag == "span":
+            self._depth_span += 1  # the interval / paper note under a value: not the value
         elif tag == "svg":
             self._in_svg = True
             self.charts.append([])
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "table":
-            self._in_table = False
+            self._table = None
         elif tag == "thead":
             self._in_head = False
-        elif tag in ("td", "th") and self._cell is not None:
+        elif tag in ("td", "th") and self._cell is not None and self._table is not None:
             text = "".join(self._cell).strip()
-            (self.header if self._in_head else self.rows[-1]).append(text)
+            if self._in_head:
+                self._table["header"].append(text)
+            else:
+                self._table["rows"][-1].append(text)
+                if "data-metric" in self._attrs:
+                    self._table["cells"].append(self._attrs)
             self._cell = None
-        elif tag == "div" and self._depth_div:
-            self._depth_div -= 1
+        elif tag == "span" and self._depth_span:
+            self._depth_span -= 1
         elif tag == "svg":
             self._in_svg = False
 
     def handle_data(self, data: str) -> None:
-        if self._cell is not None and not self._depth_div:
+        if self._cell is not None and not self._depth_span:
             self._cell.append(data)
-        elif self._in_svg:
-            self.charts[-1].append(data)
+        elif self._in_svg and data.strip():
+            self.charts[-1].append(data.strip())
 
 
 def _value(cell: str) -> float:
@@ -98,34 +107,41 @@ def test_html_table_cells_are_the_results(run_dir: Path) -> None:
     page = _Report()
     page.feed((run_dir / "report.html").read_text())
 
-    assert page.header == ["model", *cols]
-    assert [r[0] for r in page.rows] == list(rows)
+    metrics = list(dict.fromkeys(c.split("@")[0] for c in cols))
+    assert list(page.tables) == metrics  # one table per metric, in the spec's order
     distinct = set()
-    for cells in page.rows:
-        label, values = cells[0], cells[1:]
-        assert len(values) == len(cols), label
-        for col, cell in zip(cols, values, strict=True):
-            assert _value(cell) == pytest.approx(round(rows[label][col], 4), abs=1e-12), (
-                label, col, cell)
-            distinct.add(_value(cell))
+    for metric, table in page.tables.items():
+        mcols = [c for c in cols if c.split("@")[0] == metric]
+        assert table["header"] == ["model", *(f"@{c.split('@')[1]}" for c in mcols)]
+        assert [r[0] for r in table["rows"]] == list(rows)
+        for cells in table["rows"]:
+            label, values = cells[0], cells[1:]
+            assert len(values) == len(mcols), label
+            for col, cell in zip(mcols, values, strict=True):
+                assert _value(cell) == pytest.approx(round(rows[label][col], 4), abs=1e-12), (
+                    label, col, cell)
+                distinct.add(_value(cell))
+        # the machine-readable copy of each cell is the full-precision value
+        for attrs in table["cells"]:
+            assert float(attrs["data-value"] or "nan") == rows[attrs["data-model"]][
+                attrs["data-metric"]]
     # A planted-structure dataset: the models differ, so the report cannot be one constant.
     assert len(distinct) > len(cols)
     assert rows["ItemKNN fixed"]["RECALL@10"] > rows["Random"]["RECALL@10"]
 
 
-def test_html_charts_label_each_bar_with_its_value(run_dir: Path) -> None:
+def test_html_charts_name_every_model_and_metric(run_dir: Path) -> None:
     rows = json.loads((run_dir / "results.json").read_text())["rows"]
     cols = list(next(iter(rows.values())))
     page = _Report()
     page.feed((run_dir / "report.html").read_text())
-    assert len(page.charts) == len(cols)
-    for col, texts in zip(cols, page.charts, strict=True):
-        # title, then (label, value) per model
-        assert texts[0] == col
-        pairs = dict(zip(texts[1::2], texts[2::2], strict=True))
-        assert set(pairs) == set(rows)
-        for label, text in pairs.items():
-            assert float(text) == pytest.approx(round(rows[label][col], 4), abs=1e-12)
+    # curves, per-user, popularity, coverage (no search in this spec: no tuning chart)
+    assert len(page.charts) == 4
+    curves = page.charts[0]
+    for metric in dict.fromkeys(c.split("@")[0] for c in cols):
+        assert metric in curves
+    for texts in (curves, page.charts[2], page.charts[3]):
+        assert set(rows) <= set(texts)  # each model in the legend
 
 
 def test_markdown_table_cells_are_the_results(run_dir: Path) -> None:

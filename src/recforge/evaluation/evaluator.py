@@ -84,6 +84,8 @@ class EvaluationResult:
     users: evaluated internal user ids (ascending), one per row of every per-user array.
     per_user: ``"NAME@k" -> float64 array`` aligned with ``users`` (accuracy metrics only).
     summary: ``"NAME@k" -> float`` means over users, plus the beyond-accuracy values.
+    recommended: with ``keep_counts``: cut-off ``k`` -> how often each item was recommended in
+        the users' top-k lists (int64, one entry per item); else ``None``.
     meta: protocol, cutoffs, metrics, n_users, tie_rule, data_checksum, split_fingerprint,
         seconds (total) and timings (score / select / metrics), backend, batching.
     """
@@ -92,6 +94,7 @@ class EvaluationResult:
     per_user: dict[str, np.ndarray]
     summary: dict[str, float]
     meta: dict[str, Any] = field(default_factory=dict)
+    recommended: dict[int, np.ndarray] | None = None
 
     def to_dict(self, include_per_user: bool = False) -> dict[str, Any]:
         """JSON-able dict; per-user arrays (large) only when ``include_per_user``."""
@@ -181,6 +184,8 @@ class Evaluator:
         tie_rule: order among equal scores: "lower-index" (default) or "numpy-legacy" (the
             RecSys'19 evaluator's argpartition/quicksort order, to reproduce its numbers where
             scores tie massively; see :mod:`recforge._kernels.topk`).
+        keep_counts: also return how often each item was recommended at each cut-off
+            (:attr:`EvaluationResult.recommended`; reports' popularity-bias and coverage views).
     """
 
     def __init__(
@@ -199,7 +204,9 @@ class Evaluator:
         n_popularity_users: int | None = None,
         backend: Backend = "auto",
         tie_rule: TieRule = "lower-index",
+        keep_counts: bool = False,
     ) -> None:
+        self.keep_counts = bool(keep_counts)
         if not isinstance(test, Interactions):
             raise TypeError(f"test must be an Interactions, got {type(test).__name__}")
         shape = test.shape
@@ -319,6 +326,7 @@ class Evaluator:
             self.n_items,
             self.item_popularity,
             self.n_popularity_users,
+            keep_counts=self.keep_counts,
         )
         # The kernels take int64 row pointers and int32 columns (one compiled signature).
         t_ptr = np.asarray(self._test.indptr, dtype=np.int64)
@@ -416,8 +424,10 @@ class Evaluator:
             "seconds": time.perf_counter() - t_start,
             "timings": timings,
         }
+        recommended = ({k: beyond.counts[k].copy() for k in self.cutoffs}
+                       if self.keep_counts else None)
         return EvaluationResult(users=self.users.copy(), per_user=per_user, summary=summary,
-                                meta=meta)
+                                meta=meta, recommended=recommended)
 
     def evaluate(self, model: Recommender) -> EvaluationResult:
         """Score every evaluated user in batches, rank, and compute all metrics."""

@@ -170,9 +170,12 @@ class BeyondAccuracy:
         n_items: int,
         item_popularity: np.ndarray | None,
         n_popularity_users: int | None,
+        keep_counts: bool = False,
     ) -> None:
         self.cutoffs = list(cutoffs)
         self.metrics = [m for m in metrics if m in BEYOND_ACCURACY_METRICS]
+        # Count recommendations per item even without a beyond-accuracy metric (reports).
+        self.keep_counts = keep_counts
         self.n_items = n_items
         self.pop = None if item_popularity is None else np.asarray(item_popularity, np.float64)
         needs_pop = {"NOVELTY", "AVG_POP"} & set(self.metrics)
@@ -196,7 +199,7 @@ class BeyondAccuracy:
         self.pop_parts: dict[int, list[float]] = {k: [] for k in self.cutoffs}
 
     def update(self, items: np.ndarray, lengths: np.ndarray) -> None:
-        if not self.metrics:
+        if not self.metrics and not self.keep_counts:
             return
         kmax = items.shape[1]
         # Counts grow cut-off by cut-off: each new slice of positions is counted once. Padding

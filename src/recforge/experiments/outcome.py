@@ -46,6 +46,9 @@ class ModelRun:
     warnings: list[str] = field(default_factory=list)
     #: external ids of ``users`` (the data's ``user_ids``), for exports
     user_ids: np.ndarray | None = None
+    #: coverage and popularity of the test recommendations
+    #: (:func:`recforge.experiments.report.recommendation_profile`)
+    recommended: dict[str, Any] | None = None
 
 
 @dataclass

@@ -101,6 +101,12 @@ def _model_plan(spec: ExperimentSpec, entry: ModelEntry) -> ModelPlan:
 
     if entry.search is None:
         return ModelPlan(entry.display, entry.model, dict(entry.params), None, None, 1, 1)
+    sims = entry.similarities
+    if sims is not None:  # one search per listed similarity; the plan shows the first's space
+        first = _model_plan(spec, entry.with_similarity(sims[0]))
+        n = sum(_model_plan(spec, entry.with_similarity(s)).n_trials or 0 for s in sims)
+        return ModelPlan(entry.display, entry.model, dict(entry.params), n, first.space,
+                         n + 1, 2 * n + 1)
     space = entry.search.space
     if space is None:
         space = dict(get_model_class(entry.model).space_for(entry.params))

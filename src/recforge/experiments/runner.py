@@ -29,6 +29,7 @@ from recforge.data.split import Split
 from recforge.experiments.artifacts import RunDir, label_stems, save_run_files, spec_document
 from recforge.experiments.outcome import ExperimentOutcome, ModelRun, SearchFailedError
 from recforge.experiments.progress import RunProgress
+from recforge.experiments.report.statistics import recommendation_profile, split_statistics
 from recforge.experiments.spec import ExperimentSpec, ModelEntry
 
 # ExperimentOutcome and ModelRun moved to recforge.experiments.outcome (re-exported here).
@@ -193,6 +194,115 @@ def _seeded_params(entry: ModelEntry, seed: int) -> dict[str, Any]:
     return params
 
 
+def _search(
+    spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any,
+    params: dict[str, Any], es: Any, storage: str | None, study_name: str | None,
+    progress: RunProgress | None, offset: int = 0, total: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any], list[str]]:
+    """One seeded search of ``entry`` on validation: (params, final params, trials, tuning,
+    warnings). ``offset``/``total`` number the log lines when one entry runs several searches."""
+    from recforge.models import get_model_class
+    from recforge.models.iterative import IterativeRecommender
+    from recforge.tuning import tune
+
+    assert entry.search is not None
+    model_cls = get_model_class(entry.model)
+    warnings: list[str] = []
+
+    log(f"  tuning {entry.display}: {entry.search.n_trials} trials on validation "
+        f"{spec.optimize.metric}@{spec.optimize.cutoff}")
+    result = tune(
+        entry.model,
+        split,
+        search_space=entry.search.space,
+        fixed_params=params,
+        metric=spec.optimize.metric,
+        cutoff=spec.optimize.cutoff,
+        n_trials=entry.search.n_trials,
+        n_startup_trials=entry.search.n_startup_trials,
+        seed=seed,
+        protocol=spec.protocol,
+        n_jobs=spec.n_jobs,
+        tie_rule=spec.tie_rule,
+        early_stopping=es if entry.search.early_stopping else None,
+        callbacks=[_trial_reporter(log, entry.display, total or entry.search.n_trials,
+                                   progress, offset=offset)],
+        storage=storage,
+        study_name=study_name,
+    )
+    tdict = result.to_dict()
+    trials = list(tdict.get("trials", []))
+    tuning = {k: v for k, v in tdict.items() if k != "trials"}
+    failed = [t for t in result.trials if t.status != "ok"]
+    if result.best_params is None:
+        first = failed[0] if failed else None
+        raise SearchFailedError(
+            f"model {entry.display!r} (seed {seed}): no trial of the search succeeded "
+            f"({len(failed)} of {len(result.trials)} failed); the first failure, trial "
+            f"{first.number if first else '?'} with params "
+            f"{first.params if first else {}}:\n{first.traceback if first else ''}"
+        )
+    if failed:
+        warnings.append(
+            f"{len(failed)} of {len(result.trials)} trials failed, e.g. trial "
+            f"{failed[0].number}: {failed[0].error}"
+        )
+        log(f"  WARNING {entry.display}: {warnings[-1]}")
+    params = {**params, **result.best_params}
+    final_params = dict(params)
+    if es is not None and entry.search.early_stopping:
+        # tune() wrote the best epoch into the epoch parameter; the final fit stops early
+        # again under the original cap (same seed, same best epoch) and keeps its history.
+        assert issubclass(model_cls, IterativeRecommender)
+        cap_name = model_cls.epochs_param
+        final_params[cap_name] = _seeded_params(entry, seed).get(
+            cap_name, model_cls().get_params()[cap_name])
+    return params, final_params, trials, tuning or {}, warnings
+
+
+def _search_similarities(
+    spec: ExperimentSpec, entry: ModelEntry, sims: list[Any], split: Split, seed: int,
+    log: Any, params: dict[str, Any], es: Any, storage: str | None, study_name: str | None,
+    progress: RunProgress | None,
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any], list[str]]:
+    """One search per listed similarity (each its own space and optuna study); the best on
+    validation is kept. The trials of all searches are kept in order, numbered on from one
+    search to the next (one numbering for the entry), each with its ``similarity``."""
+    assert entry.search is not None
+    total = entry.search.n_trials * len(sims)
+    runs: list[tuple[Any, tuple[Any, ...]]] = []
+    trials: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    per_sim: dict[str, Any] = {}
+    for s in sims:
+        log(f"  {entry.display}: similarity {s}")
+        one = entry.with_similarity(s)
+        res = _search(spec, one, split, seed, log, {**params, "similarity": s}, es, storage,
+                      None if study_name is None else f"{study_name}--{s}", progress,
+                      offset=len(trials), total=total)
+        tuning = res[3]
+        offset = len(trials)
+        for t in res[2]:
+            trials.append({**t, "number": int(t["number"]) + offset, "similarity": s})
+        best = tuning.get("best_trial")
+        per_sim[str(s)] = {"best_validation": tuning.get("best_validation"),
+                           "best_trial": None if best is None else int(best) + offset,
+                           "best_params": tuning.get("best_params"),
+                           "n_trials": len(res[2])}
+        warnings += [f"similarity {s}: {w}" for w in res[4]]
+        runs.append((s, res))
+    # Best validation wins; ties go to the first listed similarity.
+    s_best, (params, final_params, _, tuning, _) = max(
+        runs, key=lambda r: (r[1][3].get("best_validation") or float("-inf"),
+                             -sims.index(r[0])))
+    tuning = {**tuning, "best_trial": per_sim[str(s_best)]["best_trial"],
+              "n_trials": len(trials), "best_similarity": s_best, "similarities": per_sim}
+    log(f"  {entry.display}: best similarity {s_best} (validation "
+        f"{per_sim[str(s_best)]['best_validation']:.4f})")
+    return params, final_params, trials, tuning, warnings
+
+
+
 def _run_model(
     spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any,
     storage: str | None = None, study_name: str | None = None, model_dir: Path | None = None,
@@ -220,55 +330,13 @@ def _run_model(
                 f"model {entry.display!r} has a search but the split has no validation part; "
                 "add split.validation to the spec"
             )
-        from recforge.tuning import tune
-
-        log(f"  tuning {entry.display}: {entry.search.n_trials} trials on validation "
-            f"{spec.optimize.metric}@{spec.optimize.cutoff}")
-        result = tune(
-            entry.model,
-            split,
-            search_space=entry.search.space,
-            fixed_params=params,
-            metric=spec.optimize.metric,
-            cutoff=spec.optimize.cutoff,
-            n_trials=entry.search.n_trials,
-            n_startup_trials=entry.search.n_startup_trials,
-            seed=seed,
-            protocol=spec.protocol,
-            n_jobs=spec.n_jobs,
-            tie_rule=spec.tie_rule,
-            early_stopping=es if entry.search.early_stopping else None,
-            callbacks=[_trial_reporter(log, entry.display, entry.search.n_trials, progress)],
-            storage=storage,
-            study_name=study_name,
-        )
-        tdict = result.to_dict()
-        trials = list(tdict.get("trials", []))
-        tuning = {k: v for k, v in tdict.items() if k != "trials"}
-        failed = [t for t in result.trials if t.status != "ok"]
-        if result.best_params is None:
-            first = failed[0] if failed else None
-            raise SearchFailedError(
-                f"model {entry.display!r} (seed {seed}): no trial of the search succeeded "
-                f"({len(failed)} of {len(result.trials)} failed); the first failure, trial "
-                f"{first.number if first else '?'} with params "
-                f"{first.params if first else {}}:\n{first.traceback if first else ''}"
-            )
-        if failed:
-            warnings.append(
-                f"{len(failed)} of {len(result.trials)} trials failed, e.g. trial "
-                f"{failed[0].number}: {failed[0].error}"
-            )
-            log(f"  WARNING {entry.display}: {warnings[-1]}")
-        params = {**params, **result.best_params}
-        final_params = dict(params)
-        if es is not None and entry.search.early_stopping:
-            # tune() wrote the best epoch into the epoch parameter; the final fit stops early
-            # again under the original cap (same seed, same best epoch) and keeps its history.
-            assert issubclass(model_cls, IterativeRecommender)
-            cap_name = model_cls.epochs_param
-            final_params[cap_name] = _seeded_params(entry, seed).get(
-                cap_name, model_cls().get_params()[cap_name])
+        sims = entry.similarities
+        if sims is None:
+            params, final_params, trials, tuning, warnings = _search(
+                spec, entry, split, seed, log, params, es, storage, study_name, progress)
+        else:
+            params, final_params, trials, tuning, warnings = _search_similarities(
+                spec, entry, sims, split, seed, log, params, es, storage, study_name, progress)
     final = split
     v = spec.split.validation
     refit = v is not None and v.refit and split.validation is not None
@@ -310,6 +378,7 @@ def _run_model(
         protocol=spec.protocol,
         memory_budget_mb=spec.memory_budget_mb,
         tie_rule=spec.tie_rule,
+        keep_counts=True,
     )
     eval_s = time.perf_counter() - t0
     if model_dir is not None:
@@ -328,6 +397,8 @@ def _run_model(
         training=training,
         warnings=warnings,
         user_ids=np.asarray(final.train.user_ids)[np.asarray(res.users)],
+        recommended=(None if res.recommended is None
+                     else recommendation_profile(res.recommended, final.train.item_counts())),
     )
 
 
@@ -353,22 +424,28 @@ def _training_summary(model: Any) -> dict[str, Any]:
 
 
 def _trial_reporter(log: Any, label: str, total: int,
-                    progress: RunProgress | None = None) -> Any:
+                    progress: RunProgress | None = None, offset: int = 0) -> Any:
     """A tuning callback: one log line per trial (score, best so far, fit time) and the
-    progress display's trial count."""
-    state: dict[str, Any] = {"done": 0, "best": None}
+    progress display's trial count.
+
+    One counting convention: a trial's *number* is optuna's, from 0 (``trials/*.json``
+    ``number``, ``best_trial`` in the results, the report), shown as ``#n``; ``done/total``
+    counts finished trials. ``offset``: trials of the entry's earlier searches (a similarity
+    list), so numbers and counts run on across them."""
+    state: dict[str, Any] = {"done": offset, "best": None}
 
     def report(rec: Any) -> None:
         state["done"] += 1
         done = state["done"]
         if rec.status != "ok":
-            log(f"    {label} trial {done}/{total}: failed ({rec.error or 'error'})")
+            log(f"    {label} trial #{rec.number + offset} ({done}/{total}): failed "
+                f"({rec.error or 'error'})")
         else:
             if state["best"] is None or rec.score > state["best"]:
                 state["best"] = rec.score
             tag = "new best" if rec.is_new_best else f"best {state['best']:.4f}"
-            log(f"    {label} trial {done}/{total}: {rec.score:.4f} ({tag}; "
-                f"fit {rec.fit_seconds:.2f}s)")
+            log(f"    {label} trial #{rec.number + offset} ({done}/{total}): "
+                f"{rec.score:.4f} ({tag}; fit {rec.fit_seconds:.2f}s)")
         if progress is not None:
             progress.trial_finished(label, done, total, rec.score, state["best"])
 
@@ -451,7 +528,8 @@ def run_experiment(
             if seed == spec.seeds[0]:
                 _preflight(spec, split)
             info: dict[str, Any] = {"describe": split.describe(),
-                                    "fingerprint": split.fingerprint()}
+                                    "fingerprint": split.fingerprint(),
+                                    "statistics": split_statistics(split)}
             log(f"seed {seed}: split {split.fingerprint()[:12]} "
                 f"train={split.train.nnz} test={split.test.nnz}")
             if audit:
@@ -585,6 +663,13 @@ def write_outputs(
         "split_fingerprints": {s: v["fingerprint"] for s, v in outcome.data["splits"].items()},
         "significance": sig,
         "warnings": outcome.warnings,
+        # every seed's test values (rows are their means) and what each run recommended
+        "per_seed": {label: {str(seed): by_label[label].summary
+                             for seed, by_label in outcome.runs.items()}
+                     for label in outcome.rows},
+        "recommended": {label: {str(seed): by_label[label].recommended
+                                for seed, by_label in outcome.runs.items()}
+                        for label in outcome.rows},
     }
     training = {
         label: {str(seed): by_label[label].training for seed, by_label in outcome.runs.items()}

@@ -234,6 +234,10 @@ class ModelEntry(_Strict):
     validation part: they train on train minus validation and stop on the experiment's
     ``optimize`` metric and cut-off (paper defaults: validate every 5 epochs, patience 5); the
     model's epoch hyper-parameter is the cap. ``null`` trains the fixed number of epochs.
+
+    ``params.similarity`` may be a list (KNN models, e.g. ``[cosine, jaccard, asymmetric, dice,
+    tversky]``) when the entry has a ``search``: each similarity gets its own search (its own
+    space, ``n_trials`` each), the best on validation is kept, and every trial is recorded.
     """
 
     model: str
@@ -252,14 +256,47 @@ class ModelEntry(_Strict):
                 f"early_stopping is set for {self.model}, which is not iterative (it does not "
                 "train in epochs); remove it"
             )
-        # Values, not only names: a wrong type, range or choice fails here, before any model runs.
-        check_params(cls, self.params, where="params")
-        if self.search is None:
+        sims = self.similarities
+        if sims is None:
+            self._check_params_and_space(cls, self.params)
             return self
+        if "similarity" not in cls._param_names():
+            raise ValueError(f"params.similarity is a list, but {self.model} has no similarity")
+        if not sims or len(set(map(str, sims))) != len(sims):
+            raise ValueError(f"params.similarity must list distinct similarities, got {sims!r}")
+        if self.search is None:
+            raise ValueError(
+                "params.similarity lists several similarities: each gets its own search, so "
+                "the entry needs a search block (or give one similarity)"
+            )
+        for s in sims:
+            try:
+                self._check_params_and_space(cls, {**self.params, "similarity": s})
+            except ValueError as exc:
+                raise ValueError(f"similarity {s!r}: {exc}") from None
+        return self
+
+    @property
+    def similarities(self) -> list[Any] | None:
+        """The listed similarities of a ``similarity: [...]`` entry (one search each)."""
+        value = self.params.get("similarity")
+        return list(value) if isinstance(value, list | tuple) else None
+
+    def with_similarity(self, similarity: str) -> ModelEntry:
+        """This entry with one similarity fixed (a validated copy)."""
+        return ModelEntry.model_validate(
+            {**self.model_dump(exclude_unset=True),
+             "params": {**self.params, "similarity": similarity}})
+
+    def _check_params_and_space(self, cls: Any, params: dict[str, Any]) -> None:
+        # Values, not only names: a wrong type, range or choice fails here, before any model runs.
+        check_params(cls, params, where="params")
+        if self.search is None:
+            return
         if self.search.space is None:
-            space = cls.space_for(self.params)
+            space = cls.space_for(params)
         else:
-            both = sorted(set(self.search.space) & set(self.params))
+            both = sorted(set(self.search.space) & set(params))
             if both:
                 raise ValueError(
                     f"{both} are both fixed in params and searched in search.space; "
@@ -274,7 +311,6 @@ class ModelEntry(_Strict):
                 f"search.space.{epochs}: {self.model}'s epochs are chosen by early stopping; "
                 "remove it from the space or set search.early_stopping: false"
             )
-        return self
 
     @property
     def display(self) -> str:
