@@ -145,3 +145,31 @@ def test_cancel_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     assert [n["state"] for n in done["nodes"]] == ["CANCELLED", "CANCELLED"]
     r = cli.run("dag", "cancel", str(run["id"]), check=1)
     assert "already finished" in r.stderr
+
+
+def test_schedule_commands_backfill_a_dag(cli: Cli, tmp_path: Path) -> None:
+    spec = {"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Paris",
+            "dag": {"name": "nightly", "queue": "ml-q", "nodes": [node("only", outputs=["o"])]}}
+    path = tmp_path / "schedule.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = cli.run("schedule", "create", str(path)).stdout
+    assert "DAG cron '0 3 * * *' in Europe/Paris, concurrency forbid" in out
+    sid = cli.json("schedule", "list")[0]["id"]
+    r = cli.run("schedule", "backfill", str(sid), "--start", "2026-01-01T00:00:00",
+                "--end", "2026-01-02T23:59:59")  # fmt: skip
+    assert "queued 2 instant(s); 0 recorded before" in r.stdout
+    done = wait_until(lambda: (i := cli.json("schedule", "instants", str(sid)))
+                      and all(x["state"] == "DONE" for x in i) and i, 120, "the backfill")
+    # 03:00 in Paris in winter is 02:00 UTC.
+    assert sorted(x["instant"] for x in done) == [1767232800.0, 1767319200.0]
+    assert {x["outcome"] for x in done} == {"SUCCEEDED"}
+    runs = cli.json("dag", "list", "--schedule", str(sid))["items"]
+    assert sorted(r["scheduled_at"] for r in runs) == [1767232800.0, 1767319200.0]
+    assert "backfill" in cli.run("schedule", "events", str(sid)).stdout
+    assert "queued 0 instant(s); 2 recorded before" in cli.run(
+        "schedule", "backfill", str(sid), "--start", "2026-01-01T00:00:00",
+        "--end", "2026-01-02T23:59:59").stdout  # fmt: skip
+    assert "no schedule" in cli.run("schedule", "show", str(sid), who="carol", check=1).stderr
+    assert "schedule" in cli.run("schedule", "show", str(sid)).stdout
+    cli.run("schedule", "delete", str(sid))
+    assert cli.json("schedule", "list") == []

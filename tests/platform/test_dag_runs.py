@@ -4,36 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dag_support import Services, run_until
 
-from recforge.platform.backends import LocalBackend
-from recforge.platform.model.config import parse_platform_config
 from recforge.platform.model.dag_states import NodeState, RunState
 from recforge.platform.model.states import JobState
 from recforge.platform.runtime.errors import Conflict, Forbidden, Invalid, NotFound
-from recforge.platform.runtime.reconciler import LoopSettings
-from recforge.platform.runtime.service import PlatformService, save_config
-from recforge.platform.store import Store, User
+from recforge.platform.runtime.service import PlatformService
+from recforge.platform.store import User
 
 PY = sys.executable
 ALICE = User("alice", "ml", False)
 BOB = User("bob", "ml", False)
 EVE = User("eve", "other", False)
 N, R = NodeState, RunState
-
-CONFIG = {
-    "clusters": [{"name": "local1", "type": "local", "capacity": {"cpu": 2, "memory": "8Gi"}}],
-    "groups": [
-        {"name": "ml", "quotas": [{"cluster": "local1", "nominal": {"cpu": 2, "memory": "8Gi"}}]},
-        {"name": "other", "quotas": [{"cluster": "local1", "nominal": {"cpu": 1}}]},
-    ],
-    "queues": [{"name": "q", "group": "ml"}, {"name": "oq", "group": "other"}],
-}
 
 #: a node step: appends "<node> <attempt>" to the marker file, writes its outputs, then exits
 #: with argv[3] (or 0 after a first failed attempt when argv[3] is "flaky").
@@ -69,34 +57,10 @@ def visits(marker: Path) -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def make_service(tmp_path: Path) -> Iterator[Callable[..., PlatformService]]:
-    made: list[tuple[Store, LocalBackend]] = []
-
-    def make(url: str | None = None) -> PlatformService:
-        store = Store(url or f"sqlite:///{tmp_path / 'platform.db'}")
-        save_config(store, parse_platform_config(CONFIG))
-        backend = LocalBackend(tmp_path / "runtime", heartbeat_interval=0.3, term_grace=1.0)
-        made.append((store, backend))
-        return PlatformService(store, {"local": backend}, runs_dir=tmp_path / "runs",
-                               settings=LoopSettings(tick_interval=0.05, heartbeat_timeout=None))
-    yield make
-    for store, backend in made:
-        for j in store.iter_jobs([JobState.STARTING, JobState.RUNNING]):
-            if j.handle:
-                backend.cancel(j.handle)
-        store.close()
-        backend.close()
-
-
-def run_until(svc: PlatformService, pred: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Tick the service until ``pred`` holds (generous deadline for a loaded machine)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            runs = [(r.id, r.state.value, r.reason) for r in svc.store.list_dag_runs()[0]]
-            raise AssertionError(f"timed out; runs: {runs}")
-        svc.tick()
-        time.sleep(0.02)
+def make_service(tmp_path: Path) -> Iterator[Services]:
+    services = Services(tmp_path)
+    yield services
+    services.close()
 
 
 def finished(svc: PlatformService, run_id: int) -> Callable[[], bool]:

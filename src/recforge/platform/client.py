@@ -252,6 +252,37 @@ class PlatformClient:
                 tar.extractall(out, filter="data")
         return out
 
+    # -- schedules --------------------------------------------------------------------------
+    def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/schedules", json=spec)  # type: ignore[no-any-return]
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/schedules")  # type: ignore[no-any-return]
+
+    def get_schedule(self, schedule_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/schedules/{schedule_id}")  # type: ignore[no-any-return]
+
+    def suspend_schedule(self, schedule_id: int, suspended: bool = True) -> dict[str, Any]:
+        what = "suspend" if suspended else "resume"
+        return self._request(  # type: ignore[no-any-return]
+            "POST", f"/schedules/{schedule_id}/{what}")
+
+    def backfill(self, schedule_id: int, start: str, end: str) -> dict[str, Any]:
+        """Queue every instant of ``[start, end]`` (ISO 8601; no zone: the schedule's)."""
+        return self._request(  # type: ignore[no-any-return]
+            "POST", f"/schedules/{schedule_id}/backfill", json={"start": start, "end": end})
+
+    def schedule_instants(self, schedule_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        return self._request(  # type: ignore[no-any-return]
+            "GET", f"/schedules/{schedule_id}/instants", params={"limit": limit})
+
+    def schedule_events(self, schedule_id: int) -> list[dict[str, Any]]:
+        return self._request(  # type: ignore[no-any-return]
+            "GET", f"/schedules/{schedule_id}/events")
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        self._request("DELETE", f"/schedules/{schedule_id}")
+
     def whoami(self) -> dict[str, Any]:
         return self._request("GET", "/whoami")  # type: ignore[no-any-return]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -313,3 +314,56 @@ class MetricsOut(BaseModel):
     attempt: int
     replicas: dict[str, list[SampleOut]]
     anomalies: list[AnomalyOut]
+
+
+# -- schedules (routes/schedules.py) ------------------------------------------------------------
+class ScheduleOut(_Out):
+    """A schedule: ACTIVE, SUSPENDED or FINISHED (a one-off that ran); every instant up to
+    ``cursor`` has been dealt with; ``next_at`` is the next one."""
+
+    id: int
+    name: str
+    owner: str
+    group: str
+    state: str
+    cursor: float
+    next_at: float | None
+    created_at: float
+    updated_at: float
+    schedule: dict[str, Any] = Field(default_factory=dict)
+
+
+class InstantOut(_Out):
+    """A recorded instant: QUEUED, STARTED (its run goes), DONE (``outcome``: the run's final
+    state), SKIPPED (``forbid``) or FAILED (could not start; ``reason``)."""
+
+    instant: float
+    state: str
+    backfill: bool
+    run_kind: str | None
+    run_id: int | None
+    outcome: str | None
+    reason: str
+    created_at: float
+    updated_at: float
+
+
+class ScheduleEventOut(_Out):
+    at: float
+    message: str
+
+
+class BackfillIn(BaseModel):
+    """A date range to backfill: ISO 8601 times (without a zone: in the schedule's zone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime
+    end: datetime
+
+
+class BackfillOut(_Out):
+    """The instants queued by the backfill, and those recorded before (not run again)."""
+
+    recorded: list[float]
+    already: list[float]

@@ -15,8 +15,9 @@ After downtime (or any time several instants are due at once) only the ``catch_u
 due instants run, oldest first, and the older ones are recorded as missed (one event naming how
 many and from when to when); an instant more than ``starting_deadline_seconds`` late is missed
 whatever the bound. ``backfill`` (an API call) records every instant of a date range to run one
-after another. A restart never loses or doubles a run: the instants dealt with are recorded in
-the transaction that starts their runs.
+after another. A suspended schedule fires no new instant; what was queued before (a backlog, a
+backfill) still runs. A restart never loses or doubles a run: the instants dealt with are
+recorded in the transaction that starts their runs.
 """
 
 from __future__ import annotations

@@ -146,8 +146,11 @@ class ScheduleRuntime:
         return rec
 
     def set_suspended(self, user: User, schedule_id: int, suspended: bool) -> ScheduleRecord:
-        """Suspend (no instant fires) or resume a schedule. Instants that came while it was
-        suspended are due at once when it resumes (the catch-up bound applies)."""
+        """Suspend (no new instant fires) or resume a schedule. Instants queued before (a
+        ``queue`` backlog, a backfill) still run one after another while it is suspended (as a
+        paused Airflow DAG can be backfilled; delete the schedule to drop them). Instants that
+        came while it was suspended are due at once when it resumes (the catch-up bound
+        applies)."""
         rec = self._owned(user, schedule_id, "suspend" if suspended else "resume")
         if rec.state == FINISHED:
             raise Conflict(f"schedule {schedule_id} is finished (a one-off that ran)")
@@ -401,7 +404,7 @@ class ScheduleRuntime:
         with self.store.batch():
             active = self._active_runs(rec)
             queued = self.store.instants(sid, states=[QUEUED], limit=1)
-            if not active and queued and rec.state != SUSPENDED:
+            if not active and queued:  # suspended too: queued instants are decisions made
                 t = queued[0].instant
                 self.store.set_instant(sid, t, expected=QUEUED, state=STARTED,
                                        reason="started after the run(s) before it")  # fmt: skip
