@@ -27,6 +27,19 @@ app.add_typer(schedule_app, name="schedule")
 IdArg = Annotated[int, typer.Argument(help="Schedule id.", min=1)]
 
 
+def load_schedule_file(path: Path) -> dict[str, Any]:
+    """A schedule file, with ``dag:``/``job:`` given as a file name (relative to the schedule
+    file) read in: one DAG file serves ``dag submit`` and its schedule alike."""
+    spec = read_mapping(path, "schedule")
+    for key in ("dag", "job"):
+        if isinstance(spec.get(key), str):
+            target = Path(spec[key])
+            if not target.is_absolute() and str(path) != "-":
+                target = path.parent / target
+            spec[key] = read_mapping(target, f"schedule {key}")
+    return spec
+
+
 def _iso(t: float | None) -> str:
     return "" if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
@@ -47,8 +60,8 @@ def schedule_create(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a schedule from a file (cron or at; a dag or a job)."""
-    spec = read_mapping(file, "schedule")
+    """Create a schedule from a file (cron or at; a dag or a job, inline or a file name)."""
+    spec = load_schedule_file(file)
     rec = call(url, token, lambda c: c.create_schedule(spec))
     if as_json:
         print_json(rec)
