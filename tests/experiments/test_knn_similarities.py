@@ -38,6 +38,11 @@ def test_each_similarity_gets_its_search_and_the_best_is_kept(tmp_path: Path) ->
     assert [t["similarity"] for t in trials] == [s for s in SIMS for _ in range(3)]
     for t in trials:  # each search ran with its own similarity fixed
         assert t["params"]["similarity"] == t["similarity"]
+        # every trial keeps the spec's report metrics at every report cut-off (validation)
+        assert set(t["validation_summary"]) == {
+            f"{m}@{k}" for m in ("RECALL", "NDCG", "PRECISION") for k in (5, 10)}
+        assert t["validation_summary"]["RECALL@5"] == t["score"]
+        assert t["validation_summary"]["RECALL@10"] >= t["validation_summary"]["RECALL@5"]
     tuning = json.loads((out / "best_configs.json").read_text())["ItemKNN"]["0"]["tuning"]
     per_sim = tuning["similarities"]
     assert list(per_sim) == SIMS

@@ -224,6 +224,8 @@ def _search(
         protocol=spec.protocol,
         n_jobs=spec.n_jobs,
         tie_rule=spec.tie_rule,
+        report_metrics=spec.report.metrics,
+        report_cutoffs=spec.report.cutoffs,
         early_stopping=es if entry.search.early_stopping else None,
         callbacks=[_trial_reporter(log, entry.display, total or entry.search.n_trials,
                                    progress, offset=offset)],

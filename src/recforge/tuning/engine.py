@@ -97,6 +97,9 @@ class TrialRecord:
     validation_curve: list[tuple[int, float]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     test_summary: dict[str, float] | None = None
+    #: validation values of the report metrics at every report cut-off (``report_metrics`` /
+    #: ``report_cutoffs`` of :func:`tune`), the objective among them; None when not asked
+    validation_summary: dict[str, float] | None = None
     error: str | None = None
     traceback: str | None = None
     cached_from: int | None = None
@@ -180,6 +183,8 @@ class _Task:
     test_metrics: tuple[str, ...] | None
     measure_memory: bool
     tie_rule: str = "lower-index"
+    report_cutoffs: tuple[int, ...] = ()
+    report_metrics: tuple[str, ...] = ()
 
 
 @dataclass
@@ -197,6 +202,7 @@ class _Outcome:
     epochs_run: int | None = None
     validation_curve: list[tuple[int, float]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    validation_summary: dict[str, float] | None = None
     test_result: Any = None
     error: str | None = None
     traceback: str | None = None
@@ -213,8 +219,8 @@ def _evaluate(model: Recommender, split: Split, task: _Task, on: str) -> Any:
         "tie_rule": task.tie_rule,
     }
     if on == "validation":
-        kw["cutoffs"] = [task.cutoff]
-        kw["metrics"] = [task.metric]
+        kw["cutoffs"] = sorted({task.cutoff, *task.report_cutoffs})
+        kw["metrics"] = list(dict.fromkeys([task.metric, *task.report_metrics]))
     else:
         kw["cutoffs"] = list(task.test_cutoffs)
         if task.test_metrics is not None:
@@ -222,12 +228,18 @@ def _evaluate(model: Recommender, split: Split, task: _Task, on: str) -> Any:
     return evaluate_split(model, split, **kw)
 
 
-def _validation_score(model: Recommender, split: Split, task: _Task) -> float:
+def _validation_score(
+    model: Recommender, split: Split, task: _Task
+) -> tuple[float, dict[str, float] | None]:
+    """The objective on validation, and every report metric at every report cut-off (None
+    when the task asks for none)."""
     res = _evaluate(model, split, task, "validation")
     key = f"{task.metric}@{task.cutoff}"
     if key not in res.summary:
         raise KeyError(f"evaluator returned no {key}; got {sorted(res.summary)}")
-    return float(res.summary[key])
+    wanted = task.report_metrics or task.report_cutoffs
+    summary = {k: float(v) for k, v in res.summary.items()} if wanted else None
+    return float(res.summary[key]), summary
 
 
 def _fit_early_stopping(
@@ -266,12 +278,16 @@ def _run_trial(task: _Task, split: Split) -> _Outcome:
             model = task.model_cls(**task.params)
             if task.early_stopping is not None and isinstance(model, IterativeRecommender):
                 score = _fit_early_stopping(model, split, task, out)
+                if task.report_metrics or task.report_cutoffs:  # the best epoch's full values
+                    t1 = time.perf_counter()
+                    _, out.validation_summary = _validation_score(model, split, task)
+                    out.eval_seconds += time.perf_counter() - t1
             else:
                 t0 = time.perf_counter()
                 model.fit(split.train)
                 out.fit_seconds = time.perf_counter() - t0
                 t1 = time.perf_counter()
-                score = _validation_score(model, split, task)
+                score, out.validation_summary = _validation_score(model, split, task)
                 out.eval_seconds = time.perf_counter() - t1
             if not math.isfinite(score):
                 raise FloatingPointError(f"validation score is {score}")
@@ -344,6 +360,8 @@ def tune(
     evaluate_test_on_improvement: bool = True,
     test_cutoffs: Sequence[int] | None = None,
     test_metrics: Sequence[str] | None = None,
+    report_metrics: Sequence[str] | None = None,
+    report_cutoffs: Sequence[int] | None = None,
     measure_memory: bool = True,
     callbacks: Sequence[TrialCallback] = (),
     tie_rule: str = "lower-index",
@@ -366,6 +384,9 @@ def tune(
         timeout: seconds after which no new trial starts (running ones finish).
         test_cutoffs, test_metrics: what the test evaluation of new bests reports
             (default: ``cutoff`` and the evaluator's default metrics).
+        report_metrics, report_cutoffs: every trial also records these metrics at these
+            cut-offs on validation (``TrialRecord.validation_summary``; one evaluation with
+            the objective). Default: the objective only.
         callbacks: called in this process with each finished :class:`TrialRecord`.
         tie_rule: how the evaluator orders equal scores ("lower-index", or "numpy-legacy" to
             mimic the paper's numpy; see :mod:`recforge._kernels.topk`).
@@ -493,6 +514,8 @@ def tune(
             test_metrics=tuple(test_metrics) if test_metrics else None,
             measure_memory=measure_memory,
             tie_rule=tie_rule,
+            report_cutoffs=tuple(int(k) for k in report_cutoffs or ()),
+            report_metrics=tuple(str(m).upper() for m in report_metrics or ()),
         )
 
     def finish(trial: Any, number: int, key: str, out: _Outcome, cached: int | None,
@@ -520,6 +543,7 @@ def tune(
             epochs_run=out.epochs_run,
             validation_curve=list(out.validation_curve),
             history=list(out.history),
+            validation_summary=out.validation_summary,
             error=out.error,
             traceback=out.traceback,
             cached_from=cached,
