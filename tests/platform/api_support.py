@@ -7,7 +7,10 @@ a nominal quota of 2 cores / 2 GiB there and no borrowing; queue ``ml-q`` feeds 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +107,23 @@ def make_store(tmp_path: Path, url: str | None = None) -> tuple[Store, str]:
     store = Store(url)
     save_config(store, parse_platform_config(CONFIG, source="test config"))
     return store, url
+
+
+@contextlib.contextmanager
+def running_platform(tmp_path: Path) -> Iterator[Platform]:
+    """:func:`make_platform` with its loop running in a thread (as ``serve`` runs it); stopped
+    and closed on exit."""
+    p = make_platform(tmp_path)
+    stop = threading.Event()
+    loop = threading.Thread(target=p.service.run_forever, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        yield p
+    finally:
+        stop.set()
+        p.service.reconciler.wake.set()
+        loop.join(timeout=30)
+        p.close()
 
 
 def make_platform(tmp_path: Path, url: str | None = None) -> Platform:

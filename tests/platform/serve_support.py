@@ -159,5 +159,14 @@ def wait_until(pred: Any, timeout: float, what: str) -> Any:
         time.sleep(0.05)
 
 
+def process_running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (state from ``/proc/<pid>/stat``)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return raw[raw.rindex(")") + 2] not in "ZX"
+
+
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from k8s_api_server import K8sTestServer, matches
+from serve_support import wait_until as _wait
 
 from recforge.platform.backends.kubernetes import KubernetesBackend, namespace_for
 from recforge.platform.model.specs import SpecError, parse_job_spec
@@ -48,16 +48,6 @@ def _kubelet(server: K8sTestServer, ns: str, pod: str, phase: str, exit_code: in
             "state": {"terminated": {"exitCode": exit_code, "reason": "Error"}},
         }]  # fmt: skip
     _client(server).patch_namespaced_pod_status(pod, ns, {"status": status})
-
-
-def _wait(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def test_label_selectors_of_the_test_server_follow_kubernetes() -> None:

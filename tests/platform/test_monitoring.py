@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import Platform, make_platform
+from api_support import Platform, running_platform
+from serve_support import wait_until as _wait
 
 from recforge.platform.model.deployment import MonitoringSettings, parse_deployment
 from recforge.platform.model.specs import SpecError
@@ -70,30 +69,14 @@ def test_monitoring_settings_are_validated_in_the_deployment() -> None:
 # -- end to end -----------------------------------------------------------------------------
 @pytest.fixture
 def plat(tmp_path: Path) -> Iterator[Platform]:
-    p = make_platform(tmp_path)
-    for backend in p.service.backends.values():
-        backend.heartbeat_interval = 0.3  # type: ignore[attr-defined]
-    p.service.monitor = Monitor(p.store, p.service.transitions.backend_of, SETTINGS)
-    p.service.reconciler.phases.append(p.service.monitor.tick)
-    stop = threading.Event()
-    loop = threading.Thread(target=p.service.run_forever, args=(stop,), daemon=True)
-    loop.start()
-    yield p
-    stop.set()
-    p.service.reconciler.wake.set()
-    loop.join(timeout=30)
-    p.close()
-
-
-def _wait(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+    with running_platform(tmp_path) as p:
+        for backend in p.service.backends.values():
+            backend.heartbeat_interval = 0.3  # type: ignore[attr-defined]
+        # Tighter thresholds than the default's, checked every 0.2 s.
+        p.service.reconciler.phases.remove(p.service.monitor.tick)
+        p.service.monitor = Monitor(p.store, p.service.transitions.backend_of, SETTINGS)
+        p.service.reconciler.phases.append(p.service.monitor.tick)
+        yield p
 
 
 JOB = """
@@ -178,3 +161,18 @@ def test_metrics_of_a_pending_job_are_empty_and_other_groups_jobs_look_missing(
     assert running["anomalies"] == []  # within limits, beating, no output check configured
     for jid in (pending, hold):
         plat.client.post(f"/jobs/{jid}/cancel", headers=alice)
+
+
+def test_anomalies_are_stored_per_job_oldest_first(store: Any) -> None:
+    """On SQLite and on PostgreSQL (the ``store`` fixture runs both)."""
+    job = store.create_job(name="a", owner="u", group="g", queue="q", spec={}).id
+    other = store.create_job(name="b", owner="u", group="g", queue="q", spec={}).id
+    store.add_anomaly(job, 1, 0, "memory", "replica 0: resident memory high", 0.93)
+    store.add_anomaly(other, 1, 0, "no_output", "replica 0: silent", 12.0)
+    store.add_anomaly(job, 2, 1, "no_output", "replica 1: silent")
+    got = store.anomalies(job)
+    assert [(a.attempt, a.replica, a.kind, a.value) for a in got] == [
+        (1, 0, "memory", 0.93), (2, 1, "no_output", None)]
+    assert got[0].message == "replica 0: resident memory high" and got[0].at > 0
+    assert [a.kind for a in store.anomalies(job, limit=1)] == ["no_output"]  # the newest
+    assert [a.job_id for a in store.anomalies(other)] == [other]

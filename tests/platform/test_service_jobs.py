@@ -16,8 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +24,9 @@ from typing import Any
 
 import pytest
 import yaml
-from api_support import Platform, job_spec, make_platform
+from api_support import Platform, job_spec, running_platform
+from serve_support import process_running as _alive
+from serve_support import wait_until as _wait
 
 from recforge.platform.model.specs import SpecError, parse_job_spec
 
@@ -76,15 +76,8 @@ def test_bad_service_specs_name_the_field(patch: dict[str, Any], path: str, mess
 # -- end to end ---------------------------------------------------------------------------------
 @pytest.fixture
 def plat(tmp_path: Path) -> Iterator[Platform]:
-    p = make_platform(tmp_path)
-    stop = threading.Event()
-    loop = threading.Thread(target=p.service.run_forever, args=(stop,), daemon=True)
-    loop.start()
-    yield p
-    stop.set()
-    p.service.reconciler.wake.set()
-    loop.join(timeout=30)
-    p.close()
+    with running_platform(tmp_path) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")
@@ -95,31 +88,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _wait(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
-
-
 def _get(address: str, path: str) -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(f"http://{address}{path}", timeout=30) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return raw[raw.rindex(")") + 2] not in "ZX"
 
 
 def test_a_service_serves_a_model_survives_a_killed_replica_scales_and_stops(

@@ -13,11 +13,12 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from serve_support import process_running as _alive
+from serve_support import wait_until as _wait
 
 from recforge.platform.backends.spark import driver_command
 from recforge.platform.model.deployment import parse_deployment
@@ -194,25 +195,6 @@ with open(os.path.join(marks, "driver.pid"), "w") as f:
 print("LONG STARTED", flush=True)
 sc.parallelize(range(2), 2).map(slow).collect()
 '''
-
-
-def _wait(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.2)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return raw[raw.rindex(")") + 2] not in "ZX"
 
 
 def scenario_service(tmp: Path) -> dict[str, Any]:

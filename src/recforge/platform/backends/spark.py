@@ -52,7 +52,6 @@ from recforge.platform.backends.base import (
 )
 from recforge.platform.backends.env import EnvPolicy
 from recforge.platform.backends.local import LocalBackend
-from recforge.platform.backends.users import RunAs
 from recforge.platform.model.resources import Resources
 from recforge.platform.model.specs import JobSpec, ReplicaSpec
 
@@ -172,19 +171,8 @@ class SparkBackend(Backend):
         )  # fmt: skip
         return driver, len(plans)
 
-    def launch(
-        self,
-        job_id: int,
-        spec: JobSpec,
-        admission: Any,
-        *,
-        attempt: int = 1,
-        run_as: RunAs | None = None,
-    ) -> Handle:
-        out = self.launch_many([Launch(job_id, spec, admission, attempt, run_as)])[0]
-        if isinstance(out, Exception):
-            raise out
-        return out
+    #: one launch through :meth:`launch_many` (the local backend's wrapper, same contract).
+    launch = LocalBackend.launch
 
     def launch_many(self, launches: list[Launch]) -> list[Handle | Exception]:
         out: list[Handle | Exception] = []
