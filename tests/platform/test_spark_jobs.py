@@ -291,3 +291,27 @@ def scenario_service(tmp: Path) -> dict[str, Any]:
 if __name__ == "__main__":
     scenario = globals()[f"scenario_{sys.argv[1]}"]
     print(json.dumps(scenario(Path(sys.argv[2]))))
+
+
+def test_deployment_builds_the_spark_backend(tmp_path: Path) -> None:
+    from recforge.platform.backends.spark import SparkBackend, default_spark_submit
+    from recforge.platform.runtime.bootstrap import build
+
+    cfg = parse_deployment({
+        "backends": {"spark": {"master": "yarn", "env": {"HADOOP_CONF_DIR": "/etc/hadoop"},
+                               "conf": {"spark.yarn.queue": "ml"}, "term_grace": 20}},
+        "clusters": [{"name": "sp1", "type": "spark", "capacity": {"cpu": 8}}],
+    })  # fmt: skip
+    deployment = build(cfg, state_dir=tmp_path / "state")
+    try:
+        backend = deployment.backends["spark"]
+        assert isinstance(backend, SparkBackend)
+        assert (backend.master, backend.env, backend.conf) == (
+            "yarn", {"HADOOP_CONF_DIR": "/etc/hadoop"}, {"spark.yarn.queue": "ml"})
+        assert backend.spark_submit == default_spark_submit() and backend.local.term_grace == 20
+        # The driver replicas live below the state directory's private runtime/ part.
+        assert backend.local.runtime_dir == tmp_path / "state" / "runtime" / "spark"
+    finally:
+        for b in deployment.backends.values():
+            b.close()
+        deployment.store.close()
