@@ -103,6 +103,19 @@ def test_training_forms_and_seeding() -> None:
     np.testing.assert_array_equal(again[2], neg)
 
 
+def test_sample_users_without_replacement() -> None:
+    train = _random_train()
+    active = np.flatnonzero(train.user_counts() > 0)
+    s = NegativeSampler(train, np.random.default_rng(3))
+    distinct = s.sample_users(active.size, replace=False)
+    assert sorted(distinct.tolist()) == active.tolist()
+    part = s.sample_users(active.size // 2, replace=False)
+    assert len(set(part.tolist())) == part.size and np.isin(part, active).all()
+    # More users asked for than there are: drawn with replacement instead of failing.
+    more = s.sample_users(active.size + 5, replace=False)
+    assert more.size == active.size + 5 and np.isin(more, active).all()
+
+
 def test_minibatches_cover_once() -> None:
     batches = list(minibatches(10, 4, np.random.default_rng(0)))
     assert [b.size for b in batches] == [4, 4, 2]

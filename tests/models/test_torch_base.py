@@ -17,6 +17,8 @@ if os.environ.get("CI"):
 else:
     torch = pytest.importorskip("torch", reason="needs the recforge[torch] extra")
 
+from planted_blocks import own_block_wins, planted_blocks
+
 from recforge.data.interactions import Interactions
 from recforge.models.iterative import EarlyStopping, NamedValidation, TrainingRun
 from recforge.models.torch.base import (
@@ -75,29 +77,9 @@ class _TinyBPR(TorchRecommender):
         return self.module_.users(users) @ self.module_.items.weight.T
 
 
-def _planted(n_users: int = 40, n_items: int = 30, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    p = np.full((n_users, n_items), 0.03)
-    p[: n_users // 2, : n_items // 2] = 0.5
-    p[n_users // 2 :, n_items // 2 :] = 0.5
-    return (rng.random((n_users, n_items)) < p).astype(np.float32)
-
-
-def _own_block_wins(scores: np.ndarray, r: np.ndarray) -> float:
-    n_users, n_items = r.shape
-    own = np.zeros_like(r, dtype=bool)
-    own[: n_users // 2, : n_items // 2] = True
-    own[n_users // 2 :, n_items // 2 :] = True
-    unseen = r == 0
-    return float(np.mean([
-        scores[u, unseen[u] & own[u]].mean() > scores[u, unseen[u] & ~own[u]].mean()
-        for u in range(n_users)
-    ]))
-
-
 @pytest.fixture(scope="module")
 def planted() -> tuple[np.ndarray, Interactions]:
-    r = _planted()
+    r = planted_blocks()
     return r, Interactions(sp.csr_matrix(r))
 
 
@@ -106,7 +88,7 @@ def test_learns_the_planted_preference_and_loss_falls(planted: Any) -> None:
     m = _TinyBPR().fit(train)
     scores = m.score(np.arange(r.shape[0]))
     assert scores.shape == r.shape and scores.dtype == np.float32
-    assert _own_block_wins(scores, r) > 0.95
+    assert own_block_wins(scores, r) > 0.95
     losses = [h.loss for h in m.history_]
     assert losses[-1] < 0.6 * losses[0]
 

@@ -55,6 +55,8 @@ MODELS: dict[str, str | type[Recommender]] = {
     "MLP": "recforge.models.torch.neumf:MLP",
     "NeuMF": "recforge.models.torch.neumf:NeuMF",
     "CMN": "recforge.models.torch.cmn:CMN",
+    "SpectralCF": "recforge.models.torch.spectralcf:SpectralCF",
+    "MCRec": "recforge.models.torch.mcrec:MCRec",
     # Lists made by another library, evaluated by our protocol (not a learning model).
     "ExternalLists": "recforge.evaluation.external:ExternalLists",
 }

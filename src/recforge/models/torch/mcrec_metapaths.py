@@ -53,10 +53,13 @@ __all__ = [
     "METAPATHS",
     "BprEmbeddings",
     "Metapaths",
+    "instance_nodes",
     "knn_graph",
     "load_bpr_embeddings",
+    "load_side_information",
     "read_bpr_embeddings",
     "sample_metapaths",
+    "svd_node_vectors",
 ]
 
 #: the four metapaths of MCRec's ML-100k run, in the order of its input slots.
@@ -171,6 +174,59 @@ def load_bpr_embeddings(train: Interactions, dataset: str = "mcrec-ml-100k",
              for k in ("user", "item", "type")]
     emb = read_bpr_embeddings(train, *files)
     return BprEmbeddings(emb.users, emb.items, emb.types, source=f"{dataset}: {emb.source}")
+
+
+def load_side_information(train: Interactions, dataset: str = "mcrec-ml-100k",
+                          cache_dir: str | Path | None = None
+                          ) -> tuple[BprEmbeddings, sp.csr_matrix]:
+    """MCRec's BPR vectors and the correct 19-genre matrix, both matched to ``train``'s ids.
+
+    The genres come from the registered ``dataset`` loaded with ``with_genres=True,
+    genre_bug=False`` (MovieLens-100k's ``u.item`` flags), whatever item features ``train``
+    itself carries (Table 3's ItemKNN-CBF rows use the paper's buggy 2-column ICM).
+    """
+    from recforge.data.registry import load_dataset
+    from recforge.data.split import Split
+
+    side = load_dataset(dataset, with_genres=True, genre_bug=False, cache_dir=cache_dir)
+    side_train = side.train if isinstance(side, Split) else side
+    icm = sp.csr_matrix(side_train.item_features)
+    ids = np.asarray(side_train.item_ids)
+    order = np.argsort(ids)
+    want = np.asarray(train.item_ids)
+    pos = np.clip(np.searchsorted(ids[order], want), 0, len(ids) - 1)
+    missing = np.flatnonzero(ids[order][pos] != want)
+    if missing.size:
+        raise ValueError(f"{missing.size} item ids of the data are not items of {dataset} "
+                         f"(first: {want[missing[0]]!r}); its genres cannot be matched")
+    genres = sp.csr_matrix(icm[order[pos]])
+    with_types = Interactions(train.matrix, user_ids=train.user_ids, item_ids=train.item_ids,
+                              item_features=genres)
+    return load_bpr_embeddings(with_types, dataset, cache_dir), genres
+
+
+def svd_node_vectors(train: Interactions, genres: sp.spmatrix, dim: int = 64,
+                     seed: int = 0) -> BprEmbeddings:
+    """Node vectors from the training data alone: a seeded truncated SVD R ≈ U Σ Vᵀ of the
+    binary training matrix, users U√Σ, items V√Σ, a genre the mean of its items' vectors.
+
+    A leakage-free stand-in for the released BPR vectors (which may have seen test data) and
+    the vectors of datasets that have none; ``dim`` is capped at min(n_users, n_items) - 1.
+    """
+    from sklearn.utils.extmath import randomized_svd
+
+    r = sp.csr_matrix(train.matrix, dtype=np.float64, copy=True)
+    r.data[:] = 1.0
+    k = max(1, min(int(dim), min(r.shape) - 1))
+    u, sigma, vt = randomized_svd(r, k, random_state=int(seed))
+    root = np.sqrt(sigma)[None, :]
+    users, items = (u * root).astype(np.float32), (vt.T * root).astype(np.float32)
+    g = sp.csr_matrix(genres, dtype=np.float64)
+    g.data[:] = 1.0
+    size = np.asarray(g.sum(axis=0)).ravel()
+    types = (g.T @ items) / np.where(size > 0, size, 1.0)[:, None]
+    return BprEmbeddings(users, items, np.asarray(types, dtype=np.float32),
+                         source=f"truncated SVD of the training matrix (k={k}, seed={seed})")
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -365,6 +421,22 @@ def _sample_kernel(cos_ui, rated, top_items, top_users, g_ptr, g_idx, uk_ptr, uk
 
 
 # ----------------------------------------------------------------------------- result
+def instance_nodes(mids: np.ndarray, counts: np.ndarray, users: np.ndarray, items: np.ndarray,
+                   pad: int) -> np.ndarray:
+    """Full node ids [u, n1, n2, m] of each pair's instances; missing instances are ``pad``."""
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    n_users = mids.shape[0]
+    mid = mids[users, items].astype(np.int64)
+    cnt = counts[users, items].astype(np.int64)
+    out = np.empty((*mid.shape[:3], 4), dtype=np.int64)
+    out[..., 0] = users[:, None, None]
+    out[..., 1:3] = mid
+    out[..., 3] = (n_users + items)[:, None, None]
+    out[np.arange(mid.shape[2])[None, None, :] >= cnt[..., None]] = pad
+    return out
+
+
 @dataclass(frozen=True)
 class Metapaths:
     """Sampled instances: ``mids[u, m, k, p]`` = the two middle node ids of instance p.
@@ -386,17 +458,7 @@ class Metapaths:
 
     def node_ids(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(len(users), n_metapaths, N_PATHS, 4) node ids of the pairs' instances (pad-filled)."""
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        mid = self.mids[users, items].astype(np.int64)
-        cnt = self.counts[users, items].astype(np.int64)
-        out = np.empty((*mid.shape[:3], 4), dtype=np.int64)
-        out[..., 0] = users[:, None, None]
-        out[..., 1:3] = mid
-        out[..., 3] = (self.n_users + items)[:, None, None]
-        missing = np.arange(mid.shape[2])[None, None, :] >= cnt[..., None]
-        out[missing] = self.pad
-        return out
+        return instance_nodes(self.mids, self.counts, users, items, self.pad)
 
     def coverage(self) -> dict[str, float]:
         """Share of (user, item) pairs with at least one instance, per metapath."""
@@ -407,21 +469,27 @@ def sample_metapaths(
     train: Interactions,
     embeddings: BprEmbeddings,
     *,
+    genres: sp.spmatrix | None = None,
     knn: int = KNN,
     threshold: float = THRESHOLD,
     log_fn: Callable[[str], None] | None = None,
 ) -> Metapaths:
     """Re-sample the four metapaths for every (user, item) pair of ``train`` (see the module).
 
-    ``train.item_features`` must be the genre matrix (items x genres, e.g. MovieLens-100k's
-    ``u.item`` flags loaded with ``with_genres=True``).
+    ``genres`` is the items x genres 0/1 matrix (rows aligned with ``train``'s items); by
+    default ``train.item_features`` (MovieLens-100k's ``u.item`` flags loaded with
+    ``with_genres=True``).
     """
     say = log_fn or log.info
-    if train.item_features is None:
-        raise ValueError("MCRec metapaths need the item genres: load the data with "
-                         "with_genres=True so that train.item_features is the genre matrix")
+    if genres is None:
+        genres = train.item_features
+    if genres is None:
+        raise ValueError("MCRec metapaths need the item genres: pass genres= or load the data "
+                         "with with_genres=True so that train.item_features is the genre matrix")
     n_users, n_items = train.shape
-    n_types = int(train.item_features.shape[1])
+    if genres.shape[0] != n_items:
+        raise ValueError(f"genres has {genres.shape[0]} rows for {n_items} items")
+    n_types = int(genres.shape[1])
     if embeddings.users.shape[0] != n_users or embeddings.items.shape[0] != n_items:
         raise ValueError(f"BPR vectors cover {embeddings.users.shape[0]} users x "
                          f"{embeddings.items.shape[0]} items, the data has {n_users} x {n_items}")
@@ -448,7 +516,8 @@ def sample_metapaths(
     top_users = _top_by_score(rt, cos_ui[rt.indices,
                                          np.repeat(np.arange(n_items), np.diff(rt.indptr))],
                               HOP_LIMIT)
-    genres = sp.csr_matrix(train.item_features)
+    genres = sp.csr_matrix(genres, dtype=np.float32)
+    genres.eliminate_zeros()
     genres.sort_indices()
     uk = knn_graph(r.T, knn)
     mk = knn_graph(r, knn)

@@ -199,11 +199,17 @@ class NegativeSampler:
         pos = self.indices[np.minimum(pick, self.indptr[u + 1] - 1)]
         return u, pos, self.negatives(u, 1).ravel()
 
-    def sample_users(self, n: int) -> np.ndarray:
-        """``n`` users with at least one training item, uniformly with replacement."""
+    def sample_users(self, n: int, *, replace: bool = True) -> np.ndarray:
+        """``n`` users with at least one training item, uniformly.
+
+        ``replace=False`` draws ``n`` distinct users (SpectralCF's batches) when there are that
+        many, and falls back to drawing with replacement when there are fewer.
+        """
         active = np.flatnonzero(np.diff(self.indptr) > 0)
         if active.size == 0:
             raise ValueError("NegativeSampler.sample_users: no user has training items")
+        if not replace and int(n) <= active.size:
+            return self.rng.choice(active, size=int(n), replace=False)
         return active[self.rng.integers(0, active.size, size=int(n))]
 
     def pointwise(self, n_negatives: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -38,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = [
+    "EIG_DTYPES",
     "PROPAGATIONS",
     "bipartite_adjacency",
     "eig_propagation",
@@ -48,6 +49,7 @@ __all__ = [
 Propagation = Literal["eig", "sparse"]
 EigDtype = Literal["float32", "float64"]
 PROPAGATIONS: tuple[str, ...] = ("eig", "sparse")
+EIG_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 #: bump when the rule that builds Â changes, so that stale cache files are never read.
 _RULE_VERSION = 1
@@ -103,7 +105,7 @@ def eig_propagation(
     from scipy.sparse.csgraph import connected_components
 
     say = log_fn or log.info
-    if dtype not in ("float32", "float64"):
+    if dtype not in EIG_DTYPES:
         raise ValueError(f"eig dtype must be 'float32' or 'float64', got {dtype!r}")
     a = bipartite_adjacency(train)
     n = a.shape[0]
