@@ -33,7 +33,9 @@ def test_toppop_checks_json() -> None:
 @pytest.mark.paper_data("mcrec-ml-100k", "movielens-100k")
 def test_table3_fixed_matches_the_paper(tmp_path: Path) -> None:
     out = tmp_path / "t3"
-    res = CliRunner().invoke(app, ["reproduce", "table3", "--fixed", "--json", "--out", str(out)])
+    # The baseline side (MCRec's row trains for an hour or more: docs/RESULTS.md).
+    res = CliRunner().invoke(app, ["reproduce", "table3", "--fixed", "--no-neural", "--json",
+                                   "--out", str(out)])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     results = json.loads((out / "results.json").read_text())
@@ -43,7 +45,8 @@ def test_table3_fixed_matches_the_paper(tmp_path: Path) -> None:
     assert payload["all_ok"] is True
     assert results["paper"]["ItemKNN CBF"]["PRECISION@10"] == 0.0294
     # Without the paper's tie order the tie-dominated CBF row moves away from the paper.
-    res = CliRunner().invoke(app, ["reproduce", "table3", "--fixed", "--no-paper-ties", "--json"])
+    res = CliRunner().invoke(app, ["reproduce", "table3", "--fixed", "--no-paper-ties",
+                                   "--no-neural", "--json"])
     assert res.exit_code == 1
     payload = json.loads(res.stdout)
     outside = compare_fixed(payload["checks"], cells(TABLE3, TABLE3_METRICS), payload["rows"])

@@ -138,7 +138,8 @@ def test_a_table_with_a_neural_row_end_to_end(monkeypatch: pytest.MonkeyPatch,
     payload = reproduce_table("tneural", fixed=True, max_epochs=2, log=lines.append,
                               out_dir=tmp_path / "out")
     assert payload["neural"] == {"enabled": True, "rows": ["Mult-VAE"], "max_epochs": 2,
-                                 "note": lines[0], "all_ok": payload["neural"]["all_ok"]}
+                                 "changed_params": {}, "note": lines[0],
+                                 "all_ok": payload["neural"]["all_ok"]}
     assert "capped at 2 epochs" in lines[0]
     kinds = {c["model"]: c["kind"] for c in payload["checks"]}
     assert kinds == {"TopPop": "baseline", "ItemKNN CF": "baseline", "Mult-VAE": "neural"}

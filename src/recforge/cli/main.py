@@ -197,6 +197,10 @@ def reproduce_cmd(
         "names); default: all of the table's rows.")] = None,
     negatives: Annotated[int, typer.Option(
         min=1, help="sampled-metrics: sampled negatives per user.")] = 100,
+    neural_param: Annotated[list[str] | None, typer.Option(
+        "--neural-param", help="Change one setting of a neural row, LABEL.PARAM=VALUE "
+        "(VALUE read as JSON, else as a string; repeatable), e.g. "
+        "SpectralCF.propagation=sparse. Printed and stored in the results.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Reproduce a table of the RecSys 2019 paper and print ours next to the paper's.
@@ -250,6 +254,7 @@ def reproduce_cmd(
             _fail(f"--seeds must be comma-separated integers, got {seeds!r}")
         from recforge.experiments.runner import RunInterrupted
 
+        changes = _neural_params(neural_param or [])
         try:
             with sigterm_as_interrupt():
                 payload = reproduce_command(
@@ -258,7 +263,7 @@ def reproduce_cmd(
                     correct_genres=correct_genres, n_jobs=jobs, log=_log,
                     paper_ties=fixed if paper_ties is None else paper_ties,
                     with_content=content, neural=neural, max_epochs=max_epochs,
-                    stand_in=stand_in,
+                    stand_in=stand_in, neural_params=changes or None,
                     models=[m.strip() for m in models.split(",") if m.strip()] if models
                     else None,
                 )
@@ -279,6 +284,20 @@ def reproduce_cmd(
         _print_reproduction(name, payload)
     if not payload["all_ok"]:
         raise typer.Exit(1)
+
+
+def _neural_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--neural-param LABEL.PARAM=VALUE`` options as {label: {param: value}}."""
+    for item in items:
+        label, dot, param = item.partition("=")[0].rpartition(".")
+        if "=" not in item or not (dot and label and param):
+            _fail(f"--neural-param {item!r}: expected LABEL.PARAM=VALUE, "
+                  "e.g. SpectralCF.propagation=sparse")
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in parse_kv(items, "--neural-param").items():
+        label, _, param = key.rpartition(".")
+        out.setdefault(label, {})[param] = value
+    return out
 
 
 def _print_reproduction(name: str, payload: dict[str, Any]) -> None:

@@ -9,7 +9,9 @@ by :func:`check_cell`.
 Neural rows (``TableSetup.neural_labels``) always run with the paper's settings and stop early
 on the block's validation metric; ``neural=False`` leaves them out and ``max_epochs`` caps
 their training for a quick look (the cap is printed and stored in the results: such a row is
-not the paper's protocol). Their cells are compared with the paper's numbers too (``kind``
+not the paper's protocol); ``neural_params`` changes single settings of a neural row the same
+way (printed and stored; e.g. SpectralCF's ``propagation="sparse"``). Their cells are
+compared with the paper's numbers too (``kind``
 "neural"; they do not decide ``all_ok``, which is about the baselines), and
 :func:`~recforge.experiments.paper.conclusion.check_conclusion` asks whether the best baseline
 still beats them, with a paired test.
@@ -132,7 +134,8 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
                      correct_genres: bool = False, models: list[str] | None = None,
                      n_jobs: int = 1, paper_ties: bool = False,
                      with_content: bool = False, neural: bool = True,
-                     max_epochs: int | None = None, stand_in: bool = False) -> dict[str, Any]:
+                     max_epochs: int | None = None, stand_in: bool = False,
+                     neural_params: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The experiment spec (as a dict) that reproduces one table block (see ``setups``).
 
     ``paper_ties``: break ties among equal scores/similarities as the paper's numpy did
@@ -140,13 +143,19 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
     lower-index-first; needed where ties dominate (Table 3 ItemKNN CBF, Table 4 UserKNN).
     ``with_content``: also run the rows that need item content (Tables 4/5 CBF and CFCBF).
     ``neural``: run the block's neural rows (paper settings, early stopping); ``max_epochs``
-    caps their epochs (a quick look). ``stand_in``: the rows that need item content run on the
+    caps their epochs (a quick look); ``neural_params`` (label -> {parameter: value}) changes
+    single settings of a neural row. ``stand_in``: the rows that need item content run on the
     block's stand-in content (Tables 4/5: CiteULike tags); the spec name says so.
     """
     try:
         setup = SETUPS[name]
     except KeyError:
         raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}") from None
+    unknown = sorted(set(neural_params or {}) - set(setup.neural_labels))
+    if unknown:
+        rows = ", ".join(setup.neural_labels) or "none"
+        raise ValueError(f"neural_params name {', '.join(unknown)}, not a neural row of {name} "
+                         f"(its neural rows: {rows})")
     if stand_in and not setup.stand_in_options:
         raise ValueError(f"{name} has no stand-in item content")
     with_content = with_content or stand_in
@@ -174,6 +183,7 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
         entry: dict[str, Any] = {"model": model_name, "label": label}
         if label in setup.neural_labels:
             entry.update(_neural_entry(setup, name, label, model_name, max_epochs))
+            entry["params"].update((neural_params or {}).get(label, {}))
         elif label in ("TopPop", "Random"):
             pass
         elif fixed:
@@ -273,13 +283,15 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                     n_jobs: int = 1, log: Any = None, paper_ties: bool = False,
                     with_content: bool | None = None, neural: bool = True,
                     max_epochs: int | None = None,
-                    stand_in: bool | None = None) -> dict[str, Any]:
+                    stand_in: bool | None = None,
+                    neural_params: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run one table block and compare with the paper; returns the ``results.json`` content.
 
     ``with_content``: run the rows that need item content (Tables 4/5 CBF/CFCBF) — True
     requires the content (refused if it cannot be obtained), None runs them when the content
     is already at hand and says so when it is not, False never.
-    ``neural``: run the block's neural rows; ``max_epochs``: cap their epochs (a quick look).
+    ``neural``: run the block's neural rows; ``max_epochs``: cap their epochs (a quick look);
+    ``neural_params``: change single settings of a neural row (label -> {parameter: value}).
     ``stand_in``: run the rows that need item content on the block's stand-in (Tables 4/5:
     the CiteULike tag matrix for the bag of words) — None does so when the block's neural rows
     need content that is not at hand, True always, False never (those neural rows are then
@@ -331,10 +343,18 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
         build_table_spec(name, fixed=fixed, budget=budget, seeds=seeds,
                          correct_genres=correct_genres, models=models, n_jobs=n_jobs,
                          paper_ties=paper_ties, with_content=with_content, neural=neural,
-                         max_epochs=max_epochs, stand_in=stand_in),
+                         max_epochs=max_epochs, stand_in=stand_in,
+                         neural_params=neural_params),
         source=f"reproduce {name}",
     )
     neural_rows = [m.display for m in spec.models if m.display in setup.neural_labels]
+    changed = {label: dict(p) for label, p in (neural_params or {}).items()
+               if p and label in neural_rows}
+    if changed:
+        text = "; ".join(f"{label}: " + ", ".join(f"{k}={v!r}" for k, v in p.items())
+                         for label, p in changed.items())
+        notes.append(f"neural rows changed from the paper's settings ({text})")
+        log(notes[-1])
     cap_note = (None if max_epochs is None or not neural_rows else
                 f"neural rows capped at {max_epochs} epochs: a quick look, not the paper's "
                 "protocol")
@@ -384,6 +404,7 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
             "enabled": neural,
             "rows": neural_rows,
             "max_epochs": max_epochs,
+            "changed_params": changed,
             "note": cap_note,
             "all_ok": all(c["ok"] for c in neural_checks) if neural_checks else None,
         },
