@@ -232,6 +232,14 @@ def test_cli_shows_a_service_and_relays_a_refused_scale(tmp_path: Path) -> None:
         assert refused.exit_code == 1 and "outside 0..1" in refused.output
         as_json = runner.invoke(app, ["service", str(svc), "--json"], env=env)
         assert json.loads(as_json.stdout)["max_replicas"] == 1
+        # Monitoring through the CLI: the running job's latest sample per replica.
+        _wait(lambda: alice.metrics(hold)["replicas"].get("0"), 120, "samples of the hold job")
+        shown = runner.invoke(app, ["metrics", str(hold)], env=env)
+        assert shown.exit_code == 0, shown.output
+        assert f"job {hold} attempt 1" in shown.stdout and "  replica 0: cpu " in shown.stdout
+        assert "sample(s)" in shown.stdout and "anomaly" not in shown.stdout
+        pending = runner.invoke(app, ["metrics", str(svc)], env=env)
+        assert pending.exit_code == 0 and pending.stdout == f"job {svc} attempt 0\n"
         for jid in (svc, hold):
             alice.cancel(jid)
     finally:
