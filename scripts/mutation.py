@@ -245,6 +245,21 @@ MUTANTS: tuple[Mutant, ...] = (
 #: here is reported as "needs a test").
 EQUIVALENT: dict[str, str] = {}
 
+#: Shown under "Notes" in docs/mutation.md: what earlier runs taught (kept with the mutants).
+NOTES = (
+    "The first run (12:33 UTC) ran the quota mutants against tests/platform/test_scheduler.py "
+    "only and three survived (`quota-ignores-borrowing-limit`, `quota-ignores-group-cap`, "
+    "`reserve-unchecked`): the scheduler checks availability itself before it reserves. "
+    "tests/platform/test_resources.py (the quota book's own tests) kills all three, and "
+    "tests/platform/test_quota_formula.py now checks the book against its documented formula "
+    "on seeded random configurations; both are in the scheduler mutants' test list.",
+    "Issue 14's seven survivors are the first mutants of their groups "
+    "(`admitted-to-succeeded`, `backoff-to-running`, `starting-to-pending`, "
+    "`fingerprint-ignores-negatives`, `fingerprint-ignores-row-pointers`, "
+    "`audit-ignores-foldin-negatives`, `foundation-tolerance-widened`, `html-values-zero`, "
+    "`map-2019-denominator`).",
+)
+
 #: Third-party modules imported once in the parent, shared by every forked child.
 WARM = ("numpy", "scipy.sparse", "scipy.stats", "scipy.linalg", "numba", "pandas", "pydantic",
         "sqlalchemy", "fastapi", "fastapi.testclient", "httpx", "typer", "typer.testing",
@@ -406,6 +421,7 @@ def render(outcomes: list[Outcome], command: str, started: str, wall: float, hea
         assert m is not None
         why = EQUIVALENT.get(m.id, "not judged equivalent: needs a test")
         lines.append(f"- `{m.id}` ({m.what}): {why}")
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in NOTES]
     skipped = [o for o in rows if o.status == "not run"]
     if skipped:
         lines += ["", "Not run (not counted): " + ", ".join(
