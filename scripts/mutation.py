@@ -229,16 +229,16 @@ MUTANTS: tuple[Mutant, ...] = (
       (*RULES, "tests/experiments/test_reference_checks.py"),
       "a cell whose reference lies outside our interval passes"),
     # -- report
-    M("html-values-zero", "experiments/report.py",
-      '{html.escape(title)}">{row[c]:.4f}', '{html.escape(title)}">{0.0:.4f}',
-      REPORT, "the HTML table prints every value as 0.0000"),
-    M("markdown-first-column-everywhere", "experiments/report.py",
-      'cell = f"{row[c]:.4f}{_mark(sig.get(c, {}).get(label))}"',
-      'cell = f"{row[cols[0]]:.4f}{_mark(sig.get(c, {}).get(label))}"',
+    M("html-values-zero", "experiments/report/page.py",
+      'title="{_e(title)}">{row[c]:.4f}{mark(s)}', 'title="{_e(title)}">{0.0:.4f}{mark(s)}',
+      REPORT, "the HTML results tables print every value as 0.0000"),
+    M("html-data-values-rounded", "experiments/report/page.py",
+      'data-value="{row[c]!r}"', 'data-value="{round(row[c], 2)!r}"',
+      REPORT, "the cells' machine-readable values lose precision"),
+    M("markdown-first-column-everywhere", "experiments/report/markdown.py",
+      'cell = f"{row[c]:.4f}{mark(sig.get(c, {}).get(label))}"',
+      'cell = f"{row[cols[0]]:.4f}{mark(sig.get(c, {}).get(label))}"',
       REPORT, "the Markdown table repeats the first column's value"),
-    M("chart-values-rounded", "experiments/report.py",
-      'f"{v:.4f}</text>"', 'f"{v:.2f}</text>"',
-      REPORT, "the charts' value labels print 2 decimals"),
 )
 
 #: Survivors judged equivalent or harmless, with why (filled from a run; a survivor not listed
