@@ -201,6 +201,30 @@ def evaluate_cmd(
     Console().print(t)
 
 
+def _run_on_platform(spec: Any, spec_path: Path, out: Path, url: str, token: str | None,
+                     queue: str, as_json: bool) -> None:  # fmt: skip
+    """``run --platform``: submit the experiment as a DAG, follow it, fetch its outputs."""
+    try:
+        from recforge.platform.client import PlatformClient, PlatformError
+        from recforge.platform.pipelines import submit_experiment
+    except ImportError as exc:
+        fail(f"--platform needs the platform client (pip install 'recforge[platform]'): {exc}")
+    if out.exists() and any(out.iterdir()):
+        fail(f"--out {out} is not empty: the platform run's outputs need an empty folder")
+    with PlatformClient(url, token) as client:
+        try:
+            submit_experiment(spec, client, out, queue=queue,
+                              log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+        except PlatformError as exc:
+            fail(f"{spec_path}: the platform refused: {exc.detail}")
+        except RuntimeError as exc:
+            fail(f"{spec_path}: {exc}")
+    if as_json:
+        print_json(json.loads((out / "results.json").read_text()))
+    else:
+        echo(f"results of the platform run in {out} (results.json, report.md, report.html)")
+
+
 def run_cmd(
     spec_path: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/run"),
@@ -216,6 +240,13 @@ def run_cmd(
         "--keep-models", help="Save the final (best) model of every entry and seed under "
         "--out/models/ (for `recforge recommend`); same as keep_models: true in the spec.")
     ] = False,
+    platform: Annotated[str | None, typer.Option(
+        "--platform", help="Run it on a recforge platform at this URL, as a DAG (one job per "
+        "model entry, then the report); its outputs come back into --out.")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="RECFORGE_TOKEN", help="Platform bearer token (with --platform).",
+        show_default=False)] = None,
+    queue: Annotated[str, typer.Option(help="Platform queue (with --platform).")] = "default",
     as_json: JsonOpt = False,
 ) -> None:
     """Run an experiment spec and write results, trials, per-user values and a report.
@@ -249,6 +280,9 @@ def run_cmd(
         return
     if plan.problems:
         fail(f"{spec_path}: " + "; ".join(plan.problems))
+    if platform is not None:
+        _run_on_platform(spec, spec_path, out, platform, token, queue, as_json)
+        return
     from recforge.experiments.progress import RichProgress, results_table
 
     progress = RichProgress(err)
