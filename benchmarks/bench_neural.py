@@ -62,10 +62,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RECBOLE_VENV = ROOT / ".bench-venvs" / "recbole"
 RECBOLE_SIDE = ROOT / "benchmarks" / "recbole_side.py"
-# recbole 1.2.1 still uses np.float_ (removed in numpy 2): its venv pins numpy < 2 and the
-# pandas / scipy releases built for it; torch first so that recbole cannot pull another one.
+# recbole 1.2.1 still uses np.float_ (removed in numpy 2) and dok_matrix._update (removed in
+# scipy 1.12, SpectralCF): its venv pins numpy < 2 and the pandas / scipy releases built for
+# it; torch first so that recbole cannot pull another one.
 RECBOLE_PINS = (["torch==2.13.0"], ["recbole==1.2.1"],
-                ["numpy<2", "pandas<2.3", "scipy<1.14"])
+                ["numpy<2", "pandas<2.3", "scipy<1.12"])
 VALIDATE_EVERY, PATIENCE = 5, 5
 
 
