@@ -46,7 +46,7 @@ MODELS: dict[str, str | type[Recommender]] = {
     "PureSVD": "recforge.models.mf:PureSVD",
     "SLIMElasticNet": "recforge.models.slim:SLIMElasticNet",
     "EASE": "recforge.models.ease:EASE",
-    "IALS": "recforge.models.mf:IALS",
+    "IALS": "recforge.models.ials:IALS",
     "CVAE": "recforge.models.torch.cvae:CVAE",
     "CDL": "recforge.models.torch.cdl:CDL",
     "MultVAE": "recforge.models.torch.multvae:MultVAE",
