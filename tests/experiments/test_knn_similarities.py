@@ -79,3 +79,21 @@ def test_a_bad_similarity_list_fails_at_load(
     csv = write_csv(tmp_path / "data.csv")
     with pytest.raises(SpecError, match=message):
         parse_spec(spec_dict(csv, models=[entry]))
+
+
+def test_reproduce_searches_every_paper_similarity_when_asked() -> None:
+    from recforge.experiments.paper.reproduce import build_table_spec
+    from recforge.models.knn import SEARCHED_SIMILARITIES
+
+    doc = build_table_spec("table7", fixed=False, budget=2, all_similarities=True)
+    knn = [m for m in doc["models"] if "KNN" in m["label"]]
+    assert knn and all(m["params"]["similarity"] == list(SEARCHED_SIMILARITIES) for m in knn)
+    assert doc["name"].endswith("-allsim")
+    spec = parse_spec(doc)  # each similarity's space checked at load
+    assert all(m.similarities == list(SEARCHED_SIMILARITIES) for m in spec.models
+               if "KNN" in m.display)
+    plain = build_table_spec("table7", fixed=False, budget=2)
+    assert all(m["params"]["similarity"] == "cosine" for m in plain["models"]
+               if "KNN" in m["label"])
+    with pytest.raises(ValueError, match="applies to a search"):
+        build_table_spec("table7", fixed=True, all_similarities=True)

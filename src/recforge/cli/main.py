@@ -201,6 +201,10 @@ def reproduce_cmd(
         "--neural-param", help="Change one setting of a neural row, LABEL.PARAM=VALUE "
         "(VALUE read as JSON, else as a string; repeatable), e.g. "
         "SpectralCF.propagation=sparse. Printed and stored in the results.")] = None,
+    all_similarities: Annotated[bool, typer.Option(
+        "--all-similarities", help="Search mode: each KNN row searches all five of the "
+        "paper's similarities (--budget trials each) and keeps the best on validation, as "
+        "the paper did (default: cosine only).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Reproduce a table of the RecSys 2019 paper and print ours next to the paper's.
@@ -264,6 +268,7 @@ def reproduce_cmd(
                     paper_ties=fixed if paper_ties is None else paper_ties,
                     with_content=content, neural=neural, max_epochs=max_epochs,
                     stand_in=stand_in, neural_params=changes or None,
+                    all_similarities=all_similarities,
                     models=[m.strip() for m in models.split(",") if m.strip()] if models
                     else None,
                 )

@@ -135,8 +135,13 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
                      n_jobs: int = 1, paper_ties: bool = False,
                      with_content: bool = False, neural: bool = True,
                      max_epochs: int | None = None, stand_in: bool = False,
-                     neural_params: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                     neural_params: dict[str, dict[str, Any]] | None = None,
+                     all_similarities: bool = False) -> dict[str, Any]:
     """The experiment spec (as a dict) that reproduces one table block (see ``setups``).
+
+    ``all_similarities`` (search mode): the KNN rows search each of the paper's five
+    similarities (``budget`` trials each) and keep the best on validation, as RS19 did;
+    default: cosine only (a fifth of the cost).
 
     ``paper_ties``: break ties among equal scores/similarities as the paper's numpy did
     (``tie_rule="numpy-legacy"`` for the evaluator and the KNN neighbour selection) instead of
@@ -156,6 +161,9 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
         rows = ", ".join(setup.neural_labels) or "none"
         raise ValueError(f"neural_params name {', '.join(unknown)}, not a neural row of {name} "
                          f"(its neural rows: {rows})")
+    if all_similarities and fixed:
+        raise ValueError("all_similarities applies to a search; --fixed uses the paper's "
+                         "reported similarity")
     if stand_in and not setup.stand_in_options:
         raise ValueError(f"{name} has no stand-in item content")
     with_content = with_content or stand_in
@@ -193,7 +201,12 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
             if paper_ties and "KNN" in label:
                 entry["params"]["tie_rule"] = "numpy-legacy"
         else:
-            fixed_part = {"similarity": "cosine"} if "KNN" in label else {}
+            from recforge.models.knn import SEARCHED_SIMILARITIES
+
+            fixed_part: dict[str, Any] = {}
+            if "KNN" in label:
+                fixed_part["similarity"] = (list(SEARCHED_SIMILARITIES) if all_similarities
+                                            else "cosine")
             if paper_ties and "KNN" in label:
                 fixed_part["tie_rule"] = "numpy-legacy"
             entry["params"] = fixed_part
@@ -203,6 +216,8 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
               else "" if max_epochs is None else f"-cap{max_epochs}")
     if stand_in:
         suffix = f"-{setup.stand_in_name}{suffix}"
+    if all_similarities:
+        suffix = f"-allsim{suffix}"
     return {
         "name": f"{name}-{'fixed' if fixed else f'search{budget}'}{suffix}",
         **fields,
@@ -284,7 +299,8 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                     with_content: bool | None = None, neural: bool = True,
                     max_epochs: int | None = None,
                     stand_in: bool | None = None,
-                    neural_params: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                    neural_params: dict[str, dict[str, Any]] | None = None,
+                    all_similarities: bool = False) -> dict[str, Any]:
     """Run one table block and compare with the paper; returns the ``results.json`` content.
 
     ``with_content``: run the rows that need item content (Tables 4/5 CBF/CFCBF) — True
@@ -344,7 +360,8 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                          correct_genres=correct_genres, models=models, n_jobs=n_jobs,
                          paper_ties=paper_ties, with_content=with_content, neural=neural,
                          max_epochs=max_epochs, stand_in=stand_in,
-                         neural_params=neural_params),
+                         neural_params=neural_params,
+                         all_similarities=all_similarities),
         source=f"reproduce {name}",
     )
     neural_rows = [m.display for m in spec.models if m.display in setup.neural_labels]
