@@ -47,6 +47,7 @@ MODELS: dict[str, str | type[Recommender]] = {
     "SLIMElasticNet": "recforge.models.slim:SLIMElasticNet",
     "EASE": "recforge.models.ease:EASE",
     "IALS": "recforge.models.ials:IALS",
+    "NMF": "recforge.models.nmf:NMF",
     "CVAE": "recforge.models.torch.cvae:CVAE",
     "CDL": "recforge.models.torch.cdl:CDL",
     "MultVAE": "recforge.models.torch.multvae:MultVAE",
