@@ -31,6 +31,11 @@ The original's quirks, as options (default: the corrected behaviour):
   user (the original needed it to avoid empty neighbourhoods). Off by default: any item outside
   the user's row, as BPR defines it; empty neighbourhoods are handled (o = 0).
 
+Known sensitivity: with the paper's L2 (0.1) whether CMN learns depends on the size of the
+pre-trained memories. After only 10 GMF epochs on CiteULike-a, the 0.5x initialisation collapses
+to a constant score (loss ln 2) within ~200 steps, while 1x-4x learn; so a capped run (which
+caps the GMF pre-training too) says nothing about CMN (evidence in docs/RESULTS.md, table2).
+
 Not replicated: for an item without training users the original fills the neighbourhood with
 the item id read as a user id (training) or with the target user (scoring).
 """
