@@ -48,6 +48,7 @@ MODELS: dict[str, str | type[Recommender]] = {
     "EASE": "recforge.models.ease:EASE",
     "IALS": "recforge.models.ials:IALS",
     "NMF": "recforge.models.nmf:NMF",
+    "MFBPR": "recforge.models.mf_bpr:MFBPR",
     "CVAE": "recforge.models.torch.cvae:CVAE",
     "CDL": "recforge.models.torch.cdl:CDL",
     "MultVAE": "recforge.models.torch.multvae:MultVAE",
