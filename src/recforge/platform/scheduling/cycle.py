@@ -52,10 +52,12 @@ Event-driven
     event that can change their outcome (a submission to the queue, capacity released on a
     cluster their group can use, a new cluster, a job starting to starve). ``schedule`` with no
     new event does no work. A dirty queue whose last turn ended blocked is skipped when no
-    cluster offers its group more of any resource than at that turn (its jobs would all be
-    blocked again), and within a pass a gang shape that did not fit for a group is not checked
-    again (capacity only shrinks during a pass). Both shortcuts leave every decision unchanged
-    (tested against a scheduler without them). Everything is deterministic given the same
+    cluster offers its group more of any resource than at that turn, or when every cluster
+    still offers less of some resource than the least any job of that turn asks for (its jobs
+    would all be blocked again; its head still plans preemption as on a turn), and within a
+    pass a gang shape that did not fit for a group is not checked again (capacity only shrinks
+    during a pass). These shortcuts leave every decision unchanged (tested against a scheduler
+    without them, with and without preemption). Everything is deterministic given the same
     sequence of calls.
 
 Preemption
@@ -110,7 +112,7 @@ class SchedulerStats:
     passes: int = 0
     idle_passes: int = 0  # schedule() calls that returned at once: no event since the last pass
     tries: int = 0  # gang fit checks (each over the candidate clusters)
-    skipped_queues: int = 0  # dirty queues skipped: no cluster offered them more than before
+    skipped_queues: int = 0  # dirty queues skipped: nothing new could fit (see "Event-driven")
     admissions: int = 0
     preemptions: int = 0  # victims chosen
 
