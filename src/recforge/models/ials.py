@@ -63,8 +63,9 @@ class IALS(IterativeRecommender):
     (implicit's default, faster for many factors). With ``use_implicit=True`` and the
     ``implicit`` package installed its CPU solvers run (exact or CG, by ``solver``; we hand it
     the confidence matrix and ``alpha=1`` because implicit uses the stored value as the
-    confidence); otherwise vectorised numpy solvers of the same equations run (blocks of rows,
-    no per-row Python loop). ``backend_`` says which one ran. The numpy path initialises the
+    confidence); otherwise our solvers of the same equations run (no per-row Python loop: a
+    numba kernel for the exact solve, block matrix products for CG). ``backend_`` says which
+    one ran ("implicit" or "numpy"). The numpy path initialises the
     factors from ``np.random.default_rng(seed)``: user factors, then item factors, each
     ``0.01 * uniform[0, 1)`` in float32 (implicit seeds its own initialisation with ``seed``).
     ``n_threads`` pins implicit's OpenMP threads and the BLAS threads during fitting (None = the
@@ -259,59 +260,28 @@ class IALS(IterativeRecommender):
         return total + reg
 
 
-def _row_blocks(indptr: np.ndarray, k: int, max_block_floats: int) -> Any:
-    """Yield ``(start, end)`` row blocks whose gathered ``nnz x k`` and ``rows x k x k``
-    temporaries stay within ``max_block_floats`` floats (at least one row per block)."""
-    n_rows = len(indptr) - 1
-    max_rows = max(1, max_block_floats // max(1, k * k))
-    start = 0
-    while start < n_rows:
-        end = int(np.searchsorted(indptr, indptr[start] + max_block_floats // max(1, k), "right"))
-        end = min(n_rows, start + max_rows, max(start + 1, end - 1))
-        yield start, end
-        start = end
-
-
-def _exact_half_epoch(
-    conf: sp.csr_matrix,
-    x: np.ndarray,
-    y: np.ndarray,
-    reg: float,
-    max_block_floats: int = 1 << 22,
-) -> None:
+def _exact_half_epoch(conf: sp.csr_matrix, x: np.ndarray, y: np.ndarray, reg: float) -> None:
     """Set every row of ``x`` in place to the exact solution of its normal equations.
 
     Row u solves ``(Y^T Y + reg I + Y^T (C_u - I) Y) x_u = Y^T C_u p_u`` by a Cholesky
-    factorisation (float64). A block of rows is assembled with one sparse product per factor
-    dimension (no per-row loop) and factorised as a batch.
+    factorisation in float64 (a compiled loop over rows: numba, :mod:`._ials_numba`).
     """
+    from recforge.models._ials_numba import exact_rows
+
     k = y.shape[1]
-    y64 = y.astype(np.float64)
+    y64 = np.ascontiguousarray(y, dtype=np.float64)
     base = y64.T @ y64
     base.flat[:: k + 1] += reg
-    for start, end in _row_blocks(conf.indptr, k, max_block_floats):
-        blk = conf[start:end]
-        nnz = blk.nnz
-        y_nz = y64[blk.indices]
-        c = blk.data.astype(np.float64)
-        # S sums gathered entries per row: S @ M = per-row sums of M's rows.
-        s = sp.csr_matrix((np.ones(nnz), np.arange(nnz), blk.indptr), shape=(end - start, nnz))
-        rhs = np.asarray(s @ (y_nz * c[:, None]))
-        wy = y_nz * (c - 1.0)[:, None]
-        a = np.empty((end - start, k, k))
-        for d in range(k):
-            a[:, d, :] = np.asarray(s @ (wy * y_nz[:, d : d + 1]))
-        a += base
-        try:
-            lower = np.linalg.cholesky(a)
-        except np.linalg.LinAlgError as exc:
-            raise ValueError(
-                "IALS: the normal equations are not positive definite "
-                f"(regularization={reg}); use regularization > 0"
-            ) from exc
-        z = np.linalg.solve(lower, rhs[:, :, None])
-        sol = np.linalg.solve(np.swapaxes(lower, 1, 2), z)[:, :, 0]
-        x[start:end] = sol.astype(x.dtype)
+    out = np.empty((conf.shape[0], k))
+    try:
+        exact_rows(conf.indptr.astype(np.int64), conf.indices.astype(np.int64),
+                   conf.data.astype(np.float64), y64, base, out)
+    except ValueError as exc:
+        raise ValueError(
+            "IALS: the normal equations are not positive definite "
+            f"(regularization={reg}); use regularization > 0"
+        ) from exc
+    x[:] = out.astype(x.dtype)
 
 
 def _cg_half_epoch(
