@@ -27,7 +27,7 @@ if [ "$(id -u)" = 0 ]; then  # the OS users the platform tests' groups run as (r
     id -u "$u" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$u"
   done
 fi
-bash scripts/setup.sh "dev,ray,spark,kubernetes,torch"
+bash scripts/setup.sh "dev,platform,postgres,ray,spark,kubernetes,torch"
 source scripts/data-env.sh
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/mypy src/recforge
