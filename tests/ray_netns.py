@@ -88,7 +88,7 @@ def start_ray_head(num_cpus: int = 2, num_gpus: int = 0) -> RayHead:
         "else: raise SystemExit(1)\n"
     )
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # generous: unshare is slow on a loaded machine
         while _netns(proc.pid) in (None, _netns(os.getpid())):  # wait for unshare to happen
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("unshare -n did not start")
