@@ -49,6 +49,8 @@ MODELS: dict[str, str | type[Recommender]] = {
     "IALS": "recforge.models.ials:IALS",
     "NMF": "recforge.models.nmf:NMF",
     "MFBPR": "recforge.models.mf_bpr:MFBPR",
+    "SLIMBPR": "recforge.models.slim_bpr:SLIMBPR",
+    "FunkSVD": "recforge.models.funksvd:FunkSVD",
     "CVAE": "recforge.models.torch.cvae:CVAE",
     "CDL": "recforge.models.torch.cdl:CDL",
     "MultVAE": "recforge.models.torch.multvae:MultVAE",
