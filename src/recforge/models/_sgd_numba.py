@@ -1,6 +1,7 @@
-"""The adaptive SGD step shared by the numba-trained models (SLIM BPR, FunkSVD).
+"""The SGD modes of the BPR/SGD models and the adaptive step their numba kernels share.
 
-One scalar rule for every mode, so each kernel adapts its gradients identically: state arrays
+``SGD_MODES``, ``ADAM_BETAS`` and ``EPS`` hold for MF BPR, SLIM BPR and FunkSVD alike; one
+scalar rule for every mode, so each kernel adapts its gradients identically: state arrays
 ``c1``/``c2`` are flat (one slot per adapted quantity), ``t`` is the 1-based step count used by
 Adam's bias correction.
 """

@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 __all__ = [
     "IdOutOfRangeError",
     "NotFittedError",
+    "boolean",
     "check_candidates",
     "check_fitted",
     "check_profiles",
     "check_scores",
     "check_train",
     "check_users",
+    "one_of",
     "optional_threads",
     "positive_float",
     "positive_int",
@@ -210,3 +212,17 @@ def positive_float(value: Any, name: str, who: str, *, allow_zero: bool = False)
 def optional_threads(value: Any, who: str) -> int | None:
     """The shared ``n_threads`` hyper-parameter: a positive int, or None (library default)."""
     return None if value is None else positive_int(value, "n_threads", who)
+
+
+def one_of(value: Any, choices: tuple[Any, ...], name: str, who: str) -> Any:
+    """A hyper-parameter that must be one of ``choices`` (e.g. ``sgd_mode``)."""
+    if value not in choices:
+        raise ValueError(f"{who}: unknown {name} {value!r}; choose one of {list(choices)}")
+    return value
+
+
+def boolean(value: Any, name: str, who: str) -> bool:
+    """A hyper-parameter that must be True or False (0/1 and strings refused)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{who}: {name} must be True or False, got {value!r}")
+    return bool(value)

@@ -19,7 +19,13 @@ import scipy.sparse as sp
 
 from recforge.data.interactions import Interactions
 from recforge.models._sgd_numba import ADAM_BETAS, EPS, SGD_MODES
-from recforge.models._validation import check_fitted, positive_float, positive_int
+from recforge.models._validation import (
+    boolean,
+    check_fitted,
+    one_of,
+    positive_float,
+    positive_int,
+)
 from recforge.models.base import SearchSpace
 from recforge.models.iterative import IterativeRecommender, TrainingRun
 from recforge.models.params import Param
@@ -114,11 +120,8 @@ class FunkSVD(IterativeRecommender):
         q = positive_float(self.negative_quota, "negative_quota", "FunkSVD", allow_zero=True)
         if q >= 1.0:
             raise ValueError(f"FunkSVD: negative_quota must be in [0, 1), got {q!r}")
-        if self.sgd_mode not in SGD_MODES:
-            raise ValueError(
-                f"FunkSVD: unknown sgd_mode {self.sgd_mode!r}; choose one of {list(SGD_MODES)}")
-        if not isinstance(self.use_bias, bool | np.bool_):
-            raise ValueError(f"FunkSVD: use_bias must be True or False, got {self.use_bias!r}")
+        one_of(self.sgd_mode, SGD_MODES, "sgd_mode", "FunkSVD")
+        boolean(self.use_bias, "use_bias", "FunkSVD")
 
     # -- training
     def _init_training(self, train: Interactions, run: TrainingRun) -> None:

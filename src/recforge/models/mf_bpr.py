@@ -15,7 +15,8 @@ import numpy as np
 
 from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
-from recforge.models._validation import check_fitted, positive_float, positive_int
+from recforge.models._sgd_numba import ADAM_BETAS, EPS, SGD_MODES
+from recforge.models._validation import check_fitted, one_of, positive_float, positive_int
 from recforge.models.base import SearchSpace
 from recforge.models.iterative import IterativeRecommender, TrainingRun
 from recforge.models.params import Param
@@ -23,9 +24,6 @@ from recforge.models.torch.sampling import NegativeSampler, minibatches
 
 __all__ = ["MFBPR", "SGD_MODES"]
 
-SGD_MODES = ("sgd", "adagrad", "adam")
-_ADAM_BETAS = (0.9, 0.999)
-_EPS = 1e-8
 
 
 class MFBPR(IterativeRecommender):
@@ -89,9 +87,7 @@ class MFBPR(IterativeRecommender):
         positive_float(self.init_std, "init_std", "MFBPR")
         for field in ("reg_user", "reg_positive", "reg_negative"):
             positive_float(getattr(self, field), field, "MFBPR", allow_zero=True)
-        if self.sgd_mode not in SGD_MODES:
-            raise ValueError(
-                f"MFBPR: unknown sgd_mode {self.sgd_mode!r}; choose one of {list(SGD_MODES)}")
+        one_of(self.sgd_mode, SGD_MODES, "sgd_mode", "MFBPR")
 
     def _init_training(self, train: Interactions, run: TrainingRun) -> None:
         self._validate()
@@ -149,15 +145,15 @@ class MFBPR(IterativeRecommender):
             param[rows] -= lr * g
         elif self.sgd_mode == "adagrad":
             state[0][rows] += g * g
-            param[rows] -= lr * g / (np.sqrt(state[0][rows]) + np.float32(_EPS))
+            param[rows] -= lr * g / (np.sqrt(state[0][rows]) + np.float32(EPS))
         else:
-            b1, b2 = _ADAM_BETAS
+            b1, b2 = ADAM_BETAS
             t = self._opt["t"]
             state[0][rows] = b1 * state[0][rows] + (1 - b1) * g
             state[1][rows] = b2 * state[1][rows] + (1 - b2) * g * g
             m_hat = state[0][rows] / (1 - b1**t)
             v_hat = state[1][rows] / (1 - b2**t)
-            param[rows] -= (lr * m_hat / (np.sqrt(v_hat) + _EPS)).astype(np.float32)
+            param[rows] -= (lr * m_hat / (np.sqrt(v_hat) + EPS)).astype(np.float32)
 
     # -- state for early stopping
     def get_state(self) -> dict[str, Any]:

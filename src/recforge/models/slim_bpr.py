@@ -22,7 +22,13 @@ from recforge._kernels.topk import select_rows
 from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models._sgd_numba import ADAM_BETAS, EPS, SGD_MODES
-from recforge.models._validation import check_fitted, positive_float, positive_int
+from recforge.models._validation import (
+    boolean,
+    check_fitted,
+    one_of,
+    positive_float,
+    positive_int,
+)
 from recforge.models.base import SearchSpace
 from recforge.models.iterative import IterativeRecommender, TrainingRun
 from recforge.models.params import Param
@@ -118,11 +124,8 @@ class SLIMBPR(IterativeRecommender):
         positive_float(self.learning_rate, "learning_rate", "SLIMBPR")
         positive_float(self.lambda_i, "lambda_i", "SLIMBPR", allow_zero=True)
         positive_float(self.lambda_j, "lambda_j", "SLIMBPR", allow_zero=True)
-        if self.sgd_mode not in SGD_MODES:
-            raise ValueError(
-                f"SLIMBPR: unknown sgd_mode {self.sgd_mode!r}; choose one of {list(SGD_MODES)}")
-        if not isinstance(self.symmetric, bool | np.bool_):
-            raise ValueError(f"SLIMBPR: symmetric must be True or False, got {self.symmetric!r}")
+        one_of(self.sgd_mode, SGD_MODES, "sgd_mode", "SLIMBPR")
+        boolean(self.symmetric, "symmetric", "SLIMBPR")
 
     # -- training
     def _init_training(self, train: Interactions, run: TrainingRun) -> None:
