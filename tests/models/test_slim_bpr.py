@@ -169,6 +169,12 @@ def test_same_seed_same_scores_other_seed_other_and_bad_params() -> None:
         SLIMBPR(top_k=0).fit(train)
     with pytest.raises(ValueError, match="lambda_j"):
         SLIMBPR(lambda_j=-1.0).fit(train)
+    # 20 items: 1,600 bytes of weights + the pruning's 20 x 20 x 24 bytes
+    assert SLIMBPR.estimated_memory_mb(20) == pytest.approx((1600 + 9600) / 2**20)
+    refit = SLIMBPR(top_k=8, epochs=1).fit(train).set_params(memory_budget_mb=0.001)
+    with pytest.raises(MemoryError, match=r"20 items need .* memory_budget_mb=0.001"):
+        refit.fit(train)
+    assert not refit.is_fitted  # refused before any work, and the old fit is not kept
 
 
 def test_search_space_is_the_journal_one() -> None:

@@ -7,7 +7,8 @@ triples as the training matrix has interactions: a user uniformly among those wi
 item and one non-item, one of the user's items uniformly, one negative uniformly among the
 others (the shared :class:`~recforge.models.torch.sampling.NegativeSampler`). The SGD steps run
 in a numba kernel (:mod:`._slim_bpr_numba`) on a dense float32 ``n_items x n_items`` matrix,
-so training needs ``4 n_items^2`` bytes (55 MB on ML-1M, 1.2 GB on CiteULike-a).
+so training needs ``4 n_items^2`` bytes (55 MB on ML-1M, 1.2 GB on CiteULike-a); above
+``memory_budget_mb`` the fit is refused before any work.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class SLIMBPR(IterativeRecommender):
     param_rules: ClassVar[dict[str, Param]] = {
         "top_k": Param(ge=1), "learning_rate": Param(gt=0), "lambda_i": Param(ge=0),
         "lambda_j": Param(ge=0), "epochs": Param(ge=1), "sgd_mode": Param(choices=SGD_MODES),
+        "memory_budget_mb": Param(gt=0),
     }
     _test_params: ClassVar[dict[str, Any]] = {"top_k": 10, "epochs": 3}
 
@@ -109,6 +111,7 @@ class SLIMBPR(IterativeRecommender):
         symmetric: bool = True,
         epochs: int = 300,
         seed: int = 0,
+        memory_budget_mb: float = 8192.0,
     ) -> None:
         self.top_k = top_k
         self.learning_rate = learning_rate
@@ -118,6 +121,14 @@ class SLIMBPR(IterativeRecommender):
         self.symmetric = symmetric
         self.epochs = epochs
         self.seed = seed
+        self.memory_budget_mb = memory_budget_mb
+
+    @staticmethod
+    def estimated_memory_mb(n_items: int) -> float:
+        """The training peak the budget check uses: the dense float32 ``n_items^2`` weights plus
+        the pruning's per-block temporaries (``_PRUNE_BLOCK`` rows of int64 and float32)."""
+        n = float(n_items)
+        return (4.0 * n * n + 24.0 * min(n, _PRUNE_BLOCK) * n) / 2**20
 
     def _validate(self) -> None:
         positive_int(self.top_k, "top_k", "SLIMBPR")
@@ -130,6 +141,14 @@ class SLIMBPR(IterativeRecommender):
     # -- training
     def _init_training(self, train: Interactions, run: TrainingRun) -> None:
         self._validate()
+        budget = positive_float(self.memory_budget_mb, "memory_budget_mb", "SLIMBPR")
+        need = self.estimated_memory_mb(train.n_items)
+        if need > budget:
+            raise MemoryError(
+                f"SLIMBPR: {train.n_items} items need ~{need:.3g} MB (dense n_items^2 float32 "
+                f"weights while training) but memory_budget_mb={self.memory_budget_mb}; raise the "
+                "budget or use a sparse model"
+            )
         x = binary_matrix(train)
         x.sort_indices()
         self.train_matrix_ = x
