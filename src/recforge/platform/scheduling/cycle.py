@@ -60,11 +60,16 @@ Event-driven
     without them, with and without preemption). Everything is deterministic given the same
     sequence of calls.
 
-Preemption
+Preemption and the borrowing rule
     A job that does not fit where it would stay within its group's nominal quota may preempt
     borrowing jobs of other groups there (:mod:`recforge.platform.scheduling.preemption`);
     :meth:`Scheduler.take_preemptions` hands the plans to the service, which stops the victims
-    and calls :meth:`Scheduler.evict`.
+    and calls :meth:`Scheduler.evict` (the service grows the backoff with each preemption of a
+    job). A non-starving job may borrow only quota that no other group's pending jobs need
+    (:mod:`recforge.platform.scheduling.borrowing`); otherwise a reclaimed borrower would
+    borrow the same quota again after its backoff and be preempted again. A job held back by
+    that rule is tried again when the lender's demand or usage there changes; starving jobs
+    are exempt (the waiting bound comes first).
 
 The pieces: pending queues and aging (:mod:`.queues`), the quota book (:mod:`.quota`), ordering
 (:mod:`.ordering`), feasibility checks (:mod:`.feasibility`, :mod:`.checks`), explanation
@@ -86,6 +91,7 @@ from recforge.platform.model.admission import Admission, ReplicaSlot
 from recforge.platform.model.config import Cluster, Group, GroupQuota, PlatformConfig, Queue
 from recforge.platform.model.resources import Resources
 from recforge.platform.model.specs import JobSpec
+from recforge.platform.scheduling.borrowing import lender_in_need
 from recforge.platform.scheduling.checks import DEFAULT_CHECKS, FeasibilityCheck, JobShape
 from recforge.platform.scheduling.errors import QuotaError, UnknownJob, UnknownQueue
 from recforge.platform.scheduling.explain import Explanation, explain
@@ -115,6 +121,7 @@ class SchedulerStats:
     skipped_queues: int = 0  # dirty queues skipped: nothing new could fit (see "Event-driven")
     admissions: int = 0
     preemptions: int = 0  # victims chosen
+    held_for_lenders: int = 0  # borrowing admissions refused: a lender's pending jobs need it
 
 
 class _Plan(NamedTuple):
@@ -172,6 +179,11 @@ class Scheduler:
         self._pass_force: set[str] = set()
         self._preemptions: list[Preemption] = []
         self._preemptors: dict[str, str] = {}  # pending job -> cluster it reclaims quota on
+        # (cluster, lender group) -> queues with a job that fit there only by borrowing quota
+        # that group's pending jobs need; woken (forced) when that group's demand or usage
+        # there changes (one of its jobs leaves a queue or is admitted there).
+        self._lender_waiters: dict[tuple[str, str], set[str]] = {}
+        self._turn_held = False  # the current try was refused by the borrowing rule
         self._admitted_on: dict[str, dict[str, PendingJob]] = {}  # cluster -> admitted jobs
         self._total_cap: list[int] = []
         self._refresh_capacity()
@@ -196,10 +208,15 @@ class Scheduler:
             if job.state != "admitted":
                 job.candidates = self._feasible(job.job_id, job.spec, job.group, job.gang_vec,
                                                 job.replicas)  # fmt: skip
+                job.nominal_on = self._nominal_on(job.group, job.gang_vec, job.candidates)
             job.size = dominant_share(job.gang_vec, self._total_cap)
             self._queues.reindex(job)
+        self._queues.recount_demand(self._jobs)
         for name in self._queues.queues:
             self._queues.mark(name, force=True)
+
+    def _nominal_on(self, group: str, gang: list[int], candidates: list[str]) -> tuple[str, ...]:
+        return tuple(c for c in candidates if self.book.fits_nominal(group, c, gang))
 
     def _refresh_capacity(self) -> None:
         total = [0] * len(self.book.dims)
@@ -274,6 +291,7 @@ class Scheduler:
             extra_vecs=plan.extra_vecs,
             candidates=plan.candidates,
             size=dominant_share(plan.gang_vec, self._total_cap),
+            nominal_on=self._nominal_on(plan.group, plan.gang_vec, plan.candidates),
         )
         self._jobs[job_id] = job
         self._queues.enqueue(job, now)
@@ -382,14 +400,23 @@ class Scheduler:
             assert job.admission is not None
             self._admitted_on[job.admission.cluster].pop(job.job_id, None)
             self._capacity_freed(job.admission.cluster)
-        elif job.state == "pending" and self._queues.take_out(job, in_pass=admitted_on is not None):
-            for c, holders in self._last_claims.items():
-                if c != admitted_on and job.job_id in holders:  # usable by others now
-                    self._capacity_freed(c)
+        elif job.state == "pending":
+            if self._queues.take_out(job, in_pass=admitted_on is not None):
+                for c, holders in self._last_claims.items():
+                    if c != admitted_on and job.job_id in holders:  # usable by others now
+                        self._capacity_freed(c)
+            for c in job.nominal_on:  # less demand there: held borrowers may fit now
+                self._wake_lender_waiters(c, job.group)
         job.preempting = ()
         self._preemptors.pop(job.job_id, None)
         job.state = "detached"
         return released
+
+    def _wake_lender_waiters(self, cluster: str, group: str) -> None:
+        names = self._lender_waiters.pop((cluster, group), None)
+        if names:
+            for name in names:
+                self._queues.mark(name, force=True)
 
     def _capacity_freed(self, cluster: str) -> None:
         for name, qs in self._queues.queues.items():
@@ -524,6 +551,7 @@ class Scheduler:
                 continue
             skip = blocked.setdefault(name, set())
             admitted = False
+            self._turn_held = False
             for entry in qs.order:
                 job_id = entry[3]
                 if job_id in skip:
@@ -612,33 +640,57 @@ class Scheduler:
             return False
         gang = job.gang_vec
         group = job.group
-        available = self.book.available_vec
+        book = self.book
+        available = book.available_vec
         chosen: str | None = None
         chosen_avail: list[int] | None = None
+        borrowing: list[tuple[str, list[int]]] = []  # clusters where it fits only by borrowing
         for c in job.candidates:
             avail = available(group, c)
             for n, a in zip(gang, avail):  # noqa: B905 - same dims by construction; hot loop
                 if n > a:
                     break
             else:
-                if self.book.within_nominal(group, c, gang):
+                if book.within_nominal(group, c, gang):
                     chosen, chosen_avail = c, avail
                     break
-                if chosen is None:
+                borrowing.append((c, avail))
+        if chosen is None:
+            if not borrowing:
+                self._blocked_shapes.add(shape)
+                return False
+            # A starving job may borrow what lenders need: the waiting bound comes first (and
+            # lenders' jobs, once starving, may too: nobody waits on each other forever).
+            demand = {} if job.starving else self._queues.demand
+            for c, avail in borrowing:  # the first where no lender's pending jobs need it
+                need = lender_in_need(book, demand, group, c, gang)
+                if need is None:
                     chosen, chosen_avail = c, avail
-        if chosen is None or chosen_avail is None:
-            self._blocked_shapes.add(shape)
-            return False
+                    break
+                self._lender_waiters.setdefault((c, need.group), set()).add(job.queue)
+            if chosen is None or chosen_avail is None:
+                # Not memoised as blocked: the rule may allow it later in this pass.
+                self.stats.held_for_lenders += 1
+                self._turn_held = True
+                return False
+        assert chosen_avail is not None
         total = list(gang)
         n_extra = 0
         for vec in job.extra_vecs:
             trial = [t + v for t, v in zip(total, vec, strict=True)]
             if any(t > a for t, a in zip(trial, chosen_avail, strict=True)):
                 break
+            if (
+                not job.starving
+                and not book.within_nominal(group, chosen, trial)
+                and (lender_in_need(book, self._queues.demand, group, chosen, trial) is not None)
+            ):
+                break  # an extra that would borrow what a lender needs
             total = trial
             n_extra += 1
         self._detach(job, admitted_on=chosen)  # out of its queue
         self.book.reserve_vec(job.job_id, job.group, chosen, total)
+        self._wake_lender_waiters(chosen, group)  # it uses more of its nominal quota there
         n = job.spec.gang_size + n_extra
         admission = Admission(
             job_id=job.job_id,

@@ -1,5 +1,6 @@
 """'Why is job X pending?': the blocking resources per cluster, the job's place, its aging state,
-reservations of starving jobs and preemptions in progress. Read-only."""
+reservations of starving jobs, quota held back for lenders (:mod:`.borrowing`) and preemptions
+in progress. Read-only (the borrowing check reserves tentatively and gives it back)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import bisect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from recforge.platform.scheduling.borrowing import LenderNeed, lender_in_need
 from recforge.platform.scheduling.errors import UnknownJob
 from recforge.platform.scheduling.quota import Shortage
 
@@ -24,6 +26,8 @@ class ClusterVerdict:
     fits_now: bool
     shortages: tuple[Shortage, ...]
     claimed_by: tuple[str, ...] = ()  # starving jobs holding a reservation there (last pass)
+    # It fits only by borrowing quota another group's pending jobs need (the borrowing rule).
+    held_for: LenderNeed | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,10 @@ def explain(s: Scheduler, job_id: str, now: float) -> Explanation:
     for c in job.candidates:
         short = tuple(s.book.shortages(job.group, c, gang_total))
         claimed = tuple(j for j in s._last_claims.get(c, []) if j != job_id)
-        verdicts.append(ClusterVerdict(c, not short, short, claimed))
+        held = None
+        if not short and not job.starving and not s.book.within_nominal(job.group, c, job.gang_vec):
+            held = lender_in_need(s.book, s._queues.demand, job.group, c, job.gang_vec)
+        verdicts.append(ClusterVerdict(c, not short and held is None, short, claimed, held))
     lines = [f"job {job_id!r} is {job.state} in queue {job.queue!r} (group {job.group!r})"]
     if position is not None:
         lines[0] += f", position {position} of {queue_len}"
@@ -134,6 +141,8 @@ def explain(s: Scheduler, job_id: str, now: float) -> Explanation:
             elif position is not None and position > 1:
                 note += " (waits for its turn: jobs ahead in the queue or the next pass)"
             lines.append(f"  {v.cluster}: {note}")
+        elif v.held_for is not None:
+            lines.append(f"  {v.cluster}: fits, but {v.held_for}")
         else:
             lines.append(f"  {v.cluster}: blocked by " + "; ".join(str(x) for x in v.shortages))
     return Explanation(

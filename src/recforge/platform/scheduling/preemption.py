@@ -12,7 +12,9 @@ preempted, and a job never preempts jobs of its own group.
 The decision is a plan: victims keep their quota until the service has stopped them and calls
 :meth:`~recforge.platform.scheduling.cycle.Scheduler.evict` (requeued with backoff); the released
 quota then wakes the preemptor's queue. While its victims are being evicted a job plans no new
-preemption, and a victim is chosen by at most one job.
+preemption, and a victim is chosen by at most one job. That a victim does not borrow the same
+quota again while the lender still needs it is :mod:`recforge.platform.scheduling.borrowing`'s
+rule.
 """
 
 from __future__ import annotations

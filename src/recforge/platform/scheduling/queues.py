@@ -84,6 +84,7 @@ class PendingJob:
     admitted_seq: int = 0  # order of admission (preemption takes the newest first)
     evicting: str | None = None  # admitted, chosen as a preemption victim by this job id
     preempting: tuple[str, ...] = ()  # pending: victims whose eviction it waits for
+    nominal_on: tuple[str, ...] = ()  # candidates where its gang fits in its group's nominal
 
 
 @dataclass
@@ -113,6 +114,10 @@ class PendingQueues:
         self._held_heap: list[tuple[float, int, str]] = []  # (not_before, seq, id), lazy
         self.dirty: set[str] = set()  # queues to try in the next pass
         self.force: set[str] = set()  # ...whose order changed (no snapshot skip)
+        # cluster -> group -> [pending jobs, summed gang vector] over pending jobs (not held)
+        # whose gang fits in their group's nominal quota on that cluster: the quota a group's
+        # own pending jobs need there (see :mod:`.borrowing`).
+        self.demand: dict[str, dict[str, list[Any]]] = {}
 
     def add(self, queue: Queue) -> None:
         self.queues[queue.name] = QueueState(queue, self.aging.for_queue(queue))
@@ -150,6 +155,7 @@ class PendingQueues:
         job.entry = self.entry(job)
         bisect.insort(qs.order, job.entry)
         qs.window_min = None
+        self._count_demand(job, +1)
         if qs.aging.max_wait_seconds is not None:
             heapq.heappush(self._aging_heap, (now + qs.aging.max_wait_seconds, job.seq, job.job_id))
         self.mark(job.queue, force=True)
@@ -186,7 +192,25 @@ class PendingQueues:
                 self.mark(job.queue, force=True)
         job.entry = None
         job.starving = False
+        self._count_demand(job, -1)
         return was_starving
+
+    def _count_demand(self, job: PendingJob, sign: int) -> None:
+        for c in job.nominal_on:
+            slot = self.demand.setdefault(c, {}).get(job.group)
+            if slot is None:
+                slot = self.demand[c][job.group] = [0, [0] * len(job.gang_vec)]
+            slot[0] += sign
+            vec = slot[1]
+            for i, x in enumerate(job.gang_vec):
+                vec[i] += sign * x
+
+    def recount_demand(self, jobs: dict[str, PendingJob]) -> None:
+        """Recompute :attr:`demand` from scratch (vectors or nominal clusters changed)."""
+        self.demand = {}
+        for job in jobs.values():
+            if job.state == "pending":
+                self._count_demand(job, +1)
 
     def advance(self, now: float, jobs: dict[str, PendingJob]) -> None:
         """Release held jobs whose backoff ended and move jobs that waited too long to the

@@ -285,6 +285,16 @@ class QuotaBook:
         _, slot = self._state(group, cluster)
         return all(u + r <= n for u, r, n in zip(slot.used, request, slot.nominal, strict=True))
 
+    def fits_nominal(self, group: str, cluster: str, request: Sequence[int]) -> bool:
+        """True when ``request`` alone fits in ``group``'s nominal quota on ``cluster``."""
+        _, slot = self._state(group, cluster)
+        return all(r <= n for r, n in zip(request, slot.nominal, strict=True))
+
+    def unused_nominal_vec(self, group: str, cluster: str) -> list[int]:
+        """Per resource, how much of its nominal quota on ``cluster`` ``group`` does not use."""
+        _, slot = self._state(group, cluster)
+        return [n - u if n > u else 0 for n, u in zip(slot.nominal, slot.used, strict=True)]
+
     def _state(self, group: str, cluster: str) -> tuple[_ClusterState, _Slot]:
         st = self._clusters.get(cluster)
         if st is None:
@@ -330,6 +340,42 @@ class QuotaBook:
                 a = cap_left
             out.append(a if a > 0 else 0)
         self._avail_cache[key] = (st.version, self._group_version.get(group, 0), out)
+        return out
+
+    def available_after_vec(
+        self, group: str, cluster: str, other: str, request: Sequence[int]
+    ) -> list[int]:
+        """:meth:`available_vec` of ``group`` as it would be after ``other`` (another group)
+        reserved ``request`` on ``cluster``; computed, nothing is reserved."""
+        st, slot = self._state(group, cluster)
+        _, oslot = self._state(other, cluster)
+        assert slot is not oslot
+        gused = self._group_used[group]
+        gcap = self._group_cap[group]
+        out = []
+        for i, x in enumerate(request):
+            u = slot.used[i]
+            own = slot.max_use[i] - u
+            g_left = slot.guaranteed[i] - u
+            if g_left < 0:
+                g_left = 0
+            ou, og = oslot.used[i], oslot.guaranteed[i]
+            o_gleft = og - ou if og > ou else 0
+            # other's use of its own unused guarantee is already excluded from ``unprotected``
+            unprotected = st.cap[i] - st.used[i] - st.unused_guaranteed[i] - x + min(x, o_gleft)
+            o_pool = ou + x - og if ou + x > og else 0
+            o_pool0 = ou - og if ou > og else 0
+            pool_left = st.pool[i] - st.pool_used[i] - (o_pool - o_pool0)
+            shared = pool_left if pool_left < unprotected else unprotected
+            if shared < 0:
+                shared = 0
+            a = g_left + shared
+            if own < a:
+                a = own
+            cap_left = gcap[i] - gused[i]
+            if cap_left < a:
+                a = cap_left
+            out.append(a if a > 0 else 0)
         return out
 
     def available(self, group: str, cluster: str) -> Resources:
