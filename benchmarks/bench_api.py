@@ -2,7 +2,8 @@
 completed per second on the local backend.
 
 Run: ``.venv/bin/python benchmarks/bench_api.py`` (``--quick`` for a small smoke run,
-``--profile`` to sample the server with py-spy during a loop-on run: ``pip install py-spy``).
+``--profile`` to sample the server with py-spy during the first SQLite run, loop off and on:
+``pip install py-spy``).
 Writes ``benchmarks/results/api.json`` and ``api.md`` (and ``api-profile.md`` with --profile).
 
 Every run starts ``recforge platform serve --config`` in a subprocess (uvicorn, one worker, bound
@@ -23,8 +24,13 @@ PostgreSQL 15 server), access and service logs on at INFO into a file, and stops
   counts the middle 80 % of completions.
 
 Figures are medians of ``--runs`` runs; each run records the 1-minute load average (the machine
-is shared). Reference: Slurm's published sustained 500 batch jobs/s (other hardware, internal to
-its controller); the clients here share the server's cores.
+is shared) and CPU seconds from ``/proc``: the server's (every thread) over each submissions
+window and over a trivial run, and for trivial runs also the spawner's with its reaped children
+(every sidecar and the job it ran). CPU per job does not grow with the machine's load the way
+wall-clock rates shrink with it.
+
+Reference: Slurm's published sustained 500 batch jobs/s (other hardware, internal to its
+controller); the clients here share the server's cores.
 """
 
 from __future__ import annotations
@@ -154,8 +160,29 @@ class Server:
         shutil.rmtree(self.state, ignore_errors=True)
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system, every thread) ``pid`` has used; with ``children``, plus what
+    its reaped children used (``/proc/<pid>/stat`` fields 14-17)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    f = raw[raw.rindex(")") + 2 :].split()
+    used = int(f[11]) + int(f[12]) + ((int(f[13]) + int(f[14])) if children else 0)
+    return used / _TICK
+
+
+def _child_pids(pid: int) -> list[int]:
+    out: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        out += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+    return out
+
+
 def _submit_all(server: Server, bodies: list[dict[str, Any]], clients: int) -> dict[str, Any]:
-    """POST every body with ``clients`` threads (one keep-alive connection each)."""
+    """POST every body with ``clients`` threads (one keep-alive connection each); also the
+    server process's CPU seconds over the same window (a figure the machine's load does not
+    inflate, unlike wall-clock rates)."""
     headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
     payloads = [json.dumps(b).encode() for b in bodies]
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -182,9 +209,11 @@ def _submit_all(server: Server, bodies: list[dict[str, Any]], clients: int) -> d
         t.start()
     barrier.wait()
     start = time.perf_counter()
+    cpu0 = _cpu_seconds(server.proc.pid)
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    cpu = _cpu_seconds(server.proc.pid) - cpu0
     if errors:
         raise RuntimeError(f"{len(errors)} submissions failed, first: {errors[0]}")
     lat = sorted(x for per in latencies for x in per)
@@ -194,6 +223,9 @@ def _submit_all(server: Server, bodies: list[dict[str, Any]], clients: int) -> d
         "jobs_per_s": round(len(bodies) / elapsed, 1),
         "latency_ms_p50": round(1000 * lat[len(lat) // 2], 2),
         "latency_ms_p99": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2),
+        "server_cpu_seconds": round(cpu, 3),
+        "server_cpu_ms_per_job": round(1000 * cpu / len(bodies), 3),
+        "jobs_per_server_cpu_second": round(len(bodies) / cpu, 1) if cpu > 0 else None,
     }
 
 
@@ -216,7 +248,7 @@ def submissions_run(url: str, workdir: Path, n: int, clients: int, warmup: int, 
             sampler = subprocess.Popen(
                 [str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
                  str(server.proc.pid), "--format", "raw", "--output", str(profile), "--rate",
-                 "200", "--nonblocking"],
+                 "200", "--nonblocking", "--gil"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1.0)  # let the sampler attach before the clock starts
@@ -246,6 +278,7 @@ def trivial_run(url: str, workdir: Path, n: int, clients: int) -> dict[str, Any]
     load = round(os.getloadavg()[0], 2)
     server = Server(workdir, url, _config(8.0), loop=True)
     try:
+        cpu0 = _cpu_seconds(server.proc.pid)
         sub = _submit_all(server, [_single(i, ["/bin/true"]) for i in range(n)], clients)
         store = Store(url)
         deadline = time.monotonic() + max(600.0, n)
@@ -256,6 +289,9 @@ def trivial_run(url: str, workdir: Path, n: int, clients: int) -> dict[str, Any]
             if time.monotonic() > deadline:
                 raise RuntimeError(f"trivial jobs did not finish: {counts}")
             time.sleep(0.2)
+        server_cpu = _cpu_seconds(server.proc.pid) - cpu0
+        # The spawner (the server's one child) has reaped every sidecar, which reaped its job.
+        sidecars_cpu = sum(_cpu_seconds(p, children=True) for p in _child_pids(server.proc.pid))
         jobs = [j for j in store.iter_jobs(["SUCCEEDED"])]
         store.close()
     finally:
@@ -269,6 +305,8 @@ def trivial_run(url: str, workdir: Path, n: int, clients: int) -> dict[str, Any]
         "seconds_first_submit_to_last_end": round(ends[-1] - created, 3),
         "completed_jobs_per_s": round(n / (ends[-1] - created), 1),
         "steady_completed_jobs_per_s": round(0.8 * n / (hi - lo), 1) if hi > lo else None,
+        "server_cpu_ms_per_job": round(1000 * server_cpu / n, 3),
+        "spawner_and_sidecars_cpu_ms_per_job": round(1000 * sidecars_cpu / n, 3),
         "load_average_1min_before": load,
     }
 
@@ -296,9 +334,9 @@ def _summarise_profile(raw: Path, top: int = 25) -> str:
         return "\n".join(f"| {100 * c / total:5.1f} % | `{f[:150]}` |" for f, c in rows)
 
     return (
-        f"{total:,} samples of every thread of the server during the loop-on submissions run.\n\n"
-        f"## Own time (the frame itself)\n\n| share | frame |\n|---:|---|\n{table(own)}\n\n"
-        f"## Inclusive time (the frame and what it calls)\n\n| share | frame |\n|---:|---|\n"
+        f"{total:,} samples.\n\n"
+        f"### Own time (the frame itself)\n\n| share | frame |\n|---:|---|\n{table(own)}\n\n"
+        f"### Inclusive time (the frame and what it calls)\n\n| share | frame |\n|---:|---|\n"
         f"{table(incl)}\n"
     )
 
@@ -312,6 +350,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--quick", action="store_true", help="small counts, 1 run (smoke test)")
     p.add_argument("--profile", action="store_true", help="sample the server with py-spy")
+    p.add_argument("--profile-raw", type=Path, default=None,
+                   help="also keep py-spy's raw stacks in this folder")  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--stores", default="sqlite,postgresql",
                    help="comma-separated: sqlite, postgresql (a private PostgreSQL 15 server)")
@@ -330,7 +370,7 @@ def main() -> None:
 
     pg = None
     results: dict[str, Any] = {}
-    profile_md = None
+    profile_md: dict[str, str] = {}
     try:
         for kind in stores:
             if kind == "postgresql" and pg is None:
@@ -350,14 +390,18 @@ def main() -> None:
                 for r in range(args.runs):
                     for loop in (False, True):  # the same run measures both, back to back
                         workdir = Path(tempfile.mkdtemp(prefix="recforge-bench-api-"))
-                        prof = (workdir / "profile.txt") if (args.profile and loop and r == 0
+                        prof = (workdir / "profile.txt") if (args.profile and r == 0
                                                              and kind == "sqlite") else None
                         try:
                             res = submissions_run(fresh_url(workdir), workdir, args.jobs,
                                                   args.clients, args.warmup, loop=loop,
                                                   profile=prof)  # fmt: skip
                             if prof is not None and prof.exists():
-                                profile_md = _summarise_profile(prof)
+                                profile_md["on" if loop else "off"] = _summarise_profile(prof)
+                                if args.profile_raw is not None:
+                                    args.profile_raw.mkdir(parents=True, exist_ok=True)
+                                    shutil.copy(prof, args.profile_raw /
+                                                f"loop-{'on' if loop else 'off'}.txt")
                         finally:
                             shutil.rmtree(workdir, ignore_errors=True)
                         res["run"] = r + 1
@@ -376,7 +420,11 @@ def main() -> None:
                     "median_jobs_per_s_loop_on": on,
                     "median_ratio_on_over_off": round(statistics.median(ratios), 3),
                     "ratio_vs_slurm_loop_on": round(on / SLURM_JOBS_PER_S, 3),
-                }
+                    "median_server_cpu_ms_loop_off": statistics.median(
+                        x["server_cpu_ms_per_job"] for x in runs if not x["loop"]),
+                    "median_server_cpu_ms_loop_on": statistics.median(
+                        x["server_cpu_ms_per_job"] for x in runs if x["loop"]),
+                }  # fmt: skip
             if "trivial" in scenarios and kind == "sqlite":
                 truns = []
                 for r in range(args.runs):
@@ -397,6 +445,10 @@ def main() -> None:
                         x["completed_jobs_per_s"] for x in truns),
                     "median_steady_completed_jobs_per_s": statistics.median(
                         x["steady_completed_jobs_per_s"] or 0 for x in truns),
+                    "median_server_cpu_ms_per_job": statistics.median(
+                        x["server_cpu_ms_per_job"] for x in truns),
+                    "median_spawner_and_sidecars_cpu_ms_per_job": statistics.median(
+                        x["spawner_and_sidecars_cpu_ms_per_job"] for x in truns),
                 }  # fmt: skip
             results[kind] = per
     finally:
@@ -427,9 +479,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "api.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "api.md").write_text(_markdown(args, results))
-    if profile_md is not None:
+    if profile_md:
         (args.out / "api-profile.md").write_text(
-            "# Where the server's time goes (py-spy, `bench_api.py --profile`)\n\n" + profile_md
+            "# Where the server's time goes (py-spy, `bench_api.py --profile`)\n\n"
+            "py-spy samples (200/s, `--gil`: only the thread holding the GIL, so a sample is "
+            "CPU time spent in Python; waits and GIL hand-overs do not show) of the server "
+            "during the first SQLite submissions run.\n\n"
+            + "".join(f"## Loop {k}\n\n{v}\n" for k, v in sorted(profile_md.items()))
         )
     print(f"-> {args.out / 'api.json'}")
 
@@ -455,18 +511,25 @@ def _markdown(args: argparse.Namespace, results: dict[str, Any]) -> str:
                 "launching and settling 1-core jobs of 0.5 s on an 8-core local cluster "
                 "throughout.",
                 "",
-                "| run | loop | jobs/s | p50 latency (ms) | p99 latency (ms) | load avg before |",
-                "|---:|---|---:|---:|---:|---:|",
+                "| run | loop | jobs/s | p50 latency (ms) | p99 latency (ms) | server CPU ms/job "
+                "| jobs per server CPU s | load avg before |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|",
             ]
             for x in sub["runs"]:
                 out.append(f"| {x['run']} | {'on' if x['loop'] else 'off'} | {x['jobs_per_s']:.1f}"
                            f" | {x['latency_ms_p50']:.2f} | {x['latency_ms_p99']:.2f} | "
+                           f"{x['server_cpu_ms_per_job']:.3f} | "
+                           f"{x['jobs_per_server_cpu_second']} | "
                            f"{x['load_average_1min_before']:.2f} |")  # fmt: skip
             out += [
                 "",
                 f"**Median: {sub['median_jobs_per_s_loop_off']:.1f} jobs/s with the loop off, "
                 f"{sub['median_jobs_per_s_loop_on']:.1f} jobs/s with it on; on/off = "
-                f"{sub['median_ratio_on_over_off']:.2f}** (median of the per-run ratios).",
+                f"{sub['median_ratio_on_over_off']:.2f}** (median of the per-run ratios). "
+                f"Server CPU per submission: {sub['median_server_cpu_ms_loop_off']:.3f} ms "
+                f"with the loop off, {sub['median_server_cpu_ms_loop_on']:.3f} ms with it on "
+                f"(medians; CPU-bound capacity {1000 / sub['median_server_cpu_ms_loop_off']:.0f}"
+                f" and {1000 / sub['median_server_cpu_ms_loop_on']:.0f} jobs per CPU second).",
                 "",
             ]
         tri = res.get("trivial")
@@ -477,15 +540,22 @@ def _markdown(args: argparse.Namespace, results: dict[str, Any]) -> str:
                 "sidecar forked by the spawner):",
                 "",
                 "| run | completed jobs/s (first submit to last end) | steady (middle 80 %) | "
-                "submissions/s | load avg before |",
-                "|---:|---:|---:|---:|---:|",
+                "submissions/s | server CPU ms/job | spawner + sidecars + jobs CPU ms/job | "
+                "load avg before |",
+                "|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for i, x in enumerate(tri["runs"]):
                 out.append(f"| {i + 1} | {x['completed_jobs_per_s']:.1f} | "
                            f"{x['steady_completed_jobs_per_s']} | {x['submit_jobs_per_s']:.1f} "
+                           f"| {x['server_cpu_ms_per_job']:.2f} | "
+                           f"{x['spawner_and_sidecars_cpu_ms_per_job']:.2f} "
                            f"| {x['load_average_1min_before']:.2f} |")  # fmt: skip
             out += ["", f"**Median: {tri['median_completed_jobs_per_s']:.1f} completed jobs/s "
-                        f"(steady {tri['median_steady_completed_jobs_per_s']:.1f}).**", ""]
+                        f"(steady {tri['median_steady_completed_jobs_per_s']:.1f}).** CPU per "
+                        f"job: {tri['median_server_cpu_ms_per_job']:.2f} ms in the server "
+                        "(submission, admission, launch, settling), "
+                        f"{tri['median_spawner_and_sidecars_cpu_ms_per_job']:.2f} ms in the "
+                        "spawner, the sidecar and the job itself (medians).", ""]  # fmt: skip
     out += [
         "Reference: Slurm's published 500 batch jobs/s sustained (other hardware, internal to its "
         "controller); these figures include HTTP, JSON, authentication and the store's commits, "

@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from recforge._files import write_text_atomic
 
@@ -28,10 +27,14 @@ def jsonable(obj: Any) -> Any:
         return obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
-    if isinstance(obj, np.generic):
-        return jsonable(obj.item())
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
+    # numpy only if it is loaded (no numpy value can exist otherwise): this module stays
+    # standard-library-only for the platform's sidecar, which forks for every replica.
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(obj, np.generic):
+            return jsonable(obj.item())
+        if isinstance(obj, np.ndarray):
+            return jsonable(obj.tolist())
     if isinstance(obj, Mapping):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set | frozenset):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
+
+from recforge._json import dumps
 
 __all__ = ["JsonLogFormatter"]
 
@@ -26,4 +27,4 @@ class JsonLogFormatter(logging.Formatter):
                 out[k] = v
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return dumps(out, indent=None)

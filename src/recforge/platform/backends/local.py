@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recforge._json import dumps
 from recforge.platform.backends.base import (
     Backend,
     BackendStatus,
@@ -97,7 +98,7 @@ class _Spawner:
             rid = self._next
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write((json.dumps({**request, "id": rid}) + "\n").encode())
+            self.proc.stdin.write((dumps({**request, "id": rid}, indent=None) + "\n").encode())
             self.proc.stdin.flush()
         except OSError as exc:
             raise LaunchError(f"the spawner is gone: {exc}") from exc
@@ -245,8 +246,6 @@ class LocalBackend(Backend):
             replica["start_time"] = int(answer["start_time"])
             self._jobs_by_pid[replica["pid"]] = int(handle["job_id"])
             handle["replicas"].append(replica)
-            # Rewritten after every start: a crash mid-launch leaves a usable partial handle.
-            self._save_handle(handle)
         for i, handle in enumerate(handles):
             if isinstance(out[i], Exception):
                 continue
@@ -261,6 +260,8 @@ class LocalBackend(Backend):
             limits["memory_mib"] = {r["index"]: r["memory_mib"] for r in replicas
                                     if r["memory_mib"]}  # fmt: skip
             handle["complete"] = True
+            # Once per launch, complete. A crash before this write leaves the sidecars' pid
+            # files, from which recover_handle rebuilds the handle.
             self._save_handle(handle)
         return out
 
@@ -312,14 +313,14 @@ class LocalBackend(Backend):
     def _save_handle(handle: Handle) -> None:
         path = Path(handle["dir"]) / "handle.json"
         tmp = path.with_name("handle.json.tmp")
-        tmp.write_text(json.dumps(handle))
+        tmp.write_text(dumps(handle, indent=None))
         os.replace(tmp, path)
 
     def recover_handle(self, job_id: int, attempt: int, *, settle_s: float = 2.0) -> Handle | None:
         """Rebuild the handle of an attempt whose launch was interrupted (service crash).
 
-        Reads ``handle.json`` (complete, or partial: rewritten after each replica start) and
-        adds replicas known only from their sidecar's pid file. Sidecars write that file right
+        Reads ``handle.json`` (written once the launch is complete) and adds replicas known
+        only from their sidecar's pid file. Sidecars write that file right
         after starting, so if the attempt directory exists but nothing is found yet, it waits up
         to ``settle_s`` for them. None when nothing of the attempt was started.
         """

@@ -28,6 +28,7 @@ import sys
 import time
 from typing import Any
 
+from recforge._json import dumps
 from recforge.platform.backends.base import (
     Backend,
     BackendError,
@@ -156,7 +157,7 @@ class RayBackend(Backend):
                 }
             )
         plan = {"pg_name": pg_name, "strategy": self.strategy, "replicas": replicas}
-        blob = base64.urlsafe_b64encode(json.dumps(plan).encode()).decode()
+        blob = base64.urlsafe_b64encode(dumps(plan, indent=None).encode()).decode()
         entrypoint = f"{self.python} -m recforge.platform.backends.ray driver {blob}"
         handle: Handle = {
             "backend": "ray",
@@ -175,7 +176,7 @@ class RayBackend(Backend):
             self._client.submit_job(
                 entrypoint=entrypoint,
                 submission_id=submission_id,
-                metadata={"recforge_handle": json.dumps(handle)},
+                metadata={"recforge_handle": dumps(handle, indent=None)},
             )
         except Exception as exc:
             raise LaunchError(f"job {job_id}: Ray job submission failed: {exc}") from exc

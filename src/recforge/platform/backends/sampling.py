@@ -23,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from recforge._json import dumps
 from recforge.platform.backends import proctree
 
 __all__ = ["KEEP", "Sampler", "read_samples", "samples_path"]
@@ -110,6 +111,6 @@ class Sampler:
         self.series.append(s)
         with contextlib.suppress(OSError):
             tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(x) + "\n" for x in self.series))
+            tmp.write_text("".join(dumps(x, indent=None) + "\n" for x in self.series))
             os.replace(tmp, self.path)
         return s

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recforge._json import dumps
 from recforge.platform.backends import proctree
 from recforge.platform.backends.memory import CgroupLimit, TreeWatch, own_cgroup_name
 from recforge.platform.backends.sampling import Sampler, samples_path
@@ -61,8 +62,8 @@ def write_exit_file(path: Path, exit_code: int, reason: str = "") -> None:
     """Atomically write ``{"exit_code", "finished_at", "reason"}`` to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"exit_code": exit_code, "finished_at": time.time(),
-                               "reason": reason}))  # fmt: skip
+    tmp.write_text(dumps({"exit_code": exit_code, "finished_at": time.time(),
+                          "reason": reason}, indent=None))  # fmt: skip
     os.replace(tmp, path)
 
 
@@ -83,7 +84,7 @@ def read_exit_file(path: Path | str) -> int | None:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
+    tmp.write_text(dumps(data, indent=None))
     os.replace(tmp, path)
 
 

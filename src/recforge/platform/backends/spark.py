@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from recforge._json import dumps
 from recforge.platform.backends.base import (
     Backend,
     BackendStatus,
@@ -193,7 +194,7 @@ class SparkBackend(Backend):
                              for i in range(count)],
                 "command": driver.command,
             }  # fmt: skip
-            (job_dir / _HANDLE_FILE).write_text(json.dumps(wrapper))  # for recover_handle
+            (job_dir / _HANDLE_FILE).write_text(dumps(wrapper, indent=None))  # for recover_handle
             local.append(Launch(la.job_id, driver, None, la.attempt, la.run_as))
             slots.append(len(out))
             out.append(wrapper)

@@ -28,6 +28,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from recforge._json import dumps
 from recforge.platform.backends import proctree
 from recforge.platform.backends.sidecar import SidecarConfig, supervise, write_exit_file
 
@@ -81,20 +82,20 @@ def main() -> int:
             if pid == 0:
                 return
             children.discard(pid)
-            out.write(json.dumps({"exited": pid}) + "\n")
+            out.write(dumps({"exited": pid}, indent=None) + "\n")
 
     def spawn(request: dict[str, Any]) -> None:
         try:
             pid = os.fork()
         except OSError as exc:
-            out.write(json.dumps({"id": request.get("id"), "error": str(exc)}) + "\n")
+            out.write(dumps({"id": request.get("id"), "error": str(exc)}, indent=None) + "\n")
             return
         if pid == 0:
             os._exit(_child(request))
         children.add(pid)
         start = proctree.process_start_time(pid)
-        out.write(json.dumps({"id": request.get("id"), "pid": pid, "start_time": start or -1})
-                  + "\n")  # fmt: skip
+        out.write(dumps({"id": request.get("id"), "pid": pid, "start_time": start or -1},
+                        indent=None) + "\n")  # fmt: skip
 
     try:
         while True:

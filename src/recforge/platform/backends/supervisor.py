@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recforge._json import dumps
 from recforge.platform.model.service import RestartPolicy
 
 __all__ = ["encode_plan", "state_dir"]
@@ -46,7 +47,7 @@ _TICK = 0.2
 
 
 def encode_plan(plan: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(plan).encode()).decode()
+    return base64.urlsafe_b64encode(dumps(plan, indent=None).encode()).decode()
 
 
 def state_dir(workdir: str | os.PathLike[str], job_id: int, attempt: int) -> Path:
@@ -62,7 +63,7 @@ def _free_port() -> int:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
+    tmp.write_text(dumps(data, indent=None))
     os.replace(tmp, path)
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from recforge._json import dumps
+
 if TYPE_CHECKING:
     from recforge.platform.client import PlatformClient
 
@@ -56,7 +58,7 @@ def fail(msg: str, code: int = 1) -> NoReturn:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps(obj, indent=2) + "\n")
 
 
 def connect(url: str | None, token: str | None) -> PlatformClient:

@@ -224,9 +224,14 @@ class PlatformService:
             reason=reason or f"submitted by {user.name}",
         )
 
+        def refused(exc: Exception) -> None:
+            self.transitions.refuse(job, exc)
+
         def queue_it() -> None:
-            self.transitions.requeue(job, job.created_at)
-            self.reconciler.notify(job.id)
+            # The checked spec goes in as it is (no second validation) and without waiting
+            # for a pass in progress (the gate's inbox).
+            self.gate.enqueue(job.id, job_spec, job.created_at, refused)
+            self.reconciler.notify()
 
         self.store.after_commit(queue_it)
         return job

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from recforge._json import dumps
 from recforge.platform.backends.supervisor import CONTROL_FILE, STATUS_FILE, state_dir
 from recforge.platform.model.specs import JobSpec
 from recforge.platform.model.states import JobState as S
@@ -68,7 +69,7 @@ def request_scale(job: JobRecord, replicas: int) -> dict[str, Any]:
         raise Conflict(f"job {job.id} is {job.state.value}: only a launched service can scale")
     where.mkdir(parents=True, exist_ok=True)
     tmp = where / (CONTROL_FILE + ".tmp")
-    tmp.write_text(json.dumps({"replicas": replicas}))
+    tmp.write_text(dumps({"replicas": replicas}, indent=None))
     os.chmod(tmp, 0o644)  # the supervisor may run as another user
     os.replace(tmp, where / CONTROL_FILE)
     return {**service_status(job), "desired": replicas}

@@ -95,6 +95,10 @@ class Transitions:
         try:
             self.gate.submit(job.id, JobSpec.model_validate(job.spec), now)
         except ValueError as exc:  # QuotaError, UnknownQueue, InfeasibleJob
-            current = self.store.get_job(job.id)
-            if current.state not in TERMINAL_STATES:
-                self.move(current, JobState.FAILED, f"cannot be scheduled: {exc}")
+            self.refuse(job, exc)
+
+    def refuse(self, job: JobRecord, exc: Exception) -> None:
+        """The scheduler refused to queue ``job``: it fails, naming why (unless it ended)."""
+        current = self.store.get_job(job.id)
+        if current.state not in TERMINAL_STATES:
+            self.move(current, JobState.FAILED, f"cannot be scheduled: {exc}")

@@ -1,13 +1,22 @@
 """The store's engine: SQLite (WAL, ``BEGIN IMMEDIATE``) or PostgreSQL, transactions, schema.
 
 SQLite runs in WAL mode with a busy timeout, and write transactions start with ``BEGIN
-IMMEDIATE`` so a read-then-write transaction never dies on a lock upgrade. Tables are created
-when missing, and columns added by later versions are added to existing tables (nullable or with
-a server default), so an older store opens without losing anything.
+IMMEDIATE`` so a read-then-write transaction never dies on a lock upgrade. Writers of one
+process also take a lock of the store object first: SQLite admits one writer at a time anyway,
+and a thread waiting on a Python lock is woken the moment the writer commits, where SQLite's
+busy handler polls with sleeps of up to 100 ms (other processes still meet the busy timeout).
+
+``synchronous=NORMAL`` with WAL: a commit is durable against a crash of the process (``kill
+-9``: the WAL is in the OS's page cache and is replayed on the next open) and the database is
+never corrupted; only a power loss or OS crash can undo the last commits, not fsynced yet.
+
+Tables are created when missing, and columns added by later versions are added to existing
+tables (nullable or with a server default), so an older store opens without losing anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -78,6 +87,11 @@ class StoreBase:
         self.clock = clock
         self.engine = make_engine(url, busy_timeout_s)
         self._local = threading.local()  # the open batch of each thread
+        # One writer at a time in this process (see the module docstring); PostgreSQL has row
+        # locks and concurrent writers, so it needs none.
+        self._writer: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
         if create:
             metadata.create_all(self.engine)
             self._add_missing_columns()
@@ -111,7 +125,7 @@ class StoreBase:
             yield
             return
         after: list[Callable[[], None]] = []
-        with self.engine.begin() as conn:
+        with self._writer, self.engine.begin() as conn:
             self._local.conn, self._local.after = conn, after
             try:
                 yield
@@ -134,7 +148,7 @@ class StoreBase:
         if conn is not None:
             yield conn
             return
-        with self.engine.begin() as conn:
+        with self._writer, self.engine.begin() as conn:
             yield conn
 
     @contextmanager

@@ -54,6 +54,21 @@ _REPLICA_HANDLE = (
 )
 _MOVE_COLUMNS = ("state", "version", "reason", "updated_at")
 _moves: dict[tuple[str, ...], sa.Update] = {}
+_fast_moves: dict[tuple[str, ...], sa.Update] = {}
+
+
+def _fast_move_stmt(columns: tuple[str, ...]) -> sa.Update:
+    """The compare-and-set UPDATE of a move from one known state: ``version`` is incremented
+    in the statement, so no read comes first (cached per column set)."""
+    stmt = _fast_moves.get(columns)
+    if stmt is None:
+        stmt = _fast_moves[columns] = (
+            jobs_t.update()
+            .where(jobs_t.c.id == sa.bindparam("_jid"), jobs_t.c.state == sa.bindparam("_state"))
+            .values({**{c: sa.bindparam(c) for c in columns}, "version": jobs_t.c.version + 1})
+            .returning(*jobs_t.c)
+        )
+    return stmt
 
 
 def _move_stmt(columns: tuple[str, ...]) -> sa.Update:
@@ -163,6 +178,10 @@ class JobsStore(StoreBase):
             else:
                 expected = {JobState(s) for s in expected_from}
         now = self.clock() if at is None else at
+        if expected is not None and len(expected) == 1 and expected_version is None:
+            moved = self._move_from(job_id, next(iter(expected)), to_state, reason, now, fields)
+            if moved is not None:
+                return moved
         with self._write() as conn:
             row = conn.execute(_LOCK_JOB, {"_jid": job_id}).first()
             if row is None:
@@ -198,6 +217,42 @@ class JobsStore(StoreBase):
                                                     "reason": ev.reason, "version": version + 1,
                                                     "at": now}).scalar_one()  # fmt: skip
         event = Event(event_id, job_id, ev.from_state, ev.to_state, ev.reason, version + 1, now)
+        return event, job_from_row(row)
+
+    def _move_from(
+        self,
+        job_id: int,
+        current: JobState,
+        to_state: JobState | str,
+        reason: str,
+        now: float,
+        fields: dict[str, Any],
+    ) -> tuple[Event, JobRecord] | None:
+        """:meth:`move` from the one expected state in two statements (the compare-and-set
+        UPDATE, the event) instead of three. None when the rule does not allow the move or the
+        job is not in ``current``: the caller's general path then names the error."""
+        try:
+            ev: TransitionEvent = transition(current, to_state, reason)
+        except ValueError:  # InvalidTransition: let the general path report it
+            return None
+        fields = dict(fields)
+        for effect in ev.effects:
+            column = effect.column
+            if column is not None and column not in fields:
+                fields[column] = now
+        values = {"state": ev.to_state.value, "reason": ev.reason, "updated_at": now, **fields}
+        stmt = _fast_move_stmt(("state", "reason", "updated_at", *sorted(fields)))
+        with self._write() as conn:
+            row = conn.execute(stmt, {**values, "_jid": job_id, "_state": current.value}).first()
+            if row is None:
+                return None  # elsewhere or gone; nothing was written
+            version = int(row.version)
+            event_id = conn.execute(_INSERT_EVENT, {"job_id": job_id,
+                                                    "from_state": current.value,
+                                                    "to_state": ev.to_state.value,
+                                                    "reason": ev.reason, "version": version,
+                                                    "at": now}).scalar_one()  # fmt: skip
+        event = Event(event_id, job_id, current, ev.to_state, ev.reason, version, now)
         return event, job_from_row(row)
 
     def update_job(

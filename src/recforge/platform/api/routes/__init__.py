@@ -23,7 +23,8 @@ __all__ = ["JobId", "ServiceDep", "err"]
 MAX_JOB_ID = 2**31 - 1
 
 
-def _service(request: Request) -> PlatformService:
+async def _service(request: Request) -> PlatformService:
+    # async: a plain function dependency would cost every request a hop to the thread pool.
     return request.app.state.service  # type: ignore[no-any-return]
 
 

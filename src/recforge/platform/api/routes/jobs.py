@@ -38,12 +38,15 @@ _SUBMIT_SCHEMA = {
     responses=err(s403="a queue of another group", s404="unknown template",
                   s409="can never be admitted (quota/capacity)"),
 )
-def submit_job(
+async def submit_job(
     service: ServiceDep,
     user: UserDep,
     body: Annotated[dict[str, Any], Body(description="a JobSpec or {template, values}")],
 ) -> JobOut:
     """Submit a job spec, or ``{"template": name, "values": {...}}`` to render a template."""
+    # On the event loop, not the thread pool: a submission is CPU work plus one short write
+    # (it never waits for the scheduling pass, see runtime/gate.py), and in one interpreter
+    # the hop to a worker thread and back cost more than the submission itself.
     return JobOut.of(service.submit_job(user, body, source="body"))
 
 
