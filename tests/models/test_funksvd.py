@@ -185,3 +185,20 @@ def test_search_space_is_the_journal_one() -> None:
     assert space["batch_size"]["choices"] == [2**e for e in range(11)]
     assert space["use_bias"]["choices"] == [True, False]
     assert "epochs" not in space
+
+
+def test_target_ratings_fits_the_ratings_and_values_the_stored_ones() -> None:
+    r = _low_rank(seed=4)
+    users, items = np.nonzero(r)
+    data = Interactions.from_arrays(users, items, ratings=r[users, items], shape=r.shape)
+    assert np.all(data.matrix.data == 1.0)  # the loaders' convention: ratings kept aside
+    args = {"factors": 3, "learning_rate": 0.01, "reg_user": 0.0, "reg_item": 0.0,
+            "batch_size": 4, "epochs": 150, "seed": 0}
+    on_ratings = FunkSVD(target="ratings", **args).fit(data).score(np.arange(r.shape[0]))
+    on_values = FunkSVD(target="values", **args).fit(data).score(np.arange(r.shape[0]))
+    assert float(np.sqrt(np.mean((on_ratings - r) ** 2))) < 0.05 * float(r.std())
+    assert float(np.abs(on_values - 1.0).max()) < 0.05
+    with pytest.raises(ValueError, match="target='ratings' but the training data"):
+        FunkSVD(target="ratings").fit(Interactions(sp.csr_matrix(r)))
+    with pytest.raises(ValueError, match="unknown target"):
+        FunkSVD(target="stars").fit(data)  # type: ignore[arg-type]

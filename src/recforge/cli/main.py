@@ -166,7 +166,13 @@ def reproduce_cmd(
         help="Tables 4/5: run the rows that read item content (ItemKNN CBF/CFCBF, CVAE, CDL) "
         "on the CiteULike tag matrix instead of the bag of words, labelled as tag-content "
         "runs. Default: when the neural row needs content that is not at hand.")] = None,
-    budget: Annotated[int, typer.Option(help="Search trials per model (paper: 35).")] = 35,
+    budget: Annotated[int | None, typer.Option(
+        min=1, help="Search trials per model (default: the --protocol's; recsys2019: 35, "
+        "tois2021: 50).")] = None,
+    protocol: Annotated[str, typer.Option(
+        "--protocol", help="Tuning protocol preset: recsys2019 (the RecSys 2019 paper's) or "
+        "tois2021 (the journal version's: 50 trials / 15 random starts, wider ranges, refit "
+        "on train + validation, its added baselines). See docs/protocols.md.")] = "recsys2019",
     fixed: Annotated[bool, typer.Option("--fixed", help="Use the paper's reported best "
                                         "hyper-parameters instead of searching.")] = False,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds (default: the "
@@ -248,6 +254,11 @@ def reproduce_cmd(
         if split is not None and dataset is not None:
             _fail("give --split or --dataset, not both")
         table = name
+        from recforge.tuning.protocols import PRESET_NAMES
+
+        if protocol not in PRESET_NAMES:
+            _fail(f"--protocol {protocol!r} is not a tuning protocol preset; known: "
+                  f"{', '.join(PRESET_NAMES)}")
         try:
             name = resolve(name, split if split is not None else dataset)
         except (KeyError, ValueError) as exc:
@@ -268,7 +279,7 @@ def reproduce_cmd(
                     paper_ties=fixed if paper_ties is None else paper_ties,
                     with_content=content, neural=neural, max_epochs=max_epochs,
                     stand_in=stand_in, neural_params=changes or None,
-                    all_similarities=all_similarities,
+                    all_similarities=all_similarities, preset=protocol,
                     models=[m.strip() for m in models.split(",") if m.strip()] if models
                     else None,
                 )

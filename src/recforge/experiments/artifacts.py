@@ -35,6 +35,7 @@ from recforge._files import atomic_path, write_text_atomic
 from recforge._json import write_json
 from recforge.experiments.outcome import ModelRun
 from recforge.experiments.spec import ExperimentSpec
+from recforge.tuning.protocols import DEFAULT_PRESET
 
 __all__ = ["OutDirError", "RunDir", "label_stems"]
 
@@ -111,6 +112,8 @@ class RunDir:
                 cls._clear(path)
             elif marker.is_file():
                 old = yaml.safe_load(marker.read_text()) or {}
+                # folders written before presets existed ran the default one
+                old.setdefault("preset", DEFAULT_PRESET)
                 diff = _differences(old, doc)
                 if diff:
                     shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")

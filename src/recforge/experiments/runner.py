@@ -211,10 +211,15 @@ def _search(
 
     log(f"  tuning {entry.display}: {entry.search.n_trials} trials on validation "
         f"{spec.optimize.metric}@{spec.optimize.cutoff}")
+    from recforge.tuning.protocols import get_preset
+
+    space = entry.search.space
+    if space is None:  # the preset's ranges (recsys2019: the model's declared space)
+        space = get_preset(spec.preset).space_for(entry.model, params)
     result = tune(
         entry.model,
         split,
-        search_space=entry.search.space,
+        search_space=space,
         fixed_params=params,
         metric=spec.optimize.metric,
         cutoff=spec.optimize.cutoff,
@@ -656,8 +661,11 @@ def write_outputs(
             save_run_files(out, f"{stems[label]}__seed{seed}", run)
     write_json(out / "best_configs.json", best)
     sig = build_significance(outcome)
+    from recforge.tuning.protocols import get_preset
+
     results: dict[str, Any] = {
         "name": spec.name,
+        "protocol_preset": get_preset(spec.preset).describe(),
         "rows": outcome.rows,
         "spread": outcome.spread,
         "seeds": spec.seeds,

@@ -9,6 +9,7 @@ Example::
       params: {test_fraction: 0.2}
       validation: {mode: per_user, fraction: 0.1}
     protocol: full
+    preset: recsys2019            # or tois2021 (recforge.tuning.protocols)
     optimize: {metric: RECALL, cutoff: 50}
     report: {metrics: [RECALL, MAP], cutoffs: [20, 40]}
     seeds: [0]
@@ -35,6 +36,7 @@ from recforge.experiments.reference import ReferenceSpec
 from recforge.models import MODELS, get_model_class
 from recforge.models.iterative import EarlyStopping
 from recforge.models.params import check_params, check_space
+from recforge.tuning.protocols import DEFAULT_PRESET, PRESET_NAMES, get_preset
 
 __all__ = [
     "SPLIT_METHODS",
@@ -318,10 +320,17 @@ class ModelEntry(_Strict):
 
 
 class ExperimentSpec(_Strict):
+    """A whole experiment. ``protocol`` is the ranking protocol (full or candidate set);
+    ``preset`` the named tuning protocol (:mod:`recforge.tuning.protocols`): it supplies each
+    search's ``n_trials``/``n_startup_trials``, ``split.validation.refit`` and the
+    hyper-parameters it fixes where the spec leaves them out (values the spec gives win), and
+    the widened ranges of a search without its own ``space``."""
+
     name: str
     dataset: DatasetRef
     split: SplitSpec = Field(default_factory=SplitSpec)
     protocol: Literal["full", "candidates"] = "full"
+    preset: str = DEFAULT_PRESET
     optimize: MetricAt = Field(default_factory=lambda: MetricAt(metric="RECALL", cutoff=10))
     report: ReportSpec = Field(default_factory=ReportSpec)
     seeds: list[int] = Field(default_factory=lambda: [0])
@@ -335,6 +344,43 @@ class ExperimentSpec(_Strict):
     #: save the final (best) model of every entry and seed under --out/models/ (save/load)
     keep_models: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """Fill what the preset decides and the spec leaves out (see the class docstring)."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("preset", DEFAULT_PRESET)
+        if name not in PRESET_NAMES:
+            raise ValueError(f"preset: unknown protocol preset {name!r}; known: "
+                             f"{', '.join(PRESET_NAMES)}")
+        preset = get_preset(name)
+        data = dict(data)
+        models = data.get("models")
+        if isinstance(models, list):
+            data["models"] = [_preset_search(m, preset) for m in models]
+        split = data.get("split")
+        if isinstance(split, BaseModel):
+            split = split.model_dump(exclude_unset=True)
+        if isinstance(split, dict) and isinstance(split.get("validation"), dict | BaseModel):
+            v = split["validation"]
+            v = v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else dict(v)
+            if "refit" not in v and preset.refit:
+                if v.get("add_back"):
+                    raise ValueError(
+                        f"preset {name} refits the final model on train + validation, which "
+                        "split.validation.add_back excludes; drop add_back or set "
+                        "split.validation.refit: false")
+                v["refit"] = True
+            data["split"] = {**split, "validation": v}
+        return data
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        get_preset(v)
+        return v
+
     @model_validator(mode="after")
     def _labels_unique(self) -> ExperimentSpec:
         labels = [m.display for m in self.models]
@@ -347,6 +393,15 @@ class ExperimentSpec(_Strict):
             raise ValueError("seeds must list at least one seed")
         if self.reference is not None:
             self._check_reference(self.reference, labels)
+        preset = get_preset(self.preset)
+        for m in self.models:  # the preset's widened spaces are checked like declared ones
+            if m.search is None or m.search.space is not None:
+                continue
+            cls = get_model_class(m.model)
+            for s in m.similarities or [None]:
+                params = m.params if s is None else {**m.params, "similarity": s}
+                check_space(cls, preset.space_for(m.model, params),
+                            where=f"{m.display}: preset {self.preset} search space")
         return self
 
     def _check_reference(self, ref: ReferenceSpec, labels: list[str]) -> None:
@@ -360,6 +415,32 @@ class ExperimentSpec(_Strict):
             if bad:
                 raise ValueError(f"reference.values.{label}: {bad} are not reported; report "
                                  f"gives {sorted(reported)} (report.metrics x report.cutoffs)")
+
+
+def _preset_search(entry: Any, preset: Any) -> Any:
+    """A model entry (raw or validated) with the preset's fixed hyper-parameters and trial
+    counts where it gives none."""
+    if isinstance(entry, BaseModel):
+        entry = entry.model_dump(exclude_unset=True)
+    if not isinstance(entry, dict):
+        return entry
+    searched = entry.get("search")
+    if isinstance(searched, BaseModel):
+        searched = searched.model_dump(exclude_unset=True)
+    searched = searched.get("space") if isinstance(searched, dict) else None
+    fixed = {k: v for k, v in preset.params.get(entry.get("model"), {}).items()
+             if k not in (searched or {})}
+    if fixed and isinstance(entry.get("params", {}), dict):
+        entry = {**entry, "params": {**fixed, **entry.get("params", {})}}
+    search = entry.get("search")
+    if isinstance(search, BaseModel):
+        search = search.model_dump(exclude_unset=True)
+    if not isinstance(search, dict):
+        return entry
+    search = dict(search)
+    search.setdefault("n_trials", preset.n_trials)
+    search.setdefault("n_startup_trials", preset.n_startup_trials)
+    return {**entry, "search": search}
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

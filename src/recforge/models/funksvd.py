@@ -4,9 +4,10 @@ RecSys'19 study uses it.
 
 An :class:`~recforge.models.iterative.IterativeRecommender` on the project's one training loop
 (early stopping by the evaluator on validation, best epoch restored). An epoch visits every
-stored interaction once (its stored value is the target: ratings stay ratings, implicit data is
-all ones) plus sampled zeros, shuffled, in minibatches; the SGD runs in a numba kernel
-(:mod:`._funksvd_numba`).
+stored interaction once plus sampled zeros, shuffled, in minibatches; the SGD runs in a numba
+kernel (:mod:`._funksvd_numba`). The target of an interaction is the training matrix's stored
+value (``target="values"``: all ones for implicit data, as the journal runs it) or the
+interaction's rating (``target="ratings"``, ``Interactions.ratings``, explicit feedback).
 """
 
 from __future__ import annotations
@@ -31,17 +32,19 @@ from recforge.models.iterative import IterativeRecommender, TrainingRun
 from recforge.models.params import Param
 from recforge.models.torch.sampling import NegativeSampler
 
-__all__ = ["SGD_MODES", "FunkSVD"]
+__all__ = ["SGD_MODES", "TARGETS", "FunkSVD"]
 
 log = logging.getLogger(__name__)
 
+TARGETS = ("values", "ratings")
 _STATE = ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "global_bias_")
 
 
 class FunkSVD(IterativeRecommender):
     """``pred(u, i) = x_u . y_i`` (``+ mu + b_u + b_i`` with ``use_bias``), fitted by SGD.
 
-    Minimises, per sample (u, i, r), ``(r - pred)^2 / 2 + reg_user |x_u|^2 / 2 +
+    Minimises, per sample (u, i, r) with ``r`` the target (see the module docstring),
+    ``(r - pred)^2 / 2 + reg_user |x_u|^2 / 2 +
     reg_item |y_i|^2 / 2`` (``+ reg_bias (b_u^2 + b_i^2) / 2``; the global bias ``mu`` is not
     regularised). Samples: every stored interaction with its value, and with
     ``negative_quota = q`` also ``round(nnz q / (1 - q))`` zeros, so that a share ``q`` of an
@@ -71,7 +74,7 @@ class FunkSVD(IterativeRecommender):
         "factors": Param(ge=1), "learning_rate": Param(gt=0), "reg_user": Param(ge=0),
         "reg_item": Param(ge=0), "reg_bias": Param(ge=0), "negative_quota": Param(ge=0, lt=1),
         "batch_size": Param(ge=1), "epochs": Param(ge=1), "sgd_mode": Param(choices=SGD_MODES),
-        "init_std": Param(gt=0),
+        "init_std": Param(gt=0), "target": Param(choices=TARGETS),
     }
     _test_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 3, "batch_size": 8,
                                                "negative_quota": 0.3}
@@ -96,6 +99,7 @@ class FunkSVD(IterativeRecommender):
         epochs: int = 100,
         init_std: float = 0.1,
         seed: int = 0,
+        target: Literal["values", "ratings"] = "values",
     ) -> None:
         self.factors = factors
         self.learning_rate = learning_rate
@@ -109,6 +113,7 @@ class FunkSVD(IterativeRecommender):
         self.epochs = epochs
         self.init_std = init_std
         self.seed = seed
+        self.target = target
 
     def _validate(self) -> None:
         positive_int(self.factors, "factors", "FunkSVD")
@@ -122,12 +127,17 @@ class FunkSVD(IterativeRecommender):
             raise ValueError(f"FunkSVD: negative_quota must be in [0, 1), got {q!r}")
         one_of(self.sgd_mode, SGD_MODES, "sgd_mode", "FunkSVD")
         boolean(self.use_bias, "use_bias", "FunkSVD")
+        one_of(self.target, TARGETS, "target", "FunkSVD")
 
     # -- training
     def _init_training(self, train: Interactions, run: TrainingRun) -> None:
         self._validate()
         m = sp.csr_matrix(train.matrix, dtype=np.float64, copy=True)
-        m.sum_duplicates()
+        if self.target == "ratings":
+            if train.ratings is None:
+                raise ValueError(f"FunkSVD: target='ratings' but the training data "
+                                 f"{train.name!r} has no ratings; use target='values'")
+            m.data = np.asarray(train.ratings, dtype=np.float64).copy()  # aligned with the CSR
         if m.nnz == 0:
             raise ValueError("FunkSVD: the training matrix has no interactions")
         n_users, n_items = m.shape

@@ -8,7 +8,13 @@ compute_similarity` (paper §4.1-4.2). Feature weighting (paper §4.3), our read
   item popularity. UserKNN uses the very same weighted matrix (the paper's code weights
   ``URM.T`` and transposes back in both models), then compares users (columns of ``R_w^T``).
 - For the CF models the weighted matrix ``R_w`` **replaces the training matrix for scoring as
-  well**: ItemKNN scores ``R_w[u] @ W`` and UserKNN ``W_user[u] @ R_w``.
+  well**: ItemKNN scores ``R_w[u] @ W`` and UserKNN ``W_user[u] @ R_w`` (the 2019 code).
+  UserKNN offers the other reading by name, ``score_with="unweighted"``: the similarity is
+  computed on ``R_w`` but users are scored with the unweighted ``R`` (``W_user[u] @ R``), which
+  is how the TOIS 2021 numbers behave where UserKNN uses TF-IDF or BM25. With TF-IDF on binary
+  data ``R_w`` scales each user's row by one constant ``log(N / (1 + |I_u|))``, so the cosine
+  similarity is that of ``R``: "unweighted" then scores exactly like no weighting, while
+  "weighted" scales each neighbour's vote by its constant (short profiles count more).
 - CBF weights the rows of the ICM (items x features); CFCBF weights the whole concatenation
   ``[icm_weight * ICM | R^T]``. Both score with the unweighted ``R``.
 
@@ -40,6 +46,7 @@ from recforge.models.weighting import bm25, tfidf, weight_new_columns
 
 __all__ = [
     "FEATURE_WEIGHTINGS",
+    "SCORE_WITH",
     "SEARCHED_SIMILARITIES",
     "ItemKNNCBF",
     "ItemKNNCF",
@@ -52,6 +59,8 @@ FEATURE_WEIGHTINGS: tuple[str, ...] = ("none", "TF-IDF", "BM25")
 #: similarities the paper searched separately (pearson/adjusted exist but were not searched).
 SEARCHED_SIMILARITIES: tuple[str, ...] = ("cosine", "jaccard", "asymmetric", "dice", "tversky")
 _SET_SIMILARITIES = ("jaccard", "dice", "tversky")
+#: UserKNN's scoring matrix when weighting: the weighted one (2019 code) or the raw one (TOIS).
+SCORE_WITH: tuple[str, ...] = ("weighted", "unweighted")
 
 
 def knn_search_space(
@@ -231,21 +240,53 @@ class ItemKNNCF(_ItemBased, _KNN):
 
 
 class UserKNNCF(_KNN):
-    """User-based CF: ``W_user`` = top-K user-user similarity; score = ``W_user[u] @ R_w``.
+    """User-based CF: ``W_user`` = top-K user-user similarity of ``R_w``; score =
+    ``W_user[u] @ R_w`` (``score_with="weighted"``, the 2019 code) or ``W_user[u] @ R``
+    (``"unweighted"``, the journal version's behaviour); see the module docstring.
 
-    Fitted: ``W_`` (users x users) and ``train_matrix_`` (possibly weighted users x items).
+    Fitted: ``W_`` (users x users) and ``train_matrix_`` (the users x items matrix scored with).
     """
 
     name = "UserKNNCF"
     supports_profiles = False
     search_space: ClassVar[dict[str, dict[str, Any]]] = knn_search_space("cosine")
+    param_rules: ClassVar[dict[str, Param]] = {
+        **_KNN.param_rules, "score_with": Param(choices=SCORE_WITH),
+    }
+
+    def __init__(
+        self,
+        top_k: int = 100,
+        shrink: float = 0,
+        similarity: str = "cosine",
+        normalize: bool = True,
+        feature_weighting: str = "none",
+        asymmetric_alpha: float = 0.5,
+        tversky_alpha: float = 1.0,
+        tversky_beta: float = 1.0,
+        memory_budget_mb: float = 512.0,
+        n_threads: int | None = None,
+        tie_rule: str = "lower-index",
+        score_with: str = "weighted",
+    ) -> None:
+        super().__init__(
+            top_k=top_k, shrink=shrink, similarity=similarity, normalize=normalize,
+            feature_weighting=feature_weighting, asymmetric_alpha=asymmetric_alpha,
+            tversky_alpha=tversky_alpha, tversky_beta=tversky_beta,
+            memory_budget_mb=memory_budget_mb, n_threads=n_threads, tie_rule=tie_rule,
+        )
+        self.score_with = score_with
 
     def _fit(self, train: Interactions) -> None:
         self._validate()
+        if self.score_with not in SCORE_WITH:
+            raise ValueError(f"UserKNNCF: unknown score_with {self.score_with!r}; choose one "
+                             f"of {list(SCORE_WITH)}")
         r = train.matrix
         weighted_t = self._weigh(r.T.tocsr()) if self.feature_weighting != "none" else r.T
         self.W_ = self._similarity(weighted_t)
-        self.train_matrix_ = sp.csr_matrix(weighted_t.T, dtype=np.float32)
+        scored = weighted_t.T if self.score_with == "weighted" else r
+        self.train_matrix_ = sp.csr_matrix(scored, dtype=np.float32)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return sparse_dense_product(self.W_[users], self.train_matrix_, self.n_threads)

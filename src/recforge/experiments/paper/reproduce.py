@@ -130,14 +130,32 @@ def toppop_checks(n_seeds_ml1m: int = 5, n_seeds_random: int = 10,
 TABLES = tuple(SETUPS)
 
 
-def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[int] | None = None,
+def _preset_rows(setup: Any, preset: str, rows: tuple[str, ...]) -> tuple[str, ...]:
+    """The block's rows plus the baselines ``preset`` adds (before the neural rows)."""
+    from recforge.tuning.protocols import get_preset
+
+    label_of = {m: lab for lab, m in MODEL_OF_LABEL.items()}
+    have = {MODEL_OF_LABEL[lab] for lab in setup.rows(with_content=True)}
+    extra = tuple(label_of.get(m, m) for m in get_preset(preset).extra_models if m not in have)
+    neural = tuple(lab for lab in rows if lab in setup.neural_labels)
+    return tuple(lab for lab in rows if lab not in neural) + extra + neural
+
+
+def build_table_spec(name: str, *, fixed: bool, budget: int | None = None,
+                     seeds: list[int] | None = None,
                      correct_genres: bool = False, models: list[str] | None = None,
                      n_jobs: int = 1, paper_ties: bool = False,
                      with_content: bool = False, neural: bool = True,
                      max_epochs: int | None = None, stand_in: bool = False,
                      neural_params: dict[str, dict[str, Any]] | None = None,
-                     all_similarities: bool = False) -> dict[str, Any]:
+                     all_similarities: bool = False,
+                     preset: str = "recsys2019") -> dict[str, Any]:
     """The experiment spec (as a dict) that reproduces one table block (see ``setups``).
+
+    ``preset``: the tuning protocol (:mod:`recforge.tuning.protocols`); ``budget`` defaults to
+    its trial count, its random starts are ``min(n_startup_trials, budget)``, and its
+    ``extra_models`` join the block's baseline rows (``tois2021``: the journal's baselines).
+    Only the default preset runs ``fixed`` (the 2019 paper's reported hyper-parameters).
 
     ``all_similarities`` (search mode): the KNN rows search each of the paper's five
     similarities (``budget`` trials each) and keep the best on validation, as RS19 did;
@@ -166,6 +184,13 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
                          "reported similarity")
     if stand_in and not setup.stand_in_options:
         raise ValueError(f"{name} has no stand-in item content")
+    from recforge.tuning.protocols import DEFAULT_PRESET, get_preset
+
+    protocol = get_preset(preset)
+    if fixed and preset != DEFAULT_PRESET:
+        raise ValueError(f"--fixed runs the RecSys 2019 paper's reported hyper-parameters; "
+                         f"preset {preset} is a search protocol (drop --fixed)")
+    budget = protocol.n_trials if budget is None else budget
     with_content = with_content or stand_in
     fields = setup.spec_fields(with_content=with_content, stand_in=stand_in)
     if name == "table3":
@@ -176,13 +201,14 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
     if max_epochs is not None and (isinstance(max_epochs, bool) or max_epochs < 1):
         raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
     params = PAPER_PARAMS.get(name, {})
-    every = setup.rows(with_content=True)
+    every = _preset_rows(setup, preset, setup.rows(with_content=True))
     unknown = sorted(set(models or ()) - set(every) - {MODEL_OF_LABEL[lab] for lab in every})
     if unknown:  # a filter that matches nothing would silently drop the row asked for
         raise ValueError(f"{name} has no row {', '.join(map(repr, unknown))}; its rows: "
                          f"{', '.join(every)}")
     entries = []
-    for label in setup.rows(with_content=with_content, with_neural=neural):
+    for label in _preset_rows(setup, preset,
+                              setup.rows(with_content=with_content, with_neural=neural)):
         model_name = MODEL_OF_LABEL[label]
         if models and label not in models and model_name not in models:
             continue
@@ -210,7 +236,8 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
             if paper_ties and "KNN" in label:
                 fixed_part["tie_rule"] = "numpy-legacy"
             entry["params"] = fixed_part
-            entry["search"] = {"n_trials": budget, "n_startup_trials": min(5, budget)}
+            entry["search"] = {"n_trials": budget,
+                               "n_startup_trials": min(protocol.n_startup_trials, budget)}
         entries.append(entry)
     suffix = ("" if not setup.neural_labels else "-no-neural" if not neural
               else "" if max_epochs is None else f"-cap{max_epochs}")
@@ -218,9 +245,12 @@ def build_table_spec(name: str, *, fixed: bool, budget: int = 35, seeds: list[in
         suffix = f"-{setup.stand_in_name}{suffix}"
     if all_similarities:
         suffix = f"-allsim{suffix}"
+    if preset != DEFAULT_PRESET:
+        suffix = f"-{preset}{suffix}"
     return {
         "name": f"{name}-{'fixed' if fixed else f'search{budget}'}{suffix}",
         **fields,
+        "preset": preset,
         "seeds": seeds or list(setup.seeds),
         "models": entries,
         "n_jobs": n_jobs,
@@ -292,7 +322,7 @@ def _neural_entry(setup: Any, name: str, label: str, model_name: str,
     return {"params": params, "early_stopping": es}
 
 
-def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
+def reproduce_table(name: str, *, fixed: bool = False, budget: int | None = None,
                     seeds: list[int] | None = None, out_dir: str | Path | None = None,
                     correct_genres: bool = False, models: list[str] | None = None,
                     n_jobs: int = 1, log: Any = None, paper_ties: bool = False,
@@ -300,8 +330,12 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                     max_epochs: int | None = None,
                     stand_in: bool | None = None,
                     neural_params: dict[str, dict[str, Any]] | None = None,
-                    all_similarities: bool = False) -> dict[str, Any]:
+                    all_similarities: bool = False,
+                    preset: str = "recsys2019") -> dict[str, Any]:
     """Run one table block and compare with the paper; returns the ``results.json`` content.
+
+    ``preset`` names the tuning protocol (``recsys2019``, ``tois2021``; see
+    :func:`build_table_spec`); ``budget`` (trials per search) defaults to the preset's.
 
     ``with_content``: run the rows that need item content (Tables 4/5 CBF/CFCBF) — True
     requires the content (refused if it cannot be obtained), None runs them when the content
@@ -319,10 +353,12 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
     from recforge.experiments.paper.conclusion import check_conclusion
     from recforge.experiments.runner import run_experiment, write_outputs
     from recforge.experiments.spec import parse_spec
+    from recforge.tuning.protocols import get_preset
 
     log = log or (lambda _m: None)
     if name not in SETUPS:
         raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+    budget = get_preset(preset).n_trials if budget is None else budget
     setup = SETUPS[name]
     notes: list[str] = []
     wanted = [lab for lab in setup.neural_labels
@@ -361,7 +397,7 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
                          paper_ties=paper_ties, with_content=with_content, neural=neural,
                          max_epochs=max_epochs, stand_in=stand_in,
                          neural_params=neural_params,
-                         all_similarities=all_similarities),
+                         all_similarities=all_similarities, preset=preset),
         source=f"reproduce {name}",
     )
     neural_rows = [m.display for m in spec.models if m.display in setup.neural_labels]
@@ -415,7 +451,8 @@ def reproduce_table(name: str, *, fixed: bool = False, budget: int = 35,
         "checks": checks,
         "rule": rule_text("target" if fixed else "floor", PAPER_TOLERANCE, 0.95),
         "check_summary": summarize(baseline_checks),
-        "mode": "fixed" if fixed else f"search ({budget} trials per model)",
+        "mode": "fixed" if fixed else f"search ({budget} trials per model, preset {preset})",
+        "preset": preset,
         "all_ok": all(c["ok"] for c in baseline_checks),
         "neural": {
             "enabled": neural,

@@ -54,6 +54,7 @@ def render_markdown(
         f"- dataset: `{spec.dataset.label}` {spec.dataset.options or ''}",
         f"- data checksum: `{outcome.data['data_checksum']}`",
         f"- protocol: {spec.protocol}; split: {spec.split.method}; seeds: {spec.seeds}",
+        f"- tuning protocol preset: {spec.preset} (recforge.tuning.protocols)",
         "- split fingerprints: "
         + ", ".join(
             f"seed {s}: `{v['fingerprint'][:16]}`" for s, v in outcome.data["splits"].items()

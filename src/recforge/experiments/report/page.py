@@ -73,6 +73,7 @@ def _dataset(outcome: ExperimentOutcome) -> str:
         ("data checksum", outcome.data.get("data_checksum", "")),
         ("split", f"{spec.split.method}; seeds {spec.seeds}"),
         ("protocol", spec.protocol),
+        ("tuning protocol preset", spec.preset),
     ]
     head = "".join(f"<tr><th>{_e(k)}</th><td class='txt'><code>{_e(v)}</code></td></tr>"
                    for k, v in rows)
