@@ -132,3 +132,30 @@ def ray_head() -> Iterator[Any]:
         pytest.fail(str(exc), pytrace=False)
     yield head
     stop_ray_head(head)
+
+
+#: Debian's Chromium (scripts/test.sh installs it); Playwright never downloads a browser here.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium per test module, driven by Playwright (the report and UI tests;
+    per module so no browser and no Playwright loop outlive the tests that use them).
+    A missing browser or playwright FAILS the test with how to install it, never skips."""
+    import shutil
+
+    if not Path(CHROMIUM).is_file() or shutil.which("chromium") is None:
+        pytest.fail(f"browser tests need Debian's chromium at {CHROMIUM} "
+                    "(apt-get install chromium; scripts/test.sh does it)", pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("browser tests need playwright (pip install -e '.[dev]'; no browser "
+                    "download: the system chromium is used)", pytrace=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

@@ -3,14 +3,13 @@
 One real run (a small synthetic data file, three models, a search, two seeds, a ``reference:``
 block) writes ``report.html``; the page must load with no console error and no request other
 than the file itself, show every section with its content, fit a 1366 px laptop screen, and
-the numbers it shows must be the ones in ``results.json``. scripts/test.sh installs the
-browser; a missing browser FAILS these tests (with how to install it), it never skips them.
+the numbers it shows must be the ones in ``results.json``. The browser is the suite's
+``chromium`` fixture (tests/conftest.py): a missing browser FAILS these tests, never skips.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,6 @@ from typer.testing import CliRunner
 from recforge.cli.main import app
 from recforge.experiments.report import SECTIONS
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"]
 LAPTOP = {"width": 1366, "height": 768}
 CHARTS = ("curves", "per-user", "tuning", "popularity", "coverage")
 
@@ -67,24 +63,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file() or shutil.which("chromium") is None:
-        pytest.fail(f"report tests need Debian's chromium at {CHROMIUM} "
-                    "(apt-get install chromium; scripts/test.sh does it)", pytrace=False)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("report tests need playwright (pip install -e '.[dev]'; no browser "
-                    "download: the system chromium is used)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def page(browser: Any, run_dir: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
-    pg = browser.new_page(viewport=LAPTOP)
+def page(chromium: Any, run_dir: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+    pg = chromium.new_page(viewport=LAPTOP)
     errors: list[str] = []
     requests: list[str] = []
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -2,9 +2,9 @@
 
 Pieces: :mod:`.auth` (bearer tokens), :mod:`.schemas` (bodies), :mod:`.errors` (the one mapping
 from the service's typed errors to HTTP statuses), :mod:`.middleware` (body limit, access log),
-:mod:`.openapi` (the description, from the access rules) and one router per resource in
-:mod:`.routes`. Routes call public methods of
-:class:`~recforge.platform.runtime.service.PlatformService` only.
+:mod:`.openapi` (the description, from the access rules), one router per resource in
+:mod:`.routes` and the web UI (:mod:`.ui`, static pages at ``/ui/`` over this same API).
+Routes call public methods of :class:`~recforge.platform.runtime.service.PlatformService` only.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from recforge.platform.api.routes import (
     jobs,
     meta,
     metrics,
+    overview,
     schedules,
     services,
     templates,
     tokens,
 )
+from recforge.platform.api.ui import install_ui
 from recforge.platform.runtime.service import PlatformService
 
 __all__ = ["ROUTERS", "TokenAuth", "create_app"]
@@ -45,6 +47,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     services.router,
     metrics.router,
+    overview.router,
 )
 
 
@@ -84,4 +87,5 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
+    install_ui(app)
     return app

@@ -8,6 +8,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from recforge.platform.model.names import NAME_PATTERN
+from recforge.platform.model.resources import Resources
 from recforge.platform.model.states import JobState
 from recforge.platform.runtime.accounts import MAX_TOKEN_TTL
 from recforge.platform.store import DEFAULT_TOKEN_TTL
@@ -367,3 +368,37 @@ class BackfillOut(_Out):
 
     recorded: list[float]
     already: list[float]
+
+
+class QueueStatusOut(_Out):
+    """A queue as the scheduler holds it now."""
+
+    name: str
+    group: str
+    pending: list[int] = Field(description="pending job ids in scheduling order (starving first)")
+    held: int = Field(description="jobs waiting out a backoff before they queue again")
+    admitted: int = Field(description="jobs holding quota (admitted, starting or running)")
+
+
+class GroupUsageOut(_Out):
+    """What a group uses on a cluster, beside its quota there."""
+
+    group: str
+    used: Resources
+    nominal: Resources | None
+    borrowing_limit: Resources | None = Field(description="None: may borrow without limit")
+    total_cap: Resources | None = Field(description="the group's cap over all clusters")
+
+
+class ClusterUsageOut(_Out):
+    name: str
+    capacity: Resources
+    free: Resources
+    groups: list[GroupUsageOut]
+
+
+class OverviewOut(_Out):
+    """Queues and quota usage per group and cluster (non-admins: their group's only)."""
+
+    queues: list[QueueStatusOut]
+    clusters: list[ClusterUsageOut]

@@ -34,6 +34,9 @@ RULES = """\
 * Admins see, submit anywhere and cancel every job.
 * DAG runs, their artefacts and schedules follow the same rules as jobs: seen by the owner's
   group, cancelled or changed by their owner or an admin.
+* The queue and quota overview shows a user their own group's queues (with pending job ids) and
+  usage; every cluster's capacity and free amount is open to all, as clusters are. The web UI
+  (``/ui/``) calls only this API with the user's token, so it shows exactly the same.
 """
 
 

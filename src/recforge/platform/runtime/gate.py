@@ -25,6 +25,7 @@ from recforge.platform.model.admission import Admission
 from recforge.platform.model.config import PlatformConfig
 from recforge.platform.model.specs import JobSpec
 from recforge.platform.scheduling import Explanation, Preemption, Scheduler, UnknownJob
+from recforge.platform.scheduling.overview import Overview, overview
 
 __all__ = ["PassResult", "SchedulerGate"]
 
@@ -125,6 +126,12 @@ class SchedulerGate:
             if str(job_id) not in self._scheduler:
                 return None
             return self._scheduler.explain(str(job_id), now)
+
+    def overview(self) -> Overview:
+        """Queues and quota usage as the scheduler holds them now (:mod:`~recforge.platform.
+        scheduling.overview`), the inbox emptied into it first."""
+        with self._locked():
+            return overview(self._scheduler)
 
     def rebuild(
         self,

@@ -362,6 +362,33 @@ class PlatformService:
                 detail["backend"] = status
         return Why(job.id, job.state, reason, job.queue, detail=detail)
 
+    def overview(self, user: User) -> dict[str, Any]:
+        """Queues (pending jobs in scheduling order, held and admitted counts) and quota usage
+        per group and cluster, with each cluster's capacity and free amount. Non-admins see
+        only their group's queues and usage; capacity and free amounts are everyone's (what
+        ``why`` tells about availability anyway)."""
+        view = self.gate.overview()
+        quotas = {(g.name, q.cluster): q for g in self.config.groups for q in g.quotas}
+        groups = {g.name: g for g in self.config.groups}
+        queues = [{"name": q.name, "group": q.group, "pending": [int(j) for j in q.pending],
+                   "held": q.held, "admitted": q.admitted}
+                  for q in view.queues if may_see_group(user, q.group)]  # fmt: skip
+        clusters = []
+        for c in view.clusters:
+            rows = []
+            for g, used in c.used_by_group.items():
+                if not may_see_group(user, g):
+                    continue
+                quota = quotas.get((g, c.cluster))
+                total_cap = groups[g].total_cap if g in groups else None
+                rows.append({"group": g, "used": used,
+                             "nominal": quota.nominal if quota else None,
+                             "borrowing_limit": quota.borrowing_limit if quota else None,
+                             "total_cap": total_cap})  # fmt: skip
+            clusters.append({"name": c.cluster, "capacity": c.capacity, "free": c.free,
+                             "groups": rows})  # fmt: skip
+        return {"queues": queues, "clusters": clusters}
+
     def explain(self, job_id: int) -> str:
         """:meth:`why`'s text for an admin (tests and tools)."""
         return self.why(User("admin", "admin", True), job_id).reason
