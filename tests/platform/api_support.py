@@ -139,3 +139,28 @@ def make_platform(tmp_path: Path, url: str | None = None) -> Platform:
         store.add_user(user, group)
         plat.tokens[user] = store.issue_token(user, label="test")
     return plat
+
+
+@contextlib.contextmanager
+def serving(app: Any, port: int | None = None) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 (``port``, default a free one) in a thread;
+    yields its URL and stops it on exit."""
+    import time
+
+    import uvicorn
+    from serve_support import free_port
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))  # fmt: skip
+    web = threading.Thread(target=server.run, daemon=True)
+    web.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and web.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        web.join(timeout=30)

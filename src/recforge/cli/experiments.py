@@ -202,7 +202,8 @@ def evaluate_cmd(
 
 
 def _run_on_platform(spec: Any, spec_path: Path, out: Path, url: str, token: str | None,
-                     queue: str, as_json: bool) -> None:  # fmt: skip
+                     queue: str, as_json: bool, workers: int = 1,
+                     resources: dict[str, Any] | None = None) -> None:  # fmt: skip
     """``run --platform``: submit the experiment as a DAG, follow it, fetch its outputs."""
     try:
         from recforge.platform.client import PlatformClient, PlatformError
@@ -213,7 +214,8 @@ def _run_on_platform(spec: Any, spec_path: Path, out: Path, url: str, token: str
         fail(f"--out {out} is not empty: the platform run's outputs need an empty folder")
     with PlatformClient(url, token) as client:
         try:
-            submit_experiment(spec, client, out, queue=queue,
+            submit_experiment(spec, client, out, queue=queue, workers=workers,
+                              resources=resources,
                               log=lambda m: print(m, file=sys.stderr))  # fmt: skip
         except PlatformError as exc:
             fail(f"{spec_path}: the platform refused: {exc.detail}")
@@ -247,6 +249,14 @@ def run_cmd(
         "--token", envvar="RECFORGE_TOKEN", help="Platform bearer token (with --platform).",
         show_default=False)] = None,
     queue: Annotated[str, typer.Option(help="Platform queue (with --platform).")] = "default",
+    workers: Annotated[int, typer.Option(
+        help="With --platform: each search runs as a gang of this many replicas sharing one "
+        "optuna study (1 = the local run's trial sequence).", min=1)] = 1,
+    cpu: Annotated[float, typer.Option(
+        help="With --platform: cpu of each replica of the experiment's jobs.", min=0.01)] = 1.0,
+    memory: Annotated[str, typer.Option(
+        help="With --platform: memory of each replica of the experiment's jobs (e.g. 2Gi)."
+        )] = "2Gi",
     as_json: JsonOpt = False,
 ) -> None:
     """Run an experiment spec and write results, trials, per-user values and a report.
@@ -280,8 +290,11 @@ def run_cmd(
         return
     if plan.problems:
         fail(f"{spec_path}: " + "; ".join(plan.problems))
+    if workers > 1 and platform is None:
+        fail("--workers: only with --platform (a local search uses n_jobs in the spec)")
     if platform is not None:
-        _run_on_platform(spec, spec_path, out, platform, token, queue, as_json)
+        _run_on_platform(spec, spec_path, out, platform, token, queue, as_json, workers,
+                         {"cpu": cpu, "memory": memory})
         return
     from recforge.experiments.progress import RichProgress, results_table
 

@@ -37,7 +37,7 @@ from recforge.experiments.outcome import ModelRun
 from recforge.experiments.spec import ExperimentSpec
 from recforge.tuning.protocols import DEFAULT_PRESET
 
-__all__ = ["OutDirError", "RunDir", "label_stems"]
+__all__ = ["OutDirError", "RunDir", "label_stems", "run_stem"]
 
 SPEC_FILE = "spec.resolved.yaml"
 PROGRESS_FILE = "progress.json"
@@ -65,6 +65,11 @@ def label_stems(labels: list[str]) -> dict[str, str]:
         counts[s] = counts.get(s, 0) + 1
     return {lab: s if counts[s] == 1 else f"{s}-{hashlib.sha1(lab.encode()).hexdigest()[:6]}"
             for lab, s in stems.items()}
+
+
+def run_stem(stem: str, seed: int) -> str:
+    """The file stem of one model run (and the name of its search's optuna study)."""
+    return f"{stem}__seed{seed}"
 
 
 def spec_document(spec: ExperimentSpec) -> dict[str, Any]:
@@ -171,7 +176,7 @@ class RunDir:
         return f"sqlite:///{(self.path / 'studies.db').resolve()}"
 
     def study_name(self, label: str, seed: int) -> str:
-        return f"{self.stems[label]}__seed{seed}"
+        return self._stem(label, seed)
 
     def write_progress(self, **update: Any) -> None:
         self._progress.update(update, updated=_now())
@@ -192,7 +197,7 @@ class RunDir:
 
     # ------------------------------------------------------------------ model runs
     def _stem(self, label: str, seed: int) -> str:
-        return f"{self.stems[label]}__seed{seed}"
+        return run_stem(self.stems[label], seed)
 
     def save_run(self, run: ModelRun, seed: int) -> None:
         """Write one finished model run; the run record goes last (it marks it done)."""

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -26,14 +26,24 @@ from recforge._files import write_text_atomic
 from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
-from recforge.experiments.artifacts import RunDir, label_stems, save_run_files, spec_document
+from recforge.experiments.artifacts import (
+    RunDir,
+    label_stems,
+    run_stem,
+    save_run_files,
+    spec_document,
+)
 from recforge.experiments.outcome import ExperimentOutcome, ModelRun, SearchFailedError
 from recforge.experiments.progress import RunProgress
 from recforge.experiments.report.statistics import recommendation_profile, split_statistics
 from recforge.experiments.spec import ExperimentSpec, ModelEntry
 
+if TYPE_CHECKING:
+    from recforge.tuning.shared import SharedStudy
+
 # ExperimentOutcome and ModelRun moved to recforge.experiments.outcome (re-exported here).
-__all__ = ["ExperimentOutcome", "ModelRun", "RunInterrupted", "prepare_split", "run_experiment"]
+__all__ = ["ExperimentOutcome", "ModelRun", "RunInterrupted", "prepare_split", "run_experiment",
+           "share_searches"]
 
 
 def _load_data(spec: ExperimentSpec) -> tuple[Interactions | Split, list[dict[str, Any]]]:
@@ -198,9 +208,11 @@ def _search(
     spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any,
     params: dict[str, Any], es: Any, storage: str | None, study_name: str | None,
     progress: RunProgress | None, offset: int = 0, total: int | None = None,
-) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any], list[str]]:
+    shared: SharedStudy | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any], list[str]] | None:
     """One seeded search of ``entry`` on validation: (params, final params, trials, tuning,
-    warnings). ``offset``/``total`` number the log lines when one entry runs several searches."""
+    warnings); None for a process helping with a shared search (it has no result).
+    ``offset``/``total`` number the log lines when one entry runs several searches."""
     from recforge.models import get_model_class
     from recforge.models.iterative import IterativeRecommender
     from recforge.tuning import tune
@@ -236,7 +248,11 @@ def _search(
                                    progress, offset=offset)],
         storage=storage,
         study_name=study_name,
+        shared=shared,
     )
+    if shared is not None and not shared.lead:
+        log(f"  {entry.display}: this worker ran {len(result.trials)} trial(s) of the search")
+        return None
     tdict = result.to_dict()
     trials = list(tdict.get("trials", []))
     tuning = {k: v for k, v in tdict.items() if k != "trials"}
@@ -270,8 +286,8 @@ def _search(
 def _search_similarities(
     spec: ExperimentSpec, entry: ModelEntry, sims: list[Any], split: Split, seed: int,
     log: Any, params: dict[str, Any], es: Any, storage: str | None, study_name: str | None,
-    progress: RunProgress | None,
-) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any], list[str]]:
+    progress: RunProgress | None, shared: SharedStudy | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any], list[str]] | None:
     """One search per listed similarity (each its own space and optuna study); the best on
     validation is kept. The trials of all searches are kept in order, numbered on from one
     search to the next (one numbering for the entry), each with its ``similarity``."""
@@ -286,7 +302,9 @@ def _search_similarities(
         one = entry.with_similarity(s)
         res = _search(spec, one, split, seed, log, {**params, "similarity": s}, es, storage,
                       None if study_name is None else f"{study_name}--{s}", progress,
-                      offset=len(trials), total=total)
+                      offset=len(trials), total=total, shared=shared)
+        if res is None:
+            continue
         tuning = res[3]
         offset = len(trials)
         for t in res[2]:
@@ -298,6 +316,8 @@ def _search_similarities(
                            "n_trials": len(res[2])}
         warnings += [f"similarity {s}: {w}" for w in res[4]]
         runs.append((s, res))
+    if not runs:  # a helper of shared searches
+        return None
     # Best validation wins; ties go to the first listed similarity.
     s_best, (params, final_params, _, tuning, _) = max(
         runs, key=lambda r: (r[1][3].get("best_validation") or float("-inf"),
@@ -313,8 +333,10 @@ def _search_similarities(
 def _run_model(
     spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any,
     storage: str | None = None, study_name: str | None = None, model_dir: Path | None = None,
-    progress: RunProgress | None = None,
-) -> ModelRun:
+    progress: RunProgress | None = None, shared: SharedStudy | None = None,
+) -> ModelRun | None:
+    """One model entry on one seed's split: its search, final fit and test evaluation (None
+    for a process that only helps with the shared search)."""
     from recforge.evaluation import evaluate_split
     from recforge.models import get_model_class, make_model
 
@@ -339,11 +361,14 @@ def _run_model(
             )
         sims = entry.similarities
         if sims is None:
-            params, final_params, trials, tuning, warnings = _search(
-                spec, entry, split, seed, log, params, es, storage, study_name, progress)
+            found = _search(spec, entry, split, seed, log, params, es, storage, study_name,
+                            progress, shared=shared)  # fmt: skip
         else:
-            params, final_params, trials, tuning, warnings = _search_similarities(
-                spec, entry, sims, split, seed, log, params, es, storage, study_name, progress)
+            found = _search_similarities(spec, entry, sims, split, seed, log, params, es,
+                                         storage, study_name, progress, shared=shared)  # fmt: skip
+        if found is None:
+            return None
+        params, final_params, trials, tuning, warnings = found
     final = split
     v = spec.split.validation
     refit = v is not None and v.refit and split.validation is not None
@@ -494,6 +519,8 @@ def run_experiment(
     audit: bool = True,
     force: bool = False,
     progress: RunProgress | None = None,
+    study_storage: str | None = None,
+    shared: SharedStudy | None = None,
 ) -> ExperimentOutcome:
     """Run ``spec``; with ``out_dir`` every artefact is written there as it is finished.
 
@@ -501,7 +528,13 @@ def run_experiment(
     :mod:`recforge.experiments.artifacts`); ``force`` discards what the folder holds first.
     Ctrl-C raises :class:`RunInterrupted` once what was finished is on disk. ``progress``
     receives the run's events (e.g. :class:`~recforge.experiments.progress.RichProgress`).
+    ``study_storage`` (an optuna storage URL) keeps the searches' studies instead of the
+    folder's ``studies.db``; with ``shared`` (a lead) other processes run trials of each
+    search with :func:`share_searches` on the same storage (see :mod:`recforge.tuning.shared`).
     """
+    if shared is not None and (not shared.lead or out_dir is None or study_storage is None):
+        raise ValueError("run_experiment: a shared run is the searches' lead, with out_dir and "
+                         "study_storage (the helpers run share_searches)")
     from recforge.data.audit import audit_split
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -566,11 +599,13 @@ def run_experiment(
                 progress.model_started(finished, total, entry.display, seed, n_trials)
                 store: dict[str, Any] = {}
                 if rundir is not None:
-                    store = {"storage": rundir.storage_url,
+                    store = {"storage": study_storage or rundir.storage_url,
                              "study_name": rundir.study_name(entry.display, seed)}
                     if spec.keep_models:
                         store["model_dir"] = rundir.model_dir(entry.display, seed)
-                run = _run_model(spec, entry, split, seed, log, progress=progress, **store)
+                run = _run_model(spec, entry, split, seed, log, progress=progress,
+                                 shared=shared, **store)  # fmt: skip
+                assert run is not None  # the lead (or a run that shares nothing) has a result
                 if rundir is not None:
                     rundir.save_run(run, seed)
                 runs[seed][entry.display] = run
@@ -613,6 +648,25 @@ def run_experiment(
         if rundir is not None:
             rundir.write_progress(state="failed", error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+def share_searches(spec: ExperimentSpec, study_storage: str, shared: SharedStudy,
+                   log: Any = None) -> None:  # fmt: skip
+    """Help with the searches of ``spec``: run trials in their shared studies in
+    ``study_storage`` until none is left to claim, while another process (the lead) runs the
+    spec with ``run_experiment(..., study_storage=, shared=)`` and writes every output."""
+    if shared.lead:
+        raise ValueError("share_searches: this process helps; the lead runs run_experiment")
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    data, _ = _load_data(spec)
+    stems = label_stems([m.display for m in spec.models])
+    for seed in spec.seeds:
+        split = prepare_split(spec, data, seed)
+        for entry in spec.models:
+            if entry.search is not None:
+                name = run_stem(stems[entry.display], seed)
+                _run_model(spec, entry, split, seed, log, storage=study_storage,
+                           study_name=name, shared=shared)
 
 
 def _aggregate(

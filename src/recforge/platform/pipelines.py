@@ -8,7 +8,11 @@ artefacts of the run:
 
 * ``model-<stem>``: the experiment restricted to that entry, run into ``${outputs.part}`` (a
   complete ``recforge run`` folder of one model; its optuna study is that folder's own SQLite
-  file, a database separate from the platform's: no store URL or secret reaches a job);
+  file, a database separate from the platform's: no store URL or secret reaches a job). With
+  ``workers`` > 1 an entry with a search is a gang of that many replicas sharing one study,
+  ``${outputs.study}/studies.db`` (a SQLite file in the run directory, which only the run's
+  user can open): every replica claims and runs trials (:mod:`recforge.tuning.shared`), and
+  replica 0 also writes the part, as above, from the shared study;
 * ``report``: copies every part's finished model run into ``${outputs.report}`` and runs the
   whole spec there, which keeps them all (the resume path of ``recforge run``) and writes
   results.json, the report and every other output, the same as a local run of the spec.
@@ -35,24 +39,34 @@ ENV = "RECFORGE_EXPERIMENT"
 
 
 def experiment_dag(spec: Any, *, queue: str, python: str = "python",
-                   resources: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-    """The DAG spec (a mapping for ``POST /dags``) of experiment ``spec``."""
+                   resources: dict[str, Any] | None = None,
+                   workers: int = 1) -> dict[str, Any]:  # fmt: skip
+    """The DAG spec (a mapping for ``POST /dags``) of experiment ``spec``; ``workers``
+    replicas (each with ``resources``) share each search."""
     from recforge.experiments.artifacts import label_stems
 
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     doc = yaml.safe_dump(_portable(spec), sort_keys=False)
     stems = label_stems([m.display for m in spec.models])
     res = resources or {"cpu": 1, "memory": "2Gi"}
 
-    def job(*args: str) -> dict[str, Any]:
+    def job(*args: str, replicas: int = 1) -> dict[str, Any]:
+        specs: list[dict[str, Any]] = [{"role": "master", "resources": res}]
+        if replicas > 1:
+            specs.append({"role": "worker", "replicas": replicas - 1, "resources": res})
         return {"command": [python, "-m", "recforge.platform.pipelines", *args],
-                "env": {ENV: doc}, "cluster_type": "local",
-                "replica_specs": [{"role": "master", "resources": res}]}  # fmt: skip
+                "env": {ENV: doc}, "cluster_type": "local", "replica_specs": specs}  # fmt: skip
 
     nodes: list[dict[str, Any]] = []
     for entry in spec.models:
         name = _node_name(stems[entry.display])
-        nodes.append({"name": name, "outputs": ["part"],
-                      "job": job("model", "--label", entry.display, "--out", "${outputs.part}")})
+        args = ["model", "--label", entry.display, "--out", "${outputs.part}"]
+        if workers > 1 and entry.search is not None:
+            nodes.append({"name": name, "outputs": ["part", "study"],
+                          "job": job(*args, "--study", "${outputs.study}", replicas=workers)})
+        else:
+            nodes.append({"name": name, "outputs": ["part"], "job": job(*args)})
     parts = {f"p{i}": f"{n['name']}.part" for i, n in enumerate(nodes)}
     report = job("report", "--out", "${outputs.report}",
                  *[a for k in parts for a in ("--part", f"${{inputs.{k}}}")])
@@ -78,7 +92,8 @@ def _portable(spec: Any) -> dict[str, Any]:
                      "parse back to itself)")
 
 
-def submit_experiment(spec: Any, client: Any, out: Path, *, queue: str,
+def submit_experiment(spec: Any, client: Any, out: Path, *, queue: str, workers: int = 1,
+                      resources: dict[str, Any] | None = None,
                       log: Any = print, poll_seconds: float = 1.0,
                       timeout: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Submit ``spec`` as a DAG through ``client`` (a :class:`~recforge.platform.client.
@@ -86,7 +101,8 @@ def submit_experiment(spec: Any, client: Any, out: Path, *, queue: str,
     the finished run. A run that does not succeed raises ``RuntimeError`` naming its nodes."""
     import time
 
-    run = client.submit_dag(experiment_dag(spec, queue=queue))
+    run = client.submit_dag(experiment_dag(spec, queue=queue, workers=workers,
+                                           resources=resources))  # fmt: skip
     log(f"submitted DAG run {run['id']} ({len(run['nodes'])} nodes)")
     seen: dict[str, str] = {}
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -130,16 +146,31 @@ def _spec() -> Any:
     return parse_spec(yaml.safe_load(text), source=ENV)
 
 
-def run_part(label: str, out: Path) -> None:
-    """The experiment restricted to the entry ``label``, into ``out``."""
-    from recforge.experiments.runner import run_experiment
+def run_part(label: str, out: Path, study: Path | None = None) -> None:
+    """The experiment restricted to the entry ``label``, into ``out``; with ``study`` this
+    replica (``RECFORGE_REPLICA_INDEX``) shares the search's study in ``study/studies.db``
+    with the job's other replicas, and replica 0 writes ``out``."""
+    from recforge.experiments.runner import run_experiment, share_searches
+    from recforge.tuning.shared import SharedStudy
 
     spec = _spec()
     entries = [m for m in spec.models if m.display == label]
     if not entries:
         raise SystemExit(f"no model entry {label!r} in the experiment "
                          f"(entries: {[m.display for m in spec.models]})")  # fmt: skip
-    run_experiment(spec.model_copy(update={"models": entries}), out)
+    part = spec.model_copy(update={"models": entries})
+    if study is None:
+        run_experiment(part, out)
+        return
+    index = int(os.environ.get("RECFORGE_REPLICA_INDEX", "0"))
+    # The attempt tells a retried gang's trials from those its dead replicas left running.
+    shared = SharedStudy(index=index, lead=index == 0,
+                         generation=os.environ.get("RECFORGE_ATTEMPT", "1"))  # fmt: skip
+    storage = f"sqlite:///{(study / 'studies.db').resolve()}"
+    if shared.lead:
+        run_experiment(part, out, study_storage=storage, shared=shared)
+    else:
+        share_searches(part, storage, shared)
 
 
 def run_report(out: Path, parts: list[Path]) -> None:
@@ -174,12 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     m = sub.add_parser("model", help="one model entry's search, fit and evaluation")
     m.add_argument("--label", required=True)
     m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--study", type=Path, help="folder of the study the job's replicas share")
     r = sub.add_parser("report", help="gather the parts and write the run's outputs")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--part", type=Path, action="append", default=[])
     a = p.parse_args(argv)
     if a.step == "model":
-        run_part(a.label, a.out)
+        run_part(a.label, a.out, a.study)
     else:
         run_report(a.out, a.part)
 

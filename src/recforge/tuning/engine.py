@@ -46,6 +46,7 @@ from recforge.models.base import Recommender
 from recforge.models.iterative import EarlyStopping, IterativeRecommender, iter_epochs
 from recforge.models.params import check_params, check_space
 from recforge.tuning.memory import PeakMemory
+from recforge.tuning.shared import SharedSearch, SharedStudy, storage_lock
 from recforge.tuning.space import SearchSpace, to_distributions, validate_space
 from recforge.tuning.storage import ResumeError, StoredTrial, StudyStore
 
@@ -367,6 +368,7 @@ def tune(
     tie_rule: str = "lower-index",
     storage: str | None = None,
     study_name: str | None = None,
+    shared: SharedStudy | None = None,
 ) -> TuningResult:
     """Search ``model_name``'s hyper-parameters on ``split`` (see the module docstring).
 
@@ -393,6 +395,9 @@ def tune(
         storage, study_name: an optuna storage URL (e.g. ``sqlite:///out/studies.db``) and a
             study in it that keeps every finished trial; calling again with the same search
             continues it where it stopped (see :mod:`recforge.tuning.storage`).
+        shared: this process is one of several running the search together in the study of
+            ``storage`` (a SQLite file); see :mod:`recforge.tuning.shared`. A non-lead process
+            returns only the trials it ran.
     """
     import optuna
 
@@ -404,6 +409,9 @@ def tune(
         raise ValueError(f"tune: n_trials must be >= 1, got {n_trials}")
     if n_jobs < 1:
         raise ValueError(f"tune: n_jobs must be >= 1, got {n_jobs}")
+    if shared is not None and (storage is None or n_jobs != 1):
+        raise ValueError("tune: a shared search needs storage= (its SQLite study) and n_jobs=1 "
+                         "(each process runs one trial at a time)")
     if protocol not in ("full", "candidates"):
         raise ValueError(f"tune: protocol must be 'full' or 'candidates', got {protocol!r}")
     if split.validation is None:
@@ -443,13 +451,16 @@ def tune(
         )
     total = 1 if not distributions else n_trials
 
+    parallel = n_jobs > 1 or shared is not None
     sampler = optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=n_startup_trials, constant_liar=n_jobs > 1
+        seed=seed, n_startup_trials=n_startup_trials, constant_liar=parallel
     )
     sampler_desc = (
         f"optuna TPESampler(seed={seed}, n_startup_trials={n_startup_trials}, "
-        f"constant_liar={n_jobs > 1}); the paper used skopt gp_minimize (unseeded)"
+        f"constant_liar={parallel}); the paper used skopt gp_minimize (unseeded)"
     )
+    if shared is not None:
+        sampler_desc += "; shared by several processes, process i seeded seed + i"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=sampler)
 
@@ -489,13 +500,17 @@ def tune(
         signature = {
             "model": model_name, "fixed_params": fixed, "search_space": result.search_space,
             "metric": metric, "cutoff": int(cutoff), "protocol": protocol, "seed": seed,
-            "n_startup_trials": n_startup_trials, "parallel": n_jobs > 1, "tie_rule": tie_rule,
+            "n_startup_trials": n_startup_trials, "parallel": parallel, "tie_rule": tie_rule,
             "early_stopping": None if es is None else es.model_dump(mode="json"),
             "split_fingerprint": result.split_fingerprint,
             "test": [evaluate_test_on_improvement, list(test_cutoffs or []),
                      list(test_metrics or [])],
         }
-        store = StudyStore(storage, study_name or model_name, signature)
+        if shared is None:
+            store = StudyStore(storage, study_name or model_name, signature)
+        else:
+            with storage_lock(storage):  # the processes create the study once between them
+                store = StudyStore(storage, study_name or model_name, signature)
 
     def make_task(number: int, params: dict[str, Any]) -> _Task:
         above: float | None = None
@@ -526,29 +541,7 @@ def tune(
         new_best = out.status == "ok" and (
             result.best_validation is None or value > result.best_validation
         )
-        rec = TrialRecord(
-            number=number,
-            params=out.params,
-            status=out.status,
-            score=out.score,
-            objective=value,
-            fit_seconds=0.0 if cached is not None else out.fit_seconds,
-            eval_seconds=0.0 if cached is not None else out.eval_seconds,
-            test_eval_seconds=0.0 if cached is not None else out.test_eval_seconds,
-            peak_memory_mb=None if cached is not None else out.peak_memory_mb,
-            peak_rss_mb=None if cached is not None else out.peak_rss_mb,
-            memory_method="none" if cached is not None else out.memory_method,
-            is_new_best=new_best,
-            best_epoch=out.best_epoch,
-            epochs_run=out.epochs_run,
-            validation_curve=list(out.validation_curve),
-            history=list(out.history),
-            validation_summary=out.validation_summary,
-            error=out.error,
-            traceback=out.traceback,
-            cached_from=cached,
-            worker=out.worker if cached is None else "cache",
-        )
+        rec = _record(number, out, value, cached, new_best)
         if out.status == "failed":
             log.warning("trial %d of %s failed with params %s: %s",
                         number, model_name, out.params, out.error)
@@ -592,9 +585,21 @@ def tune(
             return None
         return _Outcome(**{**hit.__dict__, "test_result": None})
 
+    if shared is not None:
+        assert storage is not None and store is not None
+        own = _run_shared(split, total, seed, n_startup_trials, storage, store.study_name,
+                          distributions, fixed, shared, make_task,
+                          evaluate_test_on_improvement)  # fmt: skip
+        if not shared.lead:
+            for number, out in own:
+                value = out.score if out.status == "ok" and out.score is not None else WORST_SCORE
+                result.trials.append(_record(number, out, value, None))
+            result.n_trials = len(result.trials)
+            result.total_seconds = time.perf_counter() - t_start
+            return result
     asked = 0
     stored = store.finished()[:total] if store is not None else []
-    if stored and n_jobs == 1:
+    if stored and not parallel:
         # Replay: the seeded sampler proposes the stored trials again, in order, and is told
         # their stored objectives, so it ends where the interrupted search stood.
         for st in stored:
@@ -638,6 +643,69 @@ def tune(
 
     result.total_seconds = time.perf_counter() - t_start
     return result
+
+
+def _record(number: int, out: _Outcome, value: float, cached: int | None,
+            new_best: bool = False) -> TrialRecord:  # fmt: skip
+    """The record of trial ``number`` (``cached``: the trial whose outcome it reused)."""
+    return TrialRecord(
+        number=number,
+        params=out.params,
+        status=out.status,
+        score=out.score,
+        objective=value,
+        fit_seconds=0.0 if cached is not None else out.fit_seconds,
+        eval_seconds=0.0 if cached is not None else out.eval_seconds,
+        test_eval_seconds=0.0 if cached is not None else out.test_eval_seconds,
+        peak_memory_mb=None if cached is not None else out.peak_memory_mb,
+        peak_rss_mb=None if cached is not None else out.peak_rss_mb,
+        memory_method="none" if cached is not None else out.memory_method,
+        is_new_best=new_best,
+        best_epoch=out.best_epoch,
+        epochs_run=out.epochs_run,
+        validation_curve=list(out.validation_curve),
+        history=list(out.history),
+        validation_summary=out.validation_summary,
+        error=out.error,
+        traceback=out.traceback,
+        cached_from=cached,
+        worker=out.worker if cached is None else "cache",
+    )
+
+
+def _run_shared(
+    split: Split, total: int, seed: int, n_startup_trials: int, storage: str, study_name: str,
+    distributions: dict[str, Any], fixed: dict[str, Any], shared: SharedStudy,
+    make_task: Callable[[int, dict[str, Any]], _Task], test_on_improvement: bool,
+) -> list[tuple[int, _Outcome]]:
+    """This process's share of a shared search (see :mod:`recforge.tuning.shared`): claim,
+    run and store trials until all are claimed; the lead then waits until all are stored.
+    Returns (number, outcome) of the trials this process ran."""
+    import dataclasses
+
+    import optuna
+
+    sampler = optuna.samplers.TPESampler(seed=seed + shared.index, constant_liar=True,
+                                         n_startup_trials=n_startup_trials)  # fmt: skip
+    search = SharedSearch(storage, study_name, sampler, total, distributions, shared)
+    own: list[tuple[int, _Outcome]] = []
+    while (trial := search.claim()) is not None:
+        task = make_task(trial.number, {**fixed, **trial.params})
+        if test_on_improvement:
+            # Test whenever the trial beats every trial stored so far: in number order (how
+            # the search is read back) a new best is then always one that was tested.
+            best = search.best()
+            task = dataclasses.replace(task, evaluate_test_above=-math.inf if best is None
+                                       else best)  # fmt: skip
+        out = _run_trial(task, split)
+        out.worker = shared.worker
+        value = out.score if out.status == "ok" and out.score is not None else WORST_SCORE
+        search.store(trial, _record(trial.number, out, value, None).to_dict(),
+                     None if out.test_result is None else out.test_result.to_dict())
+        own.append((trial.number, out))
+    if shared.lead:
+        search.wait_all()
+    return own
 
 
 def _stored_outcome(st: StoredTrial) -> _Outcome:

@@ -23,11 +23,21 @@ from typing import Any
 
 from recforge._json import jsonable
 
-__all__ = ["ResumeError", "StoredTrial", "StudyStore"]
+__all__ = ["ResumeError", "StoredTrial", "StudyStore", "sqlite_storage"]
 
 RECORD_ATTR = "recforge_record"
 TEST_ATTR = "recforge_test_result"
 SIGNATURE_ATTR = "recforge_signature"
+
+
+def sqlite_storage(url: str) -> Any:
+    """An optuna storage for ``url``; a SQLite file waits up to 120 s for another process's
+    write lock (several processes may share one study) instead of failing after sqlite's 5 s."""
+    import optuna
+
+    if not url.startswith("sqlite:"):
+        return url
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
 
 
 class ResumeError(RuntimeError):
@@ -54,7 +64,8 @@ class StudyStore:
         self.signature = jsonable(signature)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(
-            storage=storage, study_name=study_name, direction="maximize", load_if_exists=True
+            storage=sqlite_storage(storage), study_name=study_name, direction="maximize",
+            load_if_exists=True,
         )
         stored = self.study.user_attrs.get(SIGNATURE_ATTR)
         if stored is None:
