@@ -3,7 +3,8 @@
 It speaks enough of the API's JSON and semantics for the official ``kubernetes`` Python client to
 work unchanged: namespaces (create, get), pods (create, get, list with label selectors, in one
 namespace or all, watch with ``resourceVersion``/``timeoutSeconds``, delete, ``status``
-subresource patch/replace, ``log``), and Volcano PodGroups (``scheduling.volcano.sh/v1beta1``:
+subresource patch/replace, ``log``), secrets (create with ``stringData`` stored as base64
+``data``, get, list, delete) and Volcano PodGroups (``scheduling.volcano.sh/v1beta1``:
 create, get, list, delete). Objects get ``uid``, ``resourceVersion`` (one counter, as etcd's
 revision), ``creationTimestamp``; new pods start ``Pending``. Errors are ``Status`` objects
 (404 NotFound, 409 AlreadyExists, 422 Invalid). Tests play the kubelet and the scheduler: they
@@ -15,6 +16,7 @@ field selectors, server-side apply, pagination (``limit``/``continue``). Binds 1
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -36,6 +38,7 @@ _ROUTES = [
     ("pod_status", re.compile(rf"^/api/v1/namespaces/{_NS}/pods/{_NAME}/status$")),
     ("pods", re.compile(rf"^/api/v1/namespaces/{_NS}/pods(?:/{_NAME})?$")),
     ("all_pods", re.compile(r"^/api/v1/pods$")),
+    ("secrets", re.compile(rf"^/api/v1/namespaces/{_NS}/secrets(?:/{_NAME})?$")),
     ("podgroups", re.compile(rf"^{_VOLCANO}/namespaces/{_NS}/podgroups(?:/{_NAME})?$")),
 ]
 
@@ -87,6 +90,7 @@ class _State:
     namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     podgroups: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)
     events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # pods only
     cond: threading.Condition = field(default_factory=threading.Condition)
@@ -267,6 +271,8 @@ class K8sTestServer:
                 return 200, "".join(line + "\n" for line in lines)
             if kind == "podgroups":
                 return self._podgroups(method, p["ns"], p.get("name"), q, body)
+            if kind == "secrets":
+                return self._secrets(method, p["ns"], p.get("name"), q, body)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {kind}")
 
     def _pods(self, method: str, ns: str | None, name: str | None, q: dict[str, str],
@@ -330,6 +336,39 @@ class K8sTestServer:
         if method == "DELETE":
             return 200, st.podgroups.pop((ns, name))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on podgroups")
+
+    def _secrets(self, method: str, ns: str, name: str | None, q: dict[str, str],
+                 body: Any) -> tuple[int, Any]:  # fmt: skip
+        """Secrets as the API stores them: ``stringData`` is merged into base64 ``data``."""
+        st = self.state
+        if method == "POST":
+            if ns not in st.namespaces:
+                raise ApiError(404, "NotFound", f'namespaces "{ns}" not found')
+            s_name = (body.get("metadata") or {}).get("name")
+            if (ns, s_name) in st.secrets:
+                raise ApiError(409, "AlreadyExists", f'secrets "{s_name}" already exists')
+            secret = self._stamp(body, ns)
+            data = dict(secret.get("data") or {})
+            for k, v in (secret.pop("stringData", None) or {}).items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
+            secret.update(kind="Secret", apiVersion="v1", data=data,
+                          type=secret.get("type") or "Opaque")  # fmt: skip
+            st.secrets[(ns, s_name)] = secret
+            return 201, secret
+        if method == "GET" and name is None:
+            items = [x for (sns, _), x in sorted(st.secrets.items()) if sns == ns
+                     and matches(q.get("labelSelector"), x["metadata"].get("labels") or {})]
+            return 200, {"kind": "SecretList", "apiVersion": "v1",
+                         "metadata": {"resourceVersion": str(st.revision)}, "items": items}
+        assert name is not None
+        if (ns, name) not in st.secrets:
+            raise ApiError(404, "NotFound", f'secrets "{name}" not found')
+        if method == "GET":
+            return 200, st.secrets[(ns, name)]
+        if method == "DELETE":
+            st.secrets.pop((ns, name))
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on secrets")
 
     # -- what tests do as kubelet ----------------------------------------------------------------
     def set_log(self, ns: str, name: str, text: str) -> None:

@@ -255,3 +255,171 @@ def test_deployment_builds_the_kubernetes_backend(tmp_path: Path, monkeypatch: A
         deployment.store.close()
     with pytest.raises(SpecError, match=r"backends\.kubernetes\.host"):
         parse_deployment({"backends": {"kubernetes": {"host": "127.0.0.1:6443"}}})
+
+
+def _k8s_service(store_path: Path, backend: KubernetesBackend) -> Any:
+    from recforge.platform.model.config import parse_platform_config
+    from recforge.platform.runtime.reconciler import LoopSettings
+    from recforge.platform.runtime.service import PlatformService, save_config
+    from recforge.platform.store import Store
+
+    store = Store(f"sqlite:///{store_path}")
+    save_config(store, parse_platform_config({
+        "clusters": [{"name": "k1", "type": "kubernetes", "capacity": {"cpu": 4}}],
+        "groups": [{"name": "ml", "quotas": [{"cluster": "k1", "nominal": {"cpu": 4}}]}],
+        "queues": [{"name": "q", "group": "ml"}],
+    }))  # fmt: skip
+    return PlatformService(store, {"kubernetes": backend},
+                           settings=LoopSettings(tick_interval=0.1, heartbeat_timeout=None))
+
+
+def test_each_attempt_gets_a_heartbeat_secret_for_its_sidecars_only(k8s: K8sTestServer) -> None:
+    """With heartbeat_url, a Secret per attempt holds the API's URL and a random token; only
+    the sidecar container references it, the handle keeps the token's sha256, and the Secret
+    goes when the attempt's pods have ended or are cancelled."""
+    import base64
+    import json
+
+    from recforge.platform.model.admission import Admission, ReplicaSlot
+    from recforge.platform.model.resources import Resources
+    from recforge.platform.store.records import hash_token
+
+    backend = KubernetesBackend(k8s.url, heartbeat_url="https://platform.example:8080/",
+                                watch=False)  # fmt: skip
+    plain = KubernetesBackend(k8s.url, watch=False)
+    core = _client(k8s)
+    ns = "recforge-ml"
+    spec = parse_job_spec({"name": "t", "cluster_type": "kubernetes", "command": ["true"],
+                           "replica_specs": [{"role": "master"}, {"role": "worker"}]})  # fmt: skip
+    slots = tuple(ReplicaSlot(r, i, res) for r, i, res in spec.replica_list())
+    admission = Admission("5", "k1", "kubernetes", "q", "ml", slots, 2,
+                          Resources.total([s.resources for s in slots]), 0.0)  # fmt: skip
+    try:
+        assert backend.heartbeats and not plain.heartbeats
+        handle = backend.launch(5, spec, admission, attempt=1)
+        assert handle["secret"] == "rf-5-a1-heartbeat"
+        secret = core.read_namespaced_secret("rf-5-a1-heartbeat", ns)
+        assert secret.metadata.labels == {"recforge.io/managed": "true", "recforge.io/job": "5",
+                                          "recforge.io/attempt": "1"}  # fmt: skip
+        data = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}
+        assert data["url"] == "https://platform.example:8080" and len(data["token"]) >= 40
+        assert handle["heartbeat_sha256"] == hash_token(data["token"])
+        assert data["token"] not in json.dumps(handle)  # the store keeps no usable token
+        for i in (0, 1):
+            main, sidecar = core.read_namespaced_pod(f"rf-5-a1-{i}", ns).spec.containers
+            refs = {e.name: (e.value_from.secret_key_ref.name, e.value_from.secret_key_ref.key)
+                    for e in sidecar.env}  # fmt: skip
+            assert refs == {"RECFORGE_HEARTBEAT_URL": ("rf-5-a1-heartbeat", "url"),
+                            "RECFORGE_HEARTBEAT_TOKEN": ("rf-5-a1-heartbeat", "token")}
+            assert not any(e.name.startswith("RECFORGE_HEARTBEAT") or e.value_from
+                           for e in main.env)  # fmt: skip
+        _kubelet(k8s, ns, "rf-5-a1-0", "Succeeded", exit_code=0)
+        backend.poll(handle)  # one pod still runs: the Secret stays
+        assert core.read_namespaced_secret("rf-5-a1-heartbeat", ns).data == secret.data
+        _kubelet(k8s, ns, "rf-5-a1-1", "Succeeded", exit_code=0)
+        assert backend.poll(handle).all_succeeded
+        assert core.list_namespaced_secret(ns, label_selector="recforge.io/job=5").items == []
+        # A second attempt gets its own token; cancelling it deletes its Secret with its pods.
+        again = backend.launch(5, spec, admission, attempt=2)
+        assert again["heartbeat_sha256"] != handle["heartbeat_sha256"]
+        assert [s.metadata.name for s in core.list_namespaced_secret(ns).items] == [
+            "rf-5-a2-heartbeat"]
+        backend.cancel(again)
+        assert core.list_namespaced_secret(ns).items == []
+        backend.cancel(again)  # idempotent
+        # Without heartbeat_url there is nothing to send beats to: no Secret, no env.
+        bare = plain.launch(6, spec, admission, attempt=1)
+        assert bare["secret"] is None and core.list_namespaced_secret(ns).items == []
+        assert core.read_namespaced_pod("rf-6-a1-0", ns).spec.containers[1].env is None
+        plain.cancel(bare)
+    finally:
+        backend.close()
+        plain.close()
+
+
+def test_pod_sidecars_heartbeat_to_the_api_with_their_attempts_token(
+    k8s: K8sTestServer, tmp_path: Path
+) -> None:
+    """End to end: the real `sidecar beat`, given what the Secret holds (as the kubelet injects
+    it), refreshes its replica's heartbeat through POST /jobs/{id}/heartbeat; a user's token,
+    another attempt's and a finished job's are refused; the Secret goes with the job."""
+    import base64
+    import os
+    import signal
+    import subprocess
+
+    import httpx
+    from api_support import serving
+    from serve_support import free_port
+
+    from recforge.platform.api import create_app
+    from recforge.platform.store import User
+
+    port = free_port()
+    backend = KubernetesBackend(k8s.url, heartbeat_url=f"http://127.0.0.1:{port}",
+                                heartbeat_interval=0.2)  # fmt: skip
+    svc = _k8s_service(tmp_path / "k8s.db", backend)
+    store = svc.store
+    store.add_user("alice", "ml")
+    user_token = store.issue_token("alice", label="test")
+    stop = threading.Event()
+    loop = threading.Thread(target=svc.run_forever, args=(stop,), daemon=True)
+    loop.start()
+    core = _client(k8s)
+    beat: subprocess.Popen[bytes] | None = None
+    try:
+        with serving(create_app(svc, admin_token="k8s-admin-token-0123456789"), port) as url:
+            job = svc.submit(User("alice", "ml", False), {
+                "name": "hb", "queue": "q", "cluster_type": "kubernetes", "command": ["true"],
+                "replica_specs": [{"role": "master", "resources": {"cpu": 1}},
+                                  {"role": "worker", "resources": {"cpu": 1}}]})  # fmt: skip
+            secret_name = f"rf-{job}-a1-heartbeat"
+            _wait(lambda: len(core.list_namespaced_pod("recforge-ml").items) == 2, 60,
+                  "the job's two pods")  # fmt: skip
+            for i in (0, 1):
+                _kubelet(k8s, "recforge-ml", f"rf-{job}-a1-{i}", "Running")
+            _wait(lambda: store.get_job(job).state.value == "RUNNING", 60, "the job to run")
+            secret = core.read_namespaced_secret(secret_name, "recforge-ml")
+            data = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}
+            assert data["url"] == url
+            pod = core.read_namespaced_pod(f"rf-{job}-a1-1", "recforge-ml")
+            command = pod.spec.containers[1].command
+            assert command[:4] == ["python", "-m", "recforge.platform.backends.sidecar", "beat"]
+            beat = subprocess.Popen([sys.executable, *command[1:]], env={
+                "PATH": os.environ["PATH"], "RECFORGE_HEARTBEAT_URL": data["url"],
+                "RECFORGE_HEARTBEAT_TOKEN": data["token"]})  # fmt: skip
+
+            def last_beat() -> float | None:
+                return next(r.last_heartbeat for r in store.replicas(job) if r.index == 1)
+
+            _wait(lambda: last_beat() is not None, 60, "the sidecar's first heartbeat")
+            first = last_beat()
+            _wait(lambda: (last_beat() or 0) > (first or 0), 60, "a later heartbeat")
+
+            def post(token: str | None, attempt: int = 1) -> int:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                return httpx.post(f"{url}/jobs/{job}/heartbeat", headers=headers, timeout=30,
+                                  json={"attempt": attempt, "replica": 0}).status_code
+
+            assert post(data["token"]) == 204
+            assert post(None) == 401
+            assert post(user_token) == 403  # a user's token is not the attempt's
+            assert post(data["token"], attempt=2) == 403
+            assert httpx.post(f"{url}/jobs/{job + 1}/heartbeat", timeout=30,
+                              headers={"Authorization": f"Bearer {data['token']}"},
+                              json={"attempt": 1, "replica": 0}).status_code == 403
+            for i in (0, 1):
+                _kubelet(k8s, "recforge-ml", f"rf-{job}-a1-{i}", "Succeeded", exit_code=0)
+            _wait(lambda: store.get_job(job).state.value == "SUCCEEDED", 60, "the job to end")
+            _wait(lambda: core.list_namespaced_secret("recforge-ml").items == [], 60,
+                  "the Secret to be deleted with the job")  # fmt: skip
+            assert post(data["token"]) == 403  # the job has ended
+    finally:
+        if beat is not None:
+            os.kill(beat.pid, signal.SIGTERM)
+            assert beat.wait(timeout=60) == 0
+        stop.set()
+        svc.reconciler.wake.set()
+        loop.join(timeout=30)
+        backend.close()
+        store.close()

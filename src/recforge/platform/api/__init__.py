@@ -21,6 +21,7 @@ from recforge.platform.api.routes import (
     audit,
     config,
     dags,
+    heartbeats,
     jobs,
     meta,
     metrics,
@@ -48,6 +49,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     services.router,
     metrics.router,
     overview.router,
+    heartbeats.router,
 )
 
 

@@ -278,6 +278,15 @@ class ScaleIn(BaseModel):
     replicas: int = Field(ge=0, le=1000, description="the wanted number of replicas")
 
 
+class HeartbeatIn(BaseModel):
+    """A pod sidecar's heartbeat (``POST /jobs/{id}/heartbeat``, the attempt's token)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempt: int = Field(ge=1, le=2**31 - 1, description="the attempt the replica belongs to")
+    replica: int = Field(ge=0, le=2**31 - 1, description="the replica's index")
+
+
 class SampleOut(BaseModel):
     """One heartbeat's resource sample of a replica's process tree."""
 

@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from recforge.platform.backends.users import RunAs
@@ -135,12 +136,14 @@ def replica_command(spec: JobSpec, override: list[str] | None, python: str) -> l
         assert spec.spark is not None  # validated by JobSpec
         return spec.spark.submit_args()
     if spec.kind == "service":  # the supervisor, which runs the server's replicas
-        from recforge.platform.backends.supervisor import encode_plan
+        from recforge.platform.backends import supervisor
 
         assert spec.service is not None and spec.command  # validated by JobSpec
         plan = {"command": list(spec.command), **spec.service.model_dump(mode="json",
-                exclude={"resources"}), "max_replicas": spec.service.limit}  # fmt: skip
-        return [python, "-m", "recforge.platform.backends.supervisor", encode_plan(plan)]
+                exclude={"resources"}), "max_replicas": spec.service.limit,
+                "restart_delays": supervisor.restart_delays(spec.service.restart)}  # fmt: skip
+        # Run as a file: the job's interpreter need not be able to import recforge.
+        return [python, str(Path(supervisor.__file__)), supervisor.encode_plan(plan)]
     if override:
         return list(override)
     if spec.kind == "python":

@@ -8,8 +8,13 @@ per admitted replica, ``rf-<job>-a<attempt>-<index>``, with
   ``resources.requests`` = ``limits`` = its cpu/memory/gpu (``nvidia.com/gpu``) and extended
   resources, in the job's ``image`` (else the deployment's);
 * container ``recforge-sidecar`` (``sidecar_image``): ``python -m recforge.platform.backends.
-  sidecar beat``, which heartbeats for the replica (to the store in ``$RECFORGE_STORE_URL`` when
-  the deployment gives the pods one) until the pod stops;
+  sidecar beat``, which heartbeats for the replica until the pod stops. With ``heartbeat_url``
+  (the platform's API as the pods reach it) each attempt gets a Secret
+  ``rf-<job>-a<attempt>-heartbeat`` holding that URL and a random token of this attempt only;
+  the sidecar container (not ``main``) reads both from it (``secretKeyRef``) and beats to
+  ``POST /jobs/{id}/heartbeat``. The handle keeps the token's sha256, which the API checks; the
+  platform's own credentials and store never reach a pod. The Secret is deleted with the
+  attempt's pods (cancel, failure) or when every pod has ended;
 * labels ``recforge.io/job``, ``recforge.io/attempt``, ``recforge.io/replica``,
   ``recforge.io/role``, ``recforge.io/managed=true``: how the backend finds them (label
   selectors) and what ties a pod to its job;
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -47,8 +53,10 @@ from recforge.platform.backends.base import (
     replica_plan,
 )
 from recforge.platform.backends.env import EnvPolicy, identity_env
+from recforge.platform.backends.sidecar import HEARTBEAT_TOKEN_ENV, HEARTBEAT_URL_ENV
 from recforge.platform.backends.users import RunAs
 from recforge.platform.model.specs import JobSpec
+from recforge.platform.store.records import hash_token
 
 __all__ = ["KubernetesBackend", "namespace_for"]
 
@@ -56,6 +64,7 @@ LABEL = "recforge.io"
 _PHASES = {"Pending": ReplicaPhase.PENDING, "Running": ReplicaPhase.RUNNING,
            "Succeeded": ReplicaPhase.SUCCEEDED, "Failed": ReplicaPhase.FAILED}  # fmt: skip
 _VOLCANO = ("scheduling.volcano.sh", "v1beta1", "podgroups")
+_ENDED = (ReplicaPhase.SUCCEEDED, ReplicaPhase.FAILED, ReplicaPhase.NOT_FOUND)
 
 
 def namespace_for(prefix: str, group: str) -> str:
@@ -86,6 +95,7 @@ class KubernetesBackend(Backend):
         heartbeat_interval: float = 5.0,
         env: EnvPolicy | None = None,
         watch: bool = True,
+        heartbeat_url: str | None = None,
     ) -> None:
         from kubernetes import client
 
@@ -104,6 +114,9 @@ class KubernetesBackend(Backend):
         self.prefix = namespace_prefix
         self.volcano = volcano
         self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_url = heartbeat_url.rstrip("/") if heartbeat_url else None
+        #: the service checks the sidecars' heartbeats only when they have somewhere to go
+        self.heartbeats = self.heartbeat_url is not None
         self.env_policy = env or EnvPolicy.from_service()
         self._watching = watch
         self._notify: Callable[[int], None] | None = None
@@ -150,7 +163,8 @@ class KubernetesBackend(Backend):
 
     # -- launch ---------------------------------------------------------------------------------
     def _pod(self, name: str, labels: dict[str, str], rp: Any, env: dict[str, str], job_id: int,
-             attempt: int, podgroup: str | None, image: str) -> dict[str, Any]:  # fmt: skip
+             attempt: int, podgroup: str | None, image: str,
+             secret: str | None = None) -> dict[str, Any]:  # fmt: skip
         amounts: dict[str, str] = {}
         if rp.cpu > 0:
             amounts["cpu"] = f"{round(rp.cpu * 1000)}m"
@@ -173,6 +187,10 @@ class KubernetesBackend(Backend):
                                "limits": {"cpu": "100m", "memory": "64Mi"}}},
             ],
         }  # fmt: skip
+        if secret is not None:
+            spec["containers"][1]["env"] = [
+                {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+                for var, key in ((HEARTBEAT_URL_ENV, "url"), (HEARTBEAT_TOKEN_ENV, "token"))]
         meta: dict[str, Any] = {"name": name, "labels": labels}
         if podgroup is not None:
             spec["schedulerName"] = "volcano"
@@ -206,9 +224,21 @@ class KubernetesBackend(Backend):
         plans = replica_plan(spec, admitted_count(admission), "python")
         base = f"rf-{job_id}-a{attempt}"
         handle: Handle = {"backend": "kubernetes", "job_id": job_id, "attempt": attempt,
-                          "namespace": namespace, "podgroup": None, "replicas": []}  # fmt: skip
+                          "namespace": namespace, "podgroup": None, "secret": None,
+                          "replicas": []}  # fmt: skip
         try:
             self._ensure_namespace(namespace)
+            if self.heartbeat_url is not None:
+                token = secrets.token_urlsafe(32)
+                handle["secret"] = f"{base}-heartbeat"
+                handle["heartbeat_sha256"] = hash_token(token)
+                self.core.create_namespaced_secret(namespace, {
+                    "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": handle["secret"], "labels": {
+                        f"{LABEL}/managed": "true", f"{LABEL}/job": str(job_id),
+                        f"{LABEL}/attempt": str(attempt)}},
+                    "stringData": {"url": self.heartbeat_url, "token": token},
+                })  # fmt: skip
             if self.volcano:
                 handle["podgroup"] = base
                 self.custom.create_namespaced_custom_object(*_VOLCANO[:2], namespace,
@@ -229,7 +259,7 @@ class KubernetesBackend(Backend):
                 name = f"{base}-{rp.index}"
                 self.core.create_namespaced_pod(namespace, self._pod(
                     name, labels, rp, env, job_id, attempt, handle["podgroup"],
-                    spec.image or self.image))  # fmt: skip
+                    spec.image or self.image, handle["secret"]))  # fmt: skip
                 handle["replicas"].append({"index": rp.index, "role": rp.role, "pod": name})
         except (ApiException, OSError, ValueError) as exc:
             self.cancel(handle)
@@ -267,8 +297,21 @@ class KubernetesBackend(Backend):
             return BackendStatus([ReplicaStatus(i, ReplicaPhase.UNKNOWN, None, str(exc))
                                   for i, _ in indices],
                                  detail=f"Kubernetes API unreachable: {exc}")  # fmt: skip
-        return BackendStatus([self._status(i, pods.get(name)) for i, name in indices],
-                             detail=f"pods in namespace {handle['namespace']}")  # fmt: skip
+        status = BackendStatus([self._status(i, pods.get(name)) for i, name in indices],
+                               detail=f"pods in namespace {handle['namespace']}")  # fmt: skip
+        if handle.get("secret") and all(r.phase in _ENDED for r in status.replicas):
+            with contextlib.suppress(Exception):  # the next poll (or cancel) tries again
+                self._delete_secret(handle)
+        return status
+
+    def _delete_secret(self, handle: Handle) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.delete_namespaced_secret(handle["secret"], handle["namespace"])
+        except ApiException as exc:
+            if exc.status != 404:  # already gone
+                raise
 
     def reattach(self, handle: Handle) -> bool:
         try:
@@ -287,6 +330,8 @@ class KubernetesBackend(Backend):
             except ApiException as exc:
                 if exc.status != 404:
                     raise
+        if handle.get("secret"):
+            self._delete_secret(handle)
         if handle.get("podgroup"):
             with contextlib.suppress(ApiException):
                 self.custom.delete_namespaced_custom_object(

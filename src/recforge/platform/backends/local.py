@@ -143,6 +143,7 @@ class LocalBackend(Backend):
         *,
         heartbeat_interval: float = 5.0,
         python: str = sys.executable,
+        job_python: str | None = None,
         term_grace: float = 3.0,
         enforce_cpu_affinity: bool = True,
         enforce_memory: bool = True,
@@ -153,7 +154,10 @@ class LocalBackend(Backend):
         self.runtime_dir = Path(runtime_dir)
         self.work_dir = Path(work_dir) if work_dir is not None else self.runtime_dir.parent / "work"
         self.heartbeat_interval = heartbeat_interval
-        self.python = python
+        self.python = python  # the spawner's and sidecars' (the service's user runs them)
+        #: the interpreter of replicas the platform writes in Python (kind python, a service's
+        #: supervisor); they run as the job's user, who must be able to execute it
+        self.job_python = job_python or python
         self.term_grace = term_grace
         self.enforce_cpu_affinity = enforce_cpu_affinity
         self.memory = ("none" if not enforce_memory else memory) or memory_mode()
@@ -268,7 +272,7 @@ class LocalBackend(Backend):
     def _prepare(self, la: Launch) -> tuple[Handle, list[tuple[dict[str, Any], dict[str, Any]]]]:
         """The handle skeleton of one launch and, per replica, its entry and spawn request."""
         spec, attempt, run_as = la.spec, la.attempt, la.run_as
-        plans = replica_plan(spec, admitted_count(la.admission), self.python)
+        plans = replica_plan(spec, admitted_count(la.admission), self.job_python)
         job_dir = self.runtime_dir / f"job-{la.job_id}" / f"attempt-{attempt}"
         job_dir.mkdir(parents=True, exist_ok=True)
         workdir = spec.workdir or str(self.work_dir / f"job-{la.job_id}" / f"attempt-{attempt}")

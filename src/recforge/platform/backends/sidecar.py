@@ -25,7 +25,9 @@ The sidecar:
   signal. SIGTERM/SIGINT/SIGHUP are forwarded to the command.
 
 ``sidecar beat`` only heartbeats (until SIGTERM): the second container of a Kubernetes pod,
-beside the replica's own container (:mod:`.kubernetes`).
+beside the replica's own container (:mod:`.kubernetes`). There it posts each beat to the
+platform's API (``$RECFORGE_HEARTBEAT_URL``/jobs/ID/heartbeat) with the attempt's token
+(``$RECFORGE_HEARTBEAT_TOKEN``), both from the attempt's Secret.
 
 Only the standard library at import time (the spawner forks this code for every replica).
 """
@@ -56,6 +58,9 @@ __all__ = ["STORE_URL_ENV", "SidecarConfig", "beat_until_stopped", "main", "read
 
 #: the store URL for store heartbeats, read by the sidecar and never passed to the command.
 STORE_URL_ENV = "RECFORGE_STORE_URL"
+#: the platform API's URL and one attempt's heartbeat token (a pod sidecar's, from a Secret)
+HEARTBEAT_URL_ENV = "RECFORGE_HEARTBEAT_URL"
+HEARTBEAT_TOKEN_ENV = "RECFORGE_HEARTBEAT_TOKEN"
 
 
 def write_exit_file(path: Path, exit_code: int, reason: str = "") -> None:
@@ -108,6 +113,8 @@ class SidecarConfig:
     memory_mib: int | None = None
     memory_mode: str = "tree"  # "tree" | "cgroup-v2" | "none"
     store_url: str | None = None
+    api_url: str | None = None  # heartbeats to POST {api_url}/jobs/{job}/heartbeat ...
+    api_token: str | None = None  # ... with this attempt's token
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -138,12 +145,29 @@ class _Heartbeat(threading.Thread):
                 os.utime(self.cfg.heartbeat_file)
             except OSError as exc:
                 print(f"[recforge-sidecar] heartbeat failed: {exc}", file=sys.stderr, flush=True)
+        if self.cfg.api_url and self.cfg.api_token:
+            self._post()
         if self.store is None:
             return
         try:
             self.store.heartbeat(self.cfg.job, self.cfg.replica, attempt=self.cfg.attempt,
                                  state=state, pid=self.pid, exit_code=exit_code)  # fmt: skip
         except Exception as exc:  # the store may be briefly unavailable; keep the job running
+            print(f"[recforge-sidecar] heartbeat failed: {exc}", file=sys.stderr, flush=True)
+
+    def _post(self) -> None:
+        import json
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"{self.cfg.api_url}/jobs/{self.cfg.job}/heartbeat", method="POST",
+            data=json.dumps({"attempt": self.cfg.attempt, "replica": self.cfg.replica}).encode(),
+            headers={"Authorization": f"Bearer {self.cfg.api_token}",
+                     "Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=max(1.0, self.cfg.heartbeat_interval)):
+                pass
+        except Exception as exc:  # the API may be briefly unavailable; keep beating
             print(f"[recforge-sidecar] heartbeat failed: {exc}", file=sys.stderr, flush=True)
 
     def run(self) -> None:
@@ -319,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         return beat_until_stopped(SidecarConfig(
             job=args.job, replica=args.replica, argv=[], env={}, attempt=args.attempt,
             heartbeat_file=args.heartbeat_file, heartbeat_interval=args.heartbeat_interval,
-            store_url=os.environ.get(STORE_URL_ENV),
+            store_url=os.environ.get(STORE_URL_ENV), api_url=os.environ.get(HEARTBEAT_URL_ENV),
+            api_token=os.environ.get(HEARTBEAT_TOKEN_ENV),
         ))  # fmt: skip
     cmd: list[str] = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     # This process's environment was built by the backend; the command gets it without the

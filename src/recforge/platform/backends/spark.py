@@ -67,6 +67,18 @@ def default_spark_submit(python: str = sys.executable) -> str:
     return str(Path(python).with_name("spark-submit"))
 
 
+def _spark_home(spark_submit: str) -> dict[str, str]:
+    """``SPARK_HOME`` of pyspark's own spark-submit (its wrapper would otherwise ask the driver's
+    interpreter, which may be one that cannot import pyspark: a run-as user's); {} otherwise."""
+    import importlib.util
+
+    found = importlib.util.find_spec("pyspark")
+    if found is None or found.origin is None or Path(spark_submit) != Path(
+            default_spark_submit()):  # fmt: skip
+        return {}
+    return {"SPARK_HOME": str(Path(found.origin).parent)}
+
+
 def _is_local(master: str) -> bool:
     return _LOCAL_RE.match(master) is not None
 
@@ -134,14 +146,15 @@ class SparkBackend(Backend):
         work_dir: str | Path | None = None,
     ) -> None:
         self.master = master
-        self.spark_submit = spark_submit or default_spark_submit(python)
+        # spark-submit comes with the service's pyspark, whatever interpreter runs the driver
+        self.spark_submit = spark_submit or default_spark_submit()
         self.driver_host = driver_host
         self.conf = dict(conf or {})
         self.env = dict(env or {})
         self.python = python
         self.local = LocalBackend(
-            Path(runtime_dir) / "spark", heartbeat_interval=heartbeat_interval, python=python,
-            term_grace=term_grace, env=env_policy, work_dir=work_dir,
+            Path(runtime_dir) / "spark", heartbeat_interval=heartbeat_interval,
+            job_python=python, term_grace=term_grace, env=env_policy, work_dir=work_dir,
         )  # fmt: skip
 
     # -- launch -------------------------------------------------------------------------------
@@ -163,7 +176,8 @@ class SparkBackend(Backend):
             cpu=sum(p.cpu for p in counted), memory=sum(p.memory_mib for p in counted)
         )
         env = {
-            **self.env, **spec.env, "SPARK_LOCAL_IP": self.driver_host,
+            **_spark_home(self.spark_submit), **self.env, **spec.env,
+            "SPARK_LOCAL_IP": self.driver_host,
             "PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python,
         }  # fmt: skip
         driver = JobSpec(

@@ -1,8 +1,10 @@
 """The supervisor of a service job: replicas, readiness, restarts, scale, one stable address.
 
-It is the service job's only platform replica (``python -m recforge.platform.backends.supervisor
-<plan>``, run under the sidecar like any replica, so heartbeats, logs, memory limit and cancel
-work as for a batch job). It
+It is the service job's only platform replica (``python .../backends/supervisor.py <plan>``,
+run under the sidecar like any replica, so heartbeats, logs, memory limit and cancel work as for
+a batch job). It needs the standard library only (and recforge's stdlib-only ``_json``, from the
+tree the file lives in) and is run as a file, so the job's interpreter (the run-as user's, see
+``backends.local.job_python``) need not have recforge's dependencies installed. It
 
 * listens on ``127.0.0.1:<port>`` (the service's address, the same for the whole attempt) and
   passes each connection to a ready replica, round robin (plain TCP: any protocol);
@@ -36,14 +38,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recforge._json import dumps
-from recforge.platform.model.service import RestartPolicy
+if not __package__:  # run as a file (see above): import recforge from the tree it lives in
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from recforge._json import dumps  # stdlib only, like this module
 
-__all__ = ["encode_plan", "state_dir"]
+__all__ = ["encode_plan", "restart_delays", "state_dir"]
 
 STATUS_FILE = "status.json"
 CONTROL_FILE = "control.json"
 _TICK = 0.2
+
+
+def restart_delays(restart: Any) -> list[float]:
+    """The backoff before restart n = 1, 2, ... of a service's replica, from its
+    :class:`~recforge.platform.model.service.RestartPolicy` (computed by the platform, so the
+    formula stays in one place; it is constant from the 65th on, as its exponent is capped)."""
+    return [float(restart.delay(n)) for n in range(1, 66)]
 
 
 def encode_plan(plan: dict[str, Any]) -> str:
@@ -88,7 +98,7 @@ class Supervisor:
         self.desired: int = int(plan["replicas"])
         self.limit: int = int(plan["max_replicas"])
         self.readiness: dict[str, Any] = plan["readiness"]
-        self.restart = RestartPolicy.model_validate(plan["restart"])
+        self.delays: list[float] = [float(d) for d in plan["restart_delays"]]
         self.grace: float = float(plan["grace_seconds"])
         self.port: int = int(plan.get("port") or 0)
         self.where = where
@@ -127,7 +137,7 @@ class Supervisor:
         slot.restarts += 1
         slot.ready = False
         slot.last_exit = code
-        delay = self.restart.delay(slot.failures)
+        delay = self.delays[min(slot.failures, len(self.delays)) - 1]
         slot.not_before = time.monotonic() + delay
         slot.proc = None
         print(f"RECFORGE_SERVICE replica {slot.index} exited with code {code}; restart "
@@ -300,6 +310,6 @@ def main(blob: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        print("usage: python -m recforge.platform.backends.supervisor <plan>", file=sys.stderr)
+        print("usage: python supervisor.py <plan>", file=sys.stderr)
         sys.exit(2)
     sys.exit(main(sys.argv[1]))

@@ -37,6 +37,8 @@ RULES = """\
 * The queue and quota overview shows a user their own group's queues (with pending job ids) and
   usage; every cluster's capacity and free amount is open to all, as clusters are. The web UI
   (``/ui/``) calls only this API with the user's token, so it shows exactly the same.
+* A replica heartbeat (``POST /jobs/{id}/heartbeat``) takes no user token, only the token of
+  that job attempt, which reaches its pods' sidecars alone (a Secret per attempt).
 """
 
 

@@ -70,6 +70,12 @@ class LocalBackendConfig(_Strict):
     heartbeat_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     term_grace: float = Field(default=3.0, ge=0, allow_inf_nan=False,
                               description="seconds between SIGTERM and SIGKILL on cancel")
+    job_python: str | None = Field(
+        default=None, pattern=r"^/\S+$",
+        description="interpreter (absolute path) of kind python jobs and of a service's "
+        "supervisor, run as the job's user; default: the service's (which a run_as user may "
+        "not be able to execute, e.g. one under /root)",
+    )
 
 
 class RayBackendConfig(_Strict):
@@ -111,6 +117,11 @@ class SparkBackendConfig(_Strict):
     heartbeat_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     term_grace: float = Field(default=10.0, ge=0, allow_inf_nan=False,
                               description="seconds the driver gets to stop the application")
+    python: str | None = Field(
+        default=None, pattern=r"^/\S+$",
+        description="PYSPARK_PYTHON of the driver and workers (absolute path), run as the job's "
+        "user; default: the service's interpreter",
+    )
 
     @field_validator("env")
     @classmethod
@@ -138,6 +149,11 @@ class KubernetesBackendConfig(_Strict):
     namespace_prefix: str = Field(default="recforge-", pattern=r"^[a-z0-9-]{0,40}$")
     volcano: bool = Field(default=False, description="gangs as Volcano PodGroups too")
     heartbeat_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    heartbeat_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$",
+        description="this platform's API as the pods reach it; given, each attempt's sidecars "
+        "heartbeat to POST /jobs/{id}/heartbeat with a token of that attempt (a Secret)",
+    )
 
 
 class BackendsConfig(_Strict):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -68,6 +69,7 @@ def _local(config: DeploymentConfig, ctx: BackendContext) -> Backend:
         heartbeat_interval=local.heartbeat_interval,
         term_grace=local.term_grace,
         env=ctx.env,
+        job_python=local.job_python,
     )
 
 
@@ -89,7 +91,7 @@ def _spark(config: DeploymentConfig, ctx: BackendContext) -> Backend:
         ctx.runtime_dir, master=spark.master, spark_submit=spark.spark_submit,
         driver_host=spark.driver_host, conf=spark.conf, env=spark.env,
         heartbeat_interval=spark.heartbeat_interval, term_grace=spark.term_grace,
-        env_policy=ctx.env, work_dir=ctx.work_dir,
+        env_policy=ctx.env, work_dir=ctx.work_dir, python=spark.python or sys.executable,
     )  # fmt: skip
 
 
@@ -103,6 +105,7 @@ def _kubernetes(config: DeploymentConfig, ctx: BackendContext) -> Backend:
         k8s.host, token=token, verify_ssl=k8s.verify_ssl, image=k8s.image,
         sidecar_image=k8s.sidecar_image, namespace_prefix=k8s.namespace_prefix,
         volcano=k8s.volcano, heartbeat_interval=k8s.heartbeat_interval, env=ctx.env,
+        heartbeat_url=k8s.heartbeat_url,
     )  # fmt: skip
 
 

@@ -424,6 +424,29 @@ class PlatformService:
         return {"job_id": job.id, "attempt": job.attempts, "replicas": series,
                 "anomalies": [vars(a) for a in self.store.anomalies(job.id)]}  # fmt: skip
 
+    def replica_heartbeat(self, job_id: int, attempt: int, replica: int, token: str) -> None:
+        """A pod sidecar's heartbeat for ``replica`` of ``attempt``, authorised by the token of
+        that attempt (not a user's) while the job runs: the job's handle holds only its
+        sha256 (:mod:`recforge.platform.backends.kubernetes`). Any mismatch is
+        :class:`Forbidden`, without saying whether the job exists."""
+        import hmac
+
+        from recforge.platform.store.records import hash_token
+
+        refused = Forbidden(f"the heartbeat token is not valid for job {job_id} attempt {attempt}")
+        try:
+            job = self.store.get_job(job_id)
+        except JobNotFound:
+            raise refused from None
+        want = (job.handle or {}).get("heartbeat_sha256")
+        if (not isinstance(want, str) or job.state in TERMINAL_STATES or job.attempts != attempt
+                or (job.handle or {}).get("attempt") != attempt
+                or not hmac.compare_digest(want, hash_token(token))):  # fmt: skip
+            raise refused
+        if not self.store.heartbeat(job_id, replica, attempt=attempt):
+            raise NotFound(f"job {job_id} attempt {attempt} has no replica {replica}",
+                           field="replica")  # fmt: skip
+
     def service(self, user: User, job_id: int) -> dict[str, Any]:
         """A service job's address and replicas (:func:`.services.service_status`)."""
         from recforge.platform.runtime.services import service_status
