@@ -240,7 +240,8 @@ def test_deployment_builds_the_kubernetes_backend(tmp_path: Path, monkeypatch: A
     monkeypatch.setenv("K8S_TOKEN", "secret-token")
     cfg = parse_deployment({
         "backends": {"kubernetes": {"host": "http://127.0.0.1:1", "token_env": "K8S_TOKEN",
-                                    "volcano": True, "namespace_prefix": "rf-"}},
+                                    "volcano": True, "namespace_prefix": "rf-",
+                                    "heartbeat_url": "https://rf.example:8443/"}},
         "clusters": [{"name": "k1", "type": "kubernetes", "capacity": {"cpu": 4}}],
     })  # fmt: skip
     deployment = build(cfg, state_dir=tmp_path / "state")
@@ -248,6 +249,7 @@ def test_deployment_builds_the_kubernetes_backend(tmp_path: Path, monkeypatch: A
         backend = deployment.backends["kubernetes"]
         assert isinstance(backend, KubernetesBackend)
         assert backend.volcano and backend.prefix == "rf-"
+        assert backend.heartbeat_url == "https://rf.example:8443" and backend.heartbeats
         assert backend.api_client.configuration.api_key == {"authorization": "secret-token"}
     finally:
         for b in deployment.backends.values():
@@ -255,6 +257,9 @@ def test_deployment_builds_the_kubernetes_backend(tmp_path: Path, monkeypatch: A
         deployment.store.close()
     with pytest.raises(SpecError, match=r"backends\.kubernetes\.host"):
         parse_deployment({"backends": {"kubernetes": {"host": "127.0.0.1:6443"}}})
+    with pytest.raises(SpecError, match=r"backends\.kubernetes\.heartbeat_url"):
+        parse_deployment({"backends": {"kubernetes": {"host": "http://h:1",
+                                                      "heartbeat_url": "rf.example"}}})
 
 
 def _k8s_service(store_path: Path, backend: KubernetesBackend) -> Any:
