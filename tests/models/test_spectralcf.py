@@ -19,8 +19,13 @@ from planted_blocks import own_block_wins, planted_blocks
 from recforge.data.interactions import Interactions
 from recforge.models import make_model
 from recforge.models.iterative import EarlyStopping
-from recforge.models.torch.spectralcf import SpectralCF, SpectralCFNet, tf1_rmsprop
-from recforge.models.torch.spectralcf_propagation import eig_propagation
+from recforge.models.torch.spectralcf import (
+    SparsePropagation,
+    SpectralCF,
+    SpectralCFNet,
+    tf1_rmsprop,
+)
+from recforge.models.torch.spectralcf_propagation import eig_propagation, sparse_propagation
 
 R = planted_blocks()
 TRAIN = Interactions(sp.csr_matrix(R))
@@ -129,6 +134,30 @@ def test_symmetric_backward_equals_autograd_through_the_transpose() -> None:
         outs.append(e)
     torch.cat(outs, 1).square().sum().backward()
     torch.testing.assert_close(ours, net.embeddings.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_sparse_propagation_gives_the_dense_products_and_gradients() -> None:
+    # I + L is not symmetric: the backward must multiply by its transpose
+    a_sp = sparse_propagation(sp.csr_matrix(R))
+    dense = torch.from_numpy(a_sp.toarray())
+    assert not torch.equal(dense, dense.T)
+    net = SpectralCFNet(n_users=R.shape[0], n_items=R.shape[1], embedding_size=4, k=3)
+    net.reset_parameters(torch.Generator().manual_seed(2))
+    weights = torch.randn(R.shape[0] + R.shape[1], 16, generator=torch.Generator().manual_seed(3))
+    out = net.propagate(SparsePropagation(a_sp, torch.device("cpu")))
+    (out * weights).sum().backward()
+    got_e, got_f = net.embeddings.grad.clone(), net.filters.grad.clone()
+    net.zero_grad()
+    e = net.embeddings
+    outs = [e]
+    for k in range(3):
+        e = torch.sigmoid((dense @ e) @ net.filters[k])
+        outs.append(e)
+    want = torch.cat(outs, 1)
+    (want * weights).sum().backward()
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_e, net.embeddings.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_f, net.filters.grad, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_hyper_parameters_fail_before_work() -> None:

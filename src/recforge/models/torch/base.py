@@ -26,6 +26,7 @@ network's weights in ``weights.safetensors`` through :mod:`.checkpoint`); traini
 
 from __future__ import annotations
 
+import warnings
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -116,13 +117,19 @@ def seeded_generators(
 
 
 def csr_to_torch(m: sp.spmatrix, device: torch.device) -> torch.Tensor:
-    """A scipy matrix as a float32 sparse COO tensor on ``device`` (coalesced)."""
-    coo = sp.coo_matrix(m)
-    idx = np.vstack([coo.row, coo.col]).astype(np.int64)
-    t = torch.sparse_coo_tensor(
-        torch.from_numpy(idx), torch.from_numpy(coo.data.astype(np.float32)), size=coo.shape
-    )
-    return t.coalesce().to(device)
+    """A scipy matrix as a float32 sparse CSR tensor on ``device`` (duplicates summed)."""
+    csr = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    csr.sum_duplicates()  # also sorts each row's columns, as torch's CSR invariants require
+    with warnings.catch_warnings():  # torch marks its CSR layout "beta" on every construction
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        t = torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)),
+            torch.from_numpy(csr.indices.astype(np.int64)),
+            torch.from_numpy(csr.data),
+            size=csr.shape,
+            check_invariants=True,
+        )
+    return t.to(device)
 
 
 def dense_rows(m: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -42,7 +42,7 @@ from recforge.models.torch.spectralcf_propagation import (
 
 nn = torch.nn
 
-__all__ = ["SpectralCF", "SpectralCFNet", "tf1_rmsprop"]
+__all__ = ["SpectralCF", "SpectralCFNet", "SparsePropagation", "tf1_rmsprop"]
 
 
 def tf1_rmsprop(params: list[torch.nn.Parameter], lr: float) -> torch.optim.RMSprop:
@@ -73,9 +73,39 @@ class _SymmetricMatmul(torch.autograd.Function):
         return None, a @ grad
 
 
-def _propagate_once(a_hat: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-    if a_hat.is_sparse:
-        return torch.sparse.mm(a_hat, e)
+class SparsePropagation:
+    """A sparse Â as two CSR tensors, Â and Âᵀ, for the forward and the backward product.
+
+    torch's own backward of a sparse product transposes Â through COO on every call; a COO
+    product itself is ~10x slower than a CSR one (MKL's kernel) at SpectralCF's sizes
+    (benchmarks/README.md). Â = I + L is not symmetric, hence the stored transpose."""
+
+    def __init__(self, a_hat: sp.spmatrix, device: torch.device) -> None:
+        self.forward = csr_to_torch(a_hat, device)
+        self.transposed = csr_to_torch(sp.csr_matrix(a_hat).T, device)
+
+    def __matmul__(self, e: torch.Tensor) -> torch.Tensor:
+        return _SparseMatmul.apply(self.forward, self.transposed, e)  # type: ignore[no-any-return]
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """Â @ E with Â as CSR; backward Âᵀ @ G from the stored CSR transpose."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, a_t: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        ctx.a_t = a_t  # a constant: no gradient flows to it
+        return a @ e
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, ctx.a_t @ grad
+
+
+def _propagate_once(a_hat: torch.Tensor | SparsePropagation, e: torch.Tensor) -> torch.Tensor:
+    if isinstance(a_hat, SparsePropagation):
+        return a_hat @ e
+    if a_hat.layout != torch.strided:
+        raise TypeError("a sparse Â goes through SparsePropagation (CSR with its transpose)")
     return _SymmetricMatmul.apply(a_hat, e)  # type: ignore[no-any-return]
 
 
@@ -94,8 +124,9 @@ class SpectralCFNet(nn.Module):
             for p in (self.embeddings, self.filters):
                 p.normal_(0.01, 0.02, generator=generator)
 
-    def propagate(self, a_hat: torch.Tensor) -> torch.Tensor:
-        """[E₀ | E₁ | … | E_K] for all nodes (users then items)."""
+    def propagate(self, a_hat: torch.Tensor | SparsePropagation) -> torch.Tensor:
+        """[E₀ | E₁ | … | E_K] for all nodes (users then items); ``a_hat`` a dense symmetric
+        tensor or a :class:`SparsePropagation`."""
         e: torch.Tensor = self.embeddings
         outs: list[torch.Tensor] = [e]
         for k in range(self.filters.shape[0]):
@@ -185,8 +216,9 @@ class SpectralCF(TorchRecommender):
         a_hat = propagation_matrix(train.matrix, self.propagation,  # type: ignore[arg-type]
                                    eig_dtype=self.eig_dtype,  # type: ignore[arg-type]
                                    cache=self.cache_propagation, log_fn=say)
+        self._a_hat: torch.Tensor | SparsePropagation
         if sp.issparse(a_hat):
-            self._a_hat = csr_to_torch(a_hat, self.device_)
+            self._a_hat = SparsePropagation(a_hat, self.device_)
         else:
             self._a_hat = torch.from_numpy(np.ascontiguousarray(a_hat)).to(self.device_)
         self._sampler = NegativeSampler(train, self._rng)
