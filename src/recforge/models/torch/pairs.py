@@ -27,7 +27,7 @@ from recforge.data.interactions import Interactions
 from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.base import TorchRecommender, thread_limits
 from recforge.models.torch.optim import clip_by_norm_
-from recforge.models.torch.sampling import NegativeSampler, minibatches
+from recforge.models.torch.sampling import NegativeSampler
 
 try:
     import torch
@@ -91,10 +91,17 @@ def bpr_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(positive - negative).mean()
 
 
-def _index_batches(n: int, batch_size: int, rng: np.random.Generator,
-                   device: torch.device) -> Iterator[torch.Tensor]:
-    for block in minibatches(n, batch_size, rng):
-        yield torch.from_numpy(block).to(device)
+def _shuffled_batches(arrays: Sequence[np.ndarray], batch_size: int,
+                      rng: np.random.Generator, device: torch.device
+                      ) -> Iterator[tuple[torch.Tensor, ...]]:
+    """The epoch's instances in the order of :func:`minibatches` (the same one permutation),
+    permuted once in numpy and moved to ``device`` once: each step reads slices (views) of the
+    shuffled tensors instead of gathering its rows (three index operations per step)."""
+    n = int(arrays[0].size)
+    order = rng.permutation(n)  # the draw minibatches(n, batch_size, rng) makes
+    tensors = [torch.from_numpy(np.ascontiguousarray(a[order])).to(device) for a in arrays]
+    for start in range(0, n, batch_size):
+        yield tuple(t[start : start + batch_size] for t in tensors)
 
 
 def _step(loss: torch.Tensor, penalty: Penalty | None, opt: Stepper,
@@ -122,13 +129,10 @@ def pointwise_epoch(
 ) -> float:
     """One NCF epoch: every positive (label 1) and ``n_negatives`` fresh negatives each (label 0),
     shuffled into minibatches; binary cross-entropy on the logits. Returns the mean batch loss."""
-    users, items, labels = (torch.from_numpy(a).to(device)
-                            for a in sampler.pointwise(n_negatives))
     params = [p for p in net.parameters() if p.requires_grad]
     losses = [
-        _step(F.binary_cross_entropy_with_logits(net(users[b], items[b]), labels[b]),
-              penalty, opt, params, None)
-        for b in _index_batches(users.numel(), batch_size, rng, device)
+        _step(F.binary_cross_entropy_with_logits(net(u, i), y), penalty, opt, params, None)
+        for u, i, y in _shuffled_batches(sampler.pointwise(n_negatives), batch_size, rng, device)
     ]
     return float(torch.stack(losses).mean())
 
@@ -150,10 +154,9 @@ def bpr_epoch(
     ``score(users, positives, negatives)`` returns the two score vectors; ``clip`` rescales
     every gradient tensor to at most that norm. Returns the mean batch loss (penalty included).
     """
-    users, pos, neg = (torch.from_numpy(a).to(device) for a in sampler.pairwise(n_negatives))
     losses = [
-        _step(bpr_loss(*score(users[b], pos[b], neg[b])), penalty, opt, params, clip)
-        for b in _index_batches(users.numel(), batch_size, rng, device)
+        _step(bpr_loss(*score(u, p, n)), penalty, opt, params, clip)
+        for u, p, n in _shuffled_batches(sampler.pairwise(n_negatives), batch_size, rng, device)
     ]
     return float(torch.stack(losses).mean())
 

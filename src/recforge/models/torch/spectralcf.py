@@ -42,7 +42,7 @@ from recforge.models.torch.spectralcf_propagation import (
 
 nn = torch.nn
 
-__all__ = ["SpectralCF", "SpectralCFNet", "SparsePropagation", "tf1_rmsprop"]
+__all__ = ["SparsePropagation", "SpectralCF", "SpectralCFNet", "tf1_rmsprop"]
 
 
 def tf1_rmsprop(params: list[torch.nn.Parameter], lr: float) -> torch.optim.RMSprop:
