@@ -262,7 +262,8 @@ def test_deployment_builds_the_kubernetes_backend(tmp_path: Path, monkeypatch: A
                                                       "heartbeat_url": "rf.example"}}})
 
 
-def _k8s_service(store_path: Path, backend: KubernetesBackend) -> Any:
+def _k8s_service(store_path: Path, backend: KubernetesBackend,
+                 heartbeat_timeout: float | None = None) -> Any:  # fmt: skip
     from recforge.platform.model.config import parse_platform_config
     from recforge.platform.runtime.reconciler import LoopSettings
     from recforge.platform.runtime.service import PlatformService, save_config
@@ -275,7 +276,8 @@ def _k8s_service(store_path: Path, backend: KubernetesBackend) -> Any:
         "queues": [{"name": "q", "group": "ml"}],
     }))  # fmt: skip
     return PlatformService(store, {"kubernetes": backend},
-                           settings=LoopSettings(tick_interval=0.1, heartbeat_timeout=None))
+                           settings=LoopSettings(tick_interval=0.1,
+                                                 heartbeat_timeout=heartbeat_timeout))
 
 
 def test_each_attempt_gets_a_heartbeat_secret_for_its_sidecars_only(k8s: K8sTestServer) -> None:
@@ -428,3 +430,35 @@ def test_pod_sidecars_heartbeat_to_the_api_with_their_attempts_token(
         loop.join(timeout=30)
         backend.close()
         store.close()
+
+
+def test_a_running_pod_whose_sidecar_never_beats_is_lost(k8s: K8sTestServer,
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    """With heartbeat_url the service checks the beats: a Running pod without any is lost after
+    the heartbeat timeout, the job fails, and its pods and Secret are deleted."""
+    from recforge.platform.store import User
+
+    backend = KubernetesBackend(k8s.url, heartbeat_url="http://127.0.0.1:9")
+    svc = _k8s_service(tmp_path / "k8s.db", backend, heartbeat_timeout=2.0)
+    stop = threading.Event()
+    loop = threading.Thread(target=svc.run_forever, args=(stop,), daemon=True)
+    loop.start()
+    core = _client(k8s)
+    try:
+        job = svc.submit(User("alice", "ml", False), {
+            "name": "mute", "queue": "q", "cluster_type": "kubernetes", "command": ["true"],
+            "replica_specs": [{"role": "master", "resources": {"cpu": 1}}]})  # fmt: skip
+        _wait(lambda: len(core.list_namespaced_pod("recforge-ml").items) == 1, 60, "the pod")
+        assert len(core.list_namespaced_secret("recforge-ml").items) == 1
+        _kubelet(k8s, "recforge-ml", f"rf-{job}-a1-0", "Running")
+        _wait(lambda: svc.store.get_job(job).state.value == "FAILED", 120,
+              "the mute replica to be lost")  # fmt: skip
+        assert "replica 0 lost: no heartbeat" in svc.store.get_job(job).reason
+        _wait(lambda: core.list_namespaced_pod("recforge-ml").items == [], 60, "pods deleted")
+        assert core.list_namespaced_secret("recforge-ml").items == []
+    finally:
+        stop.set()
+        svc.reconciler.wake.set()
+        loop.join(timeout=30)
+        backend.close()
+        svc.store.close()
