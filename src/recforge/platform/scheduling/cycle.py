@@ -124,6 +124,9 @@ class SchedulerStats:
     held_for_lenders: int = 0  # borrowing admissions refused: a lender's pending jobs need it
 
 
+_Shape = tuple[str, tuple[int, ...], tuple[str, ...]]  # group, gang vector, candidate clusters
+
+
 class _Plan(NamedTuple):
     group: str
     replicas: list[tuple[str, int, Resources]]
@@ -176,6 +179,10 @@ class Scheduler:
         self._pass_claims: dict[str, list[str]] = {}
         self._blocked_shapes: set[tuple[str, tuple[int, ...], tuple[str, ...]]] = set()
         self._no_reclaim: set[tuple[str, tuple[int, ...], tuple[str, ...]]] = set()
+        # shape -> (book changes, demand changes) when the borrowing rule held it back: the same
+        # verdict while neither changed (within a pass)
+        self._held_shapes: dict[_Shape, tuple[int, int]] = {}
+        self._held_on: dict[_Shape, list[tuple[str, str]]] = {}  # (cluster, lender) per shape
         self._pass_force: set[str] = set()
         self._preemptions: list[Preemption] = []
         self._preemptors: dict[str, str] = {}  # pending job -> cluster it reclaims quota on
@@ -457,6 +464,7 @@ class Scheduler:
         queues.force = set()
         self._blocked_shapes = set()
         self._no_reclaim = set()
+        self._held_shapes = {}
         out: list[Admission] = []
         claims: list[str] = []
         try:
@@ -638,6 +646,14 @@ class Scheduler:
         shape = (job.group, tuple(job.gang_vec), tuple(job.candidates))
         if shape in self._blocked_shapes:
             return False
+        held = self._held_shapes.get(shape)
+        if held is not None and not job.starving:  # noqa: SIM102 - the memo, then its check
+            if held == (self.book.changes, self._queues.demand_changes):
+                self.stats.held_for_lenders += 1
+                self._turn_held = True
+                for c, lender in self._held_on[shape]:
+                    self._lender_waiters.setdefault((c, lender), set()).add(job.queue)
+                return False
         gang = job.gang_vec
         group = job.group
         book = self.book
@@ -662,16 +678,21 @@ class Scheduler:
             # A starving job may borrow what lenders need: the waiting bound comes first (and
             # lenders' jobs, once starving, may too: nobody waits on each other forever).
             demand = {} if job.starving else self._queues.demand
+            held_on: list[tuple[str, str]] = []
             for c, avail in borrowing:  # the first where no lender's pending jobs need it
                 need = lender_in_need(book, demand, group, c, gang)
                 if need is None:
                     chosen, chosen_avail = c, avail
                     break
+                held_on.append((c, need.group))
                 self._lender_waiters.setdefault((c, need.group), set()).add(job.queue)
             if chosen is None or chosen_avail is None:
-                # Not memoised as blocked: the rule may allow it later in this pass.
+                # Not memoised as blocked: the rule may allow it later in this pass, once usage
+                # or pending demand changed.
                 self.stats.held_for_lenders += 1
                 self._turn_held = True
+                self._held_shapes[shape] = (book.changes, self._queues.demand_changes)
+                self._held_on[shape] = held_on
                 return False
         assert chosen_avail is not None
         total = list(gang)

@@ -118,6 +118,7 @@ class PendingQueues:
         # whose gang fits in their group's nominal quota on that cluster: the quota a group's
         # own pending jobs need there (see :mod:`.borrowing`).
         self.demand: dict[str, dict[str, list[Any]]] = {}
+        self.demand_changes = 0  # bumped whenever :attr:`demand` changes
 
     def add(self, queue: Queue) -> None:
         self.queues[queue.name] = QueueState(queue, self.aging.for_queue(queue))
@@ -196,6 +197,7 @@ class PendingQueues:
         return was_starving
 
     def _count_demand(self, job: PendingJob, sign: int) -> None:
+        self.demand_changes += 1
         for c in job.nominal_on:
             slot = self.demand.setdefault(c, {}).get(job.group)
             if slot is None:

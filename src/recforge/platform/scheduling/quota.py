@@ -114,6 +114,7 @@ class QuotaBook:
         self._avail_cache: dict[tuple[str, str], tuple[int, int, list[int]]] = {}
         self._max_cache: dict[tuple[str, str], list[int]] = {}
         self._borrow_cache: dict[tuple[str, str], tuple[int, list[int]]] = {}
+        self.changes = 0  # bumped on every reservation or release (memo keys of the cycle)
         for g in groups:
             self._groups[g.name] = g
         for c in clusters:
@@ -530,6 +531,7 @@ class QuotaBook:
         return self.to_resources(total)
 
     def _apply(self, st: _ClusterState, slot: _Slot, total: list[int], sign: int) -> None:
+        self.changes += 1
         st.version += 1
         self._group_version[slot.group] = self._group_version.get(slot.group, 0) + 1
         gused = self._group_used[slot.group]
