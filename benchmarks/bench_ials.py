@@ -90,8 +90,14 @@ def _model(params: dict[str, Any], factors: int, epochs: int) -> IALS:
 
 def fit_timed(train: Interactions, params: dict[str, Any], factors: int,
               epochs: int) -> tuple[IALS, list[float], list[float]]:
-    """Fit and return the model with each epoch's wall and CPU seconds."""
+    """Fit and return an IALS contender with each epoch's wall and CPU seconds."""
     model = _model(params, factors, epochs)
+    walls, cpus = timed_fit(model, train)
+    return model, walls, cpus
+
+
+def timed_fit(model: Any, train: Interactions) -> tuple[list[float], list[float]]:
+    """Fit an iterative ``model`` on ``train``; each epoch's wall and process CPU seconds."""
     walls: list[float] = []
     cpus: list[float] = []
     inner = model._train_epoch
@@ -103,9 +109,9 @@ def fit_timed(train: Interactions, params: dict[str, Any], factors: int,
         cpus.append(time.process_time() - c0)
         return out
 
-    model._train_epoch = timed  # type: ignore[method-assign]
+    model._train_epoch = timed
     model.fit(train)
-    return model, walls, cpus
+    return walls, cpus
 
 
 def run(rounds: int, epochs: int, factors: int, shape: tuple[int, int, int]) -> dict[str, Any]:
