@@ -72,7 +72,39 @@ def load_case(case: str) -> tuple[Any, dict[str, Any]]:
     return train, info
 
 
-def child(case: str, solver: str, threads: int, save: str | None) -> None:
+def sample_columns(n_items: int, sample: int) -> np.ndarray:
+    """The item columns a sampled anchor fits (seed 0, ascending); all when ``sample`` is 0."""
+    if sample <= 0 or sample >= n_items:
+        return np.arange(n_items)
+    return np.sort(np.random.default_rng(0).choice(n_items, sample, replace=False))
+
+
+class _SampledAnchor:
+    """Today's sklearn path (``SLIMElasticNet._fit_sklearn``'s loky blocks) on some columns."""
+
+    def __init__(self, params: dict[str, Any], cols: np.ndarray) -> None:
+        self.params, self.cols = params, cols
+        self.converged_ = self.n_iter_ = None
+
+    def fit(self, train: Any) -> _SampledAnchor:
+        from joblib import Parallel, delayed
+
+        from recforge.models._matrices import binary_matrix
+        from recforge.models.slim import SLIMElasticNet, _fit_block_worker
+
+        checked = SLIMElasticNet(**self.params)._checked_params()
+        x_csc = sp.csc_matrix(binary_matrix(train))
+        x_csc.sort_indices()
+        n, jobs = x_csc.shape[1], int(self.params["n_jobs"])
+        blocks = np.array_split(self.cols, min(self.cols.size, 4 * jobs))
+        parts = Parallel(n_jobs=jobs, backend="loky")(
+            delayed(_fit_block_worker)(x_csc, blk, checked) for blk in blocks)
+        rows, cols, vals = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        self.item_weights_ = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+        return self
+
+
+def child(case: str, solver: str, threads: int, save: str | None, sample: int = 0) -> None:
     """One measured fit in this (fresh) process; prints one JSON line."""
     from recforge.data.interactions import Interactions
     from recforge.models.slim import SLIMElasticNet
@@ -81,6 +113,9 @@ def child(case: str, solver: str, threads: int, save: str | None) -> None:
     params = {**CASES[case]["params"], "solver": solver, "n_jobs": threads}
     block = sp.csr_matrix(train.matrix[:WARMUP, :WARMUP])
     SLIMElasticNet(**params).fit(Interactions(block))
+    cols = sample_columns(train.matrix.shape[1], sample if solver == "sklearn" else 0)
+    fitter: Any = (SLIMElasticNet(**params) if cols.size == train.matrix.shape[1]
+                   else _SampledAnchor(params, cols))
     if solver == "sklearn":
         from joblib.externals.loky import get_reusable_executor
 
@@ -88,7 +123,7 @@ def child(case: str, solver: str, threads: int, save: str | None) -> None:
     load_before = os.getloadavg()
     c0 = _cpu()
     t0 = time.perf_counter()
-    model = SLIMElasticNet(**params).fit(train)
+    model = fitter.fit(train)
     wall = time.perf_counter() - t0
     if solver == "sklearn":
         from joblib.externals.loky import get_reusable_executor
@@ -99,7 +134,7 @@ def child(case: str, solver: str, threads: int, save: str | None) -> None:
     if save:
         sp.save_npz(save, w)
     out = {
-        "wall_s": wall, "cpu_s": cpu, "nnz": int(w.nnz),
+        "wall_s": wall, "cpu_s": cpu, "nnz": int(w.nnz), "columns_fitted": int(cols.size),
         "load_before": list(load_before), "load_after": list(os.getloadavg()),
         "converged": None if model.converged_ is None else float(model.converged_.mean()),
         "sweeps_median": None if model.n_iter_ is None else float(np.median(model.n_iter_)),
@@ -114,8 +149,10 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _run_child(case: str, solver: str, threads: int, save: Path | None) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", case, solver, "--threads", str(threads)]
+def _run_child(case: str, solver: str, threads: int, save: Path | None,
+               sample: int = 0) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", case, solver, "--threads", str(threads),
+           "--sample", str(sample)]
     if save is not None:
         cmd += ["--save", str(save)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -129,8 +166,9 @@ def _run_child(case: str, solver: str, threads: int, save: Path | None) -> dict[
 def summarise(case: str, info: dict[str, Any], runs: dict[str, list[dict[str, Any]]],
               tmp: Path, popularity: np.ndarray) -> dict[str, Any]:
     """A case's entry of the results: its runs, medians, ratios and W agreement so far."""
-    med = {s: {k: float(np.median([r[k] for r in runs[s]])) for k in ("wall_s", "cpu_s")}
-           for s in SOLVERS if runs[s]}
+    # a sampled anchor's times are scaled to every column (its per-column cost is a sample)
+    med = {s: {k: float(np.median([r[k] * r.get("scale", 1.0) for r in runs[s]]))
+               for k in ("wall_s", "cpu_s")} for s in SOLVERS if runs[s]}
     saved = [tmp / f"{case}-{s}.npz" for s in SOLVERS]
     both = len(med) == len(SOLVERS)
     return {
@@ -138,22 +176,26 @@ def summarise(case: str, info: dict[str, Any], runs: dict[str, list[dict[str, An
         "runs": runs, "median": med,
         "ratio_anchor_over_numba": {k: med["sklearn"][k] / med["numba"][k]
                                     for k in ("wall_s", "cpu_s")} if both else None,
-        "agreement": agreement(saved[0], saved[1], case, info["shape"][0], popularity)
+        "agreement": agreement(saved[0], saved[1], case, info["shape"][0], popularity,
+                               runs["sklearn"][0]["columns_fitted"])
         if all(p.exists() for p in saved) else None,
     }
 
 
-def agreement(a_path: Path, b_path: Path, case: str, n_users: int,
-              popularity: np.ndarray) -> dict[str, float]:
+def agreement(a_path: Path, b_path: Path, case: str, n_users: int, popularity: np.ndarray,
+              sample: int) -> dict[str, float]:
     """How close W (numba) is to W (sklearn): max |dW|, relative Frobenius, kept-set overlap,
     and the largest column difference in units of the solver tolerance.
 
     A solve that meets the gap ``tol * |y|^2`` lies within ``sqrt(2 * tol * |y|^2 / l2)`` of the
     optimum (l2-strong convexity), so two converged solves differ by at most twice that:
     ``max_gap_ball_ratio`` <= 1 means "identical within solver tolerance" (top-k pruning aside).
+    Only the ``sample`` columns the anchor fitted are compared.
     """
-    a = sp.load_npz(a_path).tocsc().astype(np.float64)
-    b = sp.load_npz(b_path).tocsc().astype(np.float64)
+    cols = sample_columns(popularity.size, sample)  # the anchor's columns
+    a = sp.csc_matrix(sp.load_npz(a_path).tocsc()[:, cols], dtype=np.float64)
+    b = sp.csc_matrix(sp.load_npz(b_path).tocsc()[:, cols], dtype=np.float64)
+    popularity = popularity[cols]
     d = (a - b).tocsc()
     p = CASES[case]["params"]
     l2 = p["alpha"] * (1 - p["l1_ratio"]) * n_users
@@ -172,6 +214,7 @@ def agreement(a_path: Path, b_path: Path, case: str, n_users: int,
         "kept_set_jaccard_mean": float(np.mean(overlap)) if overlap else 1.0,
         "kept_set_equal_fraction": float(np.mean(np.array(overlap) == 1.0)) if overlap else 1.0,
         "max_gap_ball_ratio": float(np.max(col_norm / np.maximum(ball, 1e-300))),
+        "columns_compared": int(cols.size),
     }
 
 
@@ -182,10 +225,13 @@ def main() -> None:
     ap.add_argument("--cases", default="ml-1m,citeulike-a")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--child", nargs=2, metavar=("CASE", "SOLVER"), help=argparse.SUPPRESS)
+    ap.add_argument("--sample", type=int, default=0,
+                    help="fit only this many seeded random item columns in the sklearn anchor "
+                    "and scale its times by n_items / sample (0: every column)")
     ap.add_argument("--save", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.threads, args.save)
+        child(args.child[0], args.child[1], args.threads, args.save, args.sample)
         return
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(cases) - set(CASES))
@@ -212,12 +258,14 @@ def main() -> None:
                     if len(runs[solver]) >= counts[solver]:
                         continue
                     save = Path(tmp) / f"{case}-{solver}.npz" if i == 0 else None
-                    r = _run_child(case, solver, args.threads, save)
+                    r = _run_child(case, solver, args.threads, save, args.sample)
+                    r["scale"] = info["shape"][1] / r["columns_fitted"]
                     runs[solver].append(r)
                     print(f"{case} {solver} run {i + 1}: wall {r['wall_s']:.2f} s, "
                           f"cpu {r['cpu_s']:.2f} s, load {r['load_before'][0]:.1f}", flush=True)
                     # write what is finished after every fit (the anchor may take long)
                     report["cases"][case] = summarise(case, info, runs, Path(tmp), popularity)
+                    report["cases"][case]["command"] = report["command"]
                     out_json.write_text(json.dumps(report, indent=1) + "\n")
                     (RESULTS / "slim.md").write_text(render(report))
     (RESULTS / "slim.md").write_text(render(report))
@@ -229,10 +277,12 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         "# SLIM ElasticNet fit: numba solver vs today's per-item scikit-learn fits",
         "",
-        f"`{report['command']}` ({report['when']}, {report['machine']['cores']} cores, "
+        f"Last: `{report['command']}` ({report['when']}, {report['machine']['cores']} cores, "
         f"{report['machine']['threads']} threads/processes per fit). Medians; fresh process per "
         "fit with an untimed warm-up; CPU = process + reaped children (loky workers); ratio = "
-        "sklearn / numba. Load average = 1-minute value before each fit (min-max).",
+        "sklearn / numba. Load average = 1-minute value before each fit (min-max). A sampled "
+        "anchor fits that many seeded random item columns; its times are scaled by "
+        "n_items / sampled (per-column costs are a random sample of the full fit's).",
         "",
         "| case | items | solver | runs | wall s | CPU s | ratio wall | ratio CPU | target | "
         "load | converged | nnz |",
@@ -247,8 +297,10 @@ def render(report: dict[str, Any]) -> str:
             loads = [r["load_before"][0] for r in runs]
             conv = runs[0]["converged"]
             m = c["median"][s]
+            fitted = runs[0].get("columns_fitted", c["shape"][1])
             if s == "sklearn":
-                rel = "1 | 1 | "
+                rel = "1 | 1 | " + (f"sampled {fitted:,} columns, scaled" if fitted < c["shape"][1]
+                                    else "")
             elif ratio is None:
                 rel = f"n/a | n/a | {c['target_wall_s']:g} s"
             else:
@@ -260,22 +312,24 @@ def render(report: dict[str, Any]) -> str:
             )
     lines += ["", "Agreement of W (numba vs sklearn, first run of each):", "",
               "| case | max abs dW | max abs W | rel. Frobenius dW | kept-set Jaccard (mean) | "
-              "columns with equal kept set | max column dW / tolerance ball |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "columns with equal kept set | max column dW / tolerance ball | columns compared |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for case, c in report["cases"].items():
         a = c["agreement"]
         if a is None:
             continue
         lines.append(f"| {case} | {a['max_abs_diff']:.2e} | {a['max_abs_coef']:.3f} | "
                      f"{a['rel_frobenius_diff']:.2e} | {a['kept_set_jaccard_mean']:.4f} | "
-                     f"{a['kept_set_equal_fraction']:.4f} | {a['max_gap_ball_ratio']:.3f} |")
+                     f"{a['kept_set_equal_fraction']:.4f} | {a['max_gap_ball_ratio']:.3f} | "
+                     f"{a.get('columns_compared', c['shape'][1]):,} |")
     lines += ["", "Tolerance ball: a solve that meets sklearn's stop (duality gap <= tol |y|^2, "
               "tol 1e-4) lies within sqrt(2 tol |y|^2 / l2) of the unique optimum, so two such "
               "solves differ by at most twice that per column; a ratio <= 1 means the coefficients "
               "are identical within solver tolerance (pruning to top_k aside)."]
     lines += ["", "Cases:", ""]
     for case, c in report["cases"].items():
-        lines.append(f"- `{case}`: {c['dataset']}, {c['split']}, {c['shape'][0]:,} x "
+        lines.append(f"- `{case}` (`{c.get('command', report['command'])}`): {c['dataset']}, "
+                     f"{c['split']}, {c['shape'][0]:,} x "
                      f"{c['shape'][1]:,}, {c['pairs']:,} pairs, split fingerprint "
                      f"`{c['split_fingerprint']}`; params {c['params']}.")
     return "\n".join(lines) + "\n"
