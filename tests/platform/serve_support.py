@@ -10,6 +10,7 @@ directory from :func:`shared_dir`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -170,3 +171,24 @@ def process_running(pid: int) -> bool:
 
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def spark_scenario(script: str, name: str, tmp: Path) -> dict[str, Any]:
+    """Run ``scenario_<name>`` of test file ``script`` (its ``__main__`` prints the result as
+    JSON) inside a private, loopback-only network namespace, where Spark may bind; missing
+    tools (unshare, ip, java, pyspark's spark-submit) FAIL the calling test, never skip it."""
+    import pytest
+
+    missing = [t for t in ("unshare", "ip", "java") if shutil.which(t) is None]
+    if not Path(PY).with_name("spark-submit").exists():
+        missing.append(str(Path(PY).with_name("spark-submit")))
+    if missing:
+        pytest.fail(f"Spark tests cannot run: missing {missing} (install recforge[spark] and "
+                    "Java 17)", pytrace=False)  # fmt: skip
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c",
+         f'ip link set lo up && exec "{PY}" "{script}" {name} "{tmp}"'],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"scenario failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import signal
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_support import JOB_PYTHON, Server, remove, shared_dir, start_server, wait_until
+from serve_support import (
+    JOB_PYTHON,
+    Server,
+    remove,
+    shared_dir,
+    spark_scenario,
+    start_server,
+    wait_until,
+)
 
 PY = sys.executable
 USER = "rfjob-ml"
@@ -136,17 +142,7 @@ spark.stop()
 
 
 def test_a_spark_job_runs_as_the_groups_user(as_root: None, tmp_path: Path) -> None:
-    missing = [t for t in ("unshare", "ip", "java") if shutil.which(t) is None]
-    if missing or not Path(PY).with_name("spark-submit").exists():
-        pytest.fail(f"Spark tests cannot run: missing {missing or ['spark-submit']} "
-                    "(install recforge[spark] and Java 17)", pytrace=False)  # fmt: skip
-    proc = subprocess.run(
-        ["unshare", "-n", "sh", "-c",
-         f'ip link set lo up && exec "{PY}" "{__file__}" spark "{tmp_path}"'],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"scenario failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = spark_scenario(__file__, "spark", tmp_path)
     assert out["state"] == "SUCCEEDED", out
     log = out["log"]
     assert f"DRIVER {USER}" in log and f"WORKERS ['{USER}']" in log and "SUM 4950" in log, log

@@ -10,14 +10,13 @@ FAIL the test with a clear message, not skip.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from serve_support import process_running as _alive
+from serve_support import spark_scenario
 from serve_support import wait_until as _wait
 
 from recforge.platform.backends.spark import driver_command
@@ -136,18 +135,7 @@ def test_deployment_takes_a_spark_master_and_refuses_a_bad_one() -> None:
 def test_spark_jobs_run_as_gangs_with_logs_exit_status_cancel_and_a_pending_why(
     tmp_path: Path,
 ) -> None:
-    missing = [t for t in ("unshare", "ip", "java") if shutil.which(t) is None]
-    submit = Path(PY).with_name("spark-submit")
-    if missing or not submit.exists():
-        pytest.fail(f"Spark tests cannot run: missing {missing or [str(submit)]} "
-                    "(install recforge[spark] and Java 17)", pytrace=False)  # fmt: skip
-    proc = subprocess.run(
-        ["unshare", "-n", "sh", "-c",
-         f'ip link set lo up && exec "{PY}" "{__file__}" service "{tmp_path}"'],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"scenario failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = spark_scenario(__file__, "service", tmp_path)
     assert out["netns_interfaces"] == ["lo"]  # nothing but loopback to bind
 
     long, fails, wide = out["long"], out["fails"], out["wide"]
