@@ -355,3 +355,29 @@ def test_schedules_and_services_pages_show_what_the_api_says(
         assert t.page.inner_text("#service-address") == svc["address"]
         _shot(t, "job")
         assert t.errors == []
+
+
+def test_cancel_on_the_job_page_is_for_the_owner_and_refused_to_a_group_mate(
+    chromium: Any, server: UiServer
+) -> None:
+    sleeper = server.ids["sleeper"]  # type: ignore[attr-defined]
+    assert _state(server, sleeper) == "RUNNING"
+    with tab(chromium, server) as t:  # bob is in ml: he may see alice's job, not cancel it
+        t.login(server.tokens["bob"])
+        t.open(f"jobs/{sleeper}")
+        t.page.wait_for_selector("#cancel")
+        t.page.click("#cancel")
+        t.page.wait_for_selector("#job .error")
+        assert t.page.inner_text("#job .error").startswith(
+            f"403: user 'bob' may not cancel job {sleeper} of 'alice'")
+        assert _state(server, sleeper) == "RUNNING"
+        assert len(t.errors) == 1 and "403" in t.errors[0]
+    with tab(chromium, server) as t:
+        t.login(server.tokens["alice"])
+        t.open(f"jobs/{sleeper}")
+        t.page.wait_for_selector("#cancel")
+        t.page.click("#cancel")
+        t.page.wait_for_selector("#job h1 [data-state=CANCELLED]")  # the page refreshes itself
+        assert _state(server, sleeper) == "CANCELLED"
+        assert t.page.query_selector("#cancel") is None
+        assert t.errors == []

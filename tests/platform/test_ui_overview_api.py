@@ -40,6 +40,8 @@ def test_queues_and_usage_per_group_and_cluster_and_who_sees_what(plat: Platform
     ml = cluster["groups"][0]
     assert ml["used"]["cpu"] == 0 and ml["nominal"]["cpu"] == 2
     assert ml["borrowing_limit"]["cpu"] == 0
+    # pods the quota does not name follow the cluster's pods, as the scheduler applies them
+    assert ml["nominal"]["pods"] == cluster["capacity"]["pods"] == 110
     carol = _overview(plat, "carol")
     assert [q["name"] for q in carol["queues"]] == ["cv-q"]
     assert carol["queues"][0]["pending"] == [cv]

@@ -40,6 +40,7 @@ from recforge.platform.model.config import (
     PlatformConfig,
     Queue,
     config_kind,
+    quota_with_pod_defaults,
 )
 from recforge.platform.model.specs import JobSpec, SpecError, format_validation_error
 from recforge.platform.model.states import ACTIVE_STATES, TERMINAL_STATES, JobState
@@ -368,7 +369,11 @@ class PlatformService:
         only their group's queues and usage; capacity and free amounts are everyone's (what
         ``why`` tells about availability anyway)."""
         view = self.gate.overview()
-        quotas = {(g.name, q.cluster): q for g in self.config.groups for q in g.quotas}
+        # Quotas as the scheduler applies them (pods unset = the cluster's pods capacity).
+        clusters_by_name = {c.name: c for c in self.config.clusters}
+        quotas = {(g.name, q.cluster): quota_with_pod_defaults(q, clusters_by_name[q.cluster])
+                  for g in self.config.groups for q in g.quotas
+                  if q.cluster in clusters_by_name}  # fmt: skip
         groups = {g.name: g for g in self.config.groups}
         queues = [{"name": q.name, "group": q.group, "pending": [int(j) for j in q.pending],
                    "held": q.held, "admitted": q.admitted}

@@ -93,6 +93,13 @@ export function errorBox(err) {
   return el("p", { class: "error", role: "alert" }, err instanceof Error ? err.message : String(err));
 }
 
+/** A button that POSTs to ``path``, then calls ``after``; a refusal is shown after ``where``. */
+export function postButton(id, label, path, where, after) {
+  return el("button", { id, type: "button", onclick: async () => {
+    try { await api(path, { method: "POST" }); await after(); } catch (err) { where.append(errorBox(err)); }
+  } }, label);
+}
+
 export function resources(r) {
   if (!r) return "";
   const parts = [];

@@ -1,5 +1,5 @@
 // One DAG run: the graph with node states, the nodes' jobs, the run's events and artefacts.
-import { api, el, errorBox, fill, kv, stateBadge, table, time } from "../app.js";
+import { api, el, fill, kv, postButton, stateBadge, table, time } from "../app.js";
 import { drawDag } from "../graph.js";
 
 const DONE = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
@@ -15,10 +15,7 @@ export async function render(main, { id }) {
   async function load() {
     const run = await api(`/dags/${id}`);
     const cancel = DONE.has(run.state) || run.cancel_requested ? null
-      : el("button", { id: "cancel", type: "button", onclick: async () => {
-        try { await api(`/dags/${id}/cancel`, { method: "POST" }); await load(); }
-        catch (err) { head.append(errorBox(err)); }
-      } }, "Cancel run");
+      : postButton("cancel", "Cancel run", `/dags/${id}/cancel`, head, load);
     fill(head, el("h1", {}, `DAG run ${run.id}: `, el("span", { id: "dag-name" }, run.name), " ", stateBadge(run.state)),
       kv([["owner", `${run.owner} (group ${run.group})`], ["failure policy", run.dag.failure_policy ?? "stop"],
         ["created", time(run.created_at)], ["started", time(run.started_at)], ["finished", time(run.finished_at)],

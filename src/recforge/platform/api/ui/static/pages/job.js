@@ -1,6 +1,6 @@
 // One job: its fields, why it is where it is, its events, logs, resource samples and, for a
 // service job, the service's address and replicas.
-import { ApiError, api, el, errorBox, fill, kv, resources, stateBadge, table, time } from "../app.js";
+import { ApiError, api, el, errorBox, fill, kv, postButton, stateBadge, table, time } from "../app.js";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
@@ -24,10 +24,7 @@ export async function render(main, { id }) {
   async function load() {
     const job = await api(`/jobs/${id}`);
     const cancel = TERMINAL.has(job.state) || job.cancel_requested ? null
-      : el("button", { id: "cancel", type: "button", onclick: async () => {
-        try { await api(`/jobs/${id}/cancel`, { method: "POST" }); await load(); }
-        catch (err) { head.append(errorBox(err)); }
-      } }, "Cancel job");
+      : postButton("cancel", "Cancel job", `/jobs/${id}/cancel`, head, load);
     fill(head, el("h1", {}, `Job ${job.id}: `, el("span", { id: "job-name" }, job.name), " ", stateBadge(job.state)),
       kv([
         ["owner", `${job.owner} (group ${job.group})`], ["queue", job.queue], ["kind", job.spec.kind ?? "command"],
