@@ -465,6 +465,7 @@ class Scheduler:
         self._blocked_shapes = set()
         self._no_reclaim = set()
         self._held_shapes = {}
+        self._held_on = {}
         out: list[Admission] = []
         claims: list[str] = []
         try:
