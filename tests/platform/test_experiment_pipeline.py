@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from recforge.cli.main import app
 from recforge.experiments.runner import run_experiment
-from recforge.experiments.spec import cap_trials, load_spec
+from recforge.experiments.spec import ExperimentSpec, cap_trials, load_spec
 from recforge.platform.api import create_app
 from recforge.platform.backends.env import EnvPolicy
 from recforge.platform.backends.local import LocalBackend
@@ -68,6 +69,16 @@ def platform(tmp_path: Path) -> Iterator[tuple[str, str]]:
         store.close()
 
 
+def run_locally_like_a_job(spec: ExperimentSpec, out: Path) -> None:
+    """The local side of an equality check, with the BLAS threads a platform job gets.
+
+    A job asking for <= 1 cpu runs with OMP_NUM_THREADS=1 (backends.env); BLAS sums in a
+    thread-count-dependent order (EASE's inverse differed in the 7th digit with 2 threads),
+    so the local run uses one thread too and the two results.json must then be identical."""
+    with threadpool_limits(limits=1):
+        run_experiment(spec, out, log=lambda _m: None)
+
+
 def test_the_dag_of_an_experiment_has_a_node_per_model_then_the_report() -> None:
     spec = load_spec(ROOT / "examples" / "own-data.yaml")
     dag = experiment_dag(spec, queue="tuning")
@@ -100,7 +111,7 @@ def test_an_experiment_on_the_platform_gives_the_local_results(platform: tuple[s
 
     url, token = platform
     spec_file = ROOT / "examples" / "own-data.yaml"
-    run_experiment(cap_trials(load_spec(spec_file), 3), tmp_path / "local", log=lambda _m: None)
+    run_locally_like_a_job(cap_trials(load_spec(spec_file), 3), tmp_path / "local")
     r = CliRunner().invoke(app, ["run", str(spec_file), "--max-trials", "3", "--out",
                                  str(tmp_path / "remote"), "--platform", url, "--token", token,
                                  "--queue", "tuning"])  # fmt: skip
@@ -126,7 +137,7 @@ def test_the_ml1m_example_on_the_platform_gives_the_local_results(
 
     url, token = platform
     spec_file = ROOT / "examples" / "ml1m-5star.yaml"
-    run_experiment(cap_trials(load_spec(spec_file), 2), tmp_path / "local", log=lambda _m: None)
+    run_locally_like_a_job(cap_trials(load_spec(spec_file), 2), tmp_path / "local")
     r = CliRunner().invoke(app, ["run", str(spec_file), "--max-trials", "2", "--cpu", "0.5",
                                  "--out", str(tmp_path / "remote"), "--platform", url,
                                  "--token", token, "--queue", "tuning"])  # fmt: skip
