@@ -264,3 +264,74 @@ def test_cgroup_v2_mode_writes_the_limits_where_the_hierarchy_allows(tmp_path: P
     assert not cg.oom_killed()
     (cg.path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     assert cg.oom_killed()
+
+
+def _ppid(pid: int) -> int:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return int(raw[raw.rindex(")") + 2 :].split()[1])
+
+
+def test_one_host_supervises_every_replica_and_outlives_close(tmp_path: Path) -> None:
+    """No Python process per replica: every command is a child of the one host, whose pid the
+    handles name as the replicas' supervision; after close() the host records the running
+    replica's end, then exits."""
+    backend = LocalBackend(tmp_path / "rt")
+    gate = tmp_path / "go"
+    wait = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
+    a = backend.launch(1, spec([PY, "-c", wait]), None)  # 2 replicas
+    b = backend.launch(2, spec([PY, "-c", wait], workers=2), None)  # 3 replicas
+    reps = a["replicas"] + b["replicas"]
+    hosts = {(r["pid"], r["start_time"]) for r in reps}
+    assert len(hosts) == 1, hosts
+    host = next(iter(hosts))[0]
+    children = [int(r["child_pid"]) for r in reps]
+    assert len(set(children)) == 5 and host not in children
+    wait_for(backend, b, lambda s: s.all_running)
+    assert all(_ppid(c) == host for c in children)  # the commands themselves, no sidecars
+    assert all(os.getpgid(c) == c for c in children)  # each leads its own group (cancel)
+    proc = backend._spawner[0].proc
+    backend.close()
+    gate.write_text("")
+    # Exit files written after close: a host that ended with its input would leave none.
+    st = wait_for(LocalBackend(tmp_path / "rt"), b, finished)
+    assert st.all_succeeded
+    deadline = time.monotonic() + 60
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, "the host did not exit after its last replica"
+        time.sleep(0.05)
+    assert proc.returncode == 0
+
+
+def _single(command: list[str]) -> JobSpec:
+    return parse_job_spec({"name": "one", "command": command,
+                           "replica_specs": [{"role": "master"}]})  # fmt: skip
+
+
+DAEMON = (
+    "import os, sys, time\n"
+    "if os.fork() == 0:\n"
+    "    os.setsid()\n"  # leaves the replica's session: only attribution finds it
+    "    if os.fork() == 0:\n"
+    "        open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+    "        time.sleep(120)\n"
+    "    os._exit(0)\n"
+    "os.wait()\n"
+    "while not os.path.exists(sys.argv[1]): time.sleep(0.02)\n"
+)
+
+
+def test_a_daemonised_process_dies_with_its_replica_not_with_others(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "rt")
+    other = backend.launch(1, _single([PY, "-c", "import time; time.sleep(60)"]), None)
+    marker = tmp_path / "daemon.pid"
+    h = backend.launch(2, _single([PY, "-c", DAEMON, str(marker)]), None)
+    st = wait_for(backend, h, finished)
+    assert st.all_succeeded
+    daemon = int(marker.read_text())
+    deadline = time.monotonic() + 30
+    while process_start_time(daemon) is not None and not _is_zombie(daemon):
+        assert time.monotonic() < deadline, "the daemonised process outlived its replica"
+        time.sleep(0.05)
+    assert backend.poll(other).all_running  # the other job's replica was not touched
+    backend.cancel(other)
+    assert [r.exit_code for r in backend.poll(other).replicas] == [-signal.SIGTERM]

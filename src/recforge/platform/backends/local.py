@@ -1,9 +1,9 @@
-"""Local backend: each replica is a process on this machine, under its sidecar.
+"""Local backend: each replica is a process on this machine, supervised by the node's host.
 
-Replicas' sidecars are forked by one spawner process (:mod:`.spawner`), so a launch costs a
-fork, not an interpreter start. Each sidecar leads its own session (cancel signals the whole
-process group), writes its output to ``<runtime_dir>/job-<id>/attempt-<n>/replica-<i>.log``,
-touches ``replica-<i>.hb`` at every heartbeat, and records its exit in ``replica-<i>.exit``. The
+One host process per backend (:mod:`.spawner`) starts every replica's command and supervises it
+(:mod:`.replica`): each command leads its own session (cancel signals its whole process group),
+writes its output to ``<runtime_dir>/job-<id>/attempt-<n>/replica-<i>.log``; the host touches
+``replica-<i>.hb`` at every heartbeat and records the exit in ``replica-<i>.exit``. The
 runtime directory is the service's (private); replicas get a scratch working directory
 (``<work_dir>/job-<id>/attempt-<n>``, owned by their OS user, mode 0700) unless the spec names
 one, and ``HOME`` points there.
@@ -12,9 +12,11 @@ Limits: memory for the replica's whole process tree (cgroup v2 where available, 
 accounting: :mod:`.memory`), CPU through ``sched_setaffinity`` when the replica asks for fewer
 cores than the machine has. The handle records which were applied (``limits``).
 
-The handle keeps each sidecar's pid and its start time (field 22 of ``/proc/<pid>/stat``): a
-restarted service, no longer the spawner's parent, uses the pair to tell a live replica from a
-reused pid, and reads the exit file to learn how a finished replica ended.
+The handle keeps, per replica, the supervising host's pid and start time (``pid``,
+``start_time``; field 22 of ``/proc/<pid>/stat``) and the command's (``child_pid``,
+``child_start``): a restarted service, no longer the host's parent, uses the pairs to tell a
+live replica from a reused pid, and reads the exit file to learn how a finished replica ended.
+A replica whose host is gone and that left no exit file is lost.
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ __all__ = ["LocalBackend", "process_start_time"]
 
 
 class _Spawner:
-    """The spawner process and the thread that reads its answers."""
+    """The host process (:mod:`.spawner`) and the thread that reads its answers."""
 
     def __init__(self, python: str, on_exit: Callable[[int], object]) -> None:
+        """``on_exit(job_id)`` is called when a replica of that job has ended."""
         self.on_exit = on_exit
         self.proc = subprocess.Popen(
             [python, "-m", "recforge.platform.backends.spawner"],
@@ -80,19 +83,21 @@ class _Spawner:
         for raw in self.proc.stdout:
             msg = json.loads(raw)
             if "exited" in msg:
-                self.on_exit(int(msg["exited"]))
+                self.on_exit(int(msg["job"]))
                 continue
             with self._cond:
                 self._answers[int(msg["id"])] = msg
                 self._cond.notify_all()
-        with self._cond:  # the spawner died: wake every waiter
+        with self._cond:  # the host died: wake every waiter
             self._cond.notify_all()
+        # After close() the host supervises its replicas to their end; collect it then.
+        self.proc.wait()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def send(self, request: dict[str, Any]) -> int:
-        """Ask for one sidecar; the request id to collect its answer with."""
+        """Ask for one replica to be started; the request id to collect its answer with."""
         with self._cond:
             self._next += 1
             rid = self._next
@@ -101,33 +106,33 @@ class _Spawner:
             self.proc.stdin.write((dumps({**request, "id": rid}, indent=None) + "\n").encode())
             self.proc.stdin.flush()
         except OSError as exc:
-            raise LaunchError(f"the spawner is gone: {exc}") from exc
+            raise LaunchError(f"the host process is gone: {exc}") from exc
         return rid
 
     def answer(self, rid: int, timeout: float = 60.0) -> dict[str, Any]:
-        """The spawner's answer to request ``rid`` (``pid``, ``start_time``)."""
+        """The host's answer to request ``rid`` (``pid``, ``start_time``, ``child_pid``,
+        ``child_start``)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while rid not in self._answers:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self.alive():
-                    raise LaunchError("the spawner did not answer")
+                    raise LaunchError("the host process did not answer")
                 self._cond.wait(min(left, 1.0))
             answer = self._answers.pop(rid)
         if "error" in answer:
-            raise LaunchError(f"fork failed: {answer['error']}")
+            raise LaunchError(f"start failed: {answer['error']}")
         return answer
 
     def close(self) -> None:
+        """End the host's input; it exits once its last replica has ended."""
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
 
 
 class LocalBackend(Backend):
-    """Run replicas as local processes under the sidecar (see the module docstring).
+    """Run replicas as local processes under the node's host (see the module docstring).
 
     ``term_grace`` is how long cancel waits after SIGTERM before SIGKILL. ``work_dir`` holds the
     replicas' scratch directories (default: ``<runtime_dir>/../work``). ``memory`` forces the
@@ -154,7 +159,7 @@ class LocalBackend(Backend):
         self.runtime_dir = Path(runtime_dir)
         self.work_dir = Path(work_dir) if work_dir is not None else self.runtime_dir.parent / "work"
         self.heartbeat_interval = heartbeat_interval
-        self.python = python  # the spawner's and sidecars' (the service's user runs them)
+        self.python = python  # the host's (the service's user runs it)
         #: the interpreter of replicas the platform writes in Python (kind python, a service's
         #: supervisor); they run as the job's user, who must be able to execute it
         self.job_python = job_python or python
@@ -165,17 +170,15 @@ class LocalBackend(Backend):
         self._next_core = 0
         self._spawner: list[_Spawner] = []  # at most one; a list so the finalizer can see it
         self._spawn_lock = threading.Lock()
-        self._jobs_by_pid: dict[int, int] = {}
         self._notify: Callable[[int], None] | None = None
-        # A backend dropped without close() still lets its spawner go (it exits at EOF).
+        # A backend dropped without close() still lets its host go (it ends after its replicas).
         weakref.finalize(self, _close_all, self._spawner)
 
     def set_notifier(self, notify: Callable[[int], None]) -> None:
         self._notify = notify
 
-    def _on_exit(self, pid: int) -> None:
-        job = self._jobs_by_pid.pop(pid, None)
-        if job is not None and self._notify is not None:
+    def _on_exit(self, job: int) -> None:
+        if self._notify is not None:
             self._notify(job)
 
     def _spawner_proc(self) -> _Spawner:
@@ -184,12 +187,12 @@ class LocalBackend(Backend):
                 _close_all(self._spawner)
                 on_exit = weakref.WeakMethod(self._on_exit)  # the reader must not keep us alive
                 self._spawner.append(
-                    _Spawner(self.python, lambda pid: (m := on_exit()) is not None and m(pid))
+                    _Spawner(self.python, lambda job: (m := on_exit()) is not None and m(job))
                 )
             return self._spawner[0]
 
     def close(self) -> None:
-        """Let the spawner go (replicas keep running)."""
+        """Let the host go (it supervises running replicas to their end, then exits)."""
         with self._spawn_lock:
             _close_all(self._spawner)
 
@@ -222,7 +225,7 @@ class LocalBackend(Backend):
         return out
 
     def launch_many(self, launches: list[Launch]) -> list[Handle | Exception]:
-        """Start the gangs: every replica's fork request goes to the spawner first, then the
+        """Start the gangs: every replica's start request goes to the host first, then the
         answers are collected (one round trip for a tick's admissions, not one per replica)."""
         handles: list[Handle] = []
         pending: list[tuple[Handle, dict[str, Any], int]] = []  # (handle, replica, request id)
@@ -248,7 +251,8 @@ class LocalBackend(Backend):
                 continue
             replica["pid"] = int(answer["pid"])
             replica["start_time"] = int(answer["start_time"])
-            self._jobs_by_pid[replica["pid"]] = int(handle["job_id"])
+            replica["child_pid"] = answer["child_pid"]
+            replica["child_start"] = answer["child_start"]
             handle["replicas"].append(replica)
         for i, handle in enumerate(handles):
             if isinstance(out[i], Exception):
@@ -264,7 +268,7 @@ class LocalBackend(Backend):
             limits["memory_mib"] = {r["index"]: r["memory_mib"] for r in replicas
                                     if r["memory_mib"]}  # fmt: skip
             handle["complete"] = True
-            # Once per launch, complete. A crash before this write leaves the sidecars' pid
+            # Once per launch, complete. A crash before this write leaves the replicas' pid
             # files, from which recover_handle rebuilds the handle.
             self._save_handle(handle)
         return out
@@ -324,7 +328,7 @@ class LocalBackend(Backend):
         """Rebuild the handle of an attempt whose launch was interrupted (service crash).
 
         Reads ``handle.json`` (written once the launch is complete) and adds replicas known
-        only from their sidecar's pid file. Sidecars write that file right
+        only from their pid file. The host writes that file right
         after starting, so if the attempt directory exists but nothing is found yet, it waits up
         to ``settle_s`` for them. None when nothing of the attempt was started.
         """
@@ -364,6 +368,8 @@ class LocalBackend(Backend):
                         "role": info.get("role", ""),
                         "pid": info["pid"],
                         "start_time": info["start_time"],
+                        "child_pid": info.get("child_pid"),
+                        "child_start": info.get("child_start"),
                         "log": str(job_dir / f"replica-{index}.log"),
                         "exit_file": str(job_dir / f"replica-{index}.exit"),
                         "cpus": None,
@@ -379,7 +385,8 @@ class LocalBackend(Backend):
         ended = read_exit(r["exit_file"])
         if ended is None:
             if alive(int(r["pid"]), int(r["start_time"])):
-                # Running once its sidecar is up (it writes the pid file after starting the
+                # Running while its host is up (its exit file comes before the command's pid
+                # goes) and once the pid file is there (the host writes it after starting the
                 # command, then beats); before that it is still starting, however slow the
                 # machine is, and its heartbeat clock has not started.
                 beat = _mtime(Path(r["exit_file"]).with_suffix(".hb"))
@@ -387,7 +394,7 @@ class LocalBackend(Backend):
                     beat = _mtime(Path(r["exit_file"]).with_suffix(".pid"))
                 if beat is not None:
                     return ReplicaStatus(idx, ReplicaPhase.RUNNING, heartbeat_at=beat)
-                return ReplicaStatus(idx, ReplicaPhase.PENDING, None, "sidecar starting")
+                return ReplicaStatus(idx, ReplicaPhase.PENDING, None, "host starting it")
             # It may have written the file just before exiting: look once more.
             ended = read_exit(r["exit_file"])
             if ended is None:
@@ -410,28 +417,41 @@ class LocalBackend(Backend):
         )
 
     # -- cancel / logs ------------------------------------------------------------------------
-    def _signal_group(self, r: dict[str, Any], sig: int) -> bool:
+    @staticmethod
+    def _signal_group(r: dict[str, Any], sig: int) -> bool:
         """Signal the replica's process group; False if nothing of ours is left to signal."""
-        pid, start = int(r["pid"]), int(r["start_time"])
+        if r.get("child_pid") is None:
+            return False  # the command never started
+        pid, start = int(r["child_pid"]), int(r["child_start"])
         st = proc_stat(pid)
         if st is not None and st[1] != start:
             return False  # pid reused by an unrelated process: its group is not ours
         try:
-            os.killpg(pid, sig)  # the sidecar leads its own session; the group outlives it
+            os.killpg(pid, sig)  # the command leads its own session; the group outlives it
         except (ProcessLookupError, PermissionError):
             return False
         return True
 
     def cancel(self, handle: Handle) -> None:
+        """SIGTERM to every replica's process group, SIGKILL after ``term_grace``; then wait
+        (boundedly) for the exit files, so a poll right after sees how each ended. A host that
+        is stopped (SIGSTOP: it can record nothing) is killed: its replicas are lost anyway."""
         replicas = handle.get("replicas", [])
         live = [r for r in replicas if self._signal_group(r, signal.SIGTERM)]
         deadline = time.monotonic() + self.term_grace
         while live and time.monotonic() < deadline:
-            live = [r for r in live if _group_exists(int(r["pid"]))]
+            live = [r for r in live if _group_exists(int(r["child_pid"]))]
             if live:
                 time.sleep(0.05)
         for r in live:
             self._signal_group(r, signal.SIGKILL)
+        waiting = [r for r in replicas if r.get("child_pid") is not None]
+        deadline = time.monotonic() + max(self.term_grace, _EXIT_FILE_WAIT)
+        while waiting and time.monotonic() < deadline:
+            waiting = [r for r in waiting if read_exit(r["exit_file"]) is None
+                       and _host_supervises(r)]  # fmt: skip
+            if waiting:
+                time.sleep(0.02)
 
     def samples(self, handle: Handle, replica: int, since: float | None = None
                 ) -> list[dict[str, Any]]:  # fmt: skip
@@ -449,6 +469,23 @@ class LocalBackend(Backend):
                 lines = path.read_text(errors="replace").splitlines()
                 return "\n".join(lines[-tail:]) if tail > 0 else ""
         raise KeyError(f"job {handle.get('job_id')} has no replica {replica}")
+
+
+#: how long cancel waits at most for the exit files once the replicas' groups are gone
+_EXIT_FILE_WAIT = 5.0
+
+
+def _host_supervises(r: dict[str, Any]) -> bool:
+    """The replica's host is alive and can still record its exit; a stopped host is killed."""
+    pid, start = int(r["pid"]), int(r["start_time"])
+    st = proc_stat(pid)
+    if st is None or st[1] != start or st[0] in ("Z", "X"):
+        return False
+    if st[0] in ("T", "t"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        return False
+    return True
 
 
 def _close_all(spawners: list[_Spawner]) -> None:

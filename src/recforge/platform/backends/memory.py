@@ -25,7 +25,8 @@ from pathlib import Path
 
 from recforge.platform.backends import proctree
 
-__all__ = ["CGROUP_ROOT", "SAMPLE_SECONDS", "CgroupLimit", "TreeWatch", "memory_mode"]
+__all__ = ["CGROUP_ROOT", "SAMPLE_SECONDS", "CgroupLimit", "TreeWatch", "memory_mode",
+           "over_limit"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SAMPLE_SECONDS = 0.1
@@ -115,19 +116,12 @@ class TreeWatch(threading.Thread):
         self.on_kill = on_kill
         self.stop_event = threading.Event()
         self.reason: str | None = None
-        self.peak = 0
 
     def check(self) -> bool:
         """One sample; True (and the tree killed) if the limit was passed."""
-        pids = proctree.descendants(self.root_pid)
-        used = proctree.tree_rss_bytes(pids)
-        self.peak = max(self.peak, used)
-        if used <= self.limit:
+        self.reason = over_limit(proctree.descendants(self.root_pid), self.limit_mib)
+        if self.reason is None:
             return False
-        self.reason = (
-            f"memory limit {self.limit_mib} MiB exceeded: the replica's {len(pids)} process(es) "
-            f"used {used / _MIB:.0f} MiB"
-        )
         proctree.kill_tree(self.root_pid)
         if self.on_kill is not None:
             self.on_kill()
@@ -137,6 +131,15 @@ class TreeWatch(threading.Thread):
         while not self.stop_event.wait(self.interval):
             if self.check():
                 return
+
+
+def over_limit(pids: list[int], limit_mib: int) -> str | None:
+    """Why ``pids`` together break a tree-accounted limit of ``limit_mib``, or None."""
+    used = proctree.tree_rss_bytes(pids)
+    if used <= limit_mib * _MIB:
+        return None
+    return (f"memory limit {limit_mib} MiB exceeded: the replica's {len(pids)} process(es) "
+            f"used {used / _MIB:.0f} MiB")  # fmt: skip
 
 
 def own_cgroup_name(job: int, attempt: int, replica: int) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 __all__ = [
     "alive",
     "become_subreaper",
+    "children",
     "descendants",
     "kill_tree",
     "proc_stat",
@@ -48,7 +49,8 @@ def alive(pid: int, start_time: int) -> bool:
     return st is not None and st[1] == start_time and st[0] not in ("Z", "X")
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The live children of ``pid``."""
     out: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -63,7 +65,7 @@ def _children(pid: int) -> list[int]:
 def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (children, grandchildren, ...), parents first."""
     out: list[int] = []
-    todo = _children(pid)
+    todo = children(pid)
     seen = {pid}
     while todo:
         p = todo.pop(0)
@@ -71,7 +73,7 @@ def descendants(pid: int) -> list[int]:
             continue
         seen.add(p)
         out.append(p)
-        todo += _children(p)
+        todo += children(p)
     return out
 
 

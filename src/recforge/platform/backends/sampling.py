@@ -88,9 +88,11 @@ class Sampler:
         except (OSError, ValueError, KeyError):
             return None
 
-    def sample(self) -> dict[str, Any]:
-        """Take one sample, keep it and rewrite the file (errors only skip the write)."""
-        pids = proctree.descendants(self.root_pid)
+    def sample(self, pids: list[int] | None = None) -> dict[str, Any]:
+        """Take one sample of ``pids`` (default: the tree below ``root_pid``), keep it and
+        rewrite the file (errors only skip the write)."""
+        if pids is None:
+            pids = proctree.descendants(self.root_pid)
         usage = self._cgroup_usage()
         if usage is None:
             cpu, rss = _tree_cpu_seconds(pids), proctree.tree_rss_bytes(pids) / _MIB

@@ -53,8 +53,8 @@ from recforge.platform.backends import proctree
 from recforge.platform.backends.memory import CgroupLimit, TreeWatch, own_cgroup_name
 from recforge.platform.backends.sampling import Sampler, samples_path
 
-__all__ = ["STORE_URL_ENV", "SidecarConfig", "beat_until_stopped", "main", "read_exit",
-           "read_exit_file", "supervise", "write_exit_file"]  # fmt: skip
+__all__ = ["STORE_URL_ENV", "SidecarConfig", "beat_until_stopped", "main", "make_workdir",
+           "read_exit", "read_exit_file", "supervise", "write_exit_file"]  # fmt: skip
 
 #: the store URL for store heartbeats, read by the sidecar and never passed to the command.
 STORE_URL_ENV = "RECFORGE_STORE_URL"
@@ -175,13 +175,22 @@ class _Heartbeat(threading.Thread):
             self.beat()
 
 
-def _make_workdir(path: Path, uid: int | None, gid: int | None) -> None:
+def make_workdir(path: Path, uid: int | None, gid: int | None) -> None:
     """``path`` (0700, owned by the replica's user) and any missing parent (0711: others may
     pass through, not list), whatever the umask, so the user can reach it by its full path."""
-    missing = [p for p in [*reversed(path.parents), path] if not p.exists()]
-    for p in missing:
-        with contextlib.suppress(FileExistsError):  # a sibling replica made it first
-            p.mkdir()
+    todo, made = [path], []
+    while todo:  # mkdir first, look only on failure (one call in the common case)
+        try:
+            os.mkdir(todo[-1])
+        except FileNotFoundError:
+            todo.append(todo[-1].parent)
+            continue
+        except FileExistsError:  # there already (a sibling replica made it first)
+            pass
+        else:
+            made.append(todo[-1])
+        todo.pop()
+    for p in made:
         os.chmod(p, 0o700 if p == path else 0o711)
     if uid is not None and gid is not None:
         os.chown(path, uid, gid)
@@ -227,7 +236,7 @@ def supervise(cfg: SidecarConfig) -> int:
                 raise OSError(f"refusing to run a job as {cfg.user!r} (root)")
             creds = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
         if cfg.cwd and cfg.workdir_owned:
-            _make_workdir(Path(cfg.cwd), creds.get("user"), creds.get("group"))
+            make_workdir(Path(cfg.cwd), creds.get("user"), creds.get("group"))
         preexec = None
         if cfg.memory_mib and cfg.memory_mode == "cgroup-v2":
             cgroup = CgroupLimit.create(own_cgroup_name(cfg.job, cfg.attempt, cfg.replica),

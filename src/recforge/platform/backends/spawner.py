@@ -1,122 +1,179 @@
-"""The local backend's spawner: forks replica sidecars from one small, warm process.
+"""The local backend's host process: one per node, it starts and supervises every replica.
 
-Starting a fresh Python interpreter for every replica's sidecar costs tens of milliseconds of CPU;
-forking this process (which has imported the sidecar and nothing else) costs well under one. The
-local backend starts one spawner (``python -m recforge.platform.backends.spawner``) with a pipe
-each way and an empty environment:
+A forked Python sidecar per replica cost more CPU than a trivial job itself (a fork of an
+interpreter, a thread, a second fork for the command, its exit). The host does the sidecar's
+work for all replicas of the node from one loop (:mod:`.replica` for one replica's part). The
+local backend starts it (``python -m recforge.platform.backends.spawner``) with a pipe each way
+and an empty environment:
 
 * each request line is a JSON :class:`~recforge.platform.backends.sidecar.SidecarConfig` plus
-  ``id``, ``log`` and optionally ``cpus``; the spawner forks, the child starts a new session,
-  sends its output to ``log``, pins itself to ``cpus`` and runs
-  :func:`~recforge.platform.backends.sidecar.supervise`;
-* the spawner answers ``{"id", "pid", "start_time"}`` (or ``{"id", "error"}``) and later
-  ``{"exited": pid}`` when that sidecar has ended, which lets the service poll that job at once.
+  ``id``, ``log`` and optionally ``cpus``; the host starts the command at once and answers
+  ``{"id", "pid", "start_time", "child_pid", "child_start"}`` (``pid``/``start_time`` are the
+  host's: the replica's supervision; ``child_*`` the command's, null if it could not start, with
+  the exit file saying why) or ``{"id", "error"}``;
+* once a replica has ended (exit file written) it sends ``{"exited": child_pid, "job": id}``,
+  which lets the service poll that job at once.
 
-Sidecars do not depend on the spawner: each leads its own session and writes its exit file, so
-when the service (and with it the spawner, which exits at the end of its input) dies, replicas
-run on and a restarted service finds them by their pid and exit files.
+The loop waits on the input, a SIGCHLD self-pipe and its next timer (the earliest heartbeat, and
+every :data:`~.memory.SAMPLE_SECONDS` while a replica has a tree-accounted memory limit). Ended
+commands are found with ``waitid(WNOWAIT)``: the exit file is written while the zombie still
+holds the pid, then it is reaped. The host is the subreaper of every replica (orphans stay in
+their replica's tree). Stopping the host stops every beat of its replicas, so a hung host shows
+as lost replicas.
+
+Replicas do not depend on the service: when its input ends (the service exited or was killed),
+the host stops reading and keeps supervising until its last replica has ended, then exits; a
+restarted service starts its own host and finds the older replicas by their pid and exit files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
 import signal
 import sys
+import time
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 from recforge._json import dumps
 from recforge.platform.backends import proctree
-from recforge.platform.backends.sidecar import SidecarConfig, supervise, write_exit_file
+from recforge.platform.backends.memory import SAMPLE_SECONDS
+from recforge.platform.backends.replica import Replica, StartFailed, start
+from recforge.platform.backends.sidecar import SidecarConfig
 
 __all__ = ["main"]
 
 _CONFIG_FIELDS = {f.name for f in fields(SidecarConfig)}
 
 
-def _child(request: dict[str, Any]) -> int:
-    """In the forked child: become the sidecar of one replica."""
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)
-    os.setsid()
-    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the spawner's pipes are not the replica's
-    if request.get("cpus"):
-        os.sched_setaffinity(0, set(request["cpus"]))
-    cfg = SidecarConfig(**{k: v for k, v in request.items() if k in _CONFIG_FIELDS})
-    try:
-        return supervise(cfg)
-    except BaseException as exc:  # never fall back into the spawner's loop
-        print(f"[recforge-sidecar] failed: {exc!r}", file=sys.stderr, flush=True)
-        if cfg.exit_file:
-            write_exit_file(Path(cfg.exit_file), 126, f"sidecar: {exc}")
-        return 126
+class Host:
+    """The loop's state: live replicas by command pid, and the pipe to the service."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out  # None once the service is gone
+        self.replicas: dict[int, Replica] = {}
+        self.me = (os.getpid(), proctree.process_start_time(os.getpid()) or 0)
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if self.out is None:
+            return
+        try:
+            self.out.write(dumps(msg, indent=None) + "\n")
+        except (BrokenPipeError, ValueError):  # the service went away while we answered
+            self.out = None
+
+    def spawn(self, request: dict[str, Any]) -> None:
+        rid = request.get("id")
+        try:
+            cfg = SidecarConfig(**{k: v for k, v in request.items() if k in _CONFIG_FIELDS})
+            rep = start(cfg, request["log"], request.get("cpus"), self.me, time.monotonic())
+        except StartFailed:
+            self.send({"id": rid, "pid": self.me[0], "start_time": self.me[1],
+                       "child_pid": None, "child_start": None})  # fmt: skip
+            self.send({"exited": None, "job": request.get("job")})
+            return
+        except Exception as exc:  # a bad request: the service learns why
+            self.send({"id": rid, "error": f"{type(exc).__name__}: {exc}"})
+            return
+        self.replicas[rep.pid] = rep
+        self.send({"id": rid, "pid": self.me[0], "start_time": self.me[1],
+                   "child_pid": rep.pid, "child_start": rep.start_time})  # fmt: skip
+
+    def orphans(self) -> list[int]:
+        """Children of the host that are no replica's command (adopted as subreaper)."""
+        return [p for p in proctree.children(os.getpid()) if p not in self.replicas]
+
+    def reap(self) -> None:
+        """Settle every ended child: a command's exit file first, then the reap."""
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            pid = info.si_pid
+            rep = self.replicas.pop(pid, None)
+            if rep is not None:
+                try:
+                    orphans = self.orphans()
+                    rep.finish(_status(info), orphans)
+                    if not self.replicas:  # the last live replica: every orphan was its own
+                        rep.kill(orphans)
+                finally:
+                    os.waitpid(pid, 0)
+                self.send({"exited": pid, "job": rep.cfg.job})
+            else:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+
+    def timers(self, now: float) -> float | None:
+        """Run what is due; seconds until the next timer (None: nothing to wait for)."""
+        due = [r for r in self.replicas.values() if r.next_beat <= now]
+        watched = [r for r in self.replicas.values()
+                   if r.cfg.memory_mib and r.cfg.memory_mode == "tree"]  # fmt: skip
+        if due or watched:
+            orphans = self.orphans()
+            for r in due:
+                r.beat(now, orphans)
+            for r in watched:
+                r.check_memory(orphans)
+        if not self.replicas:
+            return None
+        nxt = min(r.next_beat for r in self.replicas.values()) - now
+        if watched:
+            nxt = min(nxt, SAMPLE_SECONDS)
+        return max(0.0, nxt)
+
+
+def _status(info: os.waitid_result) -> int:
+    """A waitpid-style status from waitid's result (for ``os.waitstatus_to_exitcode``)."""
+    if info.si_code == os.CLD_EXITED:
+        return (info.si_status & 0xFF) << 8
+    return info.si_status & 0x7F  # killed (or dumped core) by that signal
 
 
 def main() -> int:
     out = os.fdopen(sys.stdout.fileno(), "w", buffering=1)
     inp = sys.stdin.fileno()
-    children: set[int] = set()
+    host = Host(out)
+    proctree.become_subreaper()
     wake_r, wake_w = os.pipe()  # SIGCHLD -> the select loop (self-pipe)
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     sel = selectors.DefaultSelector()
     sel.register(inp, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
+    reading = True
     pending = b""
-
-    def reap() -> None:
-        while children:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            children.discard(pid)
-            out.write(dumps({"exited": pid}, indent=None) + "\n")
-
-    def spawn(request: dict[str, Any]) -> None:
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            out.write(dumps({"id": request.get("id"), "error": str(exc)}, indent=None) + "\n")
-            return
-        if pid == 0:
-            os._exit(_child(request))
-        children.add(pid)
-        start = proctree.process_start_time(pid)
-        out.write(dumps({"id": request.get("id"), "pid": pid, "start_time": start or -1},
-                        indent=None) + "\n")  # fmt: skip
-
-    try:
-        while True:
-            for key, _ in sel.select():
-                if key.fd == wake_r:
-                    os.read(wake_r, 4096)
-                    reap()
-                    continue
-                # Read what is there ourselves: a buffered reader could hold whole requests
-                # that select() then never reports.
-                chunk = os.read(inp, 1 << 16)
-                if not chunk:  # the service is gone: sidecars run on without us
-                    return 0
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        spawn(json.loads(line))
-            reap()
-    except BrokenPipeError:  # the service went away while we answered
-        return 0
+    while reading or host.replicas:
+        timeout = host.timers(time.monotonic())
+        for key, _ in sel.select(timeout):
+            if key.fd == wake_r:
+                os.read(wake_r, 4096)
+                continue
+            # Read what is there ourselves: a buffered reader could hold whole requests
+            # that select() then never reports.
+            chunk = os.read(inp, 1 << 16)
+            if not chunk:  # the service is gone: supervise what runs, then exit
+                reading = False
+                sel.unregister(inp)
+                host.out = None
+                with contextlib.suppress(OSError):
+                    out.close()
+                continue
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    host.spawn(json.loads(line))
+        host.reap()
+    return 0
 
 
 if __name__ == "__main__":
