@@ -537,6 +537,12 @@ def _simulate(
         s.schedule = _with_memo_off(s)  # type: ignore[method-assign]
     if mode == "no_held_memo":
         s.schedule = _with_memo_off(s, held=True)  # type: ignore[method-assign]
+    if mode == "no_window_check":  # every turn runs its fit checks, and nothing is cached
+        s._window_blocked = lambda *_: None  # type: ignore[method-assign]
+        s._no_reclaim = _NeverHeld()
+        s._group_avail = lambda g: {  # type: ignore[method-assign]
+            c: list(s.book.available_vec(g, c)) for c in s._clusters_by_group[g]
+        }
     ends: list[tuple[float, str]] = []
     end_of: dict[str, float] = {}  # the current run's end (a preempted run never ends)
     log: list[tuple[float, tuple]] = []
@@ -617,8 +623,17 @@ def test_shortcuts_do_not_change_decisions() -> None:
     assert full == log and full_stats.tries > stats.tries
     assert _simulate("no_shape_memo")[0] == log
     coarse, coarse_stats = _simulate("no_least_demand")  # the least-demand bound skips more
-    assert coarse == log and coarse_stats.tries > stats.tries
+    assert coarse == log and _work(coarse_stats) > _work(stats)
     assert coarse_stats.skipped_queues < stats.skipped_queues
+    assert stats.blocked_windows > 0
+    unchecked, unchecked_stats = _simulate("no_window_check")
+    assert unchecked == log and unchecked_stats.tries > stats.tries
+    assert unchecked_stats.blocked_windows == 0
+
+
+def _work(stats: Any) -> int:
+    """Turns' fit checks, counting a window found blocked at once as one."""
+    return int(stats.tries + stats.blocked_windows)
 
 
 def test_least_demand_skip_does_not_change_decisions_with_preemption() -> None:
@@ -629,8 +644,12 @@ def test_least_demand_skip_does_not_change_decisions_with_preemption() -> None:
     log, stats = _simulate("normal", preemption=True)
     assert stats.preemptions > 0
     coarse, coarse_stats = _simulate("no_least_demand", preemption=True)
-    assert coarse == log and coarse_stats.tries > stats.tries
+    assert coarse == log and _work(coarse_stats) > _work(stats)
     assert coarse_stats.skipped_queues < stats.skipped_queues
+    # The window check and the memo of shapes with nothing to reclaim (kept across passes
+    # while the usage it read is unchanged) decide as fit checks and fresh plans do.
+    unchecked, unchecked_stats = _simulate("no_window_check", preemption=True)
+    assert unchecked == log and unchecked_stats.tries > stats.tries
 
 
 def test_borrowing_rule_shortcuts_do_not_change_decisions() -> None:
@@ -644,7 +663,7 @@ def test_borrowing_rule_shortcuts_do_not_change_decisions() -> None:
     # The coarse skip, as in the test above (with preemption, skipping a queue nothing new fits
     # is a known difference from trying it: it plans preemption only on its turn).
     coarse, coarse_stats = _simulate("no_least_demand", preemption=True)
-    assert coarse == log and coarse_stats.tries > stats.tries
+    assert coarse == log and _work(coarse_stats) > _work(stats)
 
 
 # -- preemption --------------------------------------------------------------------------------

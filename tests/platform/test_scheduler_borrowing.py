@@ -134,7 +134,9 @@ def test_a_starving_job_may_borrow_what_lenders_need() -> None:
 @pytest.mark.parametrize("seed", range(20))
 def test_available_after_equals_reserving_and_asking(seed: int) -> None:
     """``available_after_vec`` (what the rule uses instead of a tentative reservation) gives
-    what reserving the request and asking ``available_vec`` gives, on random states."""
+    what reserving the request and asking ``available_vec`` gives, on random states; and
+    another group's reservation of ``x`` lowers a group's availability by at most ``x`` (the
+    rule's shortcut when a lender keeps enough anyway)."""
     rng = random.Random(seed)
     cfg = parse_platform_config(
         {
@@ -173,6 +175,8 @@ def test_available_after_equals_reserving_and_asking(seed: int) -> None:
             avail = book.available_vec(f"g{o}", "c")
             req = [rng.randint(0, a) if a < 10**9 else 0 for a in avail]
             predicted = book.available_after_vec(f"g{g}", "c", f"g{o}", req)
+            before = book.available_vec(f"g{g}", "c")
+            assert all(p >= b - x for p, b, x in zip(predicted, before, req, strict=True))
             book.reserve_vec("probe", f"g{o}", "c", req)
             assert predicted == book.available_vec(f"g{g}", "c"), (g, o, req)
             book.release("probe")

@@ -68,8 +68,8 @@ def lender_in_need(
         short: list[str] = []
         for i, (u, d) in enumerate(zip(unused, vec, strict=True)):
             need = u if u < d else d
-            if need <= 0 or not total[i]:
-                continue
+            if need <= 0 or not total[i] or before[i] - total[i] >= need:
+                continue  # (another group's reservation of x lowers h's availability by <= x)
             if after is None:
                 after = book.available_after_vec(h, cluster, group, total)
             if after[i] < before[i] and after[i] < need:

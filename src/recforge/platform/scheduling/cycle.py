@@ -122,6 +122,9 @@ class SchedulerStats:
     admissions: int = 0
     preemptions: int = 0  # victims chosen
     held_for_lenders: int = 0  # borrowing admissions refused: a lender's pending jobs need it
+    # turns found blocked by the window check (no job of the window fits anywhere) without a
+    # fit check per job; decided as a turn of failing fit checks would be
+    blocked_windows: int = 0
 
 
 _Shape = tuple[str, tuple[int, ...], tuple[str, ...]]  # group, gang vector, candidate clusters
@@ -178,7 +181,16 @@ class Scheduler:
         self._last_claims: dict[str, list[str]] = {}  # cluster -> starving job ids, last pass
         self._pass_claims: dict[str, list[str]] = {}
         self._blocked_shapes: set[tuple[str, tuple[int, ...], tuple[str, ...]]] = set()
-        self._no_reclaim: set[tuple[str, tuple[int, ...], tuple[str, ...]]] = set()
+        # shape -> book version token when the shape found nothing to reclaim: the same answer
+        # while no usage it depends on changed and no other plan picked victims (across passes)
+        self._no_reclaim: dict[_Shape, tuple[int, tuple[int, ...]]] = {}
+        self._plans_made = 0
+        # group -> cluster -> availability, valid while the book's change counter is unchanged
+        self._group_avail_at = -1
+        self._group_avail_memo: dict[str, dict[str, list[int]]] = {}
+        # queue -> (order version, its window's job ids, per cluster the distinct gangs of the
+        # window's jobs that may run there, the window's least demand): see _window_blocked
+        self._windows: dict[str, tuple[int, list[str], dict[str, list[list[int]]], list[int]]] = {}
         # shape -> (book changes, demand changes) when the borrowing rule held it back: the same
         # verdict while neither changed (within a pass)
         self._held_shapes: dict[_Shape, tuple[int, int]] = {}
@@ -190,7 +202,6 @@ class Scheduler:
         # that group's pending jobs need; woken (forced) when that group's demand or usage
         # there changes (one of its jobs leaves a queue or is admitted there).
         self._lender_waiters: dict[tuple[str, str], set[str]] = {}
-        self._turn_held = False  # the current try was refused by the borrowing rule
         self._admitted_on: dict[str, dict[str, PendingJob]] = {}  # cluster -> admitted jobs
         self._total_cap: list[int] = []
         self._refresh_capacity()
@@ -463,7 +474,6 @@ class Scheduler:
         self._pass_force = queues.force
         queues.force = set()
         self._blocked_shapes = set()
-        self._no_reclaim = set()
         self._held_shapes = {}
         self._held_on = {}
         out: list[Admission] = []
@@ -546,21 +556,31 @@ class Scheduler:
             if current > share + 1e-12:  # another queue of the group admitted meanwhile
                 heapq.heappush(heap, (current, name))
                 continue
-            if name not in self._pass_force and not self._offers_more(qs):
+            avail = self._group_avail(qs.queue.group)
+            if name not in self._pass_force and not self._offers_more(qs, avail):
                 self.stats.skipped_queues += 1
                 continue
-            if name not in self._pass_force and self._below_least_demand(qs):
+            if name not in self._pass_force and self._below_least_demand(qs, avail):
                 # A turn would end blocked too; do what it would do besides failing fit checks
                 # (so decisions stay those of a scheduler that tries): the queue's head may
                 # reclaim lent quota, and the snapshot moves to what is available now.
                 self.stats.skipped_queues += 1
                 if not blocked.get(name) and qs.order:
                     self._consider_preemption(self._jobs[qs.order[0][3]])
-                qs.snapshot = self._availability(qs.queue)
+                qs.snapshot = avail
                 continue
             skip = blocked.setdefault(name, set())
+            if not skip:
+                window = self._window_blocked(qs, avail)
+                if window is not None:
+                    # Every job a turn would try fails its fit check: do what that turn does.
+                    self.stats.blocked_windows += 1
+                    self._consider_preemption(self._jobs[window[0]])
+                    skip.update(window)
+                    qs.snapshot = self._group_avail(qs.queue.group)
+                    qs.window_min = self._windows[name][3]
+                    continue
             admitted = False
-            self._turn_held = False
             for entry in qs.order:
                 job_id = entry[3]
                 if job_id in skip:
@@ -575,7 +595,7 @@ class Scheduler:
                 if len(skip) > self.backfill_lookahead:
                     break
             if not admitted:
-                qs.snapshot = self._availability(qs.queue)
+                qs.snapshot = self._group_avail(qs.queue.group)
                 tried = [self._jobs[j].gang_vec for j in skip]
                 qs.window_min = [min(col) for col in zip(*tried, strict=True)] if tried else None
                 continue
@@ -586,14 +606,24 @@ class Scheduler:
     def _consider_preemption(self, job: PendingJob) -> None:
         if self.reclaim is None or self.live_victims(job):
             return
-        # Like fit checks, a shape that found nothing to reclaim is not planned again this pass.
+        # A shape that found nothing to reclaim finds nothing again while neither the usage
+        # the plan reads (its clusters, its group's total) nor the victims already chosen by
+        # other plans changed.
         shape = (job.group, tuple(job.gang_vec), tuple(job.candidates))
-        if shape in self._no_reclaim:
+        memo = self._no_reclaim.get(shape)
+        if memo is not None and memo == (
+            self._plans_made,
+            self.book.version(job.group, job.candidates),
+        ):
             return
         plan = self.reclaim.plan(self.book, job, self._admitted_on, self._priorities)
-        if not plan:
-            self._no_reclaim.add(shape)
+        if not plan:  # (the plan's tentative releases were undone: the token is current)
+            self._no_reclaim[shape] = (
+                self._plans_made,
+                self.book.version(job.group, job.candidates),
+            )
             return
+        self._plans_made += 1
         for p in plan:
             self._jobs[p.victim].evicting = job.job_id
         job.preempting = tuple(p.victim for p in plan)
@@ -601,34 +631,70 @@ class Scheduler:
         self._preemptions.extend(plan)
         self.stats.preemptions += len(plan)
 
-    def _availability(self, queue: Queue) -> dict[str, list[int]]:
-        group = queue.group
-        return {c: list(self.book.available_vec(group, c)) for c in self._clusters_by_group[group]}
+    def _group_avail(self, group: str) -> dict[str, list[int]]:
+        """What ``group`` could take now on each cluster it has quota on (shared: read only;
+        valid until the book changes)."""
+        book = self.book
+        if self._group_avail_at != book.changes:
+            self._group_avail_at = book.changes
+            self._group_avail_memo = {}
+        got = self._group_avail_memo.get(group)
+        if got is None:
+            available = book.available_vec
+            got = {c: available(group, c) for c in self._clusters_by_group[group]}
+            self._group_avail_memo[group] = got
+        return got
 
-    def _offers_more(self, qs: QueueState) -> bool:
+    def _window_blocked(self, qs: QueueState, avail: dict[str, list[int]]) -> list[str] | None:
+        """The job ids a turn of ``qs`` would try first (its head and ``backfill_lookahead``
+        more) when none of them fits on any of its clusters now, else None."""
+        name = qs.queue.name
+        cached = self._windows.get(name)
+        if cached is None or cached[0] != qs.version:
+            ids = [e[3] for e in qs.order[: self.backfill_lookahead + 1]]
+            if not ids:
+                return None
+            gangs: dict[str, list[list[int]]] = {}
+            for j in ids:
+                job = self._jobs[j]
+                for c in job.candidates:
+                    vecs = gangs.setdefault(c, [])
+                    if job.gang_vec not in vecs:
+                        vecs.append(job.gang_vec)
+            least = [min(col) for col in zip(*(self._jobs[j].gang_vec for j in ids), strict=True)]
+            cached = self._windows[name] = (qs.version, ids, gangs, least)
+        for c, vecs in cached[2].items():
+            a = avail[c]
+            for v in vecs:
+                for n, x in zip(v, a):  # noqa: B905 - same dims by construction; hot loop
+                    if n > x:
+                        break
+                else:
+                    return None  # this one fits here: a real turn decides
+        return cached[1]
+
+    def _offers_more(self, qs: QueueState, avail: dict[str, list[int]]) -> bool:
         """Whether some cluster offers the queue's group more of anything than at its last
         blocked turn (or it has no snapshot); if not, its jobs are all still blocked."""
         snapshot = qs.snapshot
         if snapshot is None:
             return True
-        group = qs.queue.group
         for c, before in snapshot.items():
-            now = self.book.available_vec(group, c)
+            now = avail[c]
             for n, b in zip(now, before):  # noqa: B905 - same dims by construction; hot loop
                 if n > b:
                     return True
         return False
 
-    def _below_least_demand(self, qs: QueueState) -> bool:
+    def _below_least_demand(self, qs: QueueState, avail: dict[str, list[int]]) -> bool:
         """Whether every cluster offers the queue's group less of some resource than the least
         any job of its last blocked turn asks for (each of them asks at least that much, so
         all are still blocked). False when there is no blocked turn to compare with."""
         least = qs.window_min
         if qs.snapshot is None or least is None:
             return False
-        group = qs.queue.group
         for c in qs.snapshot:
-            now = self.book.available_vec(group, c)
+            now = avail[c]
             for m, n in zip(least, now):  # noqa: B905 - same dims by construction; hot loop
                 if m > n:
                     break
@@ -651,7 +717,6 @@ class Scheduler:
         if held is not None and not job.starving:  # noqa: SIM102 - the memo, then its check
             if held == (self.book.changes, self._queues.demand_changes):
                 self.stats.held_for_lenders += 1
-                self._turn_held = True
                 for c, lender in self._held_on[shape]:
                     self._lender_waiters.setdefault((c, lender), set()).add(job.queue)
                 return False
@@ -691,7 +756,6 @@ class Scheduler:
                 # Not memoised as blocked: the rule may allow it later in this pass, once usage
                 # or pending demand changed.
                 self.stats.held_for_lenders += 1
-                self._turn_held = True
                 self._held_shapes[shape] = (book.changes, self._queues.demand_changes)
                 self._held_on[shape] = held_on
                 return False

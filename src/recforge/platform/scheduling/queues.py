@@ -101,6 +101,7 @@ class QueueState:
     # The least each resource any job of that blocked turn asked for: while every cluster
     # offers less of some resource, all of them are still blocked.
     window_min: list[int] | None = None
+    version: int = 0  # bumped whenever ``order`` changes (keys the cycle's window cache)
 
 
 class PendingQueues:
@@ -156,6 +157,7 @@ class PendingQueues:
         job.entry = self.entry(job)
         bisect.insort(qs.order, job.entry)
         qs.window_min = None
+        qs.version += 1
         self._count_demand(job, +1)
         if qs.aging.max_wait_seconds is not None:
             heapq.heappush(self._aging_heap, (now + qs.aging.max_wait_seconds, job.seq, job.job_id))
@@ -176,6 +178,7 @@ class PendingQueues:
         job.entry = self.entry(job)
         bisect.insort(qs.order, job.entry)
         qs.window_min = None
+        qs.version += 1
 
     def take_out(self, job: PendingJob, *, in_pass: bool) -> bool:
         """Remove a pending job from its queue (admitted, cancelled, ...); True if it was
@@ -189,6 +192,7 @@ class PendingQueues:
             sorted_remove(qs.order, job.entry)
             # The window moved up: a job never tried (perhaps smaller) may be in it now.
             qs.window_min = None
+            qs.version += 1
             if not in_pass:  # a job left its queue's window outside a pass
                 self.mark(job.queue, force=True)
         job.entry = None
@@ -231,6 +235,7 @@ class PendingQueues:
             assert job.entry is not None
             sorted_remove(qs.order, job.entry)
             qs.window_min = None
+            qs.version += 1
             job.entry = None
             job.starving = True
             qs.starving += 1

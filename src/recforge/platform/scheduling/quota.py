@@ -283,8 +283,11 @@ class QuotaBook:
 
     def within_nominal(self, group: str, cluster: str, request: Sequence[int]) -> bool:
         """True when ``group`` could add ``request`` on ``cluster`` without borrowing."""
-        _, slot = self._state(group, cluster)
-        return all(u + r <= n for u, r, n in zip(slot.used, request, slot.nominal, strict=True))
+        slot = self._slot(group, cluster)
+        for u, r, n in zip(slot.used, request, slot.nominal):  # noqa: B905, SIM110 - hot loop
+            if u + r > n:
+                return False
+        return True
 
     def fits_nominal(self, group: str, cluster: str, request: Sequence[int]) -> bool:
         """True when ``request`` alone fits in ``group``'s nominal quota on ``cluster``."""
@@ -293,8 +296,20 @@ class QuotaBook:
 
     def unused_nominal_vec(self, group: str, cluster: str) -> list[int]:
         """Per resource, how much of its nominal quota on ``cluster`` ``group`` does not use."""
-        _, slot = self._state(group, cluster)
+        slot = self._slot(group, cluster)
         return [n - u if n > u else 0 for n, u in zip(slot.nominal, slot.used, strict=True)]
+
+    def _slot(self, group: str, cluster: str) -> _Slot:
+        # The hot path of :meth:`_state`: a known (group, cluster) pair needs no validation.
+        st = self._clusters.get(cluster)
+        slot = None if st is None else st.slots.get(group)
+        return self._state(group, cluster)[1] if slot is None else slot
+
+    def version(self, group: str, clusters: Iterable[str]) -> tuple[int, ...]:
+        """A token that changes whenever usage on one of ``clusters`` or ``group``'s usage
+        anywhere changes (equal tokens: every availability they determine is unchanged)."""
+        cs = self._clusters
+        return (self._group_version.get(group, 0), *(cs[c].version for c in clusters))
 
     def _state(self, group: str, cluster: str) -> tuple[_ClusterState, _Slot]:
         st = self._clusters.get(cluster)
@@ -385,6 +400,9 @@ class QuotaBook:
 
     def _limits_changed(self) -> None:
         # Quotas, capacities or dimensions changed: what was derived from them is stale.
+        self.changes += 1
+        for st in self._clusters.values():
+            st.version += 1
         self._avail_cache.clear()
         self._max_cache.clear()
         self._borrow_cache.clear()
