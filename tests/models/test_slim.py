@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet
 
 from recforge.data.interactions import Interactions
-from recforge.models import get_model_class
+from recforge.models import get_model_class, slim
 from recforge.models.slim import SLIMElasticNet, keep_count
 
 
@@ -161,16 +161,19 @@ def _gap(x: np.ndarray, y: np.ndarray, w: np.ndarray, l1: float, l2: float) -> f
     return primal - (-0.5 * scale**2 * (r2 + l2 * w2) + scale * (res @ y))
 
 
+@pytest.mark.parametrize("anderson", [0, slim.ANDERSON])
 @pytest.mark.parametrize(("alpha", "l1_ratio"), [(0.01, 0.1), (1e-3, 1e-3), (0.05, 0.5)])
 def test_numba_solver_meets_the_duality_gap_and_lies_near_the_optimum(
-    alpha: float, l1_ratio: float,
+    alpha: float, l1_ratio: float, anderson: int, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What "identical within solver tolerance" means here, checked column by column.
 
     The numba result's duality gap, recomputed over ALL features (so the co-occurrence screening
     is checked too), is at most tol * ||y||^2; by l2-strong convexity its distance to the
-    optimum (sklearn at tol 1e-10) is then at most sqrt(2 * tol * ||y||^2 / l2).
+    optimum (sklearn at tol 1e-10) is then at most sqrt(2 * tol * ||y||^2 / l2). Both with
+    plain coordinate descent (anderson=0) and with Anderson extrapolation (the default).
     """
+    monkeypatch.setattr(slim, "ANDERSON", anderson)
     r = _data(4, (90, 40))
     n_users, n = r.shape
     tol = 1e-4
@@ -221,3 +224,23 @@ def test_numba_solver_reports_unconverged_items() -> None:
     assert (one.n_iter_ == 1).all() and not one.converged_.all()
     assert many.converged_.all() and many.n_iter_.max() > 1
     assert _fit(r, top_k=5, solver="sklearn").converged_ is None
+
+
+def test_anderson_extrapolation_and_plain_descent_agree_within_tolerance() -> None:
+    # tiny penalties: many active sweeps per item, so the extrapolation runs and moves the
+    # iterates (the results differ bit-wise), yet both meet the same gap: per column they lie
+    # within sqrt(2 tol ||y||^2 / l2) of the optimum, hence within twice that of each other
+    r = _data(7, (150, 45))
+    params = SLIMElasticNet(top_k=45, alpha=1e-3, l1_ratio=1e-3, max_iter=1000)._checked_params()
+    x = sp.csc_matrix(r)
+    x.sort_indices()
+    plain, _, plain_ok = slim.fit_slim_numba(x, params, 1, anderson=0)
+    fast, _, fast_ok = slim.fit_slim_numba(x, params, 1, anderson=slim.ANDERSON)
+    assert plain_ok.all() and fast_ok.all()
+    a, b = plain.toarray().astype(np.float64), fast.toarray().astype(np.float64)
+    assert (a != b).any()
+    l2 = params["alpha"] * (1 - params["l1_ratio"]) * r.shape[0]
+    ball = np.sqrt(2 * params["tol"] * r.sum(axis=0) / l2)
+    assert (np.linalg.norm(a - b, axis=0) <= 2 * ball + 1e-6).all()
+    with pytest.raises(ValueError, match="anderson must be an integer >= 0"):
+        slim.fit_slim_numba(x, params, 1, anderson=-1)
