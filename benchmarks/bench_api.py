@@ -10,9 +10,10 @@ Every run starts ``recforge platform serve --config`` in a subprocess (uvicorn, 
 to 127.0.0.1, a fresh store: SQLite in a temporary directory, or a new database on a private
 PostgreSQL 15 server), access and service logs on at INFO into a file, and stops it by its pid.
 
-* **submissions**: ``--clients`` threads, each with one keep-alive connection (the standard
-  library's ``http.client``: a light client leaves the shared cores to the server), submit
-  ``--jobs`` valid gang specs (1 master + 2 workers) between them; jobs/s is the count over the
+* **submissions**: one client thread with ``--clients`` keep-alive connections (one request in
+  flight on each; prepared request bytes and minimal answer parsing, so the client, which
+  shares the server's cores, stays lean; its CPU per job is reported) submits ``--jobs`` valid
+  gang specs (1 master + 2 workers); jobs/s is the count over the
   time from the first request to the last answer. The same run measures the loop **off**
   (``--no-loop``: authenticate, validate, check queue and feasibility, store job + event, answer
   201) and **on** (the scheduling loop runs, with an 8-core local cluster kept busy by 1-core
@@ -48,7 +49,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -179,44 +179,102 @@ def _child_pids(pid: int) -> list[int]:
     return out
 
 
+def _request(port: int, token: str, body: bytes) -> bytes:
+    """One ``POST /jobs`` as raw HTTP/1.1 bytes (keep-alive), built before the clock starts."""
+    return (b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (port, token.encode(), len(body), body))  # fmt: skip
+
+
+class _Conn:
+    """One keep-alive connection of the lean client: sends a prepared request, then reads one
+    answer (status line, headers up to the blank line, ``Content-Length`` bytes of body)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.todo: list[int] = []
+        self.sent_at = 0.0
+
+    def send(self, data: bytes) -> None:
+        self.sent_at = time.perf_counter()
+        self.sock.sendall(data)
+
+    def answer(self) -> tuple[int, bytes] | None:
+        """Read what has arrived; the (status, body) once an answer is complete, else None."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("the server closed the connection")
+        self.buf += chunk
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return None
+        head = self.buf[:head_end].lower()
+        at = head.find(b"content-length:")
+        if at < 0:
+            raise RuntimeError(f"answer without content-length: {head[:200]!r}")
+        line_end = head.find(b"\r\n", at)
+        length = int(head[at + 15 : line_end if line_end >= 0 else None])
+        if len(self.buf) < head_end + 4 + length:
+            return None
+        body = self.buf[head_end + 4 : head_end + 4 + length]
+        self.buf = self.buf[head_end + 4 + length :]
+        return int(head[9:12]), body
+
+
 def _submit_all(server: Server, bodies: list[dict[str, Any]], clients: int) -> dict[str, Any]:
-    """POST every body with ``clients`` threads (one keep-alive connection each); also the
-    server process's CPU seconds over the same window (a figure the machine's load does not
-    inflate, unlike wall-clock rates)."""
-    headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
-    payloads = [json.dumps(b).encode() for b in bodies]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
+    """POST every body over ``clients`` keep-alive connections, one request in flight on each,
+    from ONE client thread (a selector; prepared request bytes, minimal answer parsing: the
+    client shares the server's cores, so it is kept lean). Also the server's and the client's
+    CPU seconds over the same window (figures the machine's load does not inflate, unlike
+    wall-clock rates)."""
+    import selectors
+
+    requests = [_request(server.port, server.token, json.dumps(b).encode()) for b in bodies]
+    conns = [_Conn(server.port) for _ in range(min(clients, len(requests)))]
+    queue = iter(range(len(requests)))
+    latencies: list[float] = []
     errors: list[str] = []
-    barrier = threading.Barrier(clients + 1)
-
-    def worker(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-        conn.request("GET", "/healthz")  # open the connection before the clock starts
-        conn.getresponse().read()
-        barrier.wait()
-        for i in range(k, len(payloads), clients):
-            t0 = time.perf_counter()
-            conn.request("POST", "/jobs", body=payloads[i], headers=headers)
-            r = conn.getresponse()
-            text = r.read()
-            latencies[k].append(time.perf_counter() - t0)
-            if r.status != 201:
-                errors.append(f"job {i}: HTTP {r.status} {text[:200]!r}")
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
+    sel = selectors.DefaultSelector()
+    cpu_client0 = time.process_time()
     start = time.perf_counter()
     cpu0 = _cpu_seconds(server.proc.pid)
-    for t in threads:
-        t.join()
+    for c in conns:
+        i = next(queue, None)
+        if i is not None:
+            c.todo.append(i)
+            c.send(requests[i])
+            sel.register(c.sock, selectors.EVENT_READ, c)
+    open_conns = len(conns)
+    while open_conns:
+        for key, _ in sel.select(timeout=60):
+            c = key.data
+            got = c.answer()
+            if got is None:
+                continue
+            latencies.append(time.perf_counter() - c.sent_at)
+            i = c.todo.pop()
+            if got[0] != 201:
+                errors.append(f"job {i}: HTTP {got[0]} {got[1][:200]!r}")
+            nxt = next(queue, None)
+            if nxt is None:
+                sel.unregister(c.sock)
+                open_conns -= 1
+            else:
+                c.todo.append(nxt)
+                c.send(requests[nxt])
     elapsed = time.perf_counter() - start
     cpu = _cpu_seconds(server.proc.pid) - cpu0
+    cpu_client = time.process_time() - cpu_client0
+    sel.close()
+    for c in conns:
+        c.sock.close()
     if errors:
         raise RuntimeError(f"{len(errors)} submissions failed, first: {errors[0]}")
-    lat = sorted(x for per in latencies for x in per)
+    if len(latencies) != len(requests):
+        raise RuntimeError(f"{len(latencies)} answers for {len(requests)} submissions")
+    lat = sorted(latencies)
     return {
         "jobs": len(bodies),
         "seconds": round(elapsed, 4),
@@ -226,6 +284,7 @@ def _submit_all(server: Server, bodies: list[dict[str, Any]], clients: int) -> d
         "server_cpu_seconds": round(cpu, 3),
         "server_cpu_ms_per_job": round(1000 * cpu / len(bodies), 3),
         "jobs_per_server_cpu_second": round(len(bodies) / cpu, 1) if cpu > 0 else None,
+        "client_cpu_ms_per_job": round(1000 * cpu_client / len(bodies), 3),
     }
 
 
@@ -370,6 +429,7 @@ def main() -> None:
 
     pg = None
     results: dict[str, Any] = {}
+    load_before = _uptime()
     profile_md: dict[str, str] = {}
     try:
         for kind in stores:
@@ -415,6 +475,7 @@ def main() -> None:
                 ratios = [b["jobs_per_s"] / a["jobs_per_s"]
                           for a, b in zip(runs[0::2], runs[1::2], strict=True)]  # fmt: skip
                 per["submissions"] = {
+                    "setup": _scenario_setup(args, load_before, jobs=args.jobs),
                     "runs": runs,
                     "median_jobs_per_s_loop_off": off,
                     "median_jobs_per_s_loop_on": on,
@@ -440,6 +501,7 @@ def main() -> None:
                           f"{res['load_average_1min_before']})", flush=True)  # fmt: skip
                     truns.append(res)
                 per["trivial"] = {
+                    "setup": _scenario_setup(args, load_before, jobs=args.trivial_jobs),
                     "runs": truns,
                     "median_completed_jobs_per_s": statistics.median(
                         x["completed_jobs_per_s"] for x in truns),
@@ -458,16 +520,27 @@ def main() -> None:
     import fastapi
     import uvicorn
 
+    # Keep what this invocation did not measure (another store or scenario, e.g. the trivial
+    # jobs when only submissions ran): each scenario's result carries its own setup.
+    previous = args.out / "api.json"
+    if previous.exists():
+        old = json.loads(previous.read_text())
+        kept = old.get("results", {})
+        top = old.get("setup", {})  # older files kept one setup for the whole invocation
+        for per in kept.values():
+            for name, jobs_key in (("submissions", "jobs_per_run"),
+                                   ("trivial", "trivial_jobs_per_run")):  # fmt: skip
+                if name in per and "setup" not in per[name] and jobs_key in top:
+                    per[name]["setup"] = {"jobs_per_run": top[jobs_key],
+                                          "clients": top.get("clients"), "runs": top.get("runs")}
+        for kind, per in results.items():
+            kept[kind] = {**kept.get(kind, {}), **per}
+        results = {k: kept[k] for k in STORES if k in kept}
     result = {
         "benchmark": "platform throughput: REST submissions (loop off/on) and trivial jobs",
         "setup": {
             "server": f"recforge platform serve --config (uvicorn {uvicorn.__version__}, 1 "
                       f"worker, fastapi {fastapi.__version__})",
-            "clients": args.clients,
-            "jobs_per_run": args.jobs,
-            "trivial_jobs_per_run": args.trivial_jobs,
-            "runs": args.runs,
-            "warmup_jobs": args.warmup,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform()},
             "note": "clients share the machine's cores with the server, and the machine is "
@@ -478,7 +551,7 @@ def main() -> None:
     }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "api.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "api.md").write_text(_markdown(args, results))
+    (args.out / "api.md").write_text(_markdown(results))
     if profile_md:
         (args.out / "api-profile.md").write_text(
             "# Where the server's time goes (py-spy, `bench_api.py --profile`)\n\n"
@@ -490,36 +563,62 @@ def main() -> None:
     print(f"-> {args.out / 'api.json'}")
 
 
-def _markdown(args: argparse.Namespace, results: dict[str, Any]) -> str:
+def _uptime() -> str:
+    """``uptime``'s line (the machine is shared: its load goes with every result)."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _scenario_setup(args: argparse.Namespace, load_before: str, *, jobs: int) -> dict[str, Any]:
+    return {"jobs_per_run": jobs, "clients": args.clients, "runs": args.runs,
+            "warmup_jobs": args.warmup, "uptime_before": load_before, "uptime_after": _uptime(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}  # fmt: skip
+
+
+def _setup_line(setup: dict[str, Any] | None) -> str:
+    if not setup or "date" not in setup:  # written before setups were kept per scenario
+        return ""
+    return (f" Measured {setup['date']}, {setup['runs']} run(s); `uptime` before: "
+            f"`{setup['uptime_before']}`; after: `{setup['uptime_after']}`.")
+
+
+def _markdown(results: dict[str, Any]) -> str:
     out = [
         "# Platform throughput (REST API, scheduling loop, local backend)",
         "",
-        f"`benchmarks/bench_api.py`: medians of {args.runs} runs; every run starts `recforge "
+        "`benchmarks/bench_api.py`: medians of each scenario's runs; every run starts `recforge "
         "platform serve --config` (uvicorn, 1 worker) on 127.0.0.1 with logs on, and records "
         f"the 1-minute load average before it. Machine: {os.cpu_count()} CPUs shared with the "
-        f"benchmark's {args.clients} client threads and with other work, Python "
-        f"{platform.python_version()}.",
+        f"benchmark's client and with other work, Python {platform.python_version()}.",
         "",
     ]
     for res in results.values():
         out += [f"## {res['store']}", ""]
         sub = res.get("submissions")
         if sub:
+            st = sub.get("setup") or {}
+            client = ("one lean client thread" if any("client_cpu_ms_per_job" in x
+                                                       for x in sub["runs"])
+                      else "client threads (http.client)")  # fmt: skip
             out += [
-                f"**Submissions** ({args.jobs} gang specs per run, {args.clients} keep-alive "
-                "clients): loop off = API only; loop on = the scheduling loop admitting, "
-                "launching and settling 1-core jobs of 0.5 s on an 8-core local cluster "
-                "throughout.",
+                f"**Submissions** ({st.get('jobs_per_run', '?')} gang specs per run, "
+                f"{st.get('clients', '?')} keep-alive connections, {client}): loop off = API "
+                "only; loop on = the scheduling loop admitting, launching and settling 1-core "
+                "jobs of 0.5 s on an 8-core local cluster throughout." + _setup_line(st),
                 "",
                 "| run | loop | jobs/s | p50 latency (ms) | p99 latency (ms) | server CPU ms/job "
-                "| jobs per server CPU s | load avg before |",
-                "|---:|---|---:|---:|---:|---:|---:|---:|",
+                "| jobs per server CPU s | client CPU ms/job | load avg before |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for x in sub["runs"]:
                 out.append(f"| {x['run']} | {'on' if x['loop'] else 'off'} | {x['jobs_per_s']:.1f}"
                            f" | {x['latency_ms_p50']:.2f} | {x['latency_ms_p99']:.2f} | "
                            f"{x['server_cpu_ms_per_job']:.3f} | "
                            f"{x['jobs_per_server_cpu_second']} | "
+                           f"{x.get('client_cpu_ms_per_job', '-')} | "
                            f"{x['load_average_1min_before']:.2f} |")  # fmt: skip
             out += [
                 "",
@@ -534,10 +633,11 @@ def _markdown(args: argparse.Namespace, results: dict[str, Any]) -> str:
             ]
         tri = res.get("trivial")
         if tri:
+            st = tri.get("setup") or {}
             out += [
-                f"**Trivial jobs** ({args.trivial_jobs} one-replica `/bin/true` jobs of 1 core, "
-                "8 slots, submitted through the API, run as an unprivileged user under a "
-                "sidecar forked by the spawner):",
+                f"**Trivial jobs** ({st.get('jobs_per_run', '?')} one-replica `/bin/true` jobs "
+                "of 1 core, 8 slots, submitted through the API, run as an unprivileged user "
+                "under a sidecar forked by the spawner):" + _setup_line(st),
                 "",
                 "| run | completed jobs/s (first submit to last end) | steady (middle 80 %) | "
                 "submissions/s | server CPU ms/job | spawner + sidecars + jobs CPU ms/job | "

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from recforge.platform.model.states import InvalidTransition, JobState
-from recforge.platform.store import ConcurrentTransition, JobNotFound, Store
+from recforge.platform.store import ConcurrentTransition, JobNotFound, NewJob, Store
 
 S = JobState
 SPEC = {"name": "j", "queue": "q", "replicas": [{"role": "worker", "count": 2}]}
@@ -26,6 +26,28 @@ def test_create_and_read_back(store: Store) -> None:
     assert (ev.from_state, ev.to_state, ev.reason) == (None, S.PENDING, "submitted")
     with pytest.raises(JobNotFound, match="no job with id 9999"):
         store.get_job(9999)
+
+
+def test_create_jobs_stores_many_in_one_transaction_in_order(store: Store) -> None:
+    first = _job(store, "before")
+    new = [NewJob(f"n{i}", "alice" if i % 2 else "bob", "ml", "q", {**SPEC, "name": f"n{i}"},
+                  f"why {i}") for i in range(5)]  # fmt: skip
+    jobs = store.create_jobs(new)
+    # The ids come back in the order given, after every earlier job, each row as returned.
+    assert [j.id for j in jobs] == sorted(j.id for j in jobs) and jobs[0].id > first
+    for job, asked in zip(jobs, new, strict=True):
+        got = store.get_job(job.id)
+        assert (got.name, got.owner, got.spec, got.reason) == (asked.name, asked.owner,
+                                                               asked.spec, asked.reason)
+        assert got == job
+        [ev] = store.events(job.id)
+        assert (ev.from_state, ev.to_state, ev.reason) == (None, S.PENDING, asked.reason)
+    assert store.create_jobs([]) == []
+    # Inside a batch they commit (or roll back) with the rest of it.
+    with pytest.raises(RuntimeError, match="abort"), store.batch():
+        store.create_jobs(new[:2])
+        raise RuntimeError("abort")
+    assert sum(store.count_jobs().values()) == 6
 
 
 def test_transition_applies_fields_and_appends_events(store: Store) -> None:

@@ -2,7 +2,8 @@
 
 Pieces: :mod:`.auth` (bearer tokens), :mod:`.schemas` (bodies), :mod:`.errors` (the one mapping
 from the service's typed errors to HTTP statuses), :mod:`.middleware` (body limit, access log),
-:mod:`.openapi` (the description, from the access rules), one router per resource in
+:mod:`.openapi` (the description, from the access rules), :mod:`.group_commit` (submissions
+that arrive together share one transaction), one router per resource in
 :mod:`.routes` and the web UI (:mod:`.ui`, static pages at ``/ui/`` over this same API).
 Routes call public methods of :class:`~recforge.platform.runtime.service.PlatformService` only.
 """
@@ -15,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from recforge.platform.api.auth import Authenticator, TokenAuth
 from recforge.platform.api.errors import ErrorOut, install_error_handlers
+from recforge.platform.api.group_commit import GroupCommit
 from recforge.platform.api.middleware import AccessLog, BodyLimit
 from recforge.platform.api.openapi import DESCRIPTION, install_openapi
 from recforge.platform.api.routes import (
@@ -82,6 +84,7 @@ def create_app(
     )
     app.state.service = service
     app.state.auth = auth
+    app.state.group_commit = GroupCommit(service)
     # Added last = outermost: the access log also records requests refused for their size.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # type: ignore[arg-type]
     app.add_middleware(AccessLog)  # type: ignore[arg-type]

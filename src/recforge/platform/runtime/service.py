@@ -15,6 +15,7 @@ written to the audit log.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -60,6 +61,7 @@ from recforge.platform.store import (
     Event,
     JobNotFound,
     JobRecord,
+    NewJob,
     Page,
     Store,
     TokenInfo,
@@ -183,10 +185,17 @@ class PlatformService:
         is stored then.
         """
         job_spec, queue = self.check_job(user, spec, source=source)
-        job = self.store_job(user, job_spec, queue)
-        log.info("job submitted", extra={"job_id": job.id, "queue": queue.name,
-                                         "owner": user.name})  # fmt: skip
-        return job
+        return self.store_jobs([(user, job_spec, queue)])[0]
+
+    def store_jobs(self, checked: Sequence[tuple[User, JobSpec, Queue]]) -> list[JobRecord]:
+        """Store submissions that :meth:`check_job` passed, in PENDING, in ONE transaction
+        (group commit: the REST API's :mod:`~recforge.platform.api.group_commit`); each is
+        queued once it has committed. Nothing is stored if the transaction fails."""
+        jobs = self._store_checked(checked, None)
+        for (user, _, queue), job in zip(checked, jobs, strict=True):
+            log.info("job submitted", extra={"job_id": job.id, "queue": queue.name,
+                                             "owner": user.name})  # fmt: skip
+        return jobs
 
     def check_job(self, user: User, spec: JobSpec | Mapping[str, Any] | str,
                   *, source: str = "<submission>") -> tuple[JobSpec, Queue]:  # fmt: skip
@@ -216,26 +225,26 @@ class PlatformService:
                   reason: str | None = None) -> JobRecord:  # fmt: skip
         """Store a checked job in PENDING; it is queued once stored (at the end of the store's
         batch when one is open, so a DAG node and its job commit together)."""
-        job = self.store.create_job(
-            name=job_spec.name,
-            owner=user.name,
-            group=queue.group,
-            queue=queue.name,
-            spec=job_spec.canonical(),
-            reason=reason or f"submitted by {user.name}",
-        )
+        return self._store_checked([(user, job_spec, queue)], reason)[0]
 
-        def refused(exc: Exception) -> None:
-            self.transitions.refuse(job, exc)
+    def _store_checked(self, checked: Sequence[tuple[User, JobSpec, Queue]],
+                       reason: str | None) -> list[JobRecord]:  # fmt: skip
+        jobs = self.store.create_jobs([
+            NewJob(name=spec.name, owner=user.name, group=queue.group, queue=queue.name,
+                   spec=spec.canonical(), reason=reason or f"submitted by {user.name}")
+            for user, spec, queue in checked
+        ])  # fmt: skip
 
-        def queue_it() -> None:
+        def queue_them() -> None:
             # The checked spec goes in as it is (no second validation) and without waiting
-            # for a pass in progress (the gate's inbox).
-            self.gate.enqueue(job.id, job_spec, job.created_at, refused)
+            # for a pass in progress (the gate's inbox); one wake-up of the loop for all.
+            for job, (_, spec, _) in zip(jobs, checked, strict=True):
+                self.gate.enqueue(job.id, spec, job.created_at,
+                                  functools.partial(self.transitions.refuse, job))  # fmt: skip
             self.reconciler.notify()
 
-        self.store.after_commit(queue_it)
-        return job
+        self.store.after_commit(queue_them)
+        return jobs
 
     def _parse(self, user: User, spec: JobSpec | Mapping[str, Any] | str, source: str) -> JobSpec:
         from recforge.platform.model.specs import parse_job_spec

@@ -15,7 +15,7 @@ from recforge.platform.store.catalog import CatalogStore
 from recforge.platform.store.dags import DagStore
 from recforge.platform.store.engine import DEFAULT_URL
 from recforge.platform.store.identity import DEFAULT_TOKEN_TTL, IdentityStore
-from recforge.platform.store.jobs import JobsStore
+from recforge.platform.store.jobs import JobsStore, NewJob
 from recforge.platform.store.records import (
     AuditEntry,
     ConcurrentTransition,
@@ -40,6 +40,7 @@ __all__ = [
     "Event",
     "JobNotFound",
     "JobRecord",
+    "NewJob",
     "Page",
     "ReplicaRecord",
     "Store",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 
 from recforge.platform.api.auth import UserDep
 from recforge.platform.api.routes import MAX_JOB_ID, JobId, ServiceDep, err
@@ -39,15 +39,17 @@ _SUBMIT_SCHEMA = {
                   s409="can never be admitted (quota/capacity)"),
 )
 async def submit_job(
-    service: ServiceDep,
+    request: Request,
     user: UserDep,
     body: Annotated[dict[str, Any], Body(description="a JobSpec or {template, values}")],
 ) -> JobOut:
     """Submit a job spec, or ``{"template": name, "values": {...}}`` to render a template."""
-    # On the event loop, not the thread pool: a submission is CPU work plus one short write
-    # (it never waits for the scheduling pass, see runtime/gate.py), and in one interpreter
-    # the hop to a worker thread and back cost more than the submission itself.
-    return JobOut.of(service.submit_job(user, body, source="body"))
+    # On the event loop, not the thread pool: a submission is CPU work plus a share of one
+    # short write (it never waits for the scheduling pass, see runtime/gate.py; submissions
+    # arriving together share a commit, see api/group_commit.py), and in one interpreter the
+    # hop to a worker thread and back cost more than the submission itself.
+    job = await request.app.state.group_commit.submit(user, body, source="body")
+    return JobOut.of(job)
 
 
 @router.get("/jobs", response_model=JobPage, responses=err(s403="another group's jobs"))

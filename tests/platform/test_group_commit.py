@@ -1,0 +1,106 @@
+"""Group commit of REST submissions (api/group_commit.py), on SQLite and PostgreSQL: submissions
+arriving together share one transaction; every 201 means stored; a failure is only its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from api_support import Platform, job_spec, make_platform
+
+from recforge.platform.store import Store
+
+
+@pytest.fixture
+def plat(tmp_path: Path, store_url: str) -> Iterator[Platform]:
+    p = make_platform(tmp_path, store_url)
+    yield p
+    p.close()
+
+
+def _post_together(plat: Platform, specs: list[dict[str, Any]]) -> list[httpx.Response]:
+    """POST every spec at once (one event loop, as uvicorn serves them)."""
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=plat.client.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return list(await asyncio.gather(*(
+                client.post("/jobs", json=s, headers=plat.auth("alice")) for s in specs
+            )))  # fmt: skip
+
+    return asyncio.run(main())
+
+
+def _commits_inserting_jobs(store: Store) -> list[int]:
+    """Filled with one entry per committed transaction that inserted jobs."""
+    commits: list[int] = []
+    inserting: set[int] = set()
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def _insert(conn: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO JOBS"):
+            inserting.add(id(conn))
+
+    @sa.event.listens_for(store.engine, "commit")
+    def _commit(conn: Any) -> None:
+        if id(conn) in inserting:
+            inserting.discard(id(conn))
+            commits.append(1)
+
+    return commits
+
+
+def test_submissions_arriving_together_share_one_commit(plat: Platform) -> None:
+    commits = _commits_inserting_jobs(plat.store)
+    answers = _post_together(plat, [job_spec(f"g{i}") for i in range(8)])
+    assert [r.status_code for r in answers] == [201] * 8, [r.text for r in answers]
+    ids = [r.json()["id"] for r in answers]
+    assert len(set(ids)) == 8
+    assert 1 <= len(commits) < 8  # one commit per submission without group commit
+    assert plat.client.app.state.group_commit.groups == len(commits)
+    # Every 201 is in the store, as answered, seen through a connection of its own.
+    other = Store(plat.store.url, create=False)
+    try:
+        for r in answers:
+            job = other.get_job(r.json()["id"])
+            assert (job.name, job.state.value, job.owner) == (r.json()["name"], "PENDING", "alice")
+        assert sum(other.count_jobs().values()) == 8
+    finally:
+        other.close()
+    # ... and queued for the scheduler once stored.
+    assert all(plat.service.gate.knows(i) for i in ids)
+
+
+def test_a_bad_submission_is_answered_alone_and_never_joins_the_group(plat: Platform) -> None:
+    specs = [job_spec("ok-1"), job_spec("bad", queue="no-such-queue"), job_spec("ok-2")]
+    answers = _post_together(plat, specs)
+    assert [r.status_code for r in answers] == [201, 422, 201]
+    assert "no-such-queue" in answers[1].json()["detail"]
+    assert sorted(j.name for j in plat.store.iter_jobs(["PENDING"])) == ["ok-1", "ok-2"]
+
+
+def test_a_failed_group_transaction_stores_each_submission_alone_once(
+    plat: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = plat.store.create_jobs
+
+    def create_jobs(jobs: Any) -> Any:
+        if any(j.name == "boom" for j in jobs):
+            raise RuntimeError("store failure while storing boom")
+        return real(jobs)
+
+    monkeypatch.setattr(plat.store, "create_jobs", create_jobs)
+    # The group [a, boom, b] fails (boom raises): nothing of it may stay stored; stored again
+    # one by one, a and b succeed once each and boom fails alone with a 500.
+    answers = _post_together(plat, [job_spec("a"), job_spec("boom"), job_spec("b")])
+    assert [r.status_code for r in answers] == [201, 500, 201]
+    stored = sorted(j.name for j in plat.store.iter_jobs(["PENDING"]))
+    assert stored == ["a", "b"]  # the rolled-back group left no row, nobody is doubled
+    assert {r.json()["id"] for r in (answers[0], answers[2])} == {
+        j.id for j in plat.store.iter_jobs(["PENDING"])
+    }
