@@ -1,9 +1,13 @@
 """Group commit of REST submissions (api/group_commit.py), on SQLite and PostgreSQL: submissions
-arriving together share one transaction; every 201 means stored; a failure is only its own."""
+arriving together share one transaction; every 201 means stored (also across a kill -9 of
+``serve`` mid-burst); a failure is only its own."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from api_support import Platform, job_spec, make_platform
+from api_support import CONFIG, Platform, job_spec, make_platform
+from pg import fresh_pg_url
+from serve_support import ADMIN_TOKEN, start_server, wait_until
 
 from recforge.platform.store import Store
 
@@ -104,3 +110,79 @@ def test_a_failed_group_transaction_stores_each_submission_alone_once(
     assert {r.json()["id"] for r in (answers[0], answers[2])} == {
         j.id for j in plat.store.iter_jobs(["PENDING"])
     }
+
+
+@pytest.mark.parametrize(
+    "backend_db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_kill9_during_a_burst_of_submissions_loses_and_doubles_nothing(
+    tmp_path: Path, backend_db: str, request: pytest.FixtureRequest
+) -> None:
+    """``serve`` killed with SIGKILL while clients submit concurrently (groups being committed):
+    every job answered 201 is stored, as answered, once; nothing is stored twice; after the
+    restart every stored job runs to its end."""
+    if backend_db == "sqlite":
+        url = f"sqlite:///{tmp_path / 'kill9.db'}"
+    else:
+        url = fresh_pg_url(request.getfixturevalue("pg_server"))
+    config = {**CONFIG, "jobs": {"tick_interval": 0.2}}
+    server = start_server(tmp_path / "serve", config, store_url=url)
+    answered: dict[int, str] = {}
+    refused: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]),
+                                          timeout=60)  # fmt: skip
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+        for i in range(400):
+            if stop.is_set():
+                return
+            name = f"burst-{k}-{i}"
+            body = json.dumps(job_spec(name, cpu=0.25, command=["/bin/true"]))
+            try:
+                conn.request("POST", "/jobs", body=body, headers=headers)
+                r = conn.getresponse()
+                text = r.read()
+            except (OSError, http.client.HTTPException):
+                return  # the server is gone: this submission's fate is unknown
+            with lock:
+                if r.status != 201:
+                    refused.append(f"{name}: {r.status} {text[:200]!r}")
+                    return
+                answered[json.loads(text)["id"]] = name
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(answered) >= 60 or refused, 120, "60 answered submissions")
+        assert not refused, refused
+        server.kill9()  # mid-burst: groups in flight, no clean-up at all
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        with lock:
+            got = dict(answered)
+        store = Store(url, create=False)
+        try:
+            stored = {j.id: j for s in store.count_jobs() for j in store.iter_jobs([s])}
+            names = [j.name for j in stored.values()]
+            assert len(names) == len(set(names)), "a submission was stored twice"
+            for job_id, name in got.items():
+                assert job_id in stored and stored[job_id].name == name
+            for job_id in stored:
+                created = [e for e in store.events(job_id) if e.from_state is None]
+                assert len(created) == 1
+        finally:
+            store.close()
+        server.restart()
+        admin = server.client()
+        wait_until(lambda: all(admin.get_job(i)["state"] == "SUCCEEDED" for i in stored), 300,
+                   "every stored job to succeed after the restart")  # fmt: skip
+        admin.close()
+    finally:
+        stop.set()
+        code = server.stop()
+    assert code == 0, server.text()
