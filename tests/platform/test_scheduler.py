@@ -19,6 +19,7 @@ from recforge.platform.scheduling import (
     UnknownQueue,
     UnknownResource,
 )
+from recforge.platform.scheduling.preemption import ReclaimPolicy
 
 
 def job(
@@ -704,6 +705,27 @@ def test_preemption_reclaims_lent_quota_lowest_priority_newest_first() -> None:
     # The reclaimed quota goes to the preemptor first; what is left to the waiting borrower.
     assert ids(s.schedule(now=12)) == ["a1", "x"]
     assert s.admission("b2") is not None
+
+
+def test_a_preemption_plan_leaves_the_book_as_it_found_it() -> None:
+    """Planning releases victims tentatively inside ``QuotaBook.trial``: usage, availability
+    and the version tokens that key caches and memos are the same afterwards, and a real
+    release still changes the token."""
+    s = Scheduler(parse_platform_config(RECLAIM_CFG))
+    for t, name in enumerate(["b1", "b2", "b3"]):
+        s.submit(name, job(name, queue="qb", cpu=3), now=t)
+        s.schedule(now=t)
+    book = s.book
+    token, avail = book.version(["c"]), list(book.available_vec("ga", "c"))
+    usage = book.usage("gb", "c")
+    s.submit("a1", job("a1", queue="qa", cpu=5), now=10)
+    a1 = s._jobs["a1"]
+    plan = ReclaimPolicy().plan(book, a1, s._admitted_on, s._priorities)
+    assert [p.victim for p in plan] == ["b3", "b2"]  # it released two of them to find this
+    assert book.version(["c"]) == token and book.available_vec("ga", "c") == avail
+    assert book.usage("gb", "c") == usage == Resources(cpu=9, pods=3)
+    s.on_finished("b1", now=11)
+    assert book.version(["c"]) != token and book.available_vec("ga", "c")[0] == avail[0] + 3000
 
 
 def test_a_queue_skipped_below_its_least_demand_still_reclaims_lent_quota() -> None:

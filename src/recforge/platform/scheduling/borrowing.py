@@ -28,9 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from recforge.platform.scheduling.queues import PendingQueues
 from recforge.platform.scheduling.quota import QuotaBook
 
-__all__ = ["LenderNeed", "lender_in_need"]
+__all__ = ["LenderNeed", "LenderNeeds", "lender_in_need"]
 
 
 @dataclass(frozen=True)
@@ -59,20 +60,60 @@ def lender_in_need(
 ) -> LenderNeed | None:
     """The first other group whose pending jobs need quota that admitting ``total`` for
     ``group`` on ``cluster`` (a borrowing admission) would take, or None when it may borrow."""
+    return _first_short(book, _needs(book, demand, cluster), group, cluster, total)
+
+
+class LenderNeeds:
+    """:func:`lender_in_need` for the scheduling cycle: each cluster's lenders (their need and
+    availability) are computed once and reused while usage on that cluster and the pending
+    demand are unchanged."""
+
+    def __init__(self, book: QuotaBook, queues: PendingQueues) -> None:
+        self._book = book
+        self._queues = queues
+        self._cache: dict[str, tuple[tuple[tuple[int, ...], int], list[_Lender]]] = {}
+
+    def __call__(self, group: str, cluster: str, total: list[int]) -> LenderNeed | None:
+        key = (self._book.version((cluster,)), self._queues.demand_changes)
+        hit = self._cache.get(cluster)
+        if hit is None or hit[0] != key:
+            hit = self._cache[cluster] = (key, _needs(self._book, self._queues.demand, cluster))
+        return _first_short(self._book, hit[1], group, cluster, total)
+
+
+_Lender = tuple[str, int, list[int], list[int]]  # group, pending jobs, need, availability
+
+
+def _needs(
+    book: QuotaBook, demand: Mapping[str, Mapping[str, list[Any]]], cluster: str
+) -> list[_Lender]:
+    """The groups with pending demand on ``cluster`` that need some of their unused nominal
+    quota there, in the demand's order."""
+    out = []
     for h, (count, vec) in demand.get(cluster, {}).items():
-        if h == group or count <= 0:
+        if count <= 0:
             continue
         unused = book.unused_nominal_vec(h, cluster)
-        before = book.available_vec(h, cluster)
+        need = [u if u < d else d for u, d in zip(unused, vec, strict=True)]
+        if any(n > 0 for n in need):
+            out.append((h, count, need, book.available_vec(h, cluster)))
+    return out
+
+
+def _first_short(
+    book: QuotaBook, lenders: list[_Lender], group: str, cluster: str, total: list[int]
+) -> LenderNeed | None:
+    for h, count, need, before in lenders:
+        if h == group:
+            continue
         after: list[int] | None = None
         short: list[str] = []
-        for i, (u, d) in enumerate(zip(unused, vec, strict=True)):
-            need = u if u < d else d
-            if need <= 0 or not total[i] or before[i] - total[i] >= need:
+        for i, n in enumerate(need):
+            if n <= 0 or not total[i] or before[i] - total[i] >= n:
                 continue  # (another group's reservation of x lowers h's availability by <= x)
             if after is None:
                 after = book.available_after_vec(h, cluster, group, total)
-            if after[i] < before[i] and after[i] < need:
+            if after[i] < before[i] and after[i] < n:
                 short.append(book.dims[i])
         if short:
             return LenderNeed(h, count, tuple(short))

@@ -91,7 +91,7 @@ from recforge.platform.model.admission import Admission, ReplicaSlot
 from recforge.platform.model.config import Cluster, Group, GroupQuota, PlatformConfig, Queue
 from recforge.platform.model.resources import Resources
 from recforge.platform.model.specs import JobSpec
-from recforge.platform.scheduling.borrowing import lender_in_need
+from recforge.platform.scheduling.borrowing import LenderNeeds
 from recforge.platform.scheduling.checks import DEFAULT_CHECKS, FeasibilityCheck, JobShape
 from recforge.platform.scheduling.errors import QuotaError, UnknownJob, UnknownQueue
 from recforge.platform.scheduling.explain import Explanation, explain
@@ -128,6 +128,15 @@ class SchedulerStats:
 
 
 _Shape = tuple[str, tuple[int, ...], tuple[str, ...]]  # group, gang vector, candidate clusters
+
+
+class _Window(NamedTuple):
+    """The jobs a queue's turn tries first (its head and ``backfill_lookahead`` more)."""
+
+    version: int  # of the queue's order
+    ids: list[str]
+    gangs: dict[str, list[list[int]]]  # per cluster, the distinct gangs that may run there
+    least: list[int]  # per resource, the least any of them asks for
 
 
 class _Plan(NamedTuple):
@@ -172,6 +181,7 @@ class Scheduler:
         self.reclaim: ReclaimPolicy | None = ReclaimPolicy() if preemption else None
         self.book = QuotaBook(clusters, groups)
         self._queues = PendingQueues(self.aging)
+        self._lender_in_need = LenderNeeds(self.book, self._queues)
         self._priorities: dict[str, int] = {}  # queue -> priority (preemption order)
         for q in queues:
             self.add_queue(q)
@@ -188,11 +198,11 @@ class Scheduler:
         # group -> cluster -> availability, valid while the book's change counter is unchanged
         self._group_avail_at = -1
         self._group_avail_memo: dict[str, dict[str, list[int]]] = {}
-        # queue -> (order version, its window's job ids, per cluster the distinct gangs of the
-        # window's jobs that may run there, the window's least demand): see _window_blocked
-        self._windows: dict[str, tuple[int, list[str], dict[str, list[list[int]]], list[int]]] = {}
+        # queue -> its window (see _window_blocked), valid while the queue's order is unchanged
+        self._windows: dict[str, _Window] = {}
         # shape -> (book changes, demand changes) when the borrowing rule held it back: the same
-        # verdict while neither changed (within a pass)
+        # verdict while neither changed (within a pass; across passes a release or a submission
+        # has always changed one of them)
         self._held_shapes: dict[_Shape, tuple[int, int]] = {}
         self._held_on: dict[_Shape, list[tuple[str, str]]] = {}  # (cluster, lender) per shape
         self._pass_force: set[str] = set()
@@ -578,7 +588,7 @@ class Scheduler:
                     self._consider_preemption(self._jobs[window[0]])
                     skip.update(window)
                     qs.snapshot = self._group_avail(qs.queue.group)
-                    qs.window_min = self._windows[name][3]
+                    qs.window_min = self._windows[name].least
                     continue
             admitted = False
             for entry in qs.order:
@@ -611,17 +621,11 @@ class Scheduler:
         # other plans changed.
         shape = (job.group, tuple(job.gang_vec), tuple(job.candidates))
         memo = self._no_reclaim.get(shape)
-        if memo is not None and memo == (
-            self._plans_made,
-            self.book.version(job.group, job.candidates),
-        ):
+        if memo is not None and memo == (self._plans_made, self.book.version(job.candidates)):
             return
         plan = self.reclaim.plan(self.book, job, self._admitted_on, self._priorities)
         if not plan:  # (the plan's tentative releases were undone: the token is current)
-            self._no_reclaim[shape] = (
-                self._plans_made,
-                self.book.version(job.group, job.candidates),
-            )
+            self._no_reclaim[shape] = (self._plans_made, self.book.version(job.candidates))
             return
         self._plans_made += 1
         for p in plan:
@@ -648,22 +652,25 @@ class Scheduler:
     def _window_blocked(self, qs: QueueState, avail: dict[str, list[int]]) -> list[str] | None:
         """The job ids a turn of ``qs`` would try first (its head and ``backfill_lookahead``
         more) when none of them fits on any of its clusters now, else None."""
-        name = qs.queue.name
-        cached = self._windows.get(name)
-        if cached is None or cached[0] != qs.version:
+        w = self._windows.get(qs.queue.name)
+        if w is None or w.version != qs.version:
             ids = [e[3] for e in qs.order[: self.backfill_lookahead + 1]]
             if not ids:
                 return None
+            jobs = [self._jobs[j] for j in ids]
             gangs: dict[str, list[list[int]]] = {}
-            for j in ids:
-                job = self._jobs[j]
+            for job in jobs:
                 for c in job.candidates:
                     vecs = gangs.setdefault(c, [])
                     if job.gang_vec not in vecs:
                         vecs.append(job.gang_vec)
-            least = [min(col) for col in zip(*(self._jobs[j].gang_vec for j in ids), strict=True)]
-            cached = self._windows[name] = (qs.version, ids, gangs, least)
-        for c, vecs in cached[2].items():
+            w = self._windows[qs.queue.name] = _Window(
+                qs.version,
+                ids,
+                gangs,
+                [min(col) for col in zip(*(j.gang_vec for j in jobs), strict=True)],
+            )
+        for c, vecs in w.gangs.items():
             a = avail[c]
             for v in vecs:
                 for n, x in zip(v, a):  # noqa: B905 - same dims by construction; hot loop
@@ -671,7 +678,7 @@ class Scheduler:
                         break
                 else:
                     return None  # this one fits here: a real turn decides
-        return cached[1]
+        return w.ids
 
     def _offers_more(self, qs: QueueState, avail: dict[str, list[int]]) -> bool:
         """Whether some cluster offers the queue's group more of anything than at its last
@@ -743,10 +750,9 @@ class Scheduler:
                 return False
             # A starving job may borrow what lenders need: the waiting bound comes first (and
             # lenders' jobs, once starving, may too: nobody waits on each other forever).
-            demand = {} if job.starving else self._queues.demand
             held_on: list[tuple[str, str]] = []
             for c, avail in borrowing:  # the first where no lender's pending jobs need it
-                need = lender_in_need(book, demand, group, c, gang)
+                need = None if job.starving else self._lender_in_need(group, c, gang)
                 if need is None:
                     chosen, chosen_avail = c, avail
                     break
@@ -769,7 +775,7 @@ class Scheduler:
             if (
                 not job.starving
                 and not book.within_nominal(group, chosen, trial)
-                and (lender_in_need(book, self._queues.demand, group, chosen, trial) is not None)
+                and self._lender_in_need(group, chosen, trial) is not None
             ):
                 break  # an extra that would borrow what a lender needs
             total = trial

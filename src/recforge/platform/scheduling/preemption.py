@@ -100,24 +100,23 @@ class ReclaimPolicy:
         if not candidates:
             return []
         chosen: list[tuple[PendingJob, list[int]]] = []
-        try:
-            for cand in candidates:
+        with book.trial(cluster):  # undone exactly: the book's versions stay valid
+            try:
+                for cand in candidates:
+                    avail = book.available_vec(job.group, cluster)
+                    short = [i for i, (n, a) in enumerate(zip(job.gang_vec, avail, strict=True))
+                             if n > a]  # fmt: skip
+                    if not short:
+                        break
+                    if not book.borrows(cand.group, cluster, short):
+                        continue  # within its own nominal quota where it matters: no borrower
+                    held = book.reserved_vec(cand.job_id)
+                    book.release(cand.job_id)  # tentatively, restored below
+                    chosen.append((cand, held))
                 avail = book.available_vec(job.group, cluster)
-                short = [i for i, (n, a) in enumerate(zip(job.gang_vec, avail, strict=True))
-                         if n > a]  # fmt: skip
-                if not short:
-                    break
-                if not book.borrows(cand.group, cluster, short):
-                    continue  # within its own nominal quota where it matters: not a borrower
-                held = book.reserved_vec(cand.job_id)
-                book.release(cand.job_id)  # tentatively, restored below
-                chosen.append((cand, held))
-            fits = all(
-                n <= a
-                for n, a in zip(job.gang_vec, book.available_vec(job.group, cluster), strict=True)
-            )
-        finally:
-            for cand, held in reversed(chosen):
-                assert cand.admission is not None
-                book.reserve_vec(cand.job_id, cand.group, cluster, held)
+                fits = all(n <= a for n, a in zip(job.gang_vec, avail, strict=True))
+            finally:
+                for cand, held in reversed(chosen):
+                    assert cand.admission is not None
+                    book.reserve_vec(cand.job_id, cand.group, cluster, held)
         return [c for c, _ in chosen] if fits else []

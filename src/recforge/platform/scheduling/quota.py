@@ -18,7 +18,8 @@ extended resources) and reserves a whole gang atomically or nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from recforge.platform.model.config import Cluster, Group, GroupQuota, quota_with_pod_defaults
@@ -89,7 +90,8 @@ class _ClusterState:
         self.pool_used = [0] * n
         self.unused_guaranteed = [0] * n
         self.slots: dict[str, _Slot] = {}
-        self.version = 0  # bumped on every change of usage (invalidates cached availability)
+        # the book's change count at the last change of usage here (keys cached availability)
+        self.version = 0
 
 
 class QuotaBook:
@@ -108,6 +110,7 @@ class QuotaBook:
         self._group_used: dict[str, list[int]] = {}
         self._group_cap: dict[str, list[int]] = {}
         self._reservations: dict[str, tuple[str, str, list[int]]] = {}
+        self._capped: list[str] = []  # groups with a total cap (see :meth:`version`)
         # available_vec(g, c) depends on cluster c's state and g's usage summed over clusters:
         # cache it until either changes (schedulers ask the same question many times per pass).
         self._group_version: dict[str, int] = {}
@@ -184,6 +187,8 @@ class QuotaBook:
         if g.total_cap is not None and "pods" not in g.total_cap.model_fields_set:
             cap[CORE_RESOURCES.index("pods")] = INF  # a cap that does not mention pods
         self._group_cap[g.name] = cap
+        if any(x < INF for x in cap):  # its usage elsewhere limits what it may take anywhere
+            self._capped.append(g.name)
         for q in g.quotas:
             st = self._clusters[q.cluster]
             if g.name not in st.slots:
@@ -305,11 +310,13 @@ class QuotaBook:
         slot = None if st is None else st.slots.get(group)
         return self._state(group, cluster)[1] if slot is None else slot
 
-    def version(self, group: str, clusters: Iterable[str]) -> tuple[int, ...]:
-        """A token that changes whenever usage on one of ``clusters`` or ``group``'s usage
-        anywhere changes (equal tokens: every availability they determine is unchanged)."""
+    def version(self, clusters: Iterable[str]) -> tuple[int, ...]:
+        """A token that changes whenever usage on one of ``clusters`` changes, or the usage
+        anywhere of a group with a total cap: while it is equal, every quota quantity on those
+        clusters (availability, usage, what others borrow) is unchanged."""
         cs = self._clusters
-        return (self._group_version.get(group, 0), *(cs[c].version for c in clusters))
+        gv = self._group_version
+        return (*(cs[c].version for c in clusters), *(gv.get(g, 0) for g in self._capped))
 
     def _state(self, group: str, cluster: str) -> tuple[_ClusterState, _Slot]:
         st = self._clusters.get(cluster)
@@ -402,7 +409,7 @@ class QuotaBook:
         # Quotas, capacities or dimensions changed: what was derived from them is stale.
         self.changes += 1
         for st in self._clusters.values():
-            st.version += 1
+            st.version = self.changes
         self._avail_cache.clear()
         self._max_cache.clear()
         self._borrow_cache.clear()
@@ -504,6 +511,24 @@ class QuotaBook:
         self._borrow_cache[key] = (st.version, out)
         return out
 
+    @contextmanager
+    def trial(self, cluster: str) -> Iterator[None]:
+        """For tentative changes on ``cluster`` that the caller undoes exactly before the block
+        ends (releases, then the same reservations again): the versions that key cached
+        availability and the scheduler's memos are restored, so they stay valid."""
+        st = self._state_of(cluster)
+        saved = st.version, dict(self._group_version)
+        try:
+            yield
+        finally:
+            st.version, self._group_version = saved
+
+    def _state_of(self, cluster: str) -> _ClusterState:
+        st = self._clusters.get(cluster)
+        if st is None:
+            raise QuotaError(f"unknown cluster {cluster!r}; known: {sorted(self._clusters)}")
+        return st
+
     def reserved_vec(self, key: str) -> list[int]:
         """The vector ``key`` holds (a copy); unknown keys raise :class:`QuotaError`."""
         r = self._reservations.get(key)
@@ -549,9 +574,12 @@ class QuotaBook:
         return self.to_resources(total)
 
     def _apply(self, st: _ClusterState, slot: _Slot, total: list[int], sign: int) -> None:
+        # Versions are values of the ever-growing change count, never reused: a cache entry
+        # made while a version was set (even a tentative one, see :meth:`trial`) cannot match
+        # a later state.
         self.changes += 1
-        st.version += 1
-        self._group_version[slot.group] = self._group_version.get(slot.group, 0) + 1
+        st.version = self.changes
+        self._group_version[slot.group] = self.changes
         gused = self._group_used[slot.group]
         for i, x in enumerate(total):
             if not x:
