@@ -177,6 +177,32 @@ def test_tf_adam_follows_the_tensorflow_update_and_is_lazy_on_sparse_rows() -> N
     assert not torch.equal(emb.weight[1], before[1])
 
 
+def test_tf_adam_dense_on_sparse_rows_equals_adam_on_the_dense_gradient() -> None:
+    """lazy=False is TF-1's AdamOptimizer: every row's moments decay, every row moves."""
+    from recforge.models.torch.optim import TFAdam
+
+    torch.manual_seed(0)
+    sparse = torch.nn.Embedding(6, 3, sparse=True).double()
+    dense = torch.nn.Embedding(6, 3).double()
+    dense.weight.data.copy_(sparse.weight.data)
+    opt_s = TFAdam(sparse.parameters(), lr=0.05, lazy=False, clip_norm=5.0)
+    opt_d = TFAdam(dense.parameters(), lr=0.05, clip_norm=5.0)
+    lazy = torch.nn.Embedding(6, 3, sparse=True).double()
+    lazy.weight.data.copy_(sparse.weight.data)
+    opt_l = TFAdam(lazy.parameters(), lr=0.05)
+    for rows in ([1, 4, 1], [2], [0, 5], [2]):  # duplicates are summed before the moments
+        idx = torch.tensor(rows)
+        for emb, opt in ((sparse, opt_s), (dense, opt_d), (lazy, opt_l)):
+            opt.zero_grad()
+            (emb(idx) ** 2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(sparse.weight, dense.weight, rtol=1e-12, atol=1e-12)
+    # row 3 never had a gradient: it stays put under both; rows 1 and 4 kept moving after their
+    # one step under the dense rule, and stopped under the lazy one
+    torch.testing.assert_close(sparse.weight[3], lazy.weight[3])
+    assert not torch.allclose(sparse.weight[[1, 4]], lazy.weight[[1, 4]])
+
+
 def test_clip_by_norm_clips_each_tensor_on_its_own() -> None:
     from recforge.models.torch.optim import clip_by_norm_
 

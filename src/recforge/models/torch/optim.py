@@ -9,11 +9,11 @@
   next step is blown up by a tiny denominator).
 - :func:`clip_by_norm_`: ``tf.clip_by_norm`` applied to every gradient tensor on its own (not
   one global norm), for dense and sparse gradients.
-- :class:`TFAdam`: Adam in TF-1's form; on sparse embedding gradients it is TF's
-  ``LazyAdamOptimizer`` (only the rows of the batch move). TF-1's ``AdamOptimizer`` keeps moving
-  every row with its decaying moments; on a CPU that dense update of a large table costs more
-  than the model (CMN's GMF on CiteULike-a: 1.1M embedding values at each of ~6,000 steps per
-  epoch), so the lazy form is the documented stand-in there.
+- :class:`TFAdam`: Adam in TF-1's form. On sparse embedding gradients it is TF's
+  ``LazyAdamOptimizer`` by default (only the rows of the batch move); ``lazy=False`` is TF-1's
+  ``AdamOptimizer``, which decays the moments of every row at every step and so keeps moving
+  rows outside the batch (a full-table update per step: CMN's GMF on CiteULike-a has 1.1M
+  embedding values).
 """
 
 from __future__ import annotations
@@ -118,7 +118,9 @@ class TFAdam(torch.optim.Optimizer):
     Per step t, on the rows a gradient touches: ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``,
     ``θ ← θ − lr·sqrt(1−β2^t)/(1−β1^t) · m / (sqrt(v) + ε)``. A dense gradient updates every
     entry (TF-1's ``AdamOptimizer``); a sparse one (``nn.Embedding(sparse=True)``) only its rows,
-    so rows absent from the batch keep their moments and do not move (see the module docstring).
+    so rows absent from the batch keep their moments and do not move (see the module docstring),
+    unless ``lazy=False``: then the moments of every row decay, the batch rows' gradients are
+    added (duplicates summed first) and every row moves, as TF-1's ``_apply_sparse`` does.
     ``clip_norm`` rescales each gradient tensor first, as in :class:`TFRMSprop`.
     """
 
@@ -129,6 +131,7 @@ class TFAdam(torch.optim.Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         clip_norm: float | None = None,
+        lazy: bool = True,
     ) -> None:
         b1, b2 = betas
         if lr <= 0 or not 0.0 <= b1 < 1.0 or not 0.0 <= b2 < 1.0 or eps <= 0:
@@ -139,6 +142,7 @@ class TFAdam(torch.optim.Optimizer):
         if clip_norm is not None and not clip_norm > 0:
             raise ValueError(f"TFAdam: clip_norm must be > 0 or None, got {clip_norm!r}")
         self.clip_norm = clip_norm
+        self.lazy = lazy
         super().__init__(params, {"lr": lr, "betas": (b1, b2), "eps": eps})
 
     @torch.no_grad()
@@ -161,7 +165,13 @@ class TFAdam(torch.optim.Optimizer):
                 t, m, v = state["t"], state["m"], state["v"]
                 step = lr * (1.0 - b2**t) ** 0.5 / (1.0 - b1**t)
                 g = p.grad
-                if g.is_sparse:
+                if g.is_sparse and not self.lazy:
+                    g = g.coalesce()
+                    rows, vals = g.indices()[0], _clipped(g.values(), self.clip_norm)
+                    m.mul_(b1).index_add_(0, rows, vals, alpha=1.0 - b1)
+                    v.mul_(b2).index_add_(0, rows, vals * vals, alpha=1.0 - b2)
+                    p.addcdiv_(m, v.sqrt().add_(eps), value=-step)
+                elif g.is_sparse:
                     g = g.coalesce()
                     rows, vals = g.indices()[0], _clipped(g.values(), self.clip_norm)
                     m_r = m.index_select(0, rows).mul_(b1).add_(vals, alpha=1.0 - b1)
