@@ -26,8 +26,8 @@ PostgreSQL 15 server), access and service logs on at INFO into a file, and stops
 
 Figures are medians of ``--runs`` runs; each run records the 1-minute load average (the machine
 is shared) and CPU seconds from ``/proc``: the server's (every thread) over each submissions
-window and over a trivial run, and for trivial runs also the spawner's with its reaped children
-(every sidecar and the job it ran). CPU per job does not grow with the machine's load the way
+window and over a trivial run, and for trivial runs also the local host process's with its
+reaped children (every job's command). CPU per job does not grow with the machine's load the way
 wall-clock rates shrink with it.
 
 Reference: Slurm's published sustained 500 batch jobs/s (other hardware, internal to its
@@ -304,13 +304,7 @@ def submissions_run(url: str, workdir: Path, n: int, clients: int, warmup: int, 
         _submit_all(server, [_gang(-1 - i, ["/bin/true"]) for i in range(warmup)], 1)
         bodies = [_gang(i, ["/bin/true"]) for i in range(n)]
         if profile is not None:
-            sampler = subprocess.Popen(
-                [str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
-                 str(server.proc.pid), "--format", "raw", "--output", str(profile), "--rate",
-                 "200", "--nonblocking", "--gil"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            time.sleep(1.0)  # let the sampler attach before the clock starts
+            sampler = _py_spy(server.proc.pid, profile)
         res = _submit_all(server, bodies, clients)
         if loop:
             res["loop_admitted_during_run"] = None
@@ -330,12 +324,25 @@ def submissions_run(url: str, workdir: Path, n: int, clients: int, warmup: int, 
     return res
 
 
-def trivial_run(url: str, workdir: Path, n: int, clients: int) -> dict[str, Any]:
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (200/s, only the thread holding the GIL) into ``out``."""
+    sampler = subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format",
+         "raw", "--output", str(out), "--rate", "200", "--nonblocking", "--gil"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # let the sampler attach before the clock starts
+    return sampler
+
+
+def trivial_run(url: str, workdir: Path, n: int, clients: int,
+                profile: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Trivial jobs through the API and the local backend; completion rates from the store."""
     from recforge.platform.store import Store
 
     load = round(os.getloadavg()[0], 2)
     server = Server(workdir, url, _config(8.0), loop=True)
+    sampler = _py_spy(server.proc.pid, profile) if profile is not None else None
     try:
         cpu0 = _cpu_seconds(server.proc.pid)
         sub = _submit_all(server, [_single(i, ["/bin/true"]) for i in range(n)], clients)
@@ -349,11 +356,14 @@ def trivial_run(url: str, workdir: Path, n: int, clients: int) -> dict[str, Any]
                 raise RuntimeError(f"trivial jobs did not finish: {counts}")
             time.sleep(0.2)
         server_cpu = _cpu_seconds(server.proc.pid) - cpu0
-        # The spawner (the server's one child) has reaped every sidecar, which reaped its job.
-        sidecars_cpu = sum(_cpu_seconds(p, children=True) for p in _child_pids(server.proc.pid))
+        # The local host (the server's one child) has reaped every job's command.
+        host_cpu = sum(_cpu_seconds(p, children=True) for p in _child_pids(server.proc.pid))
         jobs = [j for j in store.iter_jobs(["SUCCEEDED"])]
         store.close()
     finally:
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(timeout=60)
         server.stop()
     created = min(j.created_at for j in jobs)
     ends = sorted(float(j.finished_at or 0) for j in jobs)
@@ -365,7 +375,7 @@ def trivial_run(url: str, workdir: Path, n: int, clients: int) -> dict[str, Any]
         "completed_jobs_per_s": round(n / (ends[-1] - created), 1),
         "steady_completed_jobs_per_s": round(0.8 * n / (hi - lo), 1) if hi > lo else None,
         "server_cpu_ms_per_job": round(1000 * server_cpu / n, 3),
-        "spawner_and_sidecars_cpu_ms_per_job": round(1000 * sidecars_cpu / n, 3),
+        "host_and_jobs_cpu_ms_per_job": round(1000 * host_cpu / n, 3),
         "load_average_1min_before": load,
     }
 
@@ -431,6 +441,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     load_before = _uptime()
     profile_md: dict[str, str] = {}
+    trivial_profile = ""
     try:
         for kind in stores:
             if kind == "postgresql" and pg is None:
@@ -490,9 +501,15 @@ def main() -> None:
                 truns = []
                 for r in range(args.runs):
                     workdir = Path(tempfile.mkdtemp(prefix="recforge-bench-trivial-"))
+                    prof = (workdir / "profile.txt") if args.profile and r == 0 else None
                     try:
                         res = trivial_run(fresh_url(workdir), workdir, args.trivial_jobs,
-                                          args.clients)  # fmt: skip
+                                          args.clients, prof)  # fmt: skip
+                        if prof is not None and prof.exists():
+                            trivial_profile = _summarise_profile(prof)
+                            if args.profile_raw is not None:
+                                args.profile_raw.mkdir(parents=True, exist_ok=True)
+                                shutil.copy(prof, args.profile_raw / "trivial.txt")
                     finally:
                         shutil.rmtree(workdir, ignore_errors=True)
                     print(f"{kind} trivial run {r + 1}/{args.runs}: "
@@ -509,8 +526,8 @@ def main() -> None:
                         x["steady_completed_jobs_per_s"] or 0 for x in truns),
                     "median_server_cpu_ms_per_job": statistics.median(
                         x["server_cpu_ms_per_job"] for x in truns),
-                    "median_spawner_and_sidecars_cpu_ms_per_job": statistics.median(
-                        x["spawner_and_sidecars_cpu_ms_per_job"] for x in truns),
+                    "median_host_and_jobs_cpu_ms_per_job": statistics.median(
+                        x["host_and_jobs_cpu_ms_per_job"] for x in truns),
                 }  # fmt: skip
             results[kind] = per
     finally:
@@ -560,6 +577,13 @@ def main() -> None:
             "during the first SQLite submissions run.\n\n"
             + "".join(f"## Loop {k}\n\n{v}\n" for k, v in sorted(profile_md.items()))
         )
+    if trivial_profile:
+        (args.out / "api-trivial-profile.md").write_text(
+            "# Where the server's time goes with trivial jobs (py-spy, `bench_api.py --profile`)"
+            "\n\npy-spy samples (200/s, `--gil`: CPU time spent in Python) of the server during "
+            f"the first trivial run ({args.trivial_jobs} `/bin/true` jobs: submission, "
+            "admission, launch, settling).\n\n" + trivial_profile
+        )
     print(f"-> {args.out / 'api.json'}")
 
 
@@ -575,13 +599,28 @@ def _uptime() -> str:
 def _scenario_setup(args: argparse.Namespace, load_before: str, *, jobs: int) -> dict[str, Any]:
     return {"jobs_per_run": jobs, "clients": args.clients, "runs": args.runs,
             "warmup_jobs": args.warmup, "uptime_before": load_before, "uptime_after": _uptime(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}  # fmt: skip
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "commit": _commit()}  # fmt: skip
+
+
+def _commit() -> str:
+    """The repository's commit the run measured (``+changes`` when the tree differs from it)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
 
 
 def _setup_line(setup: dict[str, Any] | None) -> str:
     if not setup or "date" not in setup:  # written before setups were kept per scenario
         return ""
-    return (f" Measured {setup['date']}, {setup['runs']} run(s); `uptime` before: "
+    commit = f" at commit {setup['commit']}" if setup.get("commit") else ""
+    return (f" Measured {setup['date']}{commit}, {setup['runs']} run(s); `uptime` before: "
             f"`{setup['uptime_before']}`; after: `{setup['uptime_after']}`.")
 
 
@@ -637,10 +676,10 @@ def _markdown(results: dict[str, Any]) -> str:
             out += [
                 f"**Trivial jobs** ({st.get('jobs_per_run', '?')} one-replica `/bin/true` jobs "
                 "of 1 core, 8 slots, submitted through the API, run as an unprivileged user "
-                "under a sidecar forked by the spawner):" + _setup_line(st),
+                "and supervised by the local backend's host process):" + _setup_line(st),
                 "",
                 "| run | completed jobs/s (first submit to last end) | steady (middle 80 %) | "
-                "submissions/s | server CPU ms/job | spawner + sidecars + jobs CPU ms/job | "
+                "submissions/s | server CPU ms/job | host + jobs CPU ms/job | "
                 "load avg before |",
                 "|---:|---:|---:|---:|---:|---:|---:|",
             ]
@@ -648,14 +687,14 @@ def _markdown(results: dict[str, Any]) -> str:
                 out.append(f"| {i + 1} | {x['completed_jobs_per_s']:.1f} | "
                            f"{x['steady_completed_jobs_per_s']} | {x['submit_jobs_per_s']:.1f} "
                            f"| {x['server_cpu_ms_per_job']:.2f} | "
-                           f"{x['spawner_and_sidecars_cpu_ms_per_job']:.2f} "
+                           f"{_host_cpu(x):.2f} "
                            f"| {x['load_average_1min_before']:.2f} |")  # fmt: skip
             out += ["", f"**Median: {tri['median_completed_jobs_per_s']:.1f} completed jobs/s "
                         f"(steady {tri['median_steady_completed_jobs_per_s']:.1f}).** CPU per "
                         f"job: {tri['median_server_cpu_ms_per_job']:.2f} ms in the server "
                         "(submission, admission, launch, settling), "
-                        f"{tri['median_spawner_and_sidecars_cpu_ms_per_job']:.2f} ms in the "
-                        "spawner, the sidecar and the job itself (medians).", ""]  # fmt: skip
+                        f"{_host_cpu(tri, 'median_'):.2f} ms in the "
+                        "local host process and the job itself (medians).", ""]  # fmt: skip
     out += [
         "Reference: Slurm's published 500 batch jobs/s sustained (other hardware, internal to its "
         "controller); these figures include HTTP, JSON, authentication and the store's commits, "
@@ -663,6 +702,12 @@ def _markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _host_cpu(row: dict[str, Any], prefix: str = "") -> float:
+    """CPU ms per job outside the server (rows before the host process named it otherwise)."""
+    key = f"{prefix}host_and_jobs_cpu_ms_per_job"
+    return float(row[key] if key in row else row[f"{prefix}spawner_and_sidecars_cpu_ms_per_job"])
 
 
 if __name__ == "__main__":

@@ -284,9 +284,12 @@ def test_one_host_supervises_every_replica_and_outlives_close(tmp_path: Path) ->
     hosts = {(r["pid"], r["start_time"]) for r in reps}
     assert len(hosts) == 1, hosts
     host = next(iter(hosts))[0]
-    children = [int(r["child_pid"]) for r in reps]
+    wait_for(backend, a, lambda s: s.all_running)
+    wait_for(backend, b, lambda s: s.all_running)  # every pid file is there
+    pid_files = [json.loads(Path(r["exit_file"]).with_suffix(".pid").read_text()) for r in reps]
+    assert all((p["pid"], p["start_time"]) == next(iter(hosts)) for p in pid_files)
+    children = [int(p["child_pid"]) for p in pid_files]
     assert len(set(children)) == 5 and host not in children
-    wait_for(backend, b, lambda s: s.all_running)
     assert all(_ppid(c) == host for c in children)  # the commands themselves, no sidecars
     assert all(os.getpgid(c) == c for c in children)  # each leads its own group (cancel)
     proc = backend._spawner[0].proc

@@ -108,6 +108,13 @@ def test_samples_series_and_anomalies_of_a_running_replica(plat: Platform, tmp_p
         return [a["kind"] for a in metrics()["anomalies"]]
 
     _wait(lambda: {"memory", "no_output"} <= set(kinds()), 300, "memory and no_output anomalies")
+    # Both can be flagged while the block is still being touched (past half the limit, no
+    # output yet): wait for a sample of the whole block after the job said so.
+    def allocated() -> bool:
+        last = (metrics()["replicas"].get("0") or [{}])[-1]
+        return last.get("rss_mib", 0) >= 190 and (last.get("output_bytes") or 0) > 0
+
+    _wait(allocated, 300, "a sample of the 200 MiB block after the job's output")
     series = metrics()["replicas"]["0"]
     assert len(series) >= 3 and all(s["limit_mib"] == 300 for s in series)
     cpu = [s["cpu_seconds"] for s in series]

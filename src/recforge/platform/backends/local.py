@@ -13,10 +13,12 @@ accounting: :mod:`.memory`), CPU through ``sched_setaffinity`` when the replica 
 cores than the machine has. The handle records which were applied (``limits``).
 
 The handle keeps, per replica, the supervising host's pid and start time (``pid``,
-``start_time``; field 22 of ``/proc/<pid>/stat``) and the command's (``child_pid``,
-``child_start``): a restarted service, no longer the host's parent, uses the pairs to tell a
-live replica from a reused pid, and reads the exit file to learn how a finished replica ended.
-A replica whose host is gone and that left no exit file is lost.
+``start_time``; field 22 of ``/proc/<pid>/stat``); the command's (``child_pid``,
+``child_start``) are in the replica's pid file, which the host writes as it starts it (the
+service hands replicas to the host and never waits for the spawns). A restarted service, no
+longer the host's parent, uses the pairs to tell a live replica from a reused pid, and reads
+the exit file to learn how a finished replica ended. A replica whose host is gone and that left
+no exit file is lost.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ __all__ = ["LocalBackend", "process_start_time"]
 
 
 class _Spawner:
-    """The host process (:mod:`.spawner`) and the thread that reads its answers."""
+    """The host process (:mod:`.spawner`) and the thread that reads its notices."""
 
     def __init__(self, python: str, on_exit: Callable[[int], object]) -> None:
         """``on_exit(job_id)`` is called when a replica of that job has ended."""
@@ -71,58 +73,32 @@ class _Spawner:
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},  # nothing of ours
             start_new_session=True,
         )
+        #: the host's (pid, start time): every replica's supervision
+        self.identity = (self.proc.pid, process_start_time(self.proc.pid) or -1)
         self._lock = threading.Lock()
-        self._answers: dict[int, dict[str, Any]] = {}
-        self._cond = threading.Condition(self._lock)
-        self._next = 0
         self._reader = threading.Thread(target=self._read, name="spawner-reader", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
-            msg = json.loads(raw)
-            if "exited" in msg:
-                self.on_exit(int(msg["job"]))
-                continue
-            with self._cond:
-                self._answers[int(msg["id"])] = msg
-                self._cond.notify_all()
-        with self._cond:  # the host died: wake every waiter
-            self._cond.notify_all()
+            self.on_exit(int(json.loads(raw)["job"]))
         # After close() the host supervises its replicas to their end; collect it then.
         self.proc.wait()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def send(self, request: dict[str, Any]) -> int:
-        """Ask for one replica to be started; the request id to collect its answer with."""
-        with self._cond:
-            self._next += 1
-            rid = self._next
+    def send(self, requests: list[dict[str, Any]]) -> None:
+        """Hand replicas to the host (one write); it starts them in order, without answering."""
         assert self.proc.stdin is not None
+        data = "".join(dumps(r, indent=None) + "\n" for r in requests).encode()
         try:
-            self.proc.stdin.write((dumps({**request, "id": rid}, indent=None) + "\n").encode())
-            self.proc.stdin.flush()
+            with self._lock:
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
         except OSError as exc:
             raise LaunchError(f"the host process is gone: {exc}") from exc
-        return rid
-
-    def answer(self, rid: int, timeout: float = 60.0) -> dict[str, Any]:
-        """The host's answer to request ``rid`` (``pid``, ``start_time``, ``child_pid``,
-        ``child_start``)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while rid not in self._answers:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.alive():
-                    raise LaunchError("the host process did not answer")
-                self._cond.wait(min(left, 1.0))
-            answer = self._answers.pop(rid)
-        if "error" in answer:
-            raise LaunchError(f"start failed: {answer['error']}")
-        return answer
 
     def close(self) -> None:
         """End the host's input; it exits once its last replica has ended."""
@@ -225,51 +201,45 @@ class LocalBackend(Backend):
         return out
 
     def launch_many(self, launches: list[Launch]) -> list[Handle | Exception]:
-        """Start the gangs: every replica's start request goes to the host first, then the
-        answers are collected (one round trip for a tick's admissions, not one per replica)."""
-        handles: list[Handle] = []
-        pending: list[tuple[Handle, dict[str, Any], int]] = []  # (handle, replica, request id)
+        """Start the gangs: every replica's start request goes to the host in one write, and
+        the handles are complete at once (the host's pid is every replica's supervision; each
+        command's pid comes in its pid file). The loop never waits for the spawns: a command
+        that cannot start ends with exit code 127 and the reason in its exit file."""
         out: list[Handle | Exception] = []
+        batch: list[dict[str, Any]] = []
+        prepared: list[Handle] = []
+        try:
+            host = self._spawner_proc()
+        except Exception as exc:
+            return [LaunchError(f"job {la.job_id}: cannot start the host process: {exc}")
+                    for la in launches]  # fmt: skip
         for la in launches:
-            handle, requests = self._prepare(la)
-            handles.append(handle)
             try:
-                spawner = self._spawner_proc()
-                for replica, request in requests:
-                    pending.append((handle, replica, spawner.send(request)))
-                out.append(handle)
+                handle, requests = self._prepare(la)
             except Exception as exc:
                 out.append(LaunchError(f"job {la.job_id}: {exc}"))
-        failed: dict[int, Exception] = {}
-        for handle, replica, rid in pending:
-            try:
-                answer = self._spawner_proc().answer(rid)
-            except Exception as exc:
-                failed.setdefault(id(handle), LaunchError(
-                    f"job {handle['job_id']}: launching replica {replica['index']} failed: {exc}"
-                ))  # fmt: skip
                 continue
-            replica["pid"] = int(answer["pid"])
-            replica["start_time"] = int(answer["start_time"])
-            replica["child_pid"] = answer["child_pid"]
-            replica["child_start"] = answer["child_start"]
-            handle["replicas"].append(replica)
-        for i, handle in enumerate(handles):
-            if isinstance(out[i], Exception):
-                continue
-            if id(handle) in failed:
-                self.cancel(handle)
-                out[i] = failed[id(handle)]
-                continue
+            for replica, request in requests:
+                replica["pid"], replica["start_time"] = host.identity
+                handle["replicas"].append(replica)
+                batch.append(request)
             replicas = handle["replicas"]
-            replicas.sort(key=lambda r: int(r["index"]))
             limits = handle["limits"]
             limits["cpu_affinity"] = {r["index"]: r["cpus"] for r in replicas if r["cpus"]}
             limits["memory_mib"] = {r["index"]: r["memory_mib"] for r in replicas
                                     if r["memory_mib"]}  # fmt: skip
             handle["complete"] = True
+            prepared.append(handle)
+            out.append(handle)
+        try:
+            host.send(batch)
+        except LaunchError as exc:
+            return [LaunchError(f"job {h['job_id']}: {exc}") if isinstance(h, dict) else h
+                    for h in out]  # fmt: skip
+        for handle in prepared:
             # Once per launch, complete. A crash before this write leaves the replicas' pid
-            # files, from which recover_handle rebuilds the handle.
+            # files (the host writes one as it starts each), from which recover_handle
+            # rebuilds the handle.
             self._save_handle(handle)
         return out
 
@@ -418,11 +388,29 @@ class LocalBackend(Backend):
 
     # -- cancel / logs ------------------------------------------------------------------------
     @staticmethod
-    def _signal_group(r: dict[str, Any], sig: int) -> bool:
+    def _command(r: dict[str, Any], wait: float = 0.0) -> tuple[int, int] | None:
+        """The replica's command (pid, start time), from the handle or else its pid file
+        (remembered in ``r``); waits up to ``wait`` seconds while its live host has not
+        started it yet. None if it never started (or its host is gone)."""
+        deadline = time.monotonic() + wait
+        pid_file = Path(r["exit_file"]).with_suffix(".pid")
+        while r.get("child_pid") is None:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                info = json.loads(pid_file.read_text())
+                r["child_pid"], r["child_start"] = int(info["child_pid"]), int(info["child_start"])
+                break
+            if (read_exit(r["exit_file"]) is not None or time.monotonic() >= deadline
+                    or not alive(int(r["pid"]), int(r["start_time"]))):  # fmt: skip
+                return None
+            time.sleep(0.01)
+        return int(r["child_pid"]), int(r["child_start"])
+
+    def _signal_group(self, r: dict[str, Any], sig: int) -> bool:
         """Signal the replica's process group; False if nothing of ours is left to signal."""
-        if r.get("child_pid") is None:
+        command = self._command(r)
+        if command is None:
             return False  # the command never started
-        pid, start = int(r["child_pid"]), int(r["child_start"])
+        pid, start = command
         st = proc_stat(pid)
         if st is not None and st[1] != start:
             return False  # pid reused by an unrelated process: its group is not ours
@@ -437,6 +425,8 @@ class LocalBackend(Backend):
         (boundedly) for the exit files, so a poll right after sees how each ended. A host that
         is stopped (SIGSTOP: it can record nothing) is killed: its replicas are lost anyway."""
         replicas = handle.get("replicas", [])
+        for r in replicas:  # a replica handed to the host a moment ago is started first
+            self._command(r, wait=_EXIT_FILE_WAIT)
         live = [r for r in replicas if self._signal_group(r, signal.SIGTERM)]
         deadline = time.monotonic() + self.term_grace
         while live and time.monotonic() < deadline:

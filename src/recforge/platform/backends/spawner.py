@@ -7,12 +7,12 @@ local backend starts it (``python -m recforge.platform.backends.spawner``) with 
 and an empty environment:
 
 * each request line is a JSON :class:`~recforge.platform.backends.sidecar.SidecarConfig` plus
-  ``id``, ``log`` and optionally ``cpus``; the host starts the command at once and answers
-  ``{"id", "pid", "start_time", "child_pid", "child_start"}`` (``pid``/``start_time`` are the
-  host's: the replica's supervision; ``child_*`` the command's, null if it could not start, with
-  the exit file saying why) or ``{"id", "error"}``;
-* once a replica has ended (exit file written) it sends ``{"exited": child_pid, "job": id}``,
-  which lets the service poll that job at once.
+  ``log`` and optionally ``cpus``; the host starts the command at once and writes the replica's
+  pid file (its own pid and start time, the replica's supervision, and the command's). It never
+  answers: the service does not wait for spawns. A command that cannot start gets an exit file
+  (127, or 126 for a request the host cannot read) saying why;
+* once a replica has ended (exit file written) it sends ``{"exited": child_pid, "job": id}``
+  (``exited`` null if it never started), which lets the service poll that job at once.
 
 The loop waits on the input, a SIGCHLD self-pipe and its next timer (the earliest heartbeat, and
 every :data:`~.memory.SAMPLE_SECONDS` while a replica has a tree-accounted memory limit). Ended
@@ -36,13 +36,14 @@ import signal
 import sys
 import time
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from recforge._json import dumps
 from recforge.platform.backends import proctree
 from recforge.platform.backends.memory import SAMPLE_SECONDS
 from recforge.platform.backends.replica import Replica, StartFailed, start
-from recforge.platform.backends.sidecar import SidecarConfig
+from recforge.platform.backends.sidecar import SidecarConfig, write_exit_file
 
 __all__ = ["main"]
 
@@ -66,21 +67,21 @@ class Host:
             self.out = None
 
     def spawn(self, request: dict[str, Any]) -> None:
-        rid = request.get("id")
+        """Start one replica; whatever goes wrong is recorded in its exit file."""
         try:
             cfg = SidecarConfig(**{k: v for k, v in request.items() if k in _CONFIG_FIELDS})
             rep = start(cfg, request["log"], request.get("cpus"), self.me, time.monotonic())
-        except StartFailed:
-            self.send({"id": rid, "pid": self.me[0], "start_time": self.me[1],
-                       "child_pid": None, "child_start": None})  # fmt: skip
+        except StartFailed:  # the exit file (127) says why
             self.send({"exited": None, "job": request.get("job")})
             return
-        except Exception as exc:  # a bad request: the service learns why
-            self.send({"id": rid, "error": f"{type(exc).__name__}: {exc}"})
+        except Exception as exc:  # a bad request: a bug of the service, recorded all the same
+            if request.get("exit_file"):
+                with contextlib.suppress(OSError):
+                    write_exit_file(Path(request["exit_file"]), 126,
+                                    f"host: {type(exc).__name__}: {exc}")  # fmt: skip
+            self.send({"exited": None, "job": request.get("job")})
             return
         self.replicas[rep.pid] = rep
-        self.send({"id": rid, "pid": self.me[0], "start_time": self.me[1],
-                   "child_pid": rep.pid, "child_start": rep.start_time})  # fmt: skip
 
     def orphans(self) -> list[int]:
         """Children of the host that are no replica's command (adopted as subreaper)."""
