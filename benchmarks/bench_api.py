@@ -439,7 +439,6 @@ def main() -> None:
 
     pg = None
     results: dict[str, Any] = {}
-    load_before = _uptime()
     profile_md: dict[str, str] = {}
     trivial_profile = ""
     try:
@@ -450,6 +449,7 @@ def main() -> None:
 
                 pg = start_postgres()
             per: dict[str, Any] = {"store": STORES[kind]}
+            load_before = _uptime()  # of this store's runs
 
             def fresh_url(workdir: Path, kind: str = kind, pg: Any = pg) -> str:
                 if kind == "sqlite":
