@@ -596,7 +596,11 @@ class Scheduler:
                 if job_id in skip:
                     continue
                 job = self._jobs[job_id]
-                if self._try_admit(job, now, out):
+                # Until this turn admits, the book changes only by the head's preemption plan,
+                # which undoes what it tries: ``avail`` stays exact for the turn.
+                if not self._fits_somewhere(job, avail):
+                    self.stats.tries += 1  # the fit check _try_admit would fail
+                elif self._try_admit(job, now, out):
                     admitted = True
                     break
                 if not skip:  # the queue's head: it may reclaim lent quota
@@ -679,6 +683,17 @@ class Scheduler:
                 else:
                     return None  # this one fits here: a real turn decides
         return w.ids
+
+    @staticmethod
+    def _fits_somewhere(job: PendingJob, avail: dict[str, list[int]]) -> bool:
+        gang = job.gang_vec
+        for c in job.candidates:
+            for n, a in zip(gang, avail[c]):  # noqa: B905 - same dims by construction; hot loop
+                if n > a:
+                    break
+            else:
+                return True
+        return False
 
     def _offers_more(self, qs: QueueState, avail: dict[str, list[int]]) -> bool:
         """Whether some cluster offers the queue's group more of anything than at its last

@@ -118,6 +118,7 @@ class QuotaBook:
         self._max_cache: dict[tuple[str, str], list[int]] = {}
         self._borrow_cache: dict[tuple[str, str], tuple[int, list[int]]] = {}
         self.changes = 0  # bumped on every reservation or release (memo keys of the cycle)
+        self._clock = 0  # source of versions (see _apply)
         for g in groups:
             self._groups[g.name] = g
         for c in clusters:
@@ -408,8 +409,9 @@ class QuotaBook:
     def _limits_changed(self) -> None:
         # Quotas, capacities or dimensions changed: what was derived from them is stale.
         self.changes += 1
+        self._clock += 1
         for st in self._clusters.values():
-            st.version = self.changes
+            st.version = self._clock
         self._avail_cache.clear()
         self._max_cache.clear()
         self._borrow_cache.clear()
@@ -514,14 +516,15 @@ class QuotaBook:
     @contextmanager
     def trial(self, cluster: str) -> Iterator[None]:
         """For tentative changes on ``cluster`` that the caller undoes exactly before the block
-        ends (releases, then the same reservations again): the versions that key cached
-        availability and the scheduler's memos are restored, so they stay valid."""
+        ends (releases, then the same reservations again): :attr:`changes` and the versions
+        that key cached availability are restored, so caches and the scheduler's memos stay
+        valid. Nothing may record :attr:`changes` inside the block."""
         st = self._state_of(cluster)
-        saved = st.version, dict(self._group_version)
+        saved = st.version, dict(self._group_version), self.changes
         try:
             yield
         finally:
-            st.version, self._group_version = saved
+            st.version, self._group_version, self.changes = saved
 
     def _state_of(self, cluster: str) -> _ClusterState:
         st = self._clusters.get(cluster)
@@ -574,12 +577,12 @@ class QuotaBook:
         return self.to_resources(total)
 
     def _apply(self, st: _ClusterState, slot: _Slot, total: list[int], sign: int) -> None:
-        # Versions are values of the ever-growing change count, never reused: a cache entry
-        # made while a version was set (even a tentative one, see :meth:`trial`) cannot match
-        # a later state.
+        # Versions are values of an ever-growing clock, never reused: a cache entry made while
+        # a version was set (even a tentative one, see :meth:`trial`) cannot match a later state.
         self.changes += 1
-        st.version = self.changes
-        self._group_version[slot.group] = self.changes
+        self._clock += 1
+        st.version = self._clock
+        self._group_version[slot.group] = self._clock
         gused = self._group_used[slot.group]
         for i, x in enumerate(total):
             if not x:
