@@ -133,10 +133,13 @@ def percentile(xs: list[float], q: float) -> float:
     return s[k]
 
 
+MAX_WAIT_S = 4 * 3600  # the waiting bound (aging policy of the run)
+
+
 def run_once(cfg: dict[str, Any], jobs: list[tuple[str, JobSpec, float]]) -> dict[str, Any]:
     sched = Scheduler(
         parse_platform_config(cfg, source="bench"),
-        aging=AgingPolicy(aging_seconds=1800, max_wait_seconds=4 * 3600),
+        aging=AgingPolicy(aging_seconds=1800, max_wait_seconds=MAX_WAIT_S),
     )
     runtime = {jid: rt for jid, _, rt in jobs}
     t0 = time.perf_counter()
@@ -151,6 +154,8 @@ def run_once(cfg: dict[str, Any], jobs: list[tuple[str, JobSpec, float]]) -> dic
     admitted = 0
     preempted = 0
     preemptions_of: dict[str, int] = {}
+    starving_runs: set[str] = set()  # running jobs admitted while starving (they may borrow)
+    preempted_starving = 0
     finished: set[str] = set()
     waits: list[float] = []
     now = 0.0
@@ -164,11 +169,18 @@ def run_once(cfg: dict[str, Any], jobs: list[tuple[str, JobSpec, float]]) -> dic
             end_of[a.job_id] = now + runtime[a.job_id]
             heapq.heappush(ends, (end_of[a.job_id], a.job_id))
             waits.append(a.waited_seconds)
+            if a.waited_seconds >= MAX_WAIT_S:
+                starving_runs.add(a.job_id)
+            else:
+                starving_runs.discard(a.job_id)
         admitted += len(out)
         # As the service does: stop the victims and requeue them after a backoff (their run
         # starts over when they are admitted again).
         for p in plans:
             end_of.pop(p.victim, None)
+            if p.victim in starving_runs:
+                starving_runs.discard(p.victim)
+                preempted_starving += 1
             n = preemptions_of[p.victim] = preemptions_of.get(p.victim, 0) + 1
             sched.evict(p.victim, now, not_before=now + PREEMPTED_BACKOFF.delay(n))
             preempted += 1
@@ -196,8 +208,10 @@ def run_once(cfg: dict[str, Any], jobs: list[tuple[str, JobSpec, float]]) -> dic
         "finished": len(finished),
         "preempted": preempted,
         "jobs_preempted": len(preemptions_of),
+        "preempted_after_starving_admission": preempted_starving,
         "max_preemptions_of_a_job": max(preemptions_of.values(), default=0),
         "held_for_lenders": sched.stats.held_for_lenders,
+        "blocked_windows": sched.stats.blocked_windows,
         "passes": len(pass_times),
         "submit_per_s": len(jobs) / submit_s,
         "admissions_per_s": admitted / total_pass,
@@ -304,7 +318,8 @@ def profile(cfg: dict[str, Any], jobs: list[tuple[str, JobSpec, float]], out: Pa
         for line in buf.getvalue().splitlines()
         if line.strip() and not line.startswith(("   Ordered", "   List reduced"))
     )
-    keys = ["admitted", "preempted", "passes", "fit_checks", "held_for_lenders"]
+    keys = ["admitted", "preempted", "preempted_after_starving_admission", "passes",
+            "fit_checks", "blocked_windows", "held_for_lenders"]  # fmt: skip
     text = (
         "# Scheduler profile (cProfile, CPU time, one run)\n\n"
         f"Workload: the first {len(jobs):,} jobs of bench_scheduler's workload (seed as given); "
@@ -363,6 +378,10 @@ def render_md(res: dict[str, Any]) -> str:
         f"| preemptions per run (victims evicted and requeued) | {m['preempted']:,.0f} | |",
         f"| jobs preempted at least once / most preemptions of one job | "
         f"{m['jobs_preempted']:,.0f} / {m['max_preemptions_of_a_job']:.0f} | |",
+        f"| of those preemptions, runs admitted while starving (exempt from the borrowing rule) | "
+        f"{m['preempted_after_starving_admission']:,.0f} | |",
+        f"| turns decided by the window check (no job of the window fits anywhere) | "
+        f"{m['blocked_windows']:,.0f} | |",
         f"| borrowing tries held back for lenders' pending jobs | "
         f"{m['held_for_lenders']:,.0f} | |",
         f"| burst: one pass admitting all {m['burst_admitted']:,.0f} jobs (capacity x200) | "

@@ -71,14 +71,20 @@ class LenderNeeds:
     def __init__(self, book: QuotaBook, queues: PendingQueues) -> None:
         self._book = book
         self._queues = queues
-        self._cache: dict[str, tuple[tuple[tuple[int, ...], int], list[_Lender]]] = {}
+        # cluster -> (key, its lenders, verdicts so far per (group, request))
+        self._cache: dict[str, tuple[tuple[int, int], list[_Lender], dict[Any, Any]]] = {}
 
     def __call__(self, group: str, cluster: str, total: list[int]) -> LenderNeed | None:
-        key = (self._book.version((cluster,)), self._queues.demand_changes)
+        key = (self._book.cluster_version(cluster), self._queues.demand_changes)
         hit = self._cache.get(cluster)
         if hit is None or hit[0] != key:
-            hit = self._cache[cluster] = (key, _needs(self._book, self._queues.demand, cluster))
-        return _first_short(self._book, hit[1], group, cluster, total)
+            hit = (key, _needs(self._book, self._queues.demand, cluster), {})
+            self._cache[cluster] = hit
+        ask = (group, tuple(total))
+        verdicts = hit[2]
+        if ask not in verdicts:
+            verdicts[ask] = _first_short(self._book, hit[1], group, cluster, total)
+        return verdicts[ask]  # type: ignore[no-any-return]
 
 
 _Lender = tuple[str, int, list[int], list[int]]  # group, pending jobs, need, availability

@@ -214,6 +214,7 @@ class Scheduler:
         self._lender_waiters: dict[tuple[str, str], set[str]] = {}
         self._admitted_on: dict[str, dict[str, PendingJob]] = {}  # cluster -> admitted jobs
         self._total_cap: list[int] = []
+        self._shares: dict[str, tuple[int, float]] = {}  # group -> (book changes, share)
         self._refresh_capacity()
         self.stats = SchedulerStats()
 
@@ -252,6 +253,7 @@ class Scheduler:
             for i, x in enumerate(self.book.cluster_cap_vec(name)):
                 total[i] += x
         self._total_cap = total
+        self._shares = {}
         self._clusters_by_group: dict[str, list[str]] = {
             g: [c for c in self.book.clusters if self.book.has_quota(g, c)]
             for g in self.book.groups
@@ -624,12 +626,12 @@ class Scheduler:
         # the plan reads (its clusters, its group's total) nor the victims already chosen by
         # other plans changed.
         shape = (job.group, tuple(job.gang_vec), tuple(job.candidates))
-        memo = self._no_reclaim.get(shape)
-        if memo is not None and memo == (self._plans_made, self.book.version(job.candidates)):
+        token = (self._plans_made, self.book.version(job.candidates))
+        if self._no_reclaim.get(shape) == token:
             return
         plan = self.reclaim.plan(self.book, job, self._admitted_on, self._priorities)
-        if not plan:  # (the plan's tentative releases were undone: the token is current)
-            self._no_reclaim[shape] = (self._plans_made, self.book.version(job.candidates))
+        if not plan:  # (the plan's tentative releases were undone: the token is still current)
+            self._no_reclaim[shape] = token
             return
         self._plans_made += 1
         for p in plan:
@@ -725,7 +727,15 @@ class Scheduler:
         return True
 
     def _queue_share(self, queue: Queue) -> float:
-        return dominant_share(self.book.group_used_vec(queue.group), self._total_cap) / queue.weight
+        group = queue.group
+        at = self.book.changes
+        hit = self._shares.get(group)
+        if hit is None or hit[0] != at:
+            hit = self._shares[group] = (
+                at,
+                dominant_share(self.book.group_used_vec(group), self._total_cap),
+            )
+        return hit[1] / queue.weight
 
     def _try_admit(self, job: PendingJob, now: float, out: list[Admission]) -> bool:
         """Admit ``job`` on the best cluster that fits its gang now; False if none does."""
@@ -745,12 +755,12 @@ class Scheduler:
         gang = job.gang_vec
         group = job.group
         book = self.book
-        available = book.available_vec
+        available = self._group_avail(group)
         chosen: str | None = None
         chosen_avail: list[int] | None = None
         borrowing: list[tuple[str, list[int]]] = []  # clusters where it fits only by borrowing
         for c in job.candidates:
-            avail = available(group, c)
+            avail = available[c]
             for n, a in zip(gang, avail):  # noqa: B905 - same dims by construction; hot loop
                 if n > a:
                     break

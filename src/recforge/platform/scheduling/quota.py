@@ -316,8 +316,11 @@ class QuotaBook:
         anywhere of a group with a total cap: while it is equal, every quota quantity on those
         clusters (availability, usage, what others borrow) is unchanged."""
         cs = self._clusters
-        gv = self._group_version
-        return (*(cs[c].version for c in clusters), *(gv.get(g, 0) for g in self._capped))
+        return tuple(cs[c].version for c in clusters)
+
+    def cluster_version(self, cluster: str) -> int:
+        """:meth:`version` of one cluster, as a number."""
+        return self._clusters[cluster].version
 
     def _state(self, group: str, cluster: str) -> tuple[_ClusterState, _Slot]:
         st = self._clusters.get(cluster)
@@ -371,8 +374,8 @@ class QuotaBook:
     ) -> list[int]:
         """:meth:`available_vec` of ``group`` as it would be after ``other`` (another group)
         reserved ``request`` on ``cluster``; computed, nothing is reserved."""
-        st, slot = self._state(group, cluster)
-        _, oslot = self._state(other, cluster)
+        st = self._state_of(cluster)
+        slot, oslot = self._slot(group, cluster), self._slot(other, cluster)
         assert slot is not oslot
         gused = self._group_used[group]
         gcap = self._group_cap[group]
@@ -519,12 +522,15 @@ class QuotaBook:
         ends (releases, then the same reservations again): :attr:`changes` and the versions
         that key cached availability are restored, so caches and the scheduler's memos stay
         valid. Nothing may record :attr:`changes` inside the block."""
-        st = self._state_of(cluster)
-        saved = st.version, dict(self._group_version), self.changes
+        self._state_of(cluster)
+        versions = {name: st.version for name, st in self._clusters.items()}
+        saved = dict(self._group_version), self.changes
         try:
             yield
         finally:
-            st.version, self._group_version, self.changes = saved
+            self._group_version, self.changes = saved
+            for name, v in versions.items():
+                self._clusters[name].version = v
 
     def _state_of(self, cluster: str) -> _ClusterState:
         st = self._clusters.get(cluster)
@@ -583,6 +589,9 @@ class QuotaBook:
         self._clock += 1
         st.version = self._clock
         self._group_version[slot.group] = self._clock
+        if slot.group in self._capped:  # what it may take on every cluster changed
+            for other in self._clusters.values():
+                other.version = self._clock
         gused = self._group_used[slot.group]
         for i, x in enumerate(total):
             if not x:
