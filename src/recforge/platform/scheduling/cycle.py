@@ -56,9 +56,14 @@ Event-driven
     still offers less of some resource than the least any job of that turn asks for (its jobs
     would all be blocked again; its head still plans preemption as on a turn), and within a
     pass a gang shape that did not fit for a group is not checked again (capacity only shrinks
-    during a pass). These shortcuts leave every decision unchanged (tested against a scheduler
-    without them, with and without preemption). Everything is deterministic given the same
-    sequence of calls.
+    during a pass). A turn whose whole window (head and lookahead) fits on none of its clusters
+    is decided at once from the group's availability (what the failing fit checks would do:
+    the head may reclaim, the snapshot moves). A gang shape that found nothing to reclaim is
+    not planned again while the usage on its clusters and the victims chosen by other plans
+    are unchanged (a plan's tentative releases leave the book's versions as they were, see
+    :meth:`~recforge.platform.scheduling.quota.QuotaBook.trial`). These shortcuts leave every
+    decision unchanged (tested against a scheduler without them, with and without
+    preemption). Everything is deterministic given the same sequence of calls.
 
 Preemption and the borrowing rule
     A job that does not fit where it would stay within its group's nominal quota may preempt
