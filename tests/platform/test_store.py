@@ -169,6 +169,22 @@ def test_replicas_heartbeat_per_attempt(store: Store) -> None:
     assert (r.attempt, r.last_heartbeat, r.exit_code) == (2, None, None)
 
 
+def test_record_launches_stores_every_handle_and_replica_pid(store: Store) -> None:
+    a, b, c = _job(store), _job(store), _job(store)
+    for jid in (a, b, c):
+        store.reset_replicas(jid, 1, [(0, "master"), (1, "worker")])
+    ha = {"backend": "local", "replicas": [{"index": 0, "pid": 7}, {"index": 1, "pid": 7}]}
+    hb = {"backend": "local", "replicas": [{"index": 1, "pid": 8}, {"index": 0}]}
+    store.record_launches({a: ha, b: hb})
+    assert (store.get_job(a).handle, store.get_job(b).handle, store.get_job(c).handle) == (
+        ha, hb, None)  # fmt: skip
+    assert [(r.index, r.pid) for r in store.replicas(a)] == [(0, 7), (1, 7)]
+    assert [(r.index, r.pid) for r in store.replicas(b)] == [(0, None), (1, 8)]
+    assert store.replicas(b)[1].handle == {"index": 1, "pid": 8}
+    assert [r.pid for r in store.replicas(c)] == [None, None]
+    store.record_launches({})  # nothing to do
+
+
 def test_cancel_flag_and_update_job(store: Store) -> None:
     jid = _job(store)
     assert store.request_cancel(jid).cancel_requested

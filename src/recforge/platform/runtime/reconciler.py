@@ -258,8 +258,10 @@ class Reconciler:
                     starting.append((job, admission))
         launched = self._start_all(starting, now)
         with self.store.batch():
+            self.store.record_launches({job.id: outcome for job, _, outcome in launched
+                                        if not isinstance(outcome, str)})  # fmt: skip
             for job, admission, outcome in launched:
-                self._record_launch(job, admission, outcome, now, report)
+                self._record_launch(job, admission, outcome, now, report, stored=True)
 
     def _admit(self, admission: Admission, now: float, report: TickReport) -> JobRecord | None:
         """PENDING -> ADMITTED -> STARTING; the job as STARTING, or None if it went elsewhere."""
@@ -328,14 +330,14 @@ class Reconciler:
         return [(job, a, outcome[job.id]) for job, a in starting]
 
     def _record_launch(self, job: JobRecord, admission: Admission, outcome: dict[str, Any] | str,
-                       now: float, report: TickReport) -> None:  # fmt: skip
+                       now: float, report: TickReport, *,
+                       stored: bool = False) -> None:  # fmt: skip
+        """After a launch: its handle (unless ``stored`` already), or the retry of a failure."""
         if isinstance(outcome, str):
             self.retry_or_fail(job, now, outcome, report)
             return
-        self.store.update_job(job.id, handle=outcome)
-        self.store.set_replica_handles(
-            job.id, {int(r["index"]): r for r in outcome.get("replicas", []) if "pid" in r}
-        )
+        if not stored:
+            self.store.record_launches({job.id: outcome})
         log.info("job launched", extra={"job_id": job.id, "attempt": job.attempts,
                                         "backend": admission.cluster_type})  # fmt: skip
         self._active[job.id] = dataclasses.replace(job, handle=outcome)
@@ -444,7 +446,6 @@ class Reconciler:
 
     def _settle(self, job: JobRecord, status: BackendStatus, now: float, report: TickReport
                 ) -> None:  # fmt: skip
-        spec = JobSpec.model_validate(job.spec)
         if status.all_succeeded or status.failed:
             states = [(r.index, r.phase.value, r.exit_code) for r in status.replicas]
             self.store.set_replica_states(job.id, job.attempts, states)
@@ -462,7 +463,8 @@ class Reconciler:
                 if self.moves.move(job, S.RUNNING, "all gang replicas running", at=now):
                     report.running.append(job.id)
                 return
-            deadline = spec.pending_deadline_seconds or self.settings.default_pending_deadline
+            deadline = (_stored_field(job, "pending_deadline_seconds")
+                        or self.settings.default_pending_deadline)  # fmt: skip
             if deadline is not None and now - launched > deadline:
                 waiting = sorted(
                     r.index for r in status.replicas if r.phase is not ReplicaPhase.RUNNING
@@ -474,7 +476,7 @@ class Reconciler:
                     report,
                 )  # fmt: skip
             return
-        limit = spec.run_deadline_seconds
+        limit = _stored_field(job, "run_deadline_seconds")
         if limit is not None and job.started_at is not None and now - job.started_at > limit:
             reason = f"run deadline {limit:g}s exceeded"
             if self.moves.move(job, S.FAILED, reason, at=now) is not None:
@@ -519,3 +521,10 @@ class Reconciler:
         return {"detail": st.detail,
                 "replicas": [{"index": r.index, "phase": r.phase.value, "exit_code": r.exit_code,
                               "detail": r.detail} for r in st.replicas]}  # fmt: skip
+
+
+def _stored_field(job: JobRecord, name: str) -> float | None:
+    """A deadline of the job's stored spec (its canonical dump: every field is there). Read
+    without validating the whole spec again: a starting job is polled at every tick."""
+    value = job.spec.get(name)
+    return None if value is None else float(value)

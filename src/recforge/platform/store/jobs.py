@@ -65,6 +65,11 @@ _REPLICA_HANDLE = (
     .where(replicas_t.c.job_id == sa.bindparam("_jid"), replicas_t.c.idx == sa.bindparam("_idx"))
     .values(handle=sa.bindparam("handle"), pid=sa.bindparam("pid"))
 )
+_JOB_HANDLE = (
+    jobs_t.update()
+    .where(jobs_t.c.id == sa.bindparam("_jid"))
+    .values(handle=sa.bindparam("handle"), updated_at=sa.bindparam("_at"))
+)
 _MOVE_COLUMNS = ("state", "version", "reason", "updated_at")
 _moves: dict[tuple[str, ...], sa.Update] = {}
 _fast_moves: dict[tuple[str, ...], sa.Update] = {}
@@ -465,6 +470,21 @@ class JobsStore(StoreBase):
         if rows:
             with self._write() as conn:
                 conn.execute(_REPLICA_HANDLE, rows)
+
+    def record_launches(self, handles: dict[int, dict[str, Any]]) -> None:
+        """Store the handles of launched jobs (``job id -> handle``) and their replicas'
+        backend details: two statements for all of them (a tick's launches), not two per job."""
+        if not handles:
+            return
+        at = self.clock()
+        jobs = [{"_jid": j, "handle": h, "_at": at} for j, h in handles.items()]
+        reps = [{"_jid": j, "_idx": int(r["index"]), "handle": r, "pid": r.get("pid")}
+                for j, h in handles.items()
+                for r in h.get("replicas", []) if "pid" in r]  # fmt: skip
+        with self._write() as conn:
+            conn.execute(_JOB_HANDLE, jobs)
+            if reps:
+                conn.execute(_REPLICA_HANDLE, reps)
 
     def replicas(self, job_id: int) -> list[ReplicaRecord]:
         """The job's replicas (current attempt), by index."""
