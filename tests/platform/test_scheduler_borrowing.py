@@ -129,6 +129,13 @@ def test_a_starving_job_may_borrow_what_lenders_need() -> None:
     assert s.schedule(now=50) == []
     assert s.explain("b2", now=50).clusters[0].held_for is not None
     assert ids(s.schedule(now=100)) == ["b2"]  # starving at 100: borrows 3 of ga's idle 4
+    # Admitted under the waiting bound, b2 runs to its end: a2 (ga's 6, only 3 free once a1
+    # ended) does not reclaim from it, and gets its quota when b2 ends.
+    s.on_finished("a1", now=101)
+    assert s.schedule(now=101) == [] and s.take_preemptions() == []
+    assert s.explain("a2", now=101).preempting == ()
+    s.on_finished("b2", now=200)
+    assert ids(s.schedule(now=200)) == ["a2"]
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -67,14 +67,17 @@ Event-driven
 
 Preemption and the borrowing rule
     A job that does not fit where it would stay within its group's nominal quota may preempt
-    borrowing jobs of other groups there (:mod:`recforge.platform.scheduling.preemption`);
+    borrowing jobs of other groups there (:mod:`recforge.platform.scheduling.preemption`),
+    except jobs admitted while starving;
     :meth:`Scheduler.take_preemptions` hands the plans to the service, which stops the victims
     and calls :meth:`Scheduler.evict` (the service grows the backoff with each preemption of a
     job). A non-starving job may borrow only quota that no other group's pending jobs need
     (:mod:`recforge.platform.scheduling.borrowing`); otherwise a reclaimed borrower would
     borrow the same quota again after its backoff and be preempted again. A job held back by
-    that rule is tried again when the lender's demand or usage there changes; starving jobs
-    are exempt (the waiting bound comes first).
+    that rule is tried again when the lender's demand or usage there changes. Starving jobs
+    are exempt (the waiting bound comes first), and a job admitted while starving runs to its
+    end: it is never reclaimed (otherwise the bound would promise an admission that the next
+    reclaim undoes, and the requeued job would wait the whole bound again).
 
 The pieces: pending queues and aging (:mod:`.queues`), the quota book (:mod:`.quota`), ordering
 (:mod:`.ordering`), feasibility checks (:mod:`.feasibility`, :mod:`.checks`), explanation
@@ -414,6 +417,7 @@ class Scheduler:
         job.admission = None
         job.reserved_cluster = None
         job.evicting = None
+        job.admitted_starving = False
         self._seq += 1
         job.seq = self._seq
         start = now if not_before is None else max(now, not_before)
@@ -810,6 +814,7 @@ class Scheduler:
                 break  # an extra that would borrow what a lender needs
             total = trial
             n_extra += 1
+        job.admitted_starving = job.starving  # (before _detach clears it)
         self._detach(job, admitted_on=chosen)  # out of its queue
         self.book.reserve_vec(job.job_id, job.group, chosen, total)
         self._wake_lender_waiters(chosen, group)  # it uses more of its nominal quota there

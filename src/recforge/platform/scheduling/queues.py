@@ -85,6 +85,7 @@ class PendingJob:
     evicting: str | None = None  # admitted, chosen as a preemption victim by this job id
     preempting: tuple[str, ...] = ()  # pending: victims whose eviction it waits for
     nominal_on: tuple[str, ...] = ()  # candidates where its gang fits in its group's nominal
+    admitted_starving: bool = False  # admitted under the waiting bound: never reclaimed
 
 
 @dataclass
