@@ -104,7 +104,7 @@ def _decay_and_move(P: np.ndarray, M: np.ndarray, V: np.ndarray, skip: np.ndarra
             P[r, f] -= lr_t * m / (np.sqrt(v) + eps)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=True)
 def _gmf_steps(U: np.ndarray, E: np.ndarray, w: np.ndarray, state: np.ndarray,
                mU: np.ndarray, vU: np.ndarray, mE: np.ndarray, vE: np.ndarray,
                mw: np.ndarray, vw: np.ndarray, users: np.ndarray, pos: np.ndarray,
@@ -171,9 +171,12 @@ def _gmf_steps(U: np.ndarray, E: np.ndarray, w: np.ndarray, state: np.ndarray,
             gw[f] += reg * w[f]
         losses[step] = total / bsz + 0.5 * reg * pen
         for g2, m in ((gw.reshape(1, d), 1), (gu, nu), (ge, ne)):  # per-tensor clip
-            norm = np.sqrt((g2[:m] ** 2).sum())
-            if norm > clip:
-                g2[:m] *= clip / norm
+            sq = 0.0
+            for q in range(m):
+                for f in range(d):
+                    sq += g2[q, f] * g2[q, f]
+            if np.sqrt(sq) > clip:
+                g2[:m] *= clip / np.sqrt(sq)
         state[0] += 1.0
         t = t_prev + 1
         lr_t = lr * np.sqrt(1.0 - _B2 ** t) / (1.0 - _B1 ** t)

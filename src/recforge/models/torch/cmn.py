@@ -49,9 +49,14 @@ import numpy as np
 from recforge.data.interactions import Interactions
 from recforge.models.iterative import EarlyStopping, TrainingRun
 from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
-from recforge.models.torch.gmf import GMF, GMFNet, init_embedding
+from recforge.models.torch.gmf import GMF, GMFNet, SparseAdam, init_embedding
 from recforge.models.torch.optim import TFRMSprop
-from recforge.models.torch.pairs import PairScoringRecommender, bpr_epoch, negative_sampler
+from recforge.models.torch.pairs import (
+    PairScoringRecommender,
+    bpr_epoch,
+    check_choice,
+    negative_sampler,
+)
 from recforge.models.torch.ragged import Neighbourhoods, RaggedBatch, ragged_attention
 
 try:
@@ -155,6 +160,9 @@ class CMN(PairScoringRecommender):
         clip_norm: per-tensor gradient norm limit.
         pretrain: start the memories from the GMF pre-training.
         include_target_user, negatives_with_users_only: the original's quirks (module docstring).
+        gmf_adam: Adam's rule for the GMF pre-training's embedding rows, ``"dense"`` (textbook
+            Adam, as the original's TF-1 ``AdamOptimizer``) or ``"lazy"`` (only the batch's rows
+            move; about half the CPU); see :class:`~recforge.models.torch.gmf.GMF`.
         seed, device, n_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
 
     After ``fit``: ``epochs_best_``, ``epochs_gmf_best_`` and ``pretrain_history_``.
@@ -180,6 +188,7 @@ class CMN(PairScoringRecommender):
         pretrain: bool = True,
         include_target_user: bool = False,
         negatives_with_users_only: bool = False,
+        gmf_adam: SparseAdam = "dense",
         seed: int = 0,
         device: str = "cpu",
         n_threads: int | None = None,
@@ -197,6 +206,7 @@ class CMN(PairScoringRecommender):
         self.pretrain = pretrain
         self.include_target_user = include_target_user
         self.negatives_with_users_only = negatives_with_users_only
+        self.gmf_adam = gmf_adam
         self.seed = seed
         self.device = device
         self.n_threads = n_threads
@@ -212,6 +222,7 @@ class CMN(PairScoringRecommender):
         for field in ("reg_l2", "reg_l2_gmf"):
             if not getattr(self, field) >= 0:
                 raise ValueError(f"CMN: {field} must be >= 0, got {getattr(self, field)!r}")
+        check_choice(self, "gmf_adam", ("dense", "lazy"))
 
     def _module_config(self, train: Interactions) -> dict[str, Any]:
         return {"n_users": self.n_users_, "n_items": self.n_items_, "factors": int(self.factors),
@@ -239,7 +250,8 @@ class CMN(PairScoringRecommender):
             gmf = GMF(factors=int(self.factors), variant="cmn", epochs=self.epochs_gmf,
                       batch_size=self.batch_size, n_negatives=self.n_negatives,
                       learning_rate=self.learning_rate, reg=self.reg_l2_gmf,
-                      negatives_with_users_only=self.negatives_with_users_only, seed=self.seed,
+                      negatives_with_users_only=self.negatives_with_users_only,
+                      sparse_adam=self.gmf_adam, seed=self.seed,
                       device=self.device, n_threads=self.n_threads)
             gmf.fit(train, early_stopping=_gmf_rule(run, self.epochs_gmf),
                     stage="CMN: GMF pre-training", progress=run.progress)

@@ -13,10 +13,14 @@ score with a linear head. The two papers train it differently, so :class:`GMF` t
   ``n_negatives`` triples per training pair; ``reg`` is TF's L2 on the head weights, ½λ·Σw²;
   every gradient tensor clipped to norm 5.
 
-Both use Adam (lr 1e-3) in the papers' runs; the "cmn" variant uses its lazy form (only the
-embedding rows of a batch move, :class:`~recforge.models.torch.optim.TFAdam`), because the
-dense update of CiteULike-a's 1.1M embedding values at every one of ~6,000 steps per epoch
-would cost ~1 h per epoch on 2 shared cores.
+Both use Adam (lr 1e-3) in the papers' runs. The "cmn" variant's embeddings take sparse
+gradients, so ``sparse_adam`` says how Adam treats the rows outside a batch
+(:class:`~recforge.models.torch.optim.TFAdam`): ``"dense"`` (default) is textbook Adam and
+TF-1's ``AdamOptimizer``, which the original ran: every row's moments decay at every step and
+every row keeps moving; ``"lazy"`` (TF's ``LazyAdamOptimizer``) moves only the batch's rows, at
+about half the CPU of a CiteULike-a epoch (15.7 against 29.5 CPU-s), but grows the embeddings
+more slowly (docs/RESULTS.md, table2 — the CMN row). The "ncf" variant's dense embeddings
+always get the dense rule.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = ["GMF", "GMFNet", "init_embedding"]
 
 Init = Literal["normal", "truncated_normal"]
 Variant = Literal["ncf", "cmn"]
+SparseAdam = Literal["dense", "lazy"]
 
 
 def init_embedding(weight: torch.Tensor, init: Init, std: float) -> None:
@@ -77,7 +82,7 @@ class GMFNet(nn.Module):
         super().__init__()
         self.variant = variant
         cmn = variant == "cmn"
-        # CMN's variant trains with lazy Adam (see _prepare), which needs sparse gradients.
+        # CMN's variant trains with TFAdam on sparse gradients (see _prepare and sparse_adam).
         self.user = nn.Embedding(n_users, factors, sparse=cmn)
         self.item = nn.Embedding(n_items, factors, sparse=cmn)
         for emb in (self.user, self.item):
@@ -115,6 +120,8 @@ class GMF(PairScoringRecommender):
         init_std: std of the "ncf" embedding initialisation.
         negatives_with_users_only: draw negatives only among items with a training user (CMN's
             original sampler; default: every item outside the user's row).
+        sparse_adam: ``"dense"`` or ``"lazy"`` Adam on the "cmn" variant's embedding rows
+            (module docstring).
         seed, device, n_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
     """
 
@@ -135,6 +142,7 @@ class GMF(PairScoringRecommender):
         reg: float = 0.0,
         init_std: float = 0.05,
         negatives_with_users_only: bool = False,
+        sparse_adam: SparseAdam = "dense",
         seed: int = 0,
         device: str = "cpu",
         n_threads: int | None = None,
@@ -149,6 +157,7 @@ class GMF(PairScoringRecommender):
         self.reg = reg
         self.init_std = init_std
         self.negatives_with_users_only = negatives_with_users_only
+        self.sparse_adam = sparse_adam
         self.seed = seed
         self.device = device
         self.n_threads = n_threads
@@ -156,6 +165,7 @@ class GMF(PairScoringRecommender):
     def _check_params(self) -> None:
         check_choice(self, "variant", ("ncf", "cmn"))
         check_choice(self, "optimizer", ("adam", "sgd"))
+        check_choice(self, "sparse_adam", ("dense", "lazy"))
 
     def _module_config(self, train: Interactions) -> dict[str, Any]:
         return {"n_users": self.n_users_, "n_items": self.n_items_, "factors": int(self.factors),
@@ -169,7 +179,7 @@ class GMF(PairScoringRecommender):
         self._sampler = negative_sampler(train, self._rng, self.negatives_with_users_only)
         if self.variant == "cmn" and self.optimizer == "adam":
             self._opt: Stepper = TFAdam(self.module_.parameters(), lr=self.learning_rate,
-                                        clip_norm=5.0)
+                                        clip_norm=5.0, lazy=self.sparse_adam == "lazy")
         else:
             self._opt = make_optimizer(self.optimizer, self.module_.parameters(),
                                        self.learning_rate)
