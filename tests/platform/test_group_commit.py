@@ -82,6 +82,26 @@ def test_submissions_arriving_together_share_one_commit(plat: Platform) -> None:
     assert all(plat.service.gate.knows(i) for i in ids)
 
 
+def test_two_event_loops_serving_one_app_keep_their_own_groups(plat: Platform) -> None:
+    """A test client and a server thread may serve the same app: each loop's submissions are
+    grouped, committed and answered on that loop."""
+    answers: dict[int, list[httpx.Response]] = {}
+
+    def burst(k: int) -> None:
+        answers[k] = _post_together(plat, [job_spec(f"t{k}-{i}") for i in range(6)])
+
+    threads = [threading.Thread(target=burst, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(answers) == [0, 1]
+    for k, got in answers.items():
+        assert [r.status_code for r in got] == [201] * 6, [r.text for r in got]
+        assert [r.json()["name"] for r in got] == [f"t{k}-{i}" for i in range(6)]
+    assert sum(plat.store.count_jobs().values()) == 12
+
+
 def test_a_bad_submission_is_answered_alone_and_never_joins_the_group(plat: Platform) -> None:
     specs = [job_spec("ok-1"), job_spec("bad", queue="no-such-queue"), job_spec("ok-2")]
     answers = _post_together(plat, specs)

@@ -9,7 +9,8 @@ a commit per job was most of the store's cost of a submission (the same idea as 
 ``commit_delay``, without the delay: the group is what is already waiting).
 
 If the group's transaction fails, each of its submissions is stored again on its own, so one
-submission's failure is only its own. Runs on the event loop only (not thread-safe).
+submission's failure is only its own. Each event loop serving the app has its own group (a test
+client and a server thread may share one app); a group is only touched by its loop's thread.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class GroupCommit:
 
     def __init__(self, service: PlatformService) -> None:
         self.service = service
-        self._waiting: list[_Waiting] = []
+        self._waiting: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
         #: transactions and submissions stored so far (for tests and the metrics).
         self.groups = 0
         self.stored = 0
@@ -46,15 +47,19 @@ class GroupCommit:
         job_spec, queue = self.service.check_job(user, spec, source=source)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[JobRecord] = loop.create_future()
-        if not self._waiting:
+        waiting = self._waiting.get(loop)
+        if waiting is None:
             # After the callbacks already due: the other requests that arrived in this
             # iteration get checked and join the group first.
-            loop.call_soon(self._flush)
-        self._waiting.append((user, job_spec, queue, future))
+            waiting = self._waiting[loop] = []
+            loop.call_soon(self._flush, loop)
+        waiting.append((user, job_spec, queue, future))
         return await future
 
-    def _flush(self) -> None:
-        group, self._waiting = self._waiting, []
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        group = self._waiting.pop(loop, [])
+        if not group:
+            return
         try:
             jobs = self.service.store_jobs([(u, s, q) for u, s, q, _ in group])
         except Exception as exc:
