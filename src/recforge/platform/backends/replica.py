@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from recforge._json import dumps
 from recforge.platform.backends import proctree
-from recforge.platform.backends.memory import CgroupLimit, over_limit, own_cgroup_name
+from recforge.platform.backends.memory import CgroupLimit, over_limit
 from recforge.platform.backends.sampling import Sampler, samples_path
-from recforge.platform.backends.sidecar import SidecarConfig, make_workdir, write_exit_file
+from recforge.platform.backends.sidecar import SidecarConfig, start_settings, write_exit_file
 
 __all__ = ["Replica", "StartFailed", "start"]
 
@@ -159,22 +157,11 @@ def start(cfg: SidecarConfig, log: str, cpus: list[int] | None, host: tuple[int,
     try:
         if not cfg.argv:
             raise OSError("no command given")
-        creds: dict[str, Any] = {}
-        if cfg.user:
-            pw = pwd.getpwnam(cfg.user)
-            if pw.pw_uid == 0:
-                raise OSError(f"refusing to run a job as {cfg.user!r} (root)")
-            creds = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-        if cfg.cwd and cfg.workdir_owned:
-            make_workdir(Path(cfg.cwd), creds.get("user"), creds.get("group"))
-        preexec = None
-        if cfg.memory_mib and cfg.memory_mode == "cgroup-v2":
-            cgroup = CgroupLimit.create(own_cgroup_name(cfg.job, cfg.attempt, cfg.replica),
-                                        cfg.memory_mib)  # fmt: skip
-            preexec = cgroup.join  # before exec: nothing the command starts escapes it
+        creds, cgroup = start_settings(cfg)
         proc = subprocess.Popen(cfg.argv, env=cfg.env, cwd=cfg.cwd or None,
                                 stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-                                start_new_session=True, preexec_fn=preexec,
+                                start_new_session=True,
+                                preexec_fn=cgroup.join if cgroup is not None else None,
                                 **creds)  # fmt: skip
     except (OSError, KeyError, ValueError, subprocess.SubprocessError) as exc:
         with contextlib.suppress(OSError):

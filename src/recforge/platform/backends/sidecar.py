@@ -54,7 +54,8 @@ from recforge.platform.backends.memory import CgroupLimit, TreeWatch, own_cgroup
 from recforge.platform.backends.sampling import Sampler, samples_path
 
 __all__ = ["STORE_URL_ENV", "SidecarConfig", "beat_until_stopped", "main", "make_workdir",
-           "read_exit", "read_exit_file", "supervise", "write_exit_file"]  # fmt: skip
+           "read_exit", "read_exit_file", "start_settings", "supervise",
+           "write_exit_file"]  # fmt: skip
 
 #: the store URL for store heartbeats, read by the sidecar and never passed to the command.
 STORE_URL_ENV = "RECFORGE_STORE_URL"
@@ -196,6 +197,25 @@ def make_workdir(path: Path, uid: int | None, gid: int | None) -> None:
         os.chown(path, uid, gid)
 
 
+def start_settings(cfg: SidecarConfig) -> tuple[dict[str, Any], CgroupLimit | None]:
+    """What starting a replica's command takes, done: the run-as credentials for ``Popen``
+    (root refused), its scratch directory made, and its memory cgroup (cgroup-v2 mode), which
+    the command joins before exec so nothing it starts escapes."""
+    creds: dict[str, Any] = {}
+    if cfg.user:
+        pw = pwd.getpwnam(cfg.user)
+        if pw.pw_uid == 0:
+            raise OSError(f"refusing to run a job as {cfg.user!r} (root)")
+        creds = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+    if cfg.cwd and cfg.workdir_owned:
+        make_workdir(Path(cfg.cwd), creds.get("user"), creds.get("group"))
+    cgroup = None
+    if cfg.memory_mib and cfg.memory_mode == "cgroup-v2":
+        cgroup = CgroupLimit.create(own_cgroup_name(cfg.job, cfg.attempt, cfg.replica),
+                                    cfg.memory_mib)  # fmt: skip
+    return creds, cgroup
+
+
 def _finish(cfg: SidecarConfig, code: int, reason: str = "") -> int:
     if cfg.exit_file:
         write_exit_file(Path(cfg.exit_file), code, reason)
@@ -229,21 +249,10 @@ def supervise(cfg: SidecarConfig) -> int:
     hb = _Heartbeat(cfg)
     cgroup: CgroupLimit | None = None
     try:
-        creds: dict[str, Any] = {}
-        if cfg.user:
-            pw = pwd.getpwnam(cfg.user)
-            if pw.pw_uid == 0:
-                raise OSError(f"refusing to run a job as {cfg.user!r} (root)")
-            creds = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-        if cfg.cwd and cfg.workdir_owned:
-            make_workdir(Path(cfg.cwd), creds.get("user"), creds.get("group"))
-        preexec = None
-        if cfg.memory_mib and cfg.memory_mode == "cgroup-v2":
-            cgroup = CgroupLimit.create(own_cgroup_name(cfg.job, cfg.attempt, cfg.replica),
-                                        cfg.memory_mib)  # fmt: skip
-            preexec = cgroup.join
+        creds, cgroup = start_settings(cfg)
         child = subprocess.Popen(cfg.argv, env=cfg.env, cwd=cfg.cwd or None,
-                                 preexec_fn=preexec, **creds)  # fmt: skip
+                                 preexec_fn=cgroup.join if cgroup is not None else None,
+                                 **creds)  # fmt: skip
     except (OSError, KeyError, subprocess.SubprocessError) as exc:
         print(f"[recforge-sidecar] cannot start {cfg.argv[0]!r}: {exc}", file=sys.stderr,
               flush=True)  # fmt: skip
