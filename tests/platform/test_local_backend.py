@@ -338,3 +338,26 @@ def test_a_daemonised_process_dies_with_its_replica_not_with_others(tmp_path: Pa
     assert backend.poll(other).all_running  # the other job's replica was not touched
     backend.cancel(other)
     assert [r.exit_code for r in backend.poll(other).replicas] == [-signal.SIGTERM]
+
+
+def test_the_host_records_a_request_it_cannot_read_in_the_exit_file(tmp_path: Path) -> None:
+    """A start request the host cannot use (a service bug) still ends the replica, with 126 and
+    the reason in its exit file, and a notice to the service; a missing command gets 127."""
+    import io
+
+    from recforge.platform.backends.sidecar import read_exit
+    from recforge.platform.backends.spawner import Host
+
+    out = io.StringIO()
+    host = Host(out)
+    bad, missing = tmp_path / "bad.exit", tmp_path / "missing.exit"
+    host.spawn({"job": 3, "exit_file": str(bad), "log": str(tmp_path / "bad.log")})  # no argv
+    host.spawn({"job": 4, "replica": 0, "argv": ["/nonexistent/binary"], "env": {},
+                "exit_file": str(missing), "log": str(tmp_path / "missing.log")})  # fmt: skip
+    code, reason = read_exit(bad) or (None, "")
+    assert code == 126 and reason.startswith("host: TypeError"), reason
+    code, reason = read_exit(missing) or (None, "")
+    assert code == 127 and "cannot start the command" in reason, reason
+    assert "cannot start '/nonexistent/binary'" in (tmp_path / "missing.log").read_text()
+    assert [json.loads(line)["job"] for line in out.getvalue().splitlines()] == [3, 4]
+    assert host.replicas == {}

@@ -82,7 +82,8 @@ class _Spawner:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
-            self.on_exit(int(json.loads(raw)["job"]))
+            with contextlib.suppress(ValueError, KeyError, TypeError):  # never stop listening
+                self.on_exit(int(json.loads(raw)["job"]))
         # After close() the host supervises its replicas to their end; collect it then.
         self.proc.wait()
 
