@@ -251,7 +251,7 @@ def _solve(j: int, m: int, cand: Any, w: Any, active: Any, xtr: Any, hist: Any, 
     Every ``n_k`` active sweeps (``n_k > 0``) the last ``n_k + 1`` iterates are extrapolated
     (Anderson acceleration of coordinate descent, Bertrand & Massias 2021) and the point is
     taken when it lowers the objective; the stopping rule is unchanged, so the answer meets the
-    same gap. (On ML-1M it cut the active sweeps per item from 32.9 to 21.7.)
+    same gap. (With 5 iterates: ML-1M 32.9 -> 21.4 active sweeps per item, CiteULike-a 108 -> 52.)
     The solve ends when the gap is at most ``tol * y @ y`` or after
     ``max_iter`` rounds; otherwise the next active set is the non-zero coordinates plus every
     zero one that violates its optimality condition (``X[:, k] @ r > l1``). ``r`` is all zeros

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 SOLVERS = ("numba", "sklearn")
-ANDERSON = 8  # iterates per Anderson extrapolation of the numba solver (0: plain CD)
+ANDERSON = 5  # iterates per Anderson extrapolation of the numba solver (0: plain CD)
 
 
 def keep_count(nnz: int, top_k: int, paper_drop_quirk: bool) -> int:
