@@ -1,7 +1,7 @@
 """SLIM ElasticNet fit: the numba solver against today's per-item scikit-learn fits, same run.
 
     RECFORGE_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/bench_slim.py \
-        [--runs 3] [--anchor-runs 1] [--cases ml-1m,citeulike-a] [--threads 2]
+        [--runs 3] [--anchor-runs 1] [--plain-runs 0] [--cases ml-1m,citeulike-a] [--threads 2]
 
 Cases (issue 12 item 4 targets: CiteULike-a at topK 1000 under 60 s, ML-1M under 2 s, 2 cores):
 
@@ -17,7 +17,9 @@ numba compilation and imports stay out of the timing), contenders alternate, ``-
 numba threads or loky worker processes. Wall and CPU seconds (the process plus its reaped
 children: loky's workers are shut down before the count). Medians over the runs; ratios are
 anchor / numba. The anchor (``solver="sklearn"``, today's implementation) is slow on
-CiteULike-a, so it runs ``--anchor-runs`` times. Agreement: the first run of each solver saves
+CiteULike-a, so it runs ``--anchor-runs`` times. ``--plain-runs`` adds a second anchor,
+``numba-cd``: the same numba solver without the Anderson extrapolation (``slim.ANDERSON = 0``),
+to measure what the extrapolation buys. Agreement: the first run of each solver saves
 W and the parent compares them (max |dW|, relative Frobenius difference, kept-set overlap).
 Load averages are recorded before and after every fit (the machine is shared).
 """
@@ -45,7 +47,7 @@ CASES: dict[str, dict[str, Any]] = {
     "citeulike-a": {"params": {"top_k": 1000, "l1_ratio": 1.45e-2, "alpha": 1e-3},
                     "target_s": 60.0},
 }
-SOLVERS = ("numba", "sklearn")
+SOLVERS = ("numba", "numba-cd", "sklearn")  # numba-cd: the numba solver without extrapolation
 WARMUP = 300
 
 
@@ -107,10 +109,13 @@ class _SampledAnchor:
 def child(case: str, solver: str, threads: int, save: str | None, sample: int = 0) -> None:
     """One measured fit in this (fresh) process; prints one JSON line."""
     from recforge.data.interactions import Interactions
+    from recforge.models import slim
     from recforge.models.slim import SLIMElasticNet
 
     train, _ = load_case(case)
-    params = {**CASES[case]["params"], "solver": solver, "n_jobs": threads}
+    if solver == "numba-cd":
+        slim.ANDERSON = 0  # this process only: plain coordinate descent
+    params = {**CASES[case]["params"], "solver": solver.removesuffix("-cd"), "n_jobs": threads}
     block = sp.csr_matrix(train.matrix[:WARMUP, :WARMUP])
     SLIMElasticNet(**params).fit(Interactions(block))
     cols = sample_columns(train.matrix.shape[1], sample if solver == "sklearn" else 0)
@@ -169,16 +174,22 @@ def summarise(case: str, info: dict[str, Any], runs: dict[str, list[dict[str, An
     # a sampled anchor's times are scaled to every column (its per-column cost is a sample)
     med = {s: {k: float(np.median([r[k] * r.get("scale", 1.0) for r in runs[s]]))
                for k in ("wall_s", "cpu_s")} for s in SOLVERS if runs[s]}
-    saved = [tmp / f"{case}-{s}.npz" for s in SOLVERS]
-    both = len(med) == len(SOLVERS)
+    saved = {s: tmp / f"{case}-{s}.npz" for s in SOLVERS}
+    both = "numba" in med and "sklearn" in med
+    plain = "numba" in med and "numba-cd" in med
     return {
         **info, "params": CASES[case]["params"], "target_wall_s": CASES[case]["target_s"],
         "runs": runs, "median": med,
         "ratio_anchor_over_numba": {k: med["sklearn"][k] / med["numba"][k]
                                     for k in ("wall_s", "cpu_s")} if both else None,
-        "agreement": agreement(saved[0], saved[1], case, info["shape"][0], popularity,
-                               runs["sklearn"][0]["columns_fitted"])
-        if all(p.exists() for p in saved) else None,
+        "ratio_plain_over_numba": {k: med["numba-cd"][k] / med["numba"][k]
+                                   for k in ("wall_s", "cpu_s")} if plain else None,
+        "agreement": agreement(saved["numba"], saved["sklearn"], case, info["shape"][0],
+                               popularity, runs["sklearn"][0]["columns_fitted"])
+        if saved["numba"].exists() and saved["sklearn"].exists() else None,
+        "agreement_plain": agreement(saved["numba"], saved["numba-cd"], case, info["shape"][0],
+                                     popularity, 0)
+        if saved["numba"].exists() and saved["numba-cd"].exists() else None,
     }
 
 
@@ -222,6 +233,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="fits of the numba solver per case")
     ap.add_argument("--anchor-runs", type=int, default=1, help="fits of the sklearn anchor")
+    ap.add_argument("--plain-runs", type=int, default=0,
+                    help="fits of the numba solver without Anderson extrapolation (0: none)")
     ap.add_argument("--cases", default="ml-1m,citeulike-a")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--child", nargs=2, metavar=("CASE", "SOLVER"), help=argparse.SUPPRESS)
@@ -235,7 +248,7 @@ def main() -> None:
         return
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(cases) - set(CASES))
-    if unknown or args.runs < 1 or args.anchor_runs < 1:
+    if unknown or args.runs < 1 or args.anchor_runs < 1 or args.plain_runs < 0:
         ap.error(f"unknown case(s) {unknown}" if unknown else "--runs/--anchor-runs must be >= 1")
     out_json = RESULTS / "slim.json"
     report: dict[str, Any] = json.loads(out_json.read_text()) if out_json.exists() else {}
@@ -251,9 +264,10 @@ def main() -> None:
             train, info = load_case(case)
             popularity = np.diff(sp.csc_matrix(train.matrix).indptr).astype(np.float64)
             runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SOLVERS}
-            counts = {"numba": args.runs, "sklearn": args.anchor_runs}
+            counts = {"numba": args.runs, "numba-cd": args.plain_runs,
+                      "sklearn": args.anchor_runs}
             for i in range(max(counts.values())):
-                order = SOLVERS if i % 2 == 0 else SOLVERS[::-1]
+                order = SOLVERS[i % 3:] + SOLVERS[:i % 3]  # rotated: no fixed neighbour
                 for solver in order:
                     if len(runs[solver]) >= counts[solver]:
                         continue
@@ -291,14 +305,16 @@ def render(report: dict[str, Any]) -> str:
     for case, c in report["cases"].items():
         ratio = c["ratio_anchor_over_numba"]
         for s in SOLVERS:
-            runs = c["runs"][s]
+            runs = c["runs"].get(s, [])
             if not runs:
                 continue
             loads = [r["load_before"][0] for r in runs]
             conv = runs[0]["converged"]
             m = c["median"][s]
             fitted = runs[0].get("columns_fitted", c["shape"][1])
-            if s == "sklearn":
+            if s == "numba-cd":
+                rel = "1 | 1 | no extrapolation"
+            elif s == "sklearn":
                 rel = "1 | 1 | " + (f"sampled {fitted:,} columns, scaled" if fitted < c["shape"][1]
                                     else "")
             elif ratio is None:
@@ -310,18 +326,25 @@ def render(report: dict[str, Any]) -> str:
                 f"| {m['cpu_s']:.2f} | {rel} | {min(loads):.1f}-{max(loads):.1f} | "
                 + ("n/a" if conv is None else f"{conv:.4f}") + f" | {runs[0]['nnz']:,} |"
             )
-    lines += ["", "Agreement of W (numba vs sklearn, first run of each):", "",
+    for case, c in report["cases"].items():
+        pr = c.get("ratio_plain_over_numba")
+        if pr:
+            lines += ["", f"Anderson extrapolation on {case}: numba-cd / numba = "
+                      f"{pr['wall_s']:.2f}x wall, {pr['cpu_s']:.2f}x CPU (same run)."]
+    lines += ["", "Agreement of W (numba vs sklearn, first run of each; numba vs numba-cd "
+              "where run):", "",
               "| case | max abs dW | max abs W | rel. Frobenius dW | kept-set Jaccard (mean) | "
               "columns with equal kept set | max column dW / tolerance ball | columns compared |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for case, c in report["cases"].items():
-        a = c["agreement"]
-        if a is None:
-            continue
-        lines.append(f"| {case} | {a['max_abs_diff']:.2e} | {a['max_abs_coef']:.3f} | "
-                     f"{a['rel_frobenius_diff']:.2e} | {a['kept_set_jaccard_mean']:.4f} | "
-                     f"{a['kept_set_equal_fraction']:.4f} | {a['max_gap_ball_ratio']:.3f} | "
-                     f"{a.get('columns_compared', c['shape'][1]):,} |")
+        for label, a in ((case, c["agreement"]),
+                         (f"{case} (numba vs numba-cd)", c.get("agreement_plain"))):
+            if a is None:
+                continue
+            lines.append(f"| {label} | {a['max_abs_diff']:.2e} | {a['max_abs_coef']:.3f} | "
+                         f"{a['rel_frobenius_diff']:.2e} | {a['kept_set_jaccard_mean']:.4f} | "
+                         f"{a['kept_set_equal_fraction']:.4f} | {a['max_gap_ball_ratio']:.3f} | "
+                         f"{a.get('columns_compared', c['shape'][1]):,} |")
     lines += ["", "Tolerance ball: a solve that meets sklearn's stop (duality gap <= tol |y|^2, "
               "tol 1e-4) lies within sqrt(2 tol |y|^2 / l2) of the unique optimum, so two such "
               "solves differ by at most twice that per column; a ratio <= 1 means the coefficients "
