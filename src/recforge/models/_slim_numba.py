@@ -18,7 +18,9 @@ equals the gap over all features (every other feature's ``X[:, k] @ R <= l1`` ca
 dual norm above ``l1``). Without positivity, or without an L1 term, every non-empty column is a
 candidate (no screening).
 
-The kept coefficients are selected with the one top-k heap (:mod:`recforge._kernels.heap`).
+The kept coefficients are selected with the one top-k heap (:mod:`recforge._kernels.heap`);
+the co-occurrence counts come from the similarity kernels' sparse accumulator
+(:func:`recforge.models.similarity.accumulate_row`).
 """
 
 from __future__ import annotations
@@ -29,23 +31,19 @@ import numpy as np
 from numba import njit, prange
 
 from recforge._kernels.heap import heap_push
+from recforge.models.similarity import accumulate_row
 
 
 @njit(cache=True, nogil=True)
-def _candidates(j: int, x_ptr: Any, x_idx: Any, r_ptr: Any, r_idx: Any,
+def _candidates(j: int, x_ptr: Any, x_idx: Any, r_ptr: Any, r_idx: Any, ones: Any,
                 norm2: Any, l1: float, screen: bool, acc: Any, seen: Any,
                 touched: Any, cand: Any) -> int:  # pragma: no cover - compiled
-    """Fill ``cand[:m]`` with item j's candidate coordinates, ascending; return m."""
-    n_touched = 0
-    for p in range(x_ptr[j], x_ptr[j + 1]):
-        u = x_idx[p]
-        for q in range(r_ptr[u], r_ptr[u + 1]):
-            k = r_idx[q]
-            if not seen[k]:
-                seen[k] = True
-                touched[n_touched] = k
-                n_touched += 1
-            acc[k] += 1.0
+    """Fill ``cand[:m]`` with item j's candidate coordinates, ascending; return m.
+
+    ``acc`` collects the co-occurrence counts ``G[:, j]`` (``ones``: X's values, binary).
+    """
+    n_touched = accumulate_row(j, x_ptr, x_idx, ones, r_ptr, r_idx, ones, True, acc, seen,
+                               touched)
     m = 0
     if screen:
         for t in range(n_touched):
@@ -60,9 +58,7 @@ def _candidates(j: int, x_ptr: Any, x_idx: Any, r_ptr: Any, r_idx: Any,
                 cand[m] = k
                 m += 1
     for t in range(n_touched):
-        k = touched[t]
-        acc[k] = 0.0
-        seen[k] = False
+        acc[touched[t]] = 0.0
     return m
 
 
@@ -305,25 +301,25 @@ def _solve(j: int, m: int, cand: Any, w: Any, active: Any, xtr: Any, hist: Any, 
 
 @njit(cache=True, parallel=True, nogil=True)
 def candidate_counts(items: Any, x_ptr: Any, x_idx: Any, r_ptr: Any, r_idx: Any,
-                     norm2: Any, l1: float, screen: bool,
+                     ones: Any, norm2: Any, l1: float, screen: bool,
                      n_chunks: int) -> Any:  # pragma: no cover - compiled
     """How many candidate coordinates each target item's regression has."""
     n_items = norm2.shape[0]
     out = np.zeros(items.shape[0], dtype=np.int64)
     for chunk in prange(n_chunks):
         acc = np.zeros(n_items)
-        seen = np.zeros(n_items, dtype=np.bool_)
-        touched = np.empty(n_items, dtype=np.int64)
+        seen = np.zeros(0, dtype=np.bool_)  # unused: X is binary
+        touched = np.empty(n_items + 1, dtype=np.int32)
         cand = np.empty(n_items, dtype=np.int64)
         for t in range(chunk, items.shape[0], n_chunks):
-            out[t] = _candidates(items[t], x_ptr, x_idx, r_ptr, r_idx, norm2,
+            out[t] = _candidates(items[t], x_ptr, x_idx, r_ptr, r_idx, ones, norm2,
                                  l1, screen, acc, seen, touched, cand)
     return out
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def fit_columns(items: Any, x_ptr: Any, x_idx: Any, r_ptr: Any, r_idx: Any,
-                norm2: Any, n_users: int, l1: float, l2: float, max_iter: int,
+                ones: Any, norm2: Any, n_users: int, l1: float, l2: float, max_iter: int,
                 tol: float, positive: bool, screen: bool, top_k: int, drop_smallest: bool,
                 out_ptr: Any, out_rows: Any, out_vals: Any, n_kept: Any, sweeps: Any,
                 gaps: Any, tols: Any, n_chunks: int,
@@ -340,8 +336,8 @@ def fit_columns(items: Any, x_ptr: Any, x_idx: Any, r_ptr: Any, r_idx: Any,
     n_items = norm2.shape[0]
     for chunk in prange(n_chunks):
         acc = np.zeros(n_items)
-        seen = np.zeros(n_items, dtype=np.bool_)
-        touched = np.empty(n_items, dtype=np.int64)
+        seen = np.zeros(0, dtype=np.bool_)  # unused: X is binary
+        touched = np.empty(n_items + 1, dtype=np.int32)
         cand = np.empty(n_items, dtype=np.int64)
         w = np.empty(n_items)
         active = np.empty(n_items, dtype=np.int64)
@@ -354,7 +350,7 @@ def fit_columns(items: Any, x_ptr: Any, x_idx: Any, r_ptr: Any, r_idx: Any,
         hi = np.empty(max(top_k, 1), dtype=np.int64)
         for t in range(chunk, items.shape[0], n_chunks):
             j = items[t]
-            m = _candidates(j, x_ptr, x_idx, r_ptr, r_idx, norm2, l1, screen,
+            m = _candidates(j, x_ptr, x_idx, r_ptr, r_idx, ones, norm2, l1, screen,
                             acc, seen, touched, cand)
             n_sweeps, gap = _solve(j, m, cand, w, active, xtr, hist, diffs, coef, anderson,
                                    x_ptr, x_idx, norm2, r, l1, l2, max_iter, tol, positive)

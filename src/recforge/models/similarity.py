@@ -167,6 +167,42 @@ def pinned_threads(n_threads: int | None) -> Iterator[int]:
 
 
 # ----------------------------------------------------------------------------- numba kernel
+@numba.njit(cache=True, nogil=True, inline="always")
+def accumulate_row(
+    r: int, a_ptr: Any, a_idx: Any, a_val: Any, b_ptr: Any, b_idx: Any, b_val: Any,
+    positive: bool, acc: Any, seen: Any, touched: Any,
+) -> int:  # pragma: no cover - compiled
+    """Row ``r`` of ``A @ B`` (CSR arrays) into the dense accumulator ``acc``; returns ``n``.
+
+    The columns it touches first are appended to ``touched[:n]``; the caller resets ``acc``
+    (and ``seen``) there. ``positive`` (every product > 0): ``acc[c] == 0`` marks a first
+    touch, a branch-free append about 2x faster than testing ``seen`` (``touched`` needs one
+    spare slot); otherwise ``seen`` marks them. Shared by the similarity and SLIM kernels.
+    """
+    nt = 0
+    if positive:
+        for p in range(a_ptr[r], a_ptr[r + 1]):
+            u = a_idx[p]
+            x = a_val[p]
+            for q in range(b_ptr[u], b_ptr[u + 1]):
+                c = b_idx[q]
+                touched[nt] = c
+                nt += acc[c] == 0.0
+                acc[c] += x * b_val[q]
+    else:
+        for p in range(a_ptr[r], a_ptr[r + 1]):
+            u = a_idx[p]
+            x = a_val[p]
+            for q in range(b_ptr[u], b_ptr[u + 1]):
+                c = b_idx[q]
+                if not seen[c]:
+                    seen[c] = True
+                    touched[nt] = c
+                    nt += 1
+                acc[c] += x * b_val[q]
+    return nt
+
+
 @numba.njit(cache=True, parallel=True)
 def _topk_kernel(
     a_ptr: Any, a_idx: Any, a_val: Any, b_ptr: Any, b_idx: Any, b_val: Any,
@@ -185,29 +221,8 @@ def _topk_kernel(
         hv = np.empty(k, dtype=np.float64)
         hi_ = np.empty(k, dtype=np.int64)
         for r in range(r0 + chunk, r1, n_chunks):
-            nt = 0
-            if positive:
-                # All products are > 0, so acc[c] == 0 marks a first touch; the branch-free
-                # append is ~2x faster than testing a mask.
-                for p in range(a_ptr[r], a_ptr[r + 1]):
-                    u = a_idx[p]
-                    x = a_val[p]
-                    for q in range(b_ptr[u], b_ptr[u + 1]):
-                        c = b_idx[q]
-                        touched[nt] = c
-                        nt += acc[c] == 0.0
-                        acc[c] += x * b_val[q]
-            else:
-                for p in range(a_ptr[r], a_ptr[r + 1]):
-                    u = a_idx[p]
-                    x = a_val[p]
-                    for q in range(b_ptr[u], b_ptr[u + 1]):
-                        c = b_idx[q]
-                        if not seen[c]:
-                            seen[c] = True
-                            touched[nt] = c
-                            nt += 1
-                        acc[c] += x * b_val[q]
+            nt = accumulate_row(r, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, positive,
+                                acc, seen, touched)
             n_pos = 0
             n_neg = 0
             size = 0

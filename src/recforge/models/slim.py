@@ -161,7 +161,8 @@ def fit_slim_numba(
     top_k = min(params["top_k"], n_items)
     items = np.arange(n_items, dtype=np.int64)
     x_args = (x_csc.indptr.astype(np.int64), x_csc.indices.astype(np.int32),
-              x_csr.indptr.astype(np.int64), x_csr.indices.astype(np.int32), norm2)
+              x_csr.indptr.astype(np.int64), x_csr.indices.astype(np.int32),
+              np.ones(x_csc.nnz), norm2)
     with pinned_threads(n_threads) as n:
         n_chunks = min(n_items, 8 * n) if n_items else 1
         counts = kernel.candidate_counts(items, *x_args, l1, screen, n_chunks)
