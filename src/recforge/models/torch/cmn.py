@@ -32,12 +32,12 @@ The original's quirks, as options (default: the corrected behaviour):
   the user's row, as BPR defines it; empty neighbourhoods are handled (o = 0).
 
 Known sensitivity: with the paper's L2 (0.1) whether CMN learns depends on the size of the
-pre-trained memories. On CiteULike-a the paper's 0.5x initialisation collapses to a constant
-score (loss ln 2) within ~200 steps from every GMF state measured (lazy Adam after 2-30 epochs,
-dense Adam after 2-5), while 1x of a 5-epoch dense or 10-epoch lazy GMF learns. Dense Adam
-(``gmf_adam="dense"``, the default, as the original's TF-1 ``AdamOptimizer``) grows the GMF
-embeddings 1.4-1.8x faster per epoch than lazy Adam; a capped run (which caps the GMF
-pre-training too) says nothing about CMN (evidence in docs/RESULTS.md, table2).
+pre-trained memories. On CiteULike-a the paper's 0.5x initialisation learns after the paper's
+full 100-epoch GMF pre-training but collapses to a constant score (loss ln 2) within ~200 steps
+after a short one (lazy Adam: 2-60 epochs; dense: 2-5). Dense Adam (``gmf_adam="dense"``, the
+default, as the original's TF-1 ``AdamOptimizer``) grows the GMF embeddings 1.4-1.8x faster per
+epoch than lazy Adam. A capped run (which caps the GMF pre-training too) says nothing about CMN
+(evidence in docs/RESULTS.md, table2).
 
 Not replicated: for an item without training users the original fills the neighbourhood with
 the item id read as a user id (training) or with the target user (scoring).
