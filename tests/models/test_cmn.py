@@ -348,3 +348,15 @@ def test_cmn_hands_its_gmf_adam_to_the_pre_training_and_names_a_bad_one() -> Non
     assert gmf_losses[0] != gmf_losses[1]
     with pytest.raises(ValueError, match="gmf_adam"):
         _cmn(gmf_adam="sparse").fit(data.train)
+
+
+def test_paper_l2_collapses_after_a_short_gmf_pre_training_and_learns_after_a_long_one() -> None:
+    """The table2 finding on tiny data: with reg_l2=0.1 and memories 0.5x the GMF embeddings,
+    CMN's output layer is driven to zero (chance ranking) unless the GMF trained long enough."""
+    data = planted()
+    short, long = (_cmn(epochs=4, epochs_gmf=g).fit(data.train) for g in (1, 20))
+    norms = [float(m.module_.out.weight.detach().norm()) for m in (short, long)]
+    assert norms[0] < 0.1 < 1.0 < norms[1]
+    assert top_unseen_in_group(short, data) <= 0.75  # two groups: chance is 0.5
+    assert top_unseen_in_group(long, data) == 1.0
+    assert long.history_[-1].loss < 0.68 < short.history_[-1].loss  # ln 2 = 0.693: constant scores
