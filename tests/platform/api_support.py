@@ -94,7 +94,8 @@ class Platform:
         for job in self.store.iter_jobs(
             [s for s in self.store.count_jobs() if s not in TERMINAL_STATES]
         ):
-            self.store.request_cancel(job.id)
+            # Through the service: the store's flag alone never reaches the loop's cancels.
+            self.service.cancel_now(self.store.request_cancel(job.id), "test over")
         self.service.tick()
         for backend in self.service.backends.values():
             backend.close()

@@ -70,8 +70,10 @@ def ui_server(tmp_path: Path) -> Iterator[UiServer]:
         wait_until(lambda: server.started, 60, "uvicorn to listen")
         yield UiServer(f"http://127.0.0.1:{port}", service, tokens)
     finally:
+        # Through the service: the store's flag alone never reaches the loop, which owns the
+        # processes (a flag-only cancel left the service job and the sleeper running).
         for job in store.iter_jobs([s for s in store.count_jobs() if s not in TERMINAL_STATES]):
-            store.request_cancel(job.id)
+            service.cancel_now(store.request_cancel(job.id), "test over")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(
             s not in TERMINAL_STATES and n for s, n in store.count_jobs().items()
