@@ -277,7 +277,9 @@ def test_one_host_supervises_every_replica_and_outlives_close(tmp_path: Path) ->
     replica's end, then exits."""
     backend = LocalBackend(tmp_path / "rt")
     gate = tmp_path / "go"
-    wait = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
+    # the payload polls for the gate, bounded so a failing test leaves no replica behind
+    wait = (f"import os, time\nend = time.monotonic() + 120\n"
+            f"while not os.path.exists({str(gate)!r}) and time.monotonic() < end: time.sleep(0.02)")
     a = backend.launch(1, spec([PY, "-c", wait]), None)  # 2 replicas
     b = backend.launch(2, spec([PY, "-c", wait], workers=2), None)  # 3 replicas
     reps = a["replicas"] + b["replicas"]
@@ -319,7 +321,8 @@ DAEMON = (
     "        time.sleep(120)\n"
     "    os._exit(0)\n"
     "os.wait()\n"
-    "while not os.path.exists(sys.argv[1]): time.sleep(0.02)\n"
+    "end = time.monotonic() + 120\n"
+    "while not os.path.exists(sys.argv[1]) and time.monotonic() < end: time.sleep(0.02)\n"
 )
 
 
