@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from recforge.platform.backends import BackendStatus, EnvPolicy, LocalBackend, ReplicaPhase
+from recforge.platform.backends.env import KERNEL_ENV
 from recforge.platform.backends.local import process_start_time
 from recforge.platform.model.specs import JobSpec, parse_job_spec
 
@@ -85,13 +86,36 @@ def test_gang_runs_with_env_logs_and_exit_codes(
                "RECFORGE_JOB_ID", "RECFORGE_JOB_NAME", "RECFORGE_ATTEMPT",
                "RECFORGE_REPLICA_INDEX", "RECFORGE_ROLE", "RECFORGE_ROLE_INDEX",
                "RECFORGE_WORLD_SIZE"}
-    # Python itself may add a few variables of its own; nothing else comes from the service.
-    assert set(env) - allowed <= {"LC_CTYPE", "PYTHONHOME"}, set(env) - allowed
+    # Python itself may add a few variables of its own; nothing else comes from the service
+    # but its numerical-kernel settings (machine configuration, no secrets).
+    assert set(env) - allowed - set(KERNEL_ENV) <= {"LC_CTYPE", "PYTHONHOME"}, set(env) - allowed
     assert json.loads(Path(handle["replicas"][1]["exit_file"]).read_text())["exit_code"] == 3
     with pytest.raises(KeyError, match="no replica 5"):
         backend.logs(handle, 5)
     with pytest.raises(ValueError, match=r"RECFORGE_ADMIN_TOKEN.*never reach a job"):
         EnvPolicy.from_service(["RECFORGE_ADMIN_TOKEN"])
+
+
+def test_a_job_computes_with_the_services_kernel_settings(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    """OPENBLAS_CORETYPE & co. reach a job from the service (a job without it ran other BLAS
+    kernels and its metrics differed from a local run in the last bits); spec env wins."""
+    for name in KERNEL_ENV:  # this machine's own settings out of the way
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("RECFORGE_ADMIN_TOKEN", "leak-me")
+    policy = EnvPolicy.from_service([])
+    assert "OPENBLAS_CORETYPE" in KERNEL_ENV and policy.kernel == {"OPENBLAS_CORETYPE": "Haswell"}
+    backend = LocalBackend(tmp_path / "rt", env=policy)
+    handle = backend.launch(8, spec([PY, "-c", ENV_DUMP], env={"MY_VAR": "x"}), None, attempt=1)
+    wait_for(backend, handle, finished, timeout=120)
+    env = json.loads(backend.logs(handle, 0, tail=1))
+    assert env["OPENBLAS_CORETYPE"] == "Haswell" and "leak-me" not in json.dumps(env)
+    built = policy.build(spec([PY], env={"OPENBLAS_CORETYPE": "Zen"}), {}, cpu=1, home=None,
+                         user=None)  # fmt: skip
+    assert built["OPENBLAS_CORETYPE"] == "Zen"  # the spec's own setting wins
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert "OPENBLAS_CORETYPE" not in EnvPolicy().build(spec([PY]), {}, cpu=1, home=None, user=None)
 
 
 def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
