@@ -166,7 +166,17 @@ spark = SparkSession.builder.getOrCreate()
 sc = spark.sparkContext
 print("MASTER", sc.master, flush=True)
 if mode == "sum":
-    print("SUM", sc.parallelize(range(100), 4).sum(), flush=True)
+    line = f"SUM {sc.parallelize(range(100), 4).sum()}"
+    print(line, flush=True)
+    # spark-submit relays this process's output through a daemon thread it does not wait for
+    # when the process ends (PythonRunner): under load a last line was lost from the log. Wait,
+    # bounded, until the line is in the file the JVM (the parent) writes to.
+    log, end = os.readlink(f"/proc/{os.getppid()}/fd/1"), time.monotonic() + 120
+    while time.monotonic() < end:
+        with open(log, errors="replace") as f:
+            if line in f.read():
+                break
+        time.sleep(0.05)
     spark.stop()
     sys.exit(int(sys.argv[3]))
 
