@@ -29,7 +29,7 @@ _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # differed from the same run in the service's shell by an ulp). They hold no secrets, so a job
 # gets the machine's settings and computes what a local run on that machine computes.
 KERNEL_ENV = (
-    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE", "GOTO_NUM_THREADS",
+    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE",
     "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE", "NPY_DISABLE_CPU_FEATURES",
     "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES",
 )
