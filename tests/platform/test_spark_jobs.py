@@ -223,10 +223,13 @@ def scenario_service(tmp: Path) -> dict[str, Any]:
                                                 default_pending_deadline=600))  # fmt: skip
     user = User("alice", "ml", False)
 
+    # The driver gets 1 GiB: with master local its JVM, the Python driver and the Python
+    # workers all live in its replica, and at 512 MiB (896 MiB with Spark's overhead) their
+    # summed resident memory passed the limit under load (CI: 913 MiB, killed with -9).
     def job(name: str, args: list[str], executors: int) -> dict[str, Any]:
         return {"name": name, "queue": "q", "kind": "spark",
                 "spark": {"application": str(app), "arguments": args,
-                          "driver": {"cpu": 1, "memory": "512Mi"},
+                          "driver": {"cpu": 1, "memory": "1Gi"},
                           "executors": {"instances": executors, "cpu": 1,
                                         "memory": "512Mi"}}}  # fmt: skip
 
