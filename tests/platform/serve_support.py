@@ -148,15 +148,17 @@ def start_server(
     return server
 
 
-def wait_until(pred: Any, timeout: float, what: str) -> Any:
-    """Poll ``pred`` until it returns something truthy (generous deadlines, no fixed sleeps)."""
+def wait_until(pred: Any, timeout: float, what: str, explain: Any = None) -> Any:
+    """Poll ``pred`` until it returns something truthy (generous deadlines, no fixed sleeps);
+    on timeout the error carries ``explain()`` (what was seen instead) when given."""
     deadline = time.monotonic() + timeout
     while True:
         value = pred()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+            seen = f": {explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{seen}")
         time.sleep(0.05)
 
 

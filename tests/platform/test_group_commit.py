@@ -177,7 +177,8 @@ def test_kill9_during_a_burst_of_submissions_loses_and_doubles_nothing(
     try:
         for t in threads:
             t.start()
-        wait_until(lambda: len(answered) >= 60 or refused, 120, "60 answered submissions")
+        wait_until(lambda: len(answered) >= 60 or refused, 120, "60 answered submissions",
+                   lambda: f"{len(answered)} answered\n{server.text()[-4000:]}")
         assert not refused, refused
         server.kill9()  # mid-burst: groups in flight, no clean-up at all
         stop.set()
@@ -199,8 +200,15 @@ def test_kill9_during_a_burst_of_submissions_loses_and_doubles_nothing(
             store.close()
         server.restart()
         admin = server.client()
+
+        def unfinished() -> str:
+            jobs = {i: admin.get_job(i) for i in stored}
+            left = {i: (j["state"], j.get("reason")) for i, j in jobs.items()
+                    if j["state"] != "SUCCEEDED"}  # fmt: skip
+            return f"{len(left)} of {len(jobs)} not SUCCEEDED: {left}\n{server.text()[-4000:]}"
+
         wait_until(lambda: all(admin.get_job(i)["state"] == "SUCCEEDED" for i in stored), 300,
-                   "every stored job to succeed after the restart")  # fmt: skip
+                   "every stored job to succeed after the restart", unfinished)  # fmt: skip
         admin.close()
     finally:
         stop.set()

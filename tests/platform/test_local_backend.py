@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from recforge.platform.backends import BackendStatus, EnvPolicy, LocalBackend, ReplicaPhase
+from recforge.platform.backends import (
+    BackendError,
+    BackendStatus,
+    EnvPolicy,
+    LocalBackend,
+    ReplicaPhase,
+)
 from recforge.platform.backends.env import KERNEL_ENV
 from recforge.platform.backends.local import process_start_time
 from recforge.platform.model.specs import JobSpec, parse_job_spec
@@ -388,3 +396,68 @@ def test_the_host_records_a_request_it_cannot_read_in_the_exit_file(tmp_path: Pa
     assert "cannot start '/nonexistent/binary'" in (tmp_path / "missing.log").read_text()
     assert [json.loads(line)["job"] for line in out.getvalue().splitlines()] == [3, 4]
     assert host.replicas == {}
+
+
+# A service that dies after handing a launch to its host and before recording it, while the
+# host is too busy to read (stopped here): the request waits in the host's input.
+_DYING_SERVICE = """
+import os, signal, sys
+from recforge.platform.backends import LocalBackend
+from recforge.platform.model.specs import parse_job_spec
+runtime, marker = sys.argv[1], sys.argv[2]
+backend = LocalBackend(runtime, heartbeat_interval=0.5)
+LocalBackend._save_handle = staticmethod(lambda handle: None)  # the crash comes first
+host = backend._spawner_proc()
+os.kill(host.proc.pid, signal.SIGSTOP)
+backend.launch(7, parse_job_spec({"name": "late", "command": ["/bin/sh", "-c",
+                                  f"echo ran >> {marker}"]}), None)
+print(host.proc.pid, flush=True)
+os._exit(0)
+"""
+
+
+def _crash_mid_launch(tmp_path: Path) -> tuple[Path, Path, int]:
+    runtime, marker = tmp_path / "runtime", tmp_path / "ran"
+    # stderr to a file: the host inherits it, and a pipe would stay open while it is stopped
+    with (tmp_path / "service.err").open("w") as err:
+        out = subprocess.run([PY, "-c", _DYING_SERVICE, str(runtime), str(marker)],
+                             stdout=subprocess.PIPE, stderr=err, text=True, timeout=120,
+                             check=True)  # fmt: skip
+    return runtime, marker, int(out.stdout)
+
+
+def test_recovery_waits_until_the_dead_services_host_has_read_its_input(tmp_path: Path) -> None:
+    """Whether an interrupted launch started anything is known only once the old host has
+    drained its input: until then recover_handle waits (it once gave up after 2 s and called a
+    replica that was about to start 'never started')."""
+    runtime, marker, host = _crash_mid_launch(tmp_path)
+    backend = LocalBackend(runtime, heartbeat_interval=0.5)
+    found: dict[str, object] = {}
+    t = threading.Thread(target=lambda: found.update(handle=backend.recover_handle(7, 1)))
+    t.start()
+    t.join(3.0)
+    assert t.is_alive(), found  # still waiting for the stopped host
+    os.kill(host, signal.SIGCONT)
+    t.join(120)
+    handle = found["handle"]
+    assert isinstance(handle, dict) and [r["index"] for r in handle["replicas"]] == [0]
+    st = wait_for(backend, handle, finished)
+    assert st.all_succeeded and marker.read_text() == "ran\n"
+    backend.close()
+
+
+def test_recovery_that_cannot_tell_says_so(tmp_path: Path) -> None:
+    runtime, marker, host = _crash_mid_launch(tmp_path)
+    backend = LocalBackend(runtime, heartbeat_interval=0.5)
+    try:
+        with pytest.raises(BackendError, match=rf"host\(s\) \[{host}\].*cannot tell"):
+            backend.recover_handle(7, 1, settle_s=0.2)
+    finally:
+        os.kill(host, signal.SIGCONT)
+    # Nothing prepared for an attempt: certain at once, without waiting for any host.
+    assert backend.recover_handle(7, 2, settle_s=0.0) is None
+    deadline = time.monotonic() + 120
+    while not marker.exists():  # the old host still starts what it was given
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    backend.close()

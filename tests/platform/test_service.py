@@ -430,15 +430,31 @@ def test_recover_after_a_crash_between_launch_and_handle_write(
     run_until(second, lambda: states_of(second, jid) == [S.SUCCEEDED])
     assert [(a, w) for _, a, _, w, _ in marks(m)] == [(1, "start"), (1, "end")]
 
-    # Nothing of the attempt was started: the attempt counts as failed and is retried.
-    retry = {"max_attempts": 2, "backoff_seconds": 0.1}
-    ghost = second.submit(ALICE, job("ghost", m, sleep=0.1, retry=retry))
-    second.store.transition(ghost, S.ADMITTED, "test", cluster="local1",
-                            admission=second.store.get_job(jid).admission)  # fmt: skip
-    second.store.transition(ghost, S.STARTING, "test: launch never happened", attempts=1)
+    def ghost_of(name: str, **kw: Any) -> int:
+        """A job left STARTING by a crash before anything of its launch happened."""
+        ghost = second.submit(ALICE, job(name, m, sleep=0.1, **kw))
+        second.store.transition(ghost, S.ADMITTED, "test", cluster="local1",
+                                admission=second.store.get_job(jid).admission)  # fmt: skip
+        second.store.transition(ghost, S.STARTING, "test: launch never happened", attempts=1)
+        return ghost
+
+    # Nothing of the attempt was started and the local backend is sure of it: the same attempt
+    # is launched again (the crash was the platform's), even for a job allowed one attempt.
+    ghost = ghost_of("ghost")
     third = make_service()
-    assert third.recover()["lost"] == [ghost]
-    rec = third.store.get_job(ghost)
-    assert rec.state is S.BACKOFF and "launch interrupted by a restart" in rec.reason
+    assert third.recover() == {"reattached": [], "relaunch": [ghost], "lost": []}
     run_until(third, lambda: states_of(third, ghost) == [S.SUCCEEDED])
-    assert third.store.get_job(ghost).attempts == 2
+    rec = third.store.get_job(ghost)
+    assert rec.attempts == 1 and "interrupted" not in rec.reason
+    assert [(a, w) for j, a, _, w, _ in marks(m) if j == ghost] == [(1, "start"), (1, "end")]
+
+    # A backend that cannot tell: the attempt counts as failed and is retried.
+    retry = {"max_attempts": 2, "backoff_seconds": 0.1}
+    unsure = ghost_of("unsure", retry=retry)
+    fourth = make_service()
+    fourth.backends["local"].recovers_launches = False
+    assert fourth.recover()["lost"] == [unsure]
+    rec = fourth.store.get_job(unsure)
+    assert rec.state is S.BACKOFF and "launch interrupted by a restart" in rec.reason
+    run_until(fourth, lambda: states_of(fourth, unsure) == [S.SUCCEEDED])
+    assert fourth.store.get_job(unsure).attempts == 2

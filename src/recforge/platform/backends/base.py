@@ -206,6 +206,9 @@ class Backend(ABC):
     #: whether replicas' sidecars send heartbeats the service can check (the heartbeat timeout
     #: applies only then; otherwise the backend's own health checks speak for the replicas).
     heartbeats: bool = False
+    #: whether :meth:`recover_handle`'s None is certain (nothing of the attempt started, nor
+    #: will): recovery then launches that attempt again instead of counting it as lost.
+    recovers_launches: bool = False
 
     @abstractmethod
     def launch(
@@ -257,7 +260,8 @@ class Backend(ABC):
 
     def recover_handle(self, job_id: int, attempt: int) -> Handle | None:
         """The handle of an attempt whose launch a crash interrupted, or None if nothing of it
-        was started (the default: the backend cannot tell, so the attempt counts as lost)."""
+        was started (the default: the backend cannot tell, so the attempt counts as lost; see
+        :attr:`recovers_launches`). May raise :class:`BackendError` when it cannot tell."""
         return None
 
     def set_notifier(self, notify: Callable[[int], None]) -> None:  # noqa: B027 - optional hook

@@ -40,6 +40,7 @@ from typing import Any
 from recforge._json import dumps
 from recforge.platform.backends.base import (
     Backend,
+    BackendError,
     BackendStatus,
     Handle,
     Launch,
@@ -59,15 +60,26 @@ from recforge.platform.model.specs import JobSpec
 
 __all__ = ["LocalBackend", "process_start_time"]
 
+_HOSTS = "hosts"  # below the runtime directory: one record per host process (see _Spawner)
+
 
 class _Spawner:
-    """The host process (:mod:`.spawner`) and the thread that reads its notices."""
+    """The host process (:mod:`.spawner`) and the thread that reads its notices.
 
-    def __init__(self, python: str, on_exit: Callable[[int], object]) -> None:
+    Each host is recorded in ``<hosts_dir>/<token>.json`` (its pid and start time, and the
+    service's) and writes ``<token>.drained`` once it has read its input to the end, so a
+    restarted service can tell when an older host will start nothing more
+    (:meth:`LocalBackend.recover_handle`).
+    """
+
+    def __init__(self, python: str, on_exit: Callable[[int], object], hosts_dir: Path) -> None:
         """``on_exit(job_id)`` is called when a replica of that job has ended."""
         self.on_exit = on_exit
+        hosts_dir.mkdir(parents=True, exist_ok=True)
+        self.token = f"{os.getpid()}-{time.time_ns()}"
+        drained = hosts_dir / f"{self.token}.drained"
         self.proc = subprocess.Popen(
-            [python, "-m", "recforge.platform.backends.spawner"],
+            [python, "-m", "recforge.platform.backends.spawner", "--drained", str(drained)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},  # nothing of ours
@@ -75,6 +87,9 @@ class _Spawner:
         )
         #: the host's (pid, start time): every replica's supervision
         self.identity = (self.proc.pid, process_start_time(self.proc.pid) or -1)
+        record = {"host": list(self.identity),
+                  "service": [os.getpid(), process_start_time(os.getpid()) or -1]}  # fmt: skip
+        (hosts_dir / f"{self.token}.json").write_text(dumps(record, indent=None))
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="spawner-reader", daemon=True)
         self._reader.start()
@@ -118,6 +133,7 @@ class LocalBackend(Backend):
 
     cluster_type = "local"
     heartbeats = True
+    recovers_launches = True
 
     def __init__(
         self,
@@ -163,9 +179,10 @@ class LocalBackend(Backend):
             if not self._spawner or not self._spawner[0].alive():
                 _close_all(self._spawner)
                 on_exit = weakref.WeakMethod(self._on_exit)  # the reader must not keep us alive
-                self._spawner.append(
-                    _Spawner(self.python, lambda job: (m := on_exit()) is not None and m(job))
-                )
+                self._spawner.append(_Spawner(
+                    self.python, lambda job: (m := on_exit()) is not None and m(job),
+                    self.runtime_dir / _HOSTS,
+                ))  # fmt: skip
             return self._spawner[0]
 
     def close(self) -> None:
@@ -295,24 +312,61 @@ class LocalBackend(Backend):
         tmp.write_text(dumps(handle, indent=None))
         os.replace(tmp, path)
 
-    def recover_handle(self, job_id: int, attempt: int, *, settle_s: float = 2.0) -> Handle | None:
+    def recover_handle(
+        self, job_id: int, attempt: int, *, settle_s: float = 120.0
+    ) -> Handle | None:
         """Rebuild the handle of an attempt whose launch was interrupted (service crash).
 
-        Reads ``handle.json`` (written once the launch is complete) and adds replicas known
-        only from their pid file. The host writes that file right
-        after starting, so if the attempt directory exists but nothing is found yet, it waits up
-        to ``settle_s`` for them. None when nothing of the attempt was started.
+        Reads ``handle.json`` (written once the launch is complete), else the replicas' pid
+        files. Requests the dead service had sent may still wait in its host's input, so first
+        every host of a service that is gone must have read its input to the end or have
+        ended (up to ``settle_s``): only then is a missing pid file a replica that will never
+        start. None when nothing of the attempt was started (nor will be); raises
+        :class:`BackendError` when an older host did not drain in time (cannot tell).
         """
         job_dir = self.runtime_dir / f"job-{job_id}" / f"attempt-{attempt}"
         if not job_dir.is_dir():
-            return None
-        deadline = time.monotonic() + settle_s
+            return None  # made before anything is sent: nothing was
+        handle = self._collect(job_id, attempt, job_dir)
+        if handle is not None and handle.get("complete"):
+            return handle
+        waiting = self._wait_for_older_hosts(settle_s)
+        if waiting:
+            raise BackendError(
+                f"job {job_id} attempt {attempt}: the host(s) {waiting} of a stopped service "
+                f"did not read their input to the end within {settle_s:g}s; cannot tell "
+                "whether the interrupted launch started anything"
+            )
+        handle = self._collect(job_id, attempt, job_dir)
+        return handle if handle is not None and handle["replicas"] else None
+
+    def _wait_for_older_hosts(self, timeout: float) -> list[int]:
+        """Wait until every host whose service is gone has drained its input or ended; the
+        pids of those that did not in time. Records of ended hosts are removed."""
+        hosts = self.runtime_dir / _HOSTS
+        mine = {s.token for s in self._spawner}
+        deadline = time.monotonic() + timeout
         while True:
-            handle = self._collect(job_id, attempt, job_dir)
-            if handle is not None and (handle.get("complete") or handle["replicas"]):
-                return handle
-            if time.monotonic() >= deadline:
-                return handle if handle is not None and handle["replicas"] else None
+            waiting: list[int] = []
+            for path in sorted(hosts.glob("*.json")):
+                if path.stem in mine:
+                    continue
+                try:
+                    record = json.loads(path.read_text())
+                    host, service = (int(record["host"][0]), int(record["host"][1])), \
+                        (int(record["service"][0]), int(record["service"][1]))
+                except (OSError, ValueError, KeyError, IndexError, TypeError):
+                    continue  # a record being written by a live service
+                if alive(*service):
+                    continue  # a running service's host: no launch of it was interrupted
+                if not alive(*host):
+                    for stale in (path, path.with_suffix(".drained")):
+                        with contextlib.suppress(FileNotFoundError):
+                            stale.unlink()
+                elif not path.with_suffix(".drained").exists():
+                    waiting.append(host[0])
+            if not waiting or time.monotonic() >= deadline:
+                return waiting
             time.sleep(0.05)
 
     @staticmethod

@@ -78,6 +78,7 @@ class RayBackend(Backend):
     """
 
     cluster_type = "ray"
+    recovers_launches = True  # a fixed submission id: Ray refuses a second submission
 
     def __init__(
         self,

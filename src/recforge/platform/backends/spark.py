@@ -129,6 +129,7 @@ class SparkBackend(Backend):
 
     cluster_type = "spark"
     heartbeats = True
+    recovers_launches = True
 
     def __init__(
         self,

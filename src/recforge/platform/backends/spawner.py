@@ -24,6 +24,9 @@ as lost replicas.
 Replicas do not depend on the service: when its input ends (the service exited or was killed),
 the host stops reading and keeps supervising until its last replica has ended, then exits; a
 restarted service starts its own host and finds the older replicas by their pid and exit files.
+Started with ``--drained PATH``, the host writes that file once it has read its input to the
+end: from then on it starts nothing more, so a restarted service knows that every replica of an
+interrupted launch that will ever run has its pid file.
 """
 
 from __future__ import annotations
@@ -137,7 +140,9 @@ def _status(info: os.waitid_result) -> int:
     return info.si_status & 0x7F  # killed (or dumped core) by that signal
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    drained = Path(args[args.index("--drained") + 1]) if "--drained" in args else None
     out = os.fdopen(sys.stdout.fileno(), "w", buffering=1)
     inp = sys.stdin.fileno()
     host = Host(out)
@@ -167,6 +172,9 @@ def main() -> int:
                 host.out = None
                 with contextlib.suppress(OSError):
                     out.close()
+                if drained is not None:
+                    with contextlib.suppress(OSError):
+                        drained.write_text(f"{os.getpid()}\n")
                 continue
             pending += chunk
             *lines, pending = pending.split(b"\n")

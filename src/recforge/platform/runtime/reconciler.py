@@ -355,6 +355,15 @@ class Reconciler:
             [(_, _, outcome)] = self._start_all([(starting, admission)], now)
             self._record_launch(starting, admission, outcome, now, report)
 
+    def relaunch(self, job: JobRecord, admission: Admission, now: float,
+                 report: TickReport) -> None:  # fmt: skip
+        """Launch a STARTING job's attempt again: its launch was interrupted (service crash)
+        before anything of it started, so it keeps its attempt number."""
+        log.info("interrupted launch started nothing: launching the attempt again",
+                 extra={"job_id": job.id, "attempt": job.attempts})  # fmt: skip
+        [(_, _, outcome)] = self._start_all([(job, admission)], now)
+        self._record_launch(job, admission, outcome, now, report)
+
     def _preempt(self, p: Preemption, now: float, report: TickReport) -> None:
         job = self.store.get_job(int(p.victim))
         if job.state not in (S.ADMITTED, S.STARTING, S.RUNNING):

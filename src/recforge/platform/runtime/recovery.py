@@ -7,9 +7,13 @@ its processes live: STARTING and RUNNING jobs are only polled.
 
 A crash between ``ADMITTED -> STARTING`` (committed before the launch) and storing the handle
 leaves a STARTING job without a handle: the backend rebuilds it (``recover_handle``: the local
-sidecars' pid files, Ray's deterministic submission id), and only if nothing was started does the
-attempt count as failed. Jobs admitted but never launched are launched now; jobs in backoff
-resume their wait; cancellations requested before the crash are applied.
+replicas' pid files once the old host has drained its input, Ray's deterministic submission id).
+If nothing of the attempt was started and the backend is sure of it
+(``Backend.recovers_launches``), the same attempt is launched again: the crash was the
+platform's, not the job's, so it costs no attempt. A backend that cannot tell leaves the attempt
+counted as failed (retried if the job's policy allows). Jobs admitted but never launched are
+launched now; jobs in backoff resume their wait; cancellations requested before the crash are
+applied.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from recforge.platform.backends.base import BackendError
 from recforge.platform.model.admission import admission_from_json
 from recforge.platform.model.specs import JobSpec
 from recforge.platform.model.states import JobState
@@ -79,7 +84,17 @@ def recover(service: PlatformService) -> dict[str, list[int]]:
             continue
         handle = job.handle
         if handle is None:
-            handle = backend.recover_handle(job.id, job.attempts)
+            try:
+                handle = backend.recover_handle(job.id, job.attempts)
+                certain = backend.recovers_launches
+            except BackendError as exc:
+                log.warning("cannot recover an interrupted launch", extra={"job_id": job.id,
+                                                                           "error": str(exc)})
+                handle, certain = None, False
+            if handle is None and certain and job.admission is not None:
+                out["relaunch"].append(job.id)
+                loop.relaunch(job, admission_from_json(job.id, job.admission), now, report)
+                continue
             if handle is None:
                 out["lost"].append(job.id)
                 loop.retry_or_fail(job, now, "launch interrupted by a restart", report)
