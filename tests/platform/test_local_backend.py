@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from serve_support import wait_until
 
 from recforge.platform.backends import (
     BackendError,
@@ -456,8 +457,5 @@ def test_recovery_that_cannot_tell_says_so(tmp_path: Path) -> None:
         os.kill(host, signal.SIGCONT)
     # Nothing prepared for an attempt: certain at once, without waiting for any host.
     assert backend.recover_handle(7, 2, settle_s=0.0) is None
-    deadline = time.monotonic() + 120
-    while not marker.exists():  # the old host still starts what it was given
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(marker.exists, 120, "the old host to start what it was given")
     backend.close()
