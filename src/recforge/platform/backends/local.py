@@ -353,8 +353,8 @@ class LocalBackend(Backend):
                     continue
                 try:
                     record = json.loads(path.read_text())
-                    host, service = (int(record["host"][0]), int(record["host"][1])), \
-                        (int(record["service"][0]), int(record["service"][1]))
+                    host = (int(record["host"][0]), int(record["host"][1]))
+                    service = (int(record["service"][0]), int(record["service"][1]))
                 except (OSError, ValueError, KeyError, IndexError, TypeError):
                     continue  # a record being written by a live service
                 if alive(*service):

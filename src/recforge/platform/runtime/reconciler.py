@@ -352,15 +352,12 @@ class Reconciler:
         """ADMITTED -> STARTING (committed first), then start the gang on its backend."""
         starting = self._to_starting(job, admission, now)
         if starting is not None:
-            [(_, _, outcome)] = self._start_all([(starting, admission)], now)
-            self._record_launch(starting, admission, outcome, now, report)
+            self.relaunch(starting, admission, now, report)
 
     def relaunch(self, job: JobRecord, admission: Admission, now: float,
                  report: TickReport) -> None:  # fmt: skip
-        """Launch a STARTING job's attempt again: its launch was interrupted (service crash)
-        before anything of it started, so it keeps its attempt number."""
-        log.info("interrupted launch started nothing: launching the attempt again",
-                 extra={"job_id": job.id, "attempt": job.attempts})  # fmt: skip
+        """Start a STARTING job's current attempt on its backend and record the outcome; recovery
+        calls it for an attempt whose interrupted launch started nothing (it keeps its number)."""
         [(_, _, outcome)] = self._start_all([(job, admission)], now)
         self._record_launch(job, admission, outcome, now, report)
 

@@ -93,6 +93,8 @@ def recover(service: PlatformService) -> dict[str, list[int]]:
                 handle, certain = None, False
             if handle is None and certain and job.admission is not None:
                 out["relaunch"].append(job.id)
+                log.info("interrupted launch started nothing: launching the attempt again",
+                         extra={"job_id": job.id, "attempt": job.attempts})  # fmt: skip
                 loop.relaunch(job, admission_from_json(job.id, job.admission), now, report)
                 continue
             if handle is None:
