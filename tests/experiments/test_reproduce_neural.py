@@ -108,6 +108,13 @@ def test_conclusion_compares_the_best_baseline_with_a_paired_test() -> None:
     assert no_paper["cells"][0]["holds"] is None and no_paper["summary"]["paper_cells"] == 0
 
 
+def test_conclusion_without_a_baseline_row_says_it_was_not_checked() -> None:
+    only = _outcome({"Mult-VAE": {"HR@5": np.ones(40)}})
+    verdict = check_conclusion(only, ["Mult-VAE"], {}, {})["Mult-VAE"]
+    assert verdict["cells"] == [] and verdict["summary"]["cells"] == 0
+    assert verdict["summary"]["text"].startswith("not checked for Mult-VAE: no baseline row")
+
+
 def _neural_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """A small block "tneural" on ML-100k: TopPop, ItemKNN CF and a tiny Mult-VAE row."""
     if not os.environ.get("CI"):  # CI installs torch: there a missing torch is an error

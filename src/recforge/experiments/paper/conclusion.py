@@ -94,11 +94,16 @@ def _summary(neural: str, cells: list[dict[str, Any]], spec: Any, alpha: float) 
     compared = [c for c in cells if c["holds"] is not None]
     paper_wins = sum(bool(c["paper_baseline_beats_neural"]) for c in compared)
     holds = sum(bool(c["holds"]) for c in compared)
-    text = (
-        f"best baseline beats {neural} in {len(wins)}/{n} cells "
-        f"({len(sig_wins)} significant, {len(sig_losses)} significantly worse; "
-        f"{spec.report.significance_test}, {spec.report.correction}-adjusted, alpha {alpha})"
-    )
+    if n == 0:
+        # e.g. `--models <neural row>` alone: "0/0 cells" would read like a verdict
+        text = (f"not checked for {neural}: no baseline row ran beside it "
+                f"(run the table without --models, or name baselines too)")
+    else:
+        text = (
+            f"best baseline beats {neural} in {len(wins)}/{n} cells "
+            f"({len(sig_wins)} significant, {len(sig_losses)} significantly worse; "
+            f"{spec.report.significance_test}, {spec.report.correction}-adjusted, alpha {alpha})"
+        )
     if compared:
         text += (f"; paper: baseline ahead in {paper_wins}/{len(compared)}; the paper's "
                  f"conclusion holds in {holds}/{len(compared)} cells")
