@@ -24,7 +24,8 @@ def test_table2_and_table6_carry_their_neural_rows_with_the_paper_settings() -> 
     assert cmn["model"] == "CMN" and cmn["early_stopping"] == {}  # every 5, patience 5, HR@5
     assert cmn["params"] == {"hops": 3, "n_negatives": 4, "reg_l2": 0.1, "reg_l2_gmf": 1e-4,
                              "learning_rate": 1e-3, "epochs": 100, "epochs_gmf": 100,
-                             "pretrain": True, "factors": 50, "batch_size": 128}
+                             "pretrain": True, "cache_pretraining": True, "factors": 50,
+                             "batch_size": 128}
     assert _entry(build_table_spec("table2-pinterest", fixed=True), "CMN")["params"][
         "batch_size"] == 256  # type: ignore[index]
     for block in ("table6", "table6-pinterest"):

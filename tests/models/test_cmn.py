@@ -360,3 +360,34 @@ def test_paper_l2_collapses_after_a_short_gmf_pre_training_and_learns_after_a_lo
     assert top_unseen_in_group(short, data) <= 0.75  # two groups: chance is 0.5
     assert top_unseen_in_group(long, data) == 1.0
     assert long.history_[-1].loss < 0.68 < short.history_[-1].loss  # ln 2 = 0.693: constant scores
+
+
+def test_cached_gmf_pretraining_gives_the_same_model(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RECFORGE_CACHE", str(tmp_path))
+    data = planted()
+    users = np.arange(data.train.n_users)
+    plain = _cmn(epochs_gmf=3).fit(data.train)
+    first = _cmn(epochs_gmf=3, cache_pretraining=True).fit(data.train)
+    assert not plain.pretrain_cached_ and not first.pretrain_cached_
+    store = tmp_path / "pretrained" / "GMF"
+    assert len(list(store.iterdir())) == 1
+    lines: list[str] = []
+    second = _cmn(epochs_gmf=3, cache_pretraining=True).fit(data.train, progress=lines.append)
+    assert second.pretrain_cached_
+    assert any("GMF pre-training: loaded from the cache" in ln for ln in lines)
+    assert not any("GMF pre-training" in ln and "epoch" in ln and "loaded" not in ln
+                   for ln in lines)  # nothing was trained again
+    assert second.epochs_gmf_best_ == first.epochs_gmf_best_
+    assert second.pretrain_history_ == first.pretrain_history_
+    np.testing.assert_array_equal(plain.score(users), first.score(users))
+    np.testing.assert_array_equal(first.score(users), second.score(users))
+    # another seed, another stopping rule or other data: each its own entry
+    _cmn(epochs_gmf=3, cache_pretraining=True, seed=9).fit(data.train)
+    _cmn(epochs_gmf=2, cache_pretraining=True).fit(data.train)
+    m = data.train.matrix.copy()
+    m.data[0] = 0.0  # one training pair less
+    m.eliminate_zeros()
+    other = Interactions(m, data.train.user_ids, data.train.item_ids)
+    _cmn(epochs_gmf=3, cache_pretraining=True).fit(other)
+    assert len(list(store.iterdir())) == 4
+    assert not [p for p in store.iterdir() if p.name.startswith(".tmp-")]

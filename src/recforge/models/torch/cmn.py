@@ -51,6 +51,7 @@ import numpy as np
 
 from recforge.data.interactions import Interactions
 from recforge.models.iterative import EarlyStopping, TrainingRun
+from recforge.models.torch import pretrain_cache
 from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
 from recforge.models.torch.gmf import GMF, GMFNet, SparseAdam, init_embedding
 from recforge.models.torch.optim import TFRMSprop
@@ -166,9 +167,13 @@ class CMN(PairScoringRecommender):
         gmf_adam: Adam's rule for the GMF pre-training's embedding rows, ``"dense"`` (textbook
             Adam, as the original's TF-1 ``AdamOptimizer``) or ``"lazy"`` (only the batch's rows
             move; about half the CPU); see :class:`~recforge.models.torch.gmf.GMF`.
+        cache_pretraining: keep the fitted GMF pre-training in the pre-training cache and
+            reuse an identical one (same data, settings, stopping rule, seed, device, torch;
+            :func:`~recforge.models.torch.pretrain_cache.fit_stage`); the scores do not change.
         seed, device, n_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.
 
-    After ``fit``: ``epochs_best_``, ``epochs_gmf_best_`` and ``pretrain_history_``.
+    After ``fit``: ``epochs_best_``, ``epochs_gmf_best_``, ``pretrain_history_`` and
+    ``pretrain_cached_`` (whether the GMF came from the cache).
     """
 
     name: ClassVar[str] = "CMN"
@@ -192,6 +197,7 @@ class CMN(PairScoringRecommender):
         include_target_user: bool = False,
         negatives_with_users_only: bool = False,
         gmf_adam: SparseAdam = "dense",
+        cache_pretraining: bool = False,
         seed: int = 0,
         device: str = "cpu",
         n_threads: int | None = None,
@@ -210,6 +216,7 @@ class CMN(PairScoringRecommender):
         self.include_target_user = include_target_user
         self.negatives_with_users_only = negatives_with_users_only
         self.gmf_adam = gmf_adam
+        self.cache_pretraining = cache_pretraining
         self.seed = seed
         self.device = device
         self.n_threads = n_threads
@@ -226,6 +233,9 @@ class CMN(PairScoringRecommender):
             if not getattr(self, field) >= 0:
                 raise ValueError(f"CMN: {field} must be >= 0, got {getattr(self, field)!r}")
         check_choice(self, "gmf_adam", ("dense", "lazy"))
+        if not isinstance(self.cache_pretraining, bool):
+            raise ValueError(
+                f"CMN: cache_pretraining must be true or false, got {self.cache_pretraining!r}")
 
     def _module_config(self, train: Interactions) -> dict[str, Any]:
         return {"n_users": self.n_users_, "n_items": self.n_items_, "factors": int(self.factors),
@@ -249,6 +259,7 @@ class CMN(PairScoringRecommender):
         self._neighbourhoods = Neighbourhoods(train.matrix, self.device_)
         self.epochs_gmf_best_: int | None = None
         self.pretrain_history_: dict[str, list[dict[str, Any]]] = {}
+        self.pretrain_cached_ = False
         if self.pretrain:
             gmf = GMF(factors=int(self.factors), variant="cmn", epochs=self.epochs_gmf,
                       batch_size=self.batch_size, n_negatives=self.n_negatives,
@@ -256,8 +267,12 @@ class CMN(PairScoringRecommender):
                       negatives_with_users_only=self.negatives_with_users_only,
                       sparse_adam=self.gmf_adam, seed=self.seed,
                       device=self.device, n_threads=self.n_threads)
-            gmf.fit(train, early_stopping=_gmf_rule(run, self.epochs_gmf),
-                    stage="CMN: GMF pre-training", progress=run.progress)
+            rule, stage = _gmf_rule(run, self.epochs_gmf), "CMN: GMF pre-training"
+            if self.cache_pretraining:
+                gmf, self.pretrain_cached_ = pretrain_cache.fit_stage(
+                    gmf, train, early_stopping=rule, stage=stage, progress=run.progress)
+            else:
+                gmf.fit(train, early_stopping=rule, stage=stage, progress=run.progress)
             self.epochs_gmf_best_ = int(gmf.epochs_best_)
             self.pretrain_history_["GMF"] = [h.to_dict() for h in gmf.history_]
             gmf_net = gmf.module_

@@ -12,6 +12,15 @@ the pre-training settings, the seed, the device type and the torch version. Entr
 ``<cache root>/pretrained/<model>/<key>/`` (``weights.safetensors`` + ``meta.json``; the cache
 root is :func:`recforge.data.download.cache_root`, ``$RECFORGE_CACHE``) and are written
 atomically (a temporary directory renamed into place), so a crash leaves no partial entry.
+
+Pre-training *stages* that are whole models of their own (CMN's GMF) are memoised by
+:func:`fit_stage`: the fitted stage model is saved with
+:meth:`~recforge.models.base.Recommender.save` under
+``<cache root>/pretrained/<stage class>/<key>/``, keyed by its class, its parameters, its
+stopping rule, the training data's checksum, the device type and the torch version; a later fit
+with the same key loads it instead of training it. Only stages that need no validation callback
+qualify (they stop on their training loss or after a fixed count): a callback's data is not in
+the key.
 """
 
 from __future__ import annotations
@@ -21,13 +30,17 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from recforge.data.interactions import Interactions
+from recforge.models.iterative import EarlyStopping, IterativeRecommender
 from recforge.models.torch._require import TORCH_EXTRA_MESSAGE, MissingTorchError
+from recforge.models.torch.base import resolve_device
 
 try:
     import torch
@@ -35,7 +48,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the no-torch subprocess test
     raise MissingTorchError(TORCH_EXTRA_MESSAGE) from exc
 
-__all__ = ["cache_dir", "cache_key", "load_entry", "store_entry"]
+__all__ = ["cache_dir", "cache_key", "fit_stage", "load_entry", "stage_key", "store_entry"]
 
 _FORMAT = 1
 _GENERATOR = "__torch_generator_state__"
@@ -104,3 +117,48 @@ def store_entry(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+Stage = TypeVar("Stage", bound=IterativeRecommender)
+
+
+def stage_key(model: IterativeRecommender, train: Interactions, early_stopping: EarlyStopping,
+              device: torch.device) -> str:
+    """The hex key of one stage fit (see the module docstring)."""
+    head = {"format": _FORMAT, "kind": "stage", "model": type(model).__name__,
+            "params": model.get_params(), "early_stopping": early_stopping.model_dump(),
+            "data": train.checksum(), "device": device.type, "torch": torch.__version__}
+    return hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()
+
+
+def fit_stage(
+    model: Stage,
+    train: Interactions,
+    *,
+    early_stopping: EarlyStopping,
+    stage: str,
+    progress: Callable[[str], None] | None = None,
+    root: str | Path | None = None,
+) -> tuple[Stage, bool]:
+    """``model`` fitted on ``train`` (no validation callback), or the identical fit stored
+    before; ``(model, loaded from the cache)``. The first fit is stored atomically."""
+    key = stage_key(model, train, early_stopping, resolve_device(getattr(model, "device", "cpu")))
+    final = _entry(type(model).__name__, key, root)
+    if final.is_dir():
+        loaded = type(model).load(final, data=train)
+        if progress is not None:
+            progress(f"{stage}: loaded from the cache (best epoch {loaded.epochs_best_})")
+        return loaded, True
+    model.fit(train, early_stopping=early_stopping, stage=stage, progress=progress)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    try:
+        model.save(tmp / "model")
+        try:
+            os.rename(tmp / "model", final)
+        except OSError:  # another fit stored the same key first
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model, False
