@@ -56,8 +56,12 @@ def test_early_stopping_null_trains_fixed_epochs_and_is_refused_for_others(
 ) -> None:
     csv = _write_csv(tmp_path / "data.csv")
     spec = parse_spec(_ials_spec(csv, early_stopping=None))
-    run = run_experiment(spec, None, log=lambda _m: None).runs[0]["IALS"]
+    lines: list[str] = []
+    run = run_experiment(spec, None, log=lines.append).runs[0]["IALS"]
     assert run.training is not None and run.training["epochs_run"] == 40
+    # no validation lines in a fixed run, so the loop reports every tenth epoch itself
+    fixed = [ln.strip() for ln in lines if "(fixed epochs)" in ln]
+    assert [ln.split(":")[0] for ln in fixed] == [f"IALS epoch {e}/40" for e in range(4, 41, 4)]
     assert run.training["stop_reason"] == "fixed epochs"
     bad = _spec(csv, models=[{"model": "TopPopular", "early_stopping": {"patience": 2}}])
     with pytest.raises(SpecError, match="TopPopular, which is not iterative"):

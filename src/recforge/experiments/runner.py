@@ -377,6 +377,10 @@ def _run_model(
     t0 = time.perf_counter()
     model = make_model(entry.model, **final_params)
     training: dict[str, Any] | None = None
+
+    def say(line: str) -> None:
+        log(f"    {line}")
+
     if es is not None:
         from recforge.evaluation.validation import validation_callback
 
@@ -386,19 +390,20 @@ def _run_model(
             tie_rule=spec.tie_rule, memory_budget_mb=spec.memory_budget_mb,
         )
         model.fit(split.train, validation=callback, early_stopping=es,
-                  stage=entry.display, progress=lambda line: log(f"    {line}"))
+                  stage=entry.display, progress=say)
         training = _training_summary(model)
         params = {**params, model.epochs_param: int(model.epochs_best_)}
         if refit:
             # No validation left to stop on: refit on train + validation for the best epoch count.
             model = make_model(entry.model, **params)
             assert isinstance(model, IterativeRecommender)
-            model.fit(final.train)
+            model.fit(final.train, stage=f"{entry.display} (refit)", progress=say)
             training["refit_epochs"] = int(model.epochs_run_)
+    elif isinstance(model, IterativeRecommender):
+        model.fit(final.train, stage=entry.display, progress=say)
+        training = _training_summary(model)
     else:
         model.fit(final.train)
-        if isinstance(model, IterativeRecommender):
-            training = _training_summary(model)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = evaluate_split(

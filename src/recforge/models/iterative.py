@@ -147,6 +147,9 @@ class IterativeRecommender(Recommender):
     iterative: ClassVar[bool] = True
     #: the hyper-parameter holding the number of epochs (the cap under early stopping).
     epochs_param: ClassVar[str] = "epochs"
+    #: the model reports its own progress in runs without validation (CDL's alternations), so
+    #: the loop's line every tenth epoch of such a run is left out.
+    reports_fixed_progress: ClassVar[bool] = False
 
     # what the loop records (see train_iterative)
     epochs_best_: int
@@ -266,6 +269,7 @@ def train_iterative(
                       max_epochs=max_epochs, stage=label, progress=progress)
 
     every = es.validate_every if es is not None else 1
+    tenth = max(1, max_epochs // 10)
     sign = 1.0 if callback is not None else -1.0  # monitor="loss": maximise -loss
     history: list[EpochRecord] = []
     best = -math.inf
@@ -286,6 +290,13 @@ def train_iterative(
                 due = epoch % every == 0 or epoch == max_epochs
                 if not (stopping and due):
                     history.append(EpochRecord(epoch, loss_f, seconds))
+                    if (not stopping and progress is not None and not model.reports_fixed_progress
+                            and (epoch % tenth == 0 or epoch == max_epochs)):
+                        # a run without validation would otherwise be silent to the end
+                        progress(f"{label} epoch {epoch}/{max_epochs}: loss "
+                                 f"{'-' if loss_f is None else f'{loss_f:.4f}'}, "
+                                 f"{sum(h.seconds for h in history) / len(history):.2f}s/epoch "
+                                 f"(fixed epochs)")
                     continue
                 assert es is not None
                 # the base class's fitted marker: the model is scorable mid-training

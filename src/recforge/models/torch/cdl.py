@@ -77,6 +77,7 @@ class CDL(CTRHybrid):
         "optimizer": Param(choices=("adadelta", "adam")), "learning_rate": Param(gt=0),
         "lambda_n": Param(gt=0), "final_als_iterations": Param(ge=1),
     }
+    reports_fixed_progress: ClassVar[bool] = True  # its alternation lines (CTR loss too)
     _test_params: ClassVar[dict[str, Any]] = {
         "epochs": 3, "epochs_dae": 2, "num_factors": 3, "hidden_dims": [8], "batch_size": 8,
         "final_als_iterations": 5, "n_threads": 1,
