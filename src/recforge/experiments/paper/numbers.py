@@ -308,7 +308,7 @@ PAPER_PARAMS["table2-pinterest"] = {
 # 4 negatives, L2 0.1 (CMN) / 1e-4 (GMF), lr 1e-3, at most 100 GMF and 100 CMN epochs.
 _CMN = {"hops": 3, "n_negatives": 4, "reg_l2": 0.1, "reg_l2_gmf": 1e-4, "learning_rate": 1e-3,
         "epochs": 100, "epochs_gmf": 100, "pretrain": True,
-        # the 100-epoch GMF pre-training is ~50 CPU min: an interrupted row reuses it
+        # the 100-epoch GMF pre-training is ~30 CPU min: an interrupted row reuses it
         "cache_pretraining": True}
 PAPER_PARAMS["table2"]["CMN"] = {**_CMN, "factors": 50, "batch_size": 128}
 PAPER_PARAMS["table2-pinterest"]["CMN"] = {**_CMN, "factors": 50, "batch_size": 256}
