@@ -100,22 +100,31 @@ def store_entry(
     root: str | Path | None = None,
 ) -> Path:
     """Write an entry atomically; an entry that appeared meanwhile is kept (same key, same data)."""
-    final = _entry(model, key, root)
+
+    def write(where: Path) -> None:
+        where.mkdir()
+        tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in weights.items()}
+        tensors[_GENERATOR] = generator_state.to("cpu").clone()
+        save_file(tensors, str(where / "weights.safetensors"))
+        (where / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+    return _publish(_entry(model, key, root), write)
+
+
+def _publish(final: Path, write: Callable[[Path], object]) -> Path:
+    """``write(path)`` makes a directory at a temporary path, which is then renamed to ``final``
+    (a crash leaves no partial entry); an entry that appeared meanwhile is kept."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
     try:
-        tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in weights.items()}
-        tensors[_GENERATOR] = generator_state.to("cpu").clone()
-        save_file(tensors, str(tmp / "weights.safetensors"))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        write(tmp / "entry")
         try:
-            os.rename(tmp, final)
+            os.rename(tmp / "entry", final)
         except OSError:  # another fit stored the same key first
             if not final.is_dir():
                 raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
@@ -150,15 +159,5 @@ def fit_stage(
             progress(f"{stage}: loaded from the cache (best epoch {loaded.epochs_best_})")
         return loaded, True
     model.fit(train, early_stopping=early_stopping, stage=stage, progress=progress)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
-    try:
-        model.save(tmp / "model")
-        try:
-            os.rename(tmp / "model", final)
-        except OSError:  # another fit stored the same key first
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _publish(final, model.save)
     return model, False
