@@ -161,7 +161,8 @@ def test_sparse_propagation_gives_the_dense_products_and_gradients() -> None:
 
 
 def test_bad_hyper_parameters_fail_before_work() -> None:
-    with pytest.raises(ValueError, match=r"propagation=.dense.*allowed: one of .eig., .sparse."):
+    with pytest.raises(ValueError,
+                       match=r"propagation=.dense.*one of .eig., .eig-original., .sparse."):
         SpectralCF(propagation="dense", **FAST).fit(TRAIN)
     with pytest.raises(ValueError, match="eig_dtype"):
         SpectralCF(eig_dtype="float16", **FAST).fit(TRAIN)

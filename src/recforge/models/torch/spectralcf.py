@@ -145,7 +145,8 @@ class SpectralCF(TorchRecommender):
         decay: weight of the L2 term on the batch's final vectors.
         k: number of spectral filters (layers).
         learning_rate: RMSProp step size.
-        propagation: "eig" (the original's dense Â) or "sparse" (I + L).
+        propagation: "eig" (the original's dense Â), "eig-original" (the same formula through
+            the original's own numpy steps, complex eigenvectors included) or "sparse" (I + L).
         eig_dtype: eigensolver precision for "eig" ("float64" as numpy's solver used).
         cache_propagation: keep the dense Â in the disk cache (keyed by the training matrix).
         seed, device, n_threads: see :class:`~recforge.models.torch.base.TorchRecommender`.

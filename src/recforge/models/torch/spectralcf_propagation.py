@@ -14,6 +14,13 @@ row sums of A). Two variants, by name:
   interactions is its own component (eigenvector e_i, eigenvalue 0, so Â_ii = 1). This pins
   down the basis of the degenerate eigenvalue-0 eigenspace, which the original left to the
   solver. Â is dense, float32, (n_users + n_items)².
+- ``"eig-original"`` — the original's recipe step by step, for when its exact matrix matters:
+  numpy's general eigensolver on the float32 L of the whole graph, then
+  Â = Re(U Uᵀ + U Λ Uᵀ) with the plain (not conjugate) transpose, as the original's
+  ``np.dot(U, U.T)`` on complex eigenvectors did. Where the computed spectrum holds complex
+  pairs (rounding inside degenerate eigenspaces) this is not "eig"'s matrix: Re(v vᵀ) of a
+  complex unit vector v = a + ib is a aᵀ − b bᵀ. Several times slower than "eig"; the result
+  is symmetrised, which changes it only at rounding level.
 - ``"sparse"`` — Â = I + L = 2I − D⁻¹A, which is what Â would be if U were orthonormal (the
   simplification RecBole uses, there without self-loops). Sparse CSR, float32.
 
@@ -42,13 +49,14 @@ __all__ = [
     "PROPAGATIONS",
     "bipartite_adjacency",
     "eig_propagation",
+    "original_eig_propagation",
     "propagation_matrix",
     "sparse_propagation",
 ]
 
-Propagation = Literal["eig", "sparse"]
+Propagation = Literal["eig", "eig-original", "sparse"]
 EigDtype = Literal["float32", "float64"]
-PROPAGATIONS: tuple[str, ...] = ("eig", "sparse")
+PROPAGATIONS: tuple[str, ...] = ("eig", "eig-original", "sparse")
 EIG_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 #: bump when the rule that builds Â changes, so that stale cache files are never read.
@@ -138,6 +146,37 @@ def eig_propagation(
     return out
 
 
+def original_eig_propagation(
+    train: sp.spmatrix, *, log_fn: Callable[[str], None] | None = None
+) -> np.ndarray:
+    """Â exactly as the original formed it (float32; see ``"eig-original"`` in the module)."""
+    say = log_fn or log.info
+    a = bipartite_adjacency(train)
+    d = _degrees(a)
+    t0 = time.perf_counter()
+    lap = (sp.identity(a.shape[0], format="csr") - sp.diags(1.0 / d) @ a).toarray()
+    lam, u = np.linalg.eig(lap.astype(np.float32))  # numpy solves in float64, returns 32-bit
+    del lap
+    n_complex = int(np.count_nonzero(np.imag(lam)))
+    # U Uᵀ + U Λ Uᵀ = W Uᵀ with W = U diag(1 + λ); Re(W Uᵀ) = Re(W) Re(U)ᵀ − Im(W) Im(U)ᵀ
+    sr = (1.0 + np.real(lam)).astype(np.float32)
+    ur = np.ascontiguousarray(np.real(u), dtype=np.float32)
+    if n_complex:
+        si = np.imag(lam).astype(np.float32)
+        ui = np.ascontiguousarray(np.imag(u), dtype=np.float32)
+        out = (ur * sr - ui * si) @ ur.T
+        out -= (ui * sr + ur * si) @ ui.T
+        del ui
+    else:
+        out = (ur * sr) @ ur.T
+    del u, ur
+    out += out.T
+    out *= 0.5
+    say(f"SpectralCF eig-original propagation: {a.shape[0]:,} nodes in "
+        f"{time.perf_counter() - t0:.1f}s (numpy eig; {n_complex:,} complex eigenvalues)")
+    return out
+
+
 def _cache_dir(cache_dir: str | Path | None) -> Path:
     from recforge.data.download import cache_root
 
@@ -153,7 +192,8 @@ def propagation_matrix(
     cache_dir: str | Path | None = None,
     log_fn: Callable[[str], None] | None = None,
 ) -> np.ndarray | sp.csr_matrix:
-    """Â for the training matrix ``train`` (users x items): dense for "eig", CSR for "sparse".
+    """Â for the training matrix ``train`` (users x items): dense for the eig variants, CSR for
+    "sparse".
 
     With ``cache`` the dense matrix is read from / written to the disk cache (see the module).
     """
@@ -164,12 +204,20 @@ def propagation_matrix(
     if kind == "sparse":
         return sparse_propagation(m)
     say = log_fn or log.info
-    if not cache:
+
+    def compute() -> np.ndarray:
+        if kind == "eig-original":
+            return original_eig_propagation(m, log_fn=say)
         return eig_propagation(m, dtype=eig_dtype, log_fn=say)
+
+    if not cache:
+        return compute()
     from recforge.data.interactions import Interactions
 
     checksum = Interactions(m).checksum()
-    stem = f"ahat-eig-v{_RULE_VERSION}-{eig_dtype}-{checksum[:24]}"
+    variant = (f"eig-v{_RULE_VERSION}-{eig_dtype}" if kind == "eig"
+               else f"eig-original-v{_RULE_VERSION}")
+    stem = f"ahat-{variant}-{checksum[:24]}"
     folder = _cache_dir(cache_dir)
     path, meta_path = folder / f"{stem}.npy", folder / f"{stem}.json"
     n = m.shape[0] + m.shape[1]
@@ -178,11 +226,11 @@ def propagation_matrix(
         if meta.get("train_checksum") == checksum and meta.get("shape") == [n, n]:
             arr = np.load(path, allow_pickle=False)
             if arr.shape == (n, n) and arr.dtype == np.float32:
-                say(f"SpectralCF eig propagation: read from cache {path}")
+                say(f"SpectralCF {kind} propagation: read from cache {path}")
                 return arr
-        say(f"SpectralCF eig propagation: ignoring cache file {path} (does not match the data)")
+        say(f"SpectralCF {kind} propagation: ignoring cache file {path} (does not match the data)")
     t0 = time.perf_counter()
-    arr = eig_propagation(m, dtype=eig_dtype, log_fn=say)
+    arr = compute()
     seconds = time.perf_counter() - t0
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npy.part")
@@ -195,8 +243,8 @@ def propagation_matrix(
         raise
     meta_path.write_text(json.dumps({
         "train_checksum": checksum, "shape": [n, n], "n_users": int(m.shape[0]),
-        "n_items": int(m.shape[1]), "eig_dtype": eig_dtype, "rule_version": _RULE_VERSION,
+        "n_items": int(m.shape[1]), "variant": variant, "rule_version": _RULE_VERSION,
         "seconds": round(seconds, 2),
     }, indent=1))
-    say(f"SpectralCF eig propagation: {n:,} nodes in {seconds:.1f}s, cached at {path}")
+    say(f"SpectralCF {kind} propagation: {n:,} nodes in {seconds:.1f}s, cached at {path}")
     return arr
