@@ -161,6 +161,7 @@ def original_eig_propagation(
     # U Uᵀ + U Λ Uᵀ = W Uᵀ with W = U diag(1 + λ); Re(W Uᵀ) = Re(W) Re(U)ᵀ − Im(W) Im(U)ᵀ
     sr = (1.0 + np.real(lam)).astype(np.float32)
     ur = np.ascontiguousarray(np.real(u), dtype=np.float32)
+    out: np.ndarray
     if n_complex:
         si = np.imag(lam).astype(np.float32)
         ui = np.ascontiguousarray(np.imag(u), dtype=np.float32)
@@ -170,7 +171,7 @@ def original_eig_propagation(
     else:
         out = (ur * sr) @ ur.T
     del u, ur
-    out += out.T
+    out += out.T  # numpy buffers the overlapping operand
     out *= 0.5
     say(f"SpectralCF eig-original propagation: {a.shape[0]:,} nodes in "
         f"{time.perf_counter() - t0:.1f}s (numpy eig; {n_complex:,} complex eigenvalues)")
