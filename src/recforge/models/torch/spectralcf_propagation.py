@@ -3,7 +3,7 @@
 SpectralCF (Zheng et al., RecSys'18) filters node embeddings of the user-item bipartite graph with
 Â = U Uᵀ + U Λ Uᵀ, where (Λ, U) are the eigenvalues and unit-norm right eigenvectors of the
 random-walk Laplacian L = I − D⁻¹A of A = I + [[0, R], [Rᵀ, 0]] (self-loops included, D = the
-row sums of A). Two variants, by name:
+row sums of A). Three variants, by name:
 
 - ``"eig"`` — the original's matrix. The original ran a dense general eigensolver on L. L is
   similar to the symmetric L_sym = I − D^-½ A D^-½ (L = D^-½ L_sym D^½), so we solve the
@@ -17,10 +17,10 @@ row sums of A). Two variants, by name:
 - ``"eig-original"`` — the original's recipe step by step, for when its exact matrix matters:
   numpy's general eigensolver on the float32 L of the whole graph, then
   Â = Re(U Uᵀ + U Λ Uᵀ) with the plain (not conjugate) transpose, as the original's
-  ``np.dot(U, U.T)`` on complex eigenvectors did. Where the computed spectrum holds complex
-  pairs (rounding inside degenerate eigenspaces) this is not "eig"'s matrix: Re(v vᵀ) of a
-  complex unit vector v = a + ib is a aᵀ − b bᵀ. Several times slower than "eig"; the result
-  is symmetrised, which changes it only at rounding level.
+  ``np.dot(U, U.T)`` on complex eigenvectors did. Inside a degenerate eigenspace the general
+  solver's unit eigenvectors are not orthogonal, so this is not "eig"'s matrix there (and for
+  a complex pair v = a + ib, Re(v vᵀ) is a aᵀ − b bᵀ). Several times slower than "eig"; the
+  result is symmetrised, which changes it only at rounding level.
 - ``"sparse"`` — Â = I + L = 2I − D⁻¹A, which is what Â would be if U were orthonormal (the
   simplification RecBole uses, there without self-loops). Sparse CSR, float32.
 
