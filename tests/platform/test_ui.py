@@ -98,6 +98,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
         wait_until(lambda: _state(s, sleeper["id"]) == "RUNNING", 120, "sleeper to run")
         wait_until(lambda: s.api("alice", "GET", f"/jobs/{svc['id']}/service")["ready"] == 1,
                    180, "the service to be ready")
+        # readiness is seen before the reconciler records RUNNING: wait for that too, so that
+        # the page and the API never disagree on a state still moving
+        wait_until(lambda: _state(s, svc["id"]) == "RUNNING", 120, "the service job to run")
         waiting = s.api("alice", "POST", "/jobs", json=job_spec("waiting", cpu=1.5))
         secret = s.api("carol", "POST", "/jobs", json=job_spec("cv-secret-job", queue="cv-q"))
         wait_until(lambda: _state(s, secret["id"]) == "SUCCEEDED", 120, "carol's job to end")
