@@ -35,3 +35,53 @@ def adapted(g: float, slot: int, mode: int, c1: np.ndarray, c2: np.ndarray, t: i
         v_hat = c2[slot] / (1.0 - b2**t)
         return m_hat / (math.sqrt(v_hat) + eps)
     return g
+
+
+@njit(cache=True)
+def add_rows(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:  # pragma: no cover
+    """``out[index[s]] += values[s]`` for every ``s`` in order, in ``out``'s dtype: the sums of
+    ``np.add.at(out, index, values)`` bit for bit (same order, same precision), without its
+    per-element dispatch."""
+    for s in range(index.size):
+        r = index[s]
+        for f in range(values.shape[1]):
+            out[r, f] += values[s, f]
+
+
+@njit(cache=True)
+def step_rows(param: np.ndarray, g: np.ndarray, rows: np.ndarray, mode: int, c1: np.ndarray,
+              c2: np.ndarray, lr: np.float32, t: int) -> None:  # pragma: no cover - compiled
+    """One step of :func:`adapted`'s rule for the rows ``rows`` of float32 ``param`` with their
+    summed gradients ``g`` (row ``q`` of ``g`` is row ``rows[q]``), state ``c1``/``c2`` shaped
+    like ``param``. Every operation is float32, in numpy's order for float32 arrays with Python
+    scalars (MF BPR's earlier vectorised update), so the result matches that update bit for bit.
+    """
+    f32 = np.float32
+    eps = f32(EPS)
+    b1, b2 = f32(ADAM_BETAS[0]), f32(ADAM_BETAS[1])
+    c_b1, c_b2 = f32(1.0 - ADAM_BETAS[0]), f32(1.0 - ADAM_BETAS[1])
+    bias1 = f32(1.0 - ADAM_BETAS[0] ** t)
+    bias2 = f32(1.0 - ADAM_BETAS[1] ** t)
+    k = param.shape[1]
+    # one loop per mode, branch-free inside, so that the compiler vectorises the row
+    if mode == ADAGRAD:
+        for q in range(rows.size):
+            p, a, gq = param[rows[q]], c1[rows[q]], g[q]
+            for f in range(k):
+                acc = a[f] + gq[f] * gq[f]
+                a[f] = acc
+                p[f] -= lr * gq[f] / (np.sqrt(acc) + eps)
+    elif mode == ADAM:
+        for q in range(rows.size):
+            p, m1, m2, gq = param[rows[q]], c1[rows[q]], c2[rows[q]], g[q]
+            for f in range(k):
+                m = b1 * m1[f] + c_b1 * gq[f]
+                v = b2 * m2[f] + c_b2 * gq[f] * gq[f]
+                m1[f] = m
+                m2[f] = v
+                p[f] -= lr * (m / bias1) / (np.sqrt(v / bias2) + eps)
+    else:
+        for q in range(rows.size):
+            p, gq = param[rows[q]], g[q]
+            for f in range(k):
+                p[f] -= lr * gq[f]
