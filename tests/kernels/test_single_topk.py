@@ -115,3 +115,32 @@ def test_no_other_module_selects_top_k_itself() -> None:
         if "_kernels" not in p.parts and pattern.search(p.read_text())
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("fill", ["zeros", "signed-zeros", "ties", "minus-inf"])
+def test_select_rows_float32_kernel_path_equals_the_numpy_path(
+    fill: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """float32 blocks go through the numba kernel (SLIM BPR's and the KNNs' pruning); its
+    output equals the partition path's exactly, -inf rows included (they fall back)."""
+    if not topk.numba_available():
+        pytest.fail("numba is a core dependency: the kernel path must be testable")
+    rng = np.random.default_rng(11)
+    v = rng.standard_normal((60, 300)).astype(np.float32)
+    if fill == "zeros":
+        v[rng.random(v.shape) < 0.9] = 0.0
+    elif fill == "signed-zeros":
+        v[rng.random(v.shape) < 0.5] = -0.0
+        v[rng.random(v.shape) < 0.3] = 0.0
+    elif fill == "ties":
+        v = rng.integers(-2, 3, v.shape).astype(np.float32)
+    else:
+        v[rng.random(v.shape) < 0.5] = -np.inf
+    for k, drop in [(1, False), (17, True), (150, False), (299, True)]:
+        fast = select_rows(v, k, drop_zeros=drop)
+        with monkeypatch.context() as m:
+            m.setattr(topk, "_load_kernels", lambda: None)
+            slow = select_rows(v, k, drop_zeros=drop)
+        for a, b in zip(fast, slow, strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)

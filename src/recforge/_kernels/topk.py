@@ -298,6 +298,11 @@ def select_rows(
     if k <= 0 or n_rows == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, values[:0, 0] if n_cols else np.zeros(0, values.dtype)
+    if k < n_cols and (best := _rows_numba(values, k)) is not None:
+        sel = np.take_along_axis(values, best, axis=1)
+        keep = sel != 0 if drop_zeros else np.ones(sel.shape, dtype=bool)
+        rows = np.broadcast_to(np.arange(n_rows)[:, None], best.shape)[keep]
+        return rows, best[keep].astype(np.int64), sel[keep]
     if k >= n_cols:
         part = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols)).copy()
     else:
@@ -321,6 +326,26 @@ def select_rows(
     keep = sel != 0 if drop_zeros else np.ones(sel.shape, dtype=bool)
     rows = np.broadcast_to(np.arange(n_rows)[:, None], part.shape)[keep]
     return rows, part[keep], sel[keep]
+
+
+def _rows_numba(values: np.ndarray, k: int) -> np.ndarray | None:
+    """Each row's ``k`` best columns, best first by ``TIE_RULE``, through the evaluator's numba
+    kernel (one pass per row instead of a partition of the whole row); None where it does not
+    apply: numba unusable, not float32, or a row holding NaN or -inf (which the kernel drops)."""
+    kern = _load_kernels()
+    if kern is None or values.dtype != np.float32:
+        return None
+    n_rows = values.shape[0]
+    users = np.arange(n_rows, dtype=np.int64)
+    no_ptr, no_idx = np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    items = np.full((n_rows, k), -1, dtype=np.int32)
+    hits = np.zeros((n_rows, k), dtype=bool)
+    lengths = np.zeros(n_rows, dtype=np.int32)
+    nan_rows = np.zeros(n_rows, dtype=bool)
+    kern.topk_full(values, users, no_ptr, no_idx, no_ptr, no_idx, items, hits, lengths, nan_rows)
+    if nan_rows.any() or (lengths < k).any():
+        return None
+    return items
 
 
 def select_stored(m: sp.spmatrix | sp.sparray, k: int) -> sp.csr_matrix:
