@@ -42,7 +42,7 @@ from recforge.data.interactions import Interactions
 from recforge.models._matrices import binary_matrix
 from recforge.models.base import Recommender
 from recforge.models.params import Param
-from recforge.models.similarity import pinned_threads
+from recforge.models.similarity import pinned_threads, sparse_dense_product
 
 __all__ = [
     "ANDERSON", "SOLVERS", "SLIMElasticNet", "fit_slim_columns", "fit_slim_numba", "keep_count",
@@ -297,7 +297,7 @@ class SLIMElasticNet(Recommender):
         return sp.csr_matrix((vals, (rows, cols)), shape=(n_items, n_items), dtype=np.float32)
 
     def _scores(self, rows: sp.csr_matrix) -> np.ndarray:
-        return np.asarray((rows @ self.item_weights_).toarray(), dtype=np.float32)
+        return sparse_dense_product(rows, self.item_weights_, int(self.n_jobs))
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return self._scores(self.train_matrix_[users])

@@ -33,6 +33,7 @@ from recforge.models._validation import (
 from recforge.models.base import SearchSpace
 from recforge.models.iterative import IterativeRecommender, TrainingRun
 from recforge.models.params import Param
+from recforge.models.similarity import sparse_dense_product
 from recforge.models.torch.sampling import NegativeSampler
 
 __all__ = ["SGD_MODES", "SLIMBPR", "prune_weights"]
@@ -214,7 +215,7 @@ class SLIMBPR(IterativeRecommender):
     # -- scoring
     def _scores(self, rows: sp.csr_matrix) -> np.ndarray:
         self._sync()
-        return np.asarray((rows @ self.item_weights_).toarray(), dtype=np.float32)
+        return sparse_dense_product(rows, self.item_weights_, 1)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return self._scores(self.train_matrix_[users])
