@@ -29,6 +29,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse
+import re
+import shlex
 import statistics
 import sys
 import time
@@ -42,6 +44,8 @@ from bench_ials import N_ITEMS, N_USERS, NNZ, synthetic, timed_fit
 from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.models import make_model
+from recforge.models._sgd_numba import ADAM_BETAS, EPS
+from recforge.models.mf_bpr import MFBPR
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -58,6 +62,63 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
                     "sgd_mode": "adagrad"}),
 }
 ANCHOR = "MF BPR 64f batch 1024 adagrad"
+#: MF BPR's update before its numba row kernels (np.add.at into full-size buffers, numpy
+#: fancy-index optimiser steps), kept here as the same-run anchor of that change: the contender
+#: of the same name without " (all-numpy update)" must end with identical factors.
+BEFORE = " (all-numpy update)"
+CONTENDERS.update({
+    "MF BPR 200f batch 256 adam": (
+        "MFBPR", {"factors": 200, "batch_size": 256, "sgd_mode": "adam"}),
+    "MF BPR 64f batch 1024 adagrad" + BEFORE: (
+        "MFBPR-numpy", {"factors": 64, "batch_size": 1024, "sgd_mode": "adagrad"}),
+    "MF BPR 200f batch 256 adam" + BEFORE: (
+        "MFBPR-numpy", {"factors": 200, "batch_size": 256, "sgd_mode": "adam"}),
+})
+
+
+class NumpyStepMFBPR(MFBPR):
+    """MF BPR with its earlier all-numpy minibatch update (the benchmark's "before")."""
+
+    def _step(self, u: np.ndarray, i: np.ndarray, j: np.ndarray) -> float:
+        x, y = self.user_factors_, self.item_factors_
+        xu, yi, yj = x[u], y[i], y[j]
+        diff = np.einsum("ij,ij->i", xu, yi - yj)
+        softplus = np.logaddexp(0.0, -diff)
+        z = np.exp(-np.logaddexp(0.0, diff)).astype(np.float32)[:, None]
+        grad_u = -z * (yi - yj) + np.float32(self.reg_user) * xu
+        grad_i = -z * xu + np.float32(self.reg_positive) * yi
+        grad_j = z * xu + np.float32(self.reg_negative) * yj
+        gu = np.zeros_like(x)
+        np.add.at(gu, u, grad_u)
+        gy = np.zeros_like(y)
+        np.add.at(gy, i, grad_i)
+        np.add.at(gy, j, grad_j)
+        self._opt["t"] += 1
+        self._apply(x, gu, np.unique(u), self._opt["user"])
+        self._apply(y, gy, np.unique(np.concatenate([i, j])), self._opt["item"])
+        return float(np.sum(softplus))
+
+    def _apply(self, param: np.ndarray, grad: np.ndarray, rows: np.ndarray,
+               state: list[np.ndarray]) -> None:
+        lr = np.float32(self.learning_rate)
+        g = grad[rows]
+        if self.sgd_mode == "sgd":
+            param[rows] -= lr * g
+        elif self.sgd_mode == "adagrad":
+            state[0][rows] += g * g
+            param[rows] -= lr * g / (np.sqrt(state[0][rows]) + np.float32(EPS))
+        else:
+            b1, b2 = ADAM_BETAS
+            t = self._opt["t"]
+            state[0][rows] = b1 * state[0][rows] + (1 - b1) * g
+            state[1][rows] = b2 * state[1][rows] + (1 - b2) * g * g
+            m_hat = state[0][rows] / (1 - b1**t)
+            v_hat = state[1][rows] / (1 - b2**t)
+            param[rows] -= (lr * m_hat / (np.sqrt(v_hat) + EPS)).astype(np.float32)
+
+
+def _make(name: str, **params: Any) -> Any:
+    return NumpyStepMFBPR(**params) if name == "MFBPR-numpy" else make_model(name, **params)
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
@@ -66,24 +127,29 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-def run(rounds: int, epochs: int, shape: tuple[int, int, int]) -> dict[str, Any]:
+def run(rounds: int, epochs: int, shape: tuple[int, int, int],
+        only: str | None = None) -> dict[str, Any]:
     started = time.time()
     load_start = os.getloadavg()
     train = Interactions(synthetic(*shape))
     warm = Interactions(synthetic(300, 200, 6000, seed=1))
-    for name, params in CONTENDERS.values():
-        make_model(name, epochs=1, **params).fit(warm)
+    names = [c for c in CONTENDERS if only is None or re.search(only, c) or c == ANCHOR]
+    for c in names:
+        name, params = CONTENDERS[c]
+        _make(name, epochs=1, **params).fit(warm)
     per: dict[str, dict[str, list[float]]] = {
         c: {"wall": [], "cpu": [], "score_wall": [], "score_cpu": [], "loss": []}
-        for c in CONTENDERS
+        for c in names
     }
-    names = list(CONTENDERS)
+    factors: dict[str, tuple[np.ndarray, ...]] = {}
     users = np.arange(train.n_users)
     for r in range(rounds):
         for c in names[r % len(names):] + names[: r % len(names)]:
             name, params = CONTENDERS[c]
-            model = make_model(name, epochs=epochs, **params)
+            model = _make(name, epochs=epochs, **params)
             walls, cpus = timed_fit(model, train)
+            if name.startswith("MFBPR"):
+                factors[c] = (model.user_factors_, model.item_factors_)
             sw, sc = _timed(lambda model=model: model.score(users))
             per[c]["wall"] += walls
             per[c]["cpu"] += cpus
@@ -92,6 +158,12 @@ def run(rounds: int, epochs: int, shape: tuple[int, int, int]) -> dict[str, Any]
             per[c]["loss"].append(float(model.history_[-1].loss))
             print(f"round {r + 1}/{rounds} {c}: {statistics.median(walls):.2f} s/epoch wall, "
                   f"{statistics.median(cpus):.2f} CPU; score {sw:.2f} s wall", flush=True)
+    for c in names:  # the kernels must not change what MF BPR learns
+        if c.endswith(BEFORE) and c.removesuffix(BEFORE) in factors:
+            same = all(np.array_equal(a, b) for a, b in zip(
+                factors[c], factors[c.removesuffix(BEFORE)], strict=True))
+            if not same:
+                raise SystemExit(f"{c}: factors differ from the kernels' ones")
     anchor_cpu = statistics.median(per[ANCHOR]["cpu"])
     rows = []
     for c in names:
@@ -106,13 +178,13 @@ def run(rounds: int, epochs: int, shape: tuple[int, int, int]) -> dict[str, Any]
         })
     return {
         "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sgd.py "
-                   + " ".join(sys.argv[1:]),
+                   + shlex.join(sys.argv[1:]),
         "data": {"n_users": shape[0], "n_items": shape[1], "nnz": int(train.matrix.nnz),
                  "checksum": train.checksum(), "generator": "bench_ials.synthetic(seed=0)"},
         "rounds": rounds, "epochs_per_fit": epochs, "anchor": ANCHOR,
         "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
         "wall_seconds": time.time() - started, "cores": os.cpu_count(),
-        "rows": rows, "runs": per,
+        "rows": rows, "runs": per, "only": only,
     }
 
 
@@ -143,7 +215,9 @@ def render(result: dict[str, Any]) -> str:
             f"{r['cpu_ratio_to_anchor']:.2f}x | {r['score_wall_s']:.2f} | {r['score_cpu_s']:.2f} | "
             f"{r['last_epoch_loss']:.4f} |"
         )
-    lines += ["", f"CPU ratios are against `{result['anchor']}` in the same run.", ""]
+    lines += ["", f"CPU ratios are against `{result['anchor']}` in the same run. Contenders "
+              f"ending in `{BEFORE.strip()}` run MF BPR's earlier update (benchmark-only "
+              "class); each ended with factors identical to its kernel twin's (checked).", ""]
     return "\n".join(lines)
 
 
@@ -153,12 +227,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="small data, for a smoke run")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--stem", default="sgd", help="result file names: STEM.json, STEM.md")
+    ap.add_argument("--only", help="regular expression: time only the matching contenders "
+                    "(and the anchor)")
     args = ap.parse_args()
     shape = (600, 400, 20_000) if args.quick else (N_USERS, N_ITEMS, NNZ)
-    result = run(args.rounds, args.epochs, shape)
+    result = run(args.rounds, args.epochs, shape, args.only)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "sgd.json", result, indent=1)
-    (args.out / "sgd.md").write_text(render(result))
+    write_json(args.out / f"{args.stem}.json", result, indent=1)
+    (args.out / f"{args.stem}.md").write_text(render(result))
     print(render(result))
 
 
