@@ -39,12 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from bench_ials import N_ITEMS, N_USERS, NNZ, synthetic, timed_fit
 from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.models import make_model
-from recforge.models._sgd_numba import ADAM_BETAS, EPS
+from recforge.models._sgd_numba import ADAM_BETAS, EPS, adapted
+from recforge.models.funksvd import FunkSVD
 from recforge.models.mf_bpr import MFBPR
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -66,6 +68,8 @@ ANCHOR = "MF BPR 64f batch 1024 adagrad"
 #: fancy-index optimiser steps), kept here as the same-run anchor of that change: the contender
 #: of the same name without " (all-numpy update)" must end with identical factors.
 BEFORE = " (all-numpy update)"
+#: FunkSVD's epoch before ``adapted_row`` (the scalar rule per entry), likewise checked.
+BEFORE_FUNK = " (per-entry step)"
 CONTENDERS.update({
     "MF BPR 200f batch 256 adam": (
         "MFBPR", {"factors": 200, "batch_size": 256, "sgd_mode": "adam"}),
@@ -73,6 +77,12 @@ CONTENDERS.update({
         "MFBPR-numpy", {"factors": 64, "batch_size": 1024, "sgd_mode": "adagrad"}),
     "MF BPR 200f batch 256 adam" + BEFORE: (
         "MFBPR-numpy", {"factors": 200, "batch_size": 256, "sgd_mode": "adam"}),
+    "FunkSVD 50f batch 1 quota 0.3 adam" + BEFORE_FUNK: (
+        "FunkSVD-per-entry",
+        {"factors": 50, "batch_size": 1, "negative_quota": 0.3, "sgd_mode": "adam"}),
+    "FunkSVD 200f batch 1024 quota 0.5 adagrad" + BEFORE_FUNK: (
+        "FunkSVD-per-entry",
+        {"factors": 200, "batch_size": 1024, "negative_quota": 0.5, "sgd_mode": "adagrad"}),
 })
 
 
@@ -117,8 +127,78 @@ class NumpyStepMFBPR(MFBPR):
             param[rows] -= (lr * m_hat / (np.sqrt(v_hat) + EPS)).astype(np.float32)
 
 
+@njit(cache=False)
+def funk_svd_epoch_before(users: np.ndarray, items: np.ndarray, targets: np.ndarray,
+                   batch_size: int, p: np.ndarray, n_users: int, k: int, use_bias: bool, lr: float,
+                   reg_user: float, reg_item: float, reg_bias: float, mode: int,
+                   c1: np.ndarray, c2: np.ndarray, acc: np.ndarray, touched: np.ndarray,
+                   rows: np.ndarray, t0: int, b1: float, b2: float,
+                   eps: float) -> tuple[float, int]:  # pragma: no cover - compiled
+    """FunkSVD's epoch before ``adapted_row``: ``adapted`` per entry (benchmark-only)."""
+    width = k + 1
+    g_row = p.shape[0] - 1
+    total = 0.0
+    t = t0
+    n = users.size
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        n_rows = 0
+        for s in range(start, stop):
+            u = users[s]
+            i = n_users + items[s]
+            pred = 0.0
+            for f in range(k):
+                pred += p[u, f] * p[i, f]
+            if use_bias:
+                pred += p[u, k] + p[i, k] + p[g_row, 0]
+            e = targets[s] - pred
+            total += e * e
+            for f in range(k):
+                acc[u, f] += reg_user * p[u, f] - e * p[i, f]
+                acc[i, f] += reg_item * p[i, f] - e * p[u, f]
+            if use_bias:
+                acc[u, k] += reg_bias * p[u, k] - e
+                acc[i, k] += reg_bias * p[i, k] - e
+                acc[g_row, 0] -= e
+            for r in (u, i, g_row):
+                if r == g_row and not use_bias:
+                    continue
+                if not touched[r]:
+                    touched[r] = True
+                    rows[n_rows] = r
+                    n_rows += 1
+        t += 1
+        for q in range(n_rows):
+            r = rows[q]
+            lo, hi = (0, 1) if r == g_row else (0, k + 1 if use_bias else k)
+            for f in range(lo, hi):
+                step = adapted(acc[r, f], r * width + f, mode, c1, c2, t, b1, b2, eps)
+                p[r, f] -= lr * step
+                acc[r, f] = 0.0
+            touched[r] = False
+    return total, t
+
+
+class PerEntryStepFunkSVD(FunkSVD):
+    """FunkSVD on :func:`funk_svd_epoch_before` (the benchmark's "before")."""
+
+    def _train_epoch(self, epoch: int) -> float | None:
+        import recforge.models._funksvd_numba as kernel
+
+        current = kernel.funk_svd_epoch
+        kernel.funk_svd_epoch = funk_svd_epoch_before
+        try:
+            return super()._train_epoch(epoch)
+        finally:
+            kernel.funk_svd_epoch = current
+
+
 def _make(name: str, **params: Any) -> Any:
-    return NumpyStepMFBPR(**params) if name == "MFBPR-numpy" else make_model(name, **params)
+    if name == "MFBPR-numpy":
+        return NumpyStepMFBPR(**params)
+    if name == "FunkSVD-per-entry":
+        return PerEntryStepFunkSVD(**params)
+    return make_model(name, **params)
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
@@ -148,7 +228,7 @@ def run(rounds: int, epochs: int, shape: tuple[int, int, int],
             name, params = CONTENDERS[c]
             model = _make(name, epochs=epochs, **params)
             walls, cpus = timed_fit(model, train)
-            if name.startswith("MFBPR"):
+            if name.startswith(("MFBPR", "FunkSVD")):
                 factors[c] = (model.user_factors_, model.item_factors_)
             sw, sc = _timed(lambda model=model: model.score(users))
             per[c]["wall"] += walls
@@ -158,10 +238,11 @@ def run(rounds: int, epochs: int, shape: tuple[int, int, int],
             per[c]["loss"].append(float(model.history_[-1].loss))
             print(f"round {r + 1}/{rounds} {c}: {statistics.median(walls):.2f} s/epoch wall, "
                   f"{statistics.median(cpus):.2f} CPU; score {sw:.2f} s wall", flush=True)
-    for c in names:  # the kernels must not change what MF BPR learns
-        if c.endswith(BEFORE) and c.removesuffix(BEFORE) in factors:
-            same = all(np.array_equal(a, b) for a, b in zip(
-                factors[c], factors[c.removesuffix(BEFORE)], strict=True))
+    for c in names:  # the kernels must not change what the models learn
+        twin = c.removesuffix(BEFORE).removesuffix(BEFORE_FUNK)
+        if twin != c and twin in factors:
+            same = all(np.array_equal(a, b, equal_nan=True) for a, b in zip(
+                factors[c], factors[twin], strict=True))
             if not same:
                 raise SystemExit(f"{c}: factors differ from the kernels' ones")
     anchor_cpu = statistics.median(per[ANCHOR]["cpu"])
@@ -216,8 +297,9 @@ def render(result: dict[str, Any]) -> str:
             f"{r['last_epoch_loss']:.4f} |"
         )
     lines += ["", f"CPU ratios are against `{result['anchor']}` in the same run. Contenders "
-              f"ending in `{BEFORE.strip()}` run MF BPR's earlier update (benchmark-only "
-              "class); each ended with factors identical to its kernel twin's (checked).", ""]
+              f"ending in `{BEFORE.strip()}` run MF BPR's earlier update, those ending in "
+              f"`{BEFORE_FUNK.strip()}` FunkSVD's earlier epoch kernel (benchmark-only); each "
+              "ended with factors identical to its twin's (checked).", ""]
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from recforge.models._sgd_numba import adapted
+from recforge.models._sgd_numba import adapted_row
 
 
 @njit(cache=True)
@@ -58,10 +58,8 @@ def funk_svd_epoch(users: np.ndarray, items: np.ndarray, targets: np.ndarray, ba
         t += 1
         for q in range(n_rows):
             r = rows[q]
-            lo, hi = (0, 1) if r == g_row else (0, k + 1 if use_bias else k)
-            for f in range(lo, hi):
-                step = adapted(acc[r, f], r * width + f, mode, c1, c2, t, b1, b2, eps)
-                p[r, f] -= lr * step
-                acc[r, f] = 0.0
+            hi = 1 if r == g_row else (k + 1 if use_bias else k)
+            adapted_row(p[r, :hi], acc[r, :hi], r * width, mode, c1, c2, t, b1, b2, eps, lr)
+            acc[r, :hi] = 0.0
             touched[r] = False
     return total, t

@@ -37,6 +37,33 @@ def adapted(g: float, slot: int, mode: int, c1: np.ndarray, c2: np.ndarray, t: i
     return g
 
 
+@njit(cache=True, inline="always")
+def adapted_row(param: np.ndarray, grad: np.ndarray, slot0: int, mode: int, c1: np.ndarray,
+                c2: np.ndarray, t: int, b1: float, b2: float, eps: float,
+                lr: float) -> None:  # pragma: no cover - compiled
+    """``param[f] -= lr * adapted(grad[f], slot0 + f, ...)`` for every ``f`` of the 1-d views
+    ``param``/``grad``: :func:`adapted`'s arithmetic bit for bit, with the mode chosen once
+    per row instead of per entry (so the loop compiles tight: 2-3x faster in FunkSVD)."""
+    n = grad.size
+    if mode == ADAGRAD:
+        for f in range(n):
+            g = grad[f]
+            c1[slot0 + f] += g * g
+            param[f] -= lr * (g / (math.sqrt(c1[slot0 + f]) + eps))
+    elif mode == ADAM:
+        bias1 = 1.0 - b1**t
+        bias2 = 1.0 - b2**t
+        for f in range(n):
+            g = grad[f]
+            s = slot0 + f
+            c1[s] = b1 * c1[s] + (1.0 - b1) * g
+            c2[s] = b2 * c2[s] + (1.0 - b2) * g * g
+            param[f] -= lr * ((c1[s] / bias1) / (math.sqrt(c2[s] / bias2) + eps))
+    else:
+        for f in range(n):
+            param[f] -= lr * grad[f]
+
+
 @njit(cache=True)
 def add_rows(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:  # pragma: no cover
     """``out[index[s]] += values[s]`` for every ``s`` in order, in ``out``'s dtype: the sums of
