@@ -29,25 +29,25 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse
+import functools
 import re
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from bench_ials import N_ITEMS, N_USERS, NNZ, synthetic, timed_fit
 from recforge._json import write_json
 from recforge.data.interactions import Interactions
 from recforge.models import make_model
-from recforge.models._sgd_numba import ADAM_BETAS, EPS, adapted
 from recforge.models.funksvd import FunkSVD
-from recforge.models.mf_bpr import MFBPR
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -64,9 +64,13 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
                     "sgd_mode": "adagrad"}),
 }
 ANCHOR = "MF BPR 64f batch 1024 adagrad"
+#: The commit before MF BPR's row kernels and FunkSVD's row step: the "before" contenders
+#: import those two files as they were there (git history), as same-run anchors of the change;
+#: each must end with the same factors as its twin (the contender without the suffix).
+BEFORE_COMMIT = "86f3f4e"
+ROOT = Path(__file__).resolve().parents[1]
 #: MF BPR's update before its numba row kernels (np.add.at into full-size buffers, numpy
-#: fancy-index optimiser steps), kept here as the same-run anchor of that change: the contender
-#: of the same name without " (all-numpy update)" must end with identical factors.
+#: fancy-index optimiser steps).
 BEFORE = " (all-numpy update)"
 #: FunkSVD's epoch before ``adapted_row`` (the scalar rule per entry), likewise checked.
 BEFORE_FUNK = " (per-entry step)"
@@ -86,118 +90,43 @@ CONTENDERS.update({
 })
 
 
-class NumpyStepMFBPR(MFBPR):
-    """MF BPR with its earlier all-numpy minibatch update (the benchmark's "before")."""
 
-    def _step(self, u: np.ndarray, i: np.ndarray, j: np.ndarray) -> float:
-        x, y = self.user_factors_, self.item_factors_
-        xu, yi, yj = x[u], y[i], y[j]
-        diff = np.einsum("ij,ij->i", xu, yi - yj)
-        softplus = np.logaddexp(0.0, -diff)
-        z = np.exp(-np.logaddexp(0.0, diff)).astype(np.float32)[:, None]
-        grad_u = -z * (yi - yj) + np.float32(self.reg_user) * xu
-        grad_i = -z * xu + np.float32(self.reg_positive) * yi
-        grad_j = z * xu + np.float32(self.reg_negative) * yj
-        gu = np.zeros_like(x)
-        np.add.at(gu, u, grad_u)
-        gy = np.zeros_like(y)
-        np.add.at(gy, i, grad_i)
-        np.add.at(gy, j, grad_j)
-        self._opt["t"] += 1
-        self._apply(x, gu, np.unique(u), self._opt["user"])
-        self._apply(y, gy, np.unique(np.concatenate([i, j])), self._opt["item"])
-        return float(np.sum(softplus))
-
-    def _apply(self, param: np.ndarray, grad: np.ndarray, rows: np.ndarray,
-               state: list[np.ndarray]) -> None:
-        lr = np.float32(self.learning_rate)
-        g = grad[rows]
-        if self.sgd_mode == "sgd":
-            param[rows] -= lr * g
-        elif self.sgd_mode == "adagrad":
-            state[0][rows] += g * g
-            param[rows] -= lr * g / (np.sqrt(state[0][rows]) + np.float32(EPS))
-        else:
-            b1, b2 = ADAM_BETAS
-            t = self._opt["t"]
-            state[0][rows] = b1 * state[0][rows] + (1 - b1) * g
-            state[1][rows] = b2 * state[1][rows] + (1 - b2) * g * g
-            m_hat = state[0][rows] / (1 - b1**t)
-            v_hat = state[1][rows] / (1 - b2**t)
-            param[rows] -= (lr * m_hat / (np.sqrt(v_hat) + EPS)).astype(np.float32)
+@functools.cache
+def _before(path: str) -> ModuleType:
+    """``path`` as it was at ``BEFORE_COMMIT``, imported from git history as a fresh module
+    (the benchmark's "before": the code itself, not a copy kept here)."""
+    code = subprocess.run(["git", "show", f"{BEFORE_COMMIT}:{path}"], check=True,
+                          capture_output=True, text=True, cwd=ROOT).stdout
+    code = code.replace("cache=True", "cache=False")  # numba caches only real source files
+    module = ModuleType(f"before_{Path(path).stem}")
+    module.__file__ = f"{BEFORE_COMMIT}:{path}"
+    sys.modules[module.__name__] = module  # dataclasses and numba look modules up by name
+    exec(compile(code, module.__file__, "exec"), module.__dict__)
+    return module
 
 
-@njit(cache=False)
-def funk_svd_epoch_before(users: np.ndarray, items: np.ndarray, targets: np.ndarray,
-                   batch_size: int, p: np.ndarray, n_users: int, k: int, use_bias: bool, lr: float,
-                   reg_user: float, reg_item: float, reg_bias: float, mode: int,
-                   c1: np.ndarray, c2: np.ndarray, acc: np.ndarray, touched: np.ndarray,
-                   rows: np.ndarray, t0: int, b1: float, b2: float,
-                   eps: float) -> tuple[float, int]:  # pragma: no cover - compiled
-    """FunkSVD's epoch before ``adapted_row``: ``adapted`` per entry (benchmark-only)."""
-    width = k + 1
-    g_row = p.shape[0] - 1
-    total = 0.0
-    t = t0
-    n = users.size
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        n_rows = 0
-        for s in range(start, stop):
-            u = users[s]
-            i = n_users + items[s]
-            pred = 0.0
-            for f in range(k):
-                pred += p[u, f] * p[i, f]
-            if use_bias:
-                pred += p[u, k] + p[i, k] + p[g_row, 0]
-            e = targets[s] - pred
-            total += e * e
-            for f in range(k):
-                acc[u, f] += reg_user * p[u, f] - e * p[i, f]
-                acc[i, f] += reg_item * p[i, f] - e * p[u, f]
-            if use_bias:
-                acc[u, k] += reg_bias * p[u, k] - e
-                acc[i, k] += reg_bias * p[i, k] - e
-                acc[g_row, 0] -= e
-            for r in (u, i, g_row):
-                if r == g_row and not use_bias:
-                    continue
-                if not touched[r]:
-                    touched[r] = True
-                    rows[n_rows] = r
-                    n_rows += 1
-        t += 1
-        for q in range(n_rows):
-            r = rows[q]
-            lo, hi = (0, 1) if r == g_row else (0, k + 1 if use_bias else k)
-            for f in range(lo, hi):
-                step = adapted(acc[r, f], r * width + f, mode, c1, c2, t, b1, b2, eps)
-                p[r, f] -= lr * step
-                acc[r, f] = 0.0
-            touched[r] = False
-    return total, t
+def _per_entry_funksvd(**params: Any) -> Any:
+    """FunkSVD whose epochs run the kernel of ``BEFORE_COMMIT`` (the scalar rule per entry)."""
+    kernel = _before("src/recforge/models/_funksvd_numba.py").funk_svd_epoch
 
+    class PerEntryStepFunkSVD(FunkSVD):
+        def _train_epoch(self, epoch: int) -> float | None:
+            import recforge.models._funksvd_numba as current
 
-class PerEntryStepFunkSVD(FunkSVD):
-    """FunkSVD on :func:`funk_svd_epoch_before` (the benchmark's "before")."""
+            now = current.funk_svd_epoch
+            current.funk_svd_epoch = kernel
+            try:
+                return super()._train_epoch(epoch)
+            finally:
+                current.funk_svd_epoch = now
 
-    def _train_epoch(self, epoch: int) -> float | None:
-        import recforge.models._funksvd_numba as kernel
-
-        current = kernel.funk_svd_epoch
-        kernel.funk_svd_epoch = funk_svd_epoch_before
-        try:
-            return super()._train_epoch(epoch)
-        finally:
-            kernel.funk_svd_epoch = current
-
+    return PerEntryStepFunkSVD(**params)
 
 def _make(name: str, **params: Any) -> Any:
     if name == "MFBPR-numpy":
-        return NumpyStepMFBPR(**params)
+        return _before("src/recforge/models/mf_bpr.py").MFBPR(**params)
     if name == "FunkSVD-per-entry":
-        return PerEntryStepFunkSVD(**params)
+        return _per_entry_funksvd(**params)
     return make_model(name, **params)
 
 
@@ -298,8 +227,9 @@ def render(result: dict[str, Any]) -> str:
         )
     lines += ["", f"CPU ratios are against `{result['anchor']}` in the same run. Contenders "
               f"ending in `{BEFORE.strip()}` run MF BPR's earlier update, those ending in "
-              f"`{BEFORE_FUNK.strip()}` FunkSVD's earlier epoch kernel (benchmark-only); each "
-              "ended with factors identical to its twin's (checked).", ""]
+              f"`{BEFORE_FUNK.strip()}` FunkSVD's earlier epoch kernel (both files imported as "
+              f"they were at commit {BEFORE_COMMIT}); each ended with factors identical to its "
+              "twin's (checked).", ""]
     return "\n".join(lines)
 
 
