@@ -182,3 +182,31 @@ def test_foreign_and_unwritable_out_are_refused_before_work(tmp_path: Path) -> N
     blocker.write_text("x")
     with pytest.raises(OutDirError, match="not writable"):
         run_experiment(spec, blocker / "out", log=lambda _m: None)
+
+
+def test_a_folder_in_use_by_another_run_is_refused_before_work(tmp_path: Path) -> None:
+    """Two runs on one --out would sample the same seeded trials twice into one store."""
+    from recforge.experiments.artifacts import LOCK_FILE, RunDir
+
+    csv = _write_csv(tmp_path / "data.csv")
+    spec = parse_spec(_spec(csv, seeds=[0], models=[{"model": "TopPopular"}]))
+    out = tmp_path / "out"
+    first = RunDir.open(out, spec)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(OutDirError, match=rf"in use by another recforge run \(pid {os.getpid()}"):
+        run_experiment(spec, out, log=lambda _m: None)
+    with pytest.raises(OutDirError, match="in use"):
+        run_experiment(spec, out, log=lambda _m: None, force=True)  # force does not take it
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing written or removed
+    first.close()
+    outcome = run_experiment(spec, out, log=lambda _m: None)  # free again: resumes and ends
+    assert outcome.rows and (out / "results.json").is_file()
+    run_experiment(spec, out, log=lambda _m: None)  # a finished run released the lock too
+    # a refused foreign folder is left exactly as it was (no lock file added)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutDirError, match="holds no recforge run"):
+        run_experiment(spec, foreign, log=lambda _m: None)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    assert (out / LOCK_FILE).read_text().startswith(f"pid {os.getpid()} ")  # who held it

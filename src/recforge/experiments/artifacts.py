@@ -12,21 +12,25 @@ Layout (every file written atomically, so an interrupted run leaves whole files 
     per_user/<stem>__seed<k>.npz  its per-user test values
     models/<stem>__seed<k>/       its fitted model (``--keep-models``)
     best_configs.json, results.json, report.md, report.html   written when all is done
+    .recforge.lock       held (flock) by the run using the folder; its pid, host, start
 
 Re-running the same spec into the same folder resumes: finished model runs are read back,
 a search continues its study from ``studies.db``, and the results are those of an
 uninterrupted run with the same seeds. A folder holding another spec's run, or files that
 are not a run's, is refused; ``force`` discards the folder's run (this layout's files only,
-nothing else) and starts afresh.
+nothing else) and starts afresh. One run at a time: a second process opening a folder in use
+is refused before it touches anything (two would sample the same seeded trials twice).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import yaml
@@ -41,6 +45,7 @@ __all__ = ["OutDirError", "RunDir", "label_stems", "run_stem"]
 
 SPEC_FILE = "spec.resolved.yaml"
 PROGRESS_FILE = "progress.json"
+LOCK_FILE = ".recforge.lock"
 #: every name this layout writes at the top of the folder (``force`` removes these only)
 LAYOUT = (
     SPEC_FILE, PROGRESS_FILE, "environment.json", "data.json", "studies.db", "runs", "trials",
@@ -91,8 +96,39 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
     return [] if a == b else [path or "<root>"]
 
 
+def _take_lock(path: Path) -> IO[str] | None:
+    """An exclusive lock on ``path`` (file ``LOCK_FILE``) for as long as the returned handle is
+    open: a second run on the same folder would sample the same seeded trials again into the
+    same studies, so it is refused before it touches anything. None where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (documented)
+        return None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fh = open(path / LOCK_FILE, "a+")  # noqa: SIM115 - held for the run, closed by RunDir
+    except OSError as exc:
+        raise OutDirError(f"--out {path} is not writable: {exc}") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "holder unknown"
+        fh.close()
+        raise OutDirError(
+            f"--out {path} is in use by another recforge run ({holder}); wait for it to end "
+            "or stop it (SIGTERM) and run again, or choose another folder"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {_now()}\n")
+    fh.flush()
+    return fh
+
+
 class RunDir:
-    """One run's output folder; :meth:`open` checks it can take ``spec`` before any work."""
+    """One run's output folder; :meth:`open` checks it can take ``spec`` before any work and
+    holds the folder's lock until :meth:`close` (one run per folder at a time)."""
 
     def __init__(self, path: Path, spec: ExperimentSpec, resumed: bool) -> None:
         self.path = path
@@ -100,6 +136,13 @@ class RunDir:
         self.resumed = resumed
         self.stems = label_stems([m.display for m in spec.models])
         self._progress: dict[str, Any] = {}
+        self._lock: IO[str] | None = None
+
+    def close(self) -> None:
+        """Release the folder's lock (the run is over)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -109,9 +152,26 @@ class RunDir:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise OutDirError(f"--out {path} is a file, not a folder")
+        made_dir, made_lock = not path.exists(), not (path / LOCK_FILE).exists()
+        lock = _take_lock(path)
+        try:
+            rd = cls._open_locked(path, spec, force)
+        except BaseException:
+            if lock is not None:  # a refused folder is left as it was found
+                lock.close()
+                if made_lock:
+                    (path / LOCK_FILE).unlink(missing_ok=True)
+                if made_dir and not any(path.iterdir()):
+                    path.rmdir()
+            raise
+        rd._lock = lock
+        return rd
+
+    @classmethod
+    def _open_locked(cls, path: Path, spec: ExperimentSpec, force: bool) -> RunDir:
         doc = spec_document(spec)
         resumed = False
-        if path.is_dir() and any(path.iterdir()):
+        if path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir()):
             marker = path / SPEC_FILE
             if force:
                 cls._clear(path)

@@ -653,6 +653,9 @@ def run_experiment(
         if rundir is not None:
             rundir.write_progress(state="failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        if rundir is not None:
+            rundir.close()
 
 
 def share_searches(spec: ExperimentSpec, study_storage: str, shared: SharedStudy,
