@@ -180,7 +180,7 @@ def run_report(out: Path, parts: list[Path]) -> None:
 
     spec = _spec()
     stems = label_stems([m.display for m in spec.models])
-    RunDir.open(out, spec)  # the folder is this spec's run before the parts arrive
+    RunDir.open(out, spec).close()  # the folder is this spec's run before the parts arrive
     for part in parts:
         for record in sorted((part / "runs").glob("*.json")):
             stem = record.stem  # "<label stem>__seed<k>" of the one-entry run
