@@ -201,3 +201,84 @@ def test_saved_history_round_trips(tmp_path: Any) -> None:
     back = _Counter.load(tmp_path / "m", data=_train())
     assert back.history_ == m.history_ and back.epochs_best_ == 3 and back.trained_ == 3
     np.testing.assert_array_equal(back.score(np.arange(4)), m.score(np.arange(4)))
+
+
+class _ResumableCounter(_Counter):
+    """A counter whose training state can be saved and continued (a resume point)."""
+
+    name = "ResumableCounter"
+    resumable = True
+
+    def _training_snapshot(self) -> dict[str, Any]:
+        return {"trained": self.trained_, "weights": np.arange(3.0) * self.trained_}
+
+    def _restore_training(self, snapshot: dict[str, Any]) -> None:
+        assert np.array_equal(snapshot["weights"], np.arange(3.0) * snapshot["trained"])
+        self.trained_ = int(snapshot["trained"])
+
+
+def _stops_at(values: dict[int, float], at: int) -> NamedValidation:
+    """Like :func:`_curve`, but the run is interrupted when epoch ``at`` is validated."""
+
+    def value(model: Any) -> float:
+        if int(model.trained_) == at:
+            raise KeyboardInterrupt
+        return values[int(model.trained_)]
+
+    return NamedValidation(value, name="PLANTED@1")
+
+
+def test_an_interrupted_fit_resumes_from_its_last_resume_point(tmp_path: Any) -> None:
+    from recforge.models.resume import Resume
+
+    values = {e: v for e, v in zip(range(1, 13), [1, 2, 3, 4, 5, 6, 5, 4, 3, 2, 1, 0],
+                                   strict=True)}
+    es = EarlyStopping(validate_every=2, patience=2)
+    whole = _ResumableCounter(epochs=12).fit(_train(), validation=_curve(values),
+                                             early_stopping=es)
+    point = Resume(path=tmp_path / "fit.npz", every_seconds=0)
+    model = _ResumableCounter(epochs=12)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(_train(), validation=_stops_at(values, 8), early_stopping=es, resume=point)
+    assert point.path.is_file() and not model.is_fitted
+    lines: list[str] = []
+    model.fit(_train(), validation=_curve(values), early_stopping=es, resume=point,
+              progress=lines.append)
+    assert "resumed after epoch 7" in lines[0]
+    assert model.resumed_from_epoch_ == 7 and whole.resumed_from_epoch_ == 0
+    assert [(h.epoch, h.loss, h.validation) for h in model.history_] == [
+        (h.epoch, h.loss, h.validation) for h in whole.history_]
+    assert (model.epochs_best_, model.epochs_run_, model.trained_) == (
+        whole.epochs_best_, whole.epochs_run_, whole.trained_) == (6, 10, 6)
+    assert not point.path.exists()  # a finished fit removes its resume point
+
+
+def test_a_resume_point_of_another_fit_is_not_continued(tmp_path: Any) -> None:
+    from recforge.models.resume import Resume, read_point
+
+    values = dict.fromkeys(range(1, 9), 1.0)
+    point = Resume(path=tmp_path / "fit.npz", every_seconds=0)
+    with pytest.raises(KeyboardInterrupt):
+        _ResumableCounter(epochs=8).fit(_train(), validation=_stops_at(values, 5),
+                                        early_stopping=EarlyStopping(patience=9),
+                                        resume=point)
+    identity, state = read_point(point.path)
+    assert state["epoch"] == 4 and identity["params"]["epochs"] == 8
+    lines: list[str] = []
+    other = _ResumableCounter(epochs=7).fit(
+        _train(), validation=_curve(values), early_stopping=EarlyStopping(patience=9),
+        resume=point, progress=lines.append)
+    assert "another fit (differs in max_epochs, params)" in lines[0]
+    assert other.resumed_from_epoch_ == 0 and other.epochs_run_ == 7
+    point.path.write_bytes(b"not a resume point")
+    lines.clear()
+    _ResumableCounter(epochs=3).fit(_train(), resume=point, progress=lines.append)
+    assert "ignoring the resume point" in lines[0] and str(point.path) in lines[0]
+
+
+def test_resume_needs_a_resumable_model(tmp_path: Any) -> None:
+    from recforge.models.resume import Resume
+
+    with pytest.raises(ValueError, match="Counter cannot resume a fit"):
+        _Counter(epochs=2).fit(_train(), resume=Resume(path=tmp_path / "x.npz"))
+    assert not (tmp_path / "x.npz").exists()

@@ -11,7 +11,10 @@ attribute ``iterative = True``) and implements four hooks:
 - ``get_state() -> dict`` / ``set_state(state)``: a copy of the learned state, independent of
   further training, and its restoration (used to keep and restore the best epoch);
 - optionally ``_end_training()`` (free training-only buffers) and ``_training_context()``
-  (a context manager around the whole run, e.g. thread pinning for torch models).
+  (a context manager around the whole run, e.g. thread pinning for torch models);
+- optionally, with ``resumable = True``, ``_training_snapshot()`` / ``_restore_training(s)``:
+  all the state the next epochs depend on, so a fit given ``resume=`` continues after an
+  interruption from its last resume point (:mod:`recforge.models.resume`).
 
 The loop (:func:`train_iterative`, called by ``fit``) owns everything else: validate every
 ``validate_every`` epochs (and at the last epoch), patience, minimum and maximum epochs, keep
@@ -27,6 +30,7 @@ validation part, a metric and a cut-off). Without a callback, ``fit`` trains exa
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -38,8 +42,10 @@ from typing import Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from recforge._json import dumps
 from recforge.data.interactions import Interactions
 from recforge.models.base import Recommender
+from recforge.models.resume import Resume, read_point, write_point
 
 __all__ = [
     "EarlyStopping",
@@ -150,6 +156,9 @@ class IterativeRecommender(Recommender):
     #: the model reports its own progress in runs without validation (CDL's alternations), so
     #: the loop's line every tenth epoch of such a run is left out.
     reports_fixed_progress: ClassVar[bool] = False
+    #: the model implements ``_training_snapshot``/``_restore_training``, so a fit given
+    #: ``resume=`` can be interrupted and continued (:mod:`recforge.models.resume`).
+    resumable: ClassVar[bool] = False
 
     # what the loop records (see train_iterative)
     epochs_best_: int
@@ -157,6 +166,7 @@ class IterativeRecommender(Recommender):
     best_validation_: float | None
     stop_reason_: str
     history_: list[EpochRecord]
+    resumed_from_epoch_: int
 
     @abstractmethod
     def _init_training(self, train: Interactions, run: TrainingRun) -> None:
@@ -173,6 +183,15 @@ class IterativeRecommender(Recommender):
     @abstractmethod
     def set_state(self, state: dict[str, Any]) -> Self:
         """Restore a state returned by :meth:`get_state`."""
+
+    def _training_snapshot(self) -> dict[str, Any]:
+        """Everything the next epochs depend on (weights, optimiser, generators) as a tree of
+        dicts, lists, tuples, numbers, strings, arrays and tensors (``resumable`` models)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resume a fit")
+
+    def _restore_training(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a :meth:`_training_snapshot` (called after ``_init_training``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resume a fit")
 
     def _end_training(self) -> None:
         """Free training-only buffers (called once the loop is done, also on error)."""
@@ -201,11 +220,12 @@ class IterativeRecommender(Recommender):
         early_stopping: EarlyStopping | None = None,
         stage: str | None = None,
         progress: Callable[[str], None] | None = None,
+        resume: Resume | None = None,
     ) -> None:
         """The training options of ``fit(train, **options)`` (see :func:`train_iterative`)."""
         train_iterative(
             self, train, validation=validation, early_stopping=early_stopping, stage=stage,
-            progress=progress,
+            progress=progress, resume=resume,
         )
 
 
@@ -239,6 +259,7 @@ def train_iterative(
     early_stopping: EarlyStopping | None = None,
     stage: str | None = None,
     progress: Callable[[str], None] | None = None,
+    resume: Resume | None = None,
 ) -> IterativeRecommender:
     """Run ``model``'s epochs on ``train`` under the stopping rule (see the module docstring).
 
@@ -251,9 +272,17 @@ def train_iterative(
     ``early_stopping.max_epochs``). Afterwards the model holds the best state and
     ``epochs_best_``, ``epochs_run_``, ``best_validation_``, ``stop_reason_``, ``history_``.
     ``progress`` receives one line per validation (default: this module's logger, INFO).
+
+    ``resume`` (models with ``resumable = True`` only): keep a resume point at ``resume.path``
+    (see :mod:`recforge.models.resume`), rewritten after an epoch once ``every_seconds`` passed
+    since the last one; a matching point found there at the start is continued from, and the
+    finished fit removes it. ``resumed_from_epoch_`` records the epoch continued from (0: none).
     """
     if not isinstance(model, IterativeRecommender):
         raise TypeError(f"{type(model).__name__} is not an IterativeRecommender")
+    if resume is not None and not model.resumable:
+        raise ValueError(f"{type(model).__name__} cannot resume a fit (resumable=False); "
+                         "fit it without resume=")
     callback = _as_callback(validation)
     es = early_stopping
     if callback is not None and es is None:
@@ -279,10 +308,36 @@ def train_iterative(
     reason = "max_epochs"
     epoch = 0
     ok = False
+    identity = _resume_identity(model, train, es, max_epochs, label, metric_name)
+    resumed_from = 0
+    say = progress if progress is not None else (lambda line: log.info("%s", line))
     with model._training_context():
         try:
             model._init_training(train, run)
-            for epoch in range(1, max_epochs + 1):
+            if resume is not None:
+                point = _read_resume(resume, identity, say, label)
+                if point is not None:
+                    model._restore_training(point["model"])
+                    resumed_from = int(point["epoch"])
+                    history = [EpochRecord(**h) for h in point["history"]]
+                    best, best_epoch, bad = float(point["best"]), int(point["best_epoch"]), int(
+                        point["bad"])
+                    best_state = point["best_state"]
+                    say(f"{label}: resumed after epoch {resumed_from} from {resume.path}")
+            last_write = time.monotonic()
+
+            def keep(epoch: int) -> None:
+                nonlocal last_write
+                if (resume is None or epoch == max_epochs
+                        or time.monotonic() - last_write < resume.every_seconds):
+                    return
+                write_point(resume.path, identity, {
+                    "epoch": epoch, "history": [h.to_dict() for h in history],
+                    "best": best, "best_epoch": best_epoch, "bad": bad,
+                    "best_state": best_state, "model": model._training_snapshot()})
+                last_write = time.monotonic()
+
+            for epoch in range(resumed_from + 1, max_epochs + 1):
                 t0 = time.perf_counter()
                 loss = model._train_epoch(epoch)
                 seconds = time.perf_counter() - t0
@@ -297,6 +352,7 @@ def train_iterative(
                                  f"{'-' if loss_f is None else f'{loss_f:.4f}'}, "
                                  f"{sum(h.seconds for h in history) / len(history):.2f}s/epoch "
                                  f"(fixed epochs)")
+                    keep(epoch)
                     continue
                 assert es is not None
                 # the base class's fitted marker: the model is scorable mid-training
@@ -322,18 +378,18 @@ def train_iterative(
                     f"{sign * value:.4f} (best {sign * best:.4f} at epoch {best_epoch}), "
                     f"{sum(h.seconds for h in history) / len(history):.2f}s/epoch"
                 )
-                if progress is None:
-                    log.info("%s", line)
-                else:
-                    progress(line)
+                say(line)
                 if bad >= es.patience and epoch >= es.min_epochs:
                     reason = "patience"
                     break
+                keep(epoch)
             ok = True
         finally:
             if not ok:  # a failed fit leaves the model unfitted
                 vars(model).pop("fit_seconds_", None)
             model._end_training()
+    if resume is not None:
+        resume.path.unlink(missing_ok=True)
     if stopping:
         if best_state is None:
             vars(model).pop("fit_seconds_", None)
@@ -350,9 +406,39 @@ def train_iterative(
         model.best_validation_ = None
         model.epochs_best_ = epoch
     model.epochs_run_ = epoch
+    model.resumed_from_epoch_ = resumed_from
     model.stop_reason_ = reason
     model.history_ = history
     return model
+
+
+def _resume_identity(model: IterativeRecommender, train: Interactions,
+                     es: EarlyStopping | None, max_epochs: int, label: str,
+                     metric: str) -> dict[str, Any]:
+    """What a resume point must match to be continued: the same fit of the same model."""
+    cls = type(model)
+    return json.loads(dumps({
+        "model": f"{cls.__module__}.{cls.__qualname__}", "params": model.get_params(),
+        "train": train.checksum(), "early_stopping": es, "max_epochs": max_epochs,
+        "stage": label, "validation": metric,
+    }, indent=None))
+
+
+def _read_resume(resume: Resume, identity: dict[str, Any], say: Callable[[str], None],
+                 label: str) -> dict[str, Any] | None:
+    if not resume.path.exists():
+        return None
+    try:
+        found, state = read_point(resume.path)
+    except ValueError as exc:
+        say(f"{label}: ignoring the resume point, starting at epoch 1: {exc}")
+        return None
+    if found != identity:
+        diff = sorted(k for k in set(found) | set(identity) if found.get(k) != identity.get(k))
+        say(f"{label}: the resume point at {resume.path} is of another fit (differs in "
+            f"{', '.join(diff)}); starting at epoch 1")
+        return None
+    return state
 
 
 def iter_epochs(records: list[EpochRecord]) -> Iterator[tuple[int, float]]:
