@@ -99,3 +99,50 @@ def sluggish_class() -> type:
             _Gate.passed()
 
     return Sluggish
+
+
+def stepper_class() -> type:
+    """A resumable iterative test model: popularity plus seeded noise added every epoch, so
+    the finished scores depend on every epoch's draw; each epoch passes :class:`_Gate`."""
+    from typing import Any, ClassVar, Self
+
+    from recforge.data.interactions import Interactions
+    from recforge.models.iterative import IterativeRecommender, TrainingRun
+    from recforge.models.params import Param
+
+    class Stepper(IterativeRecommender):
+        name = "Stepper"
+        resumable = True
+        param_rules: ClassVar[dict[str, Param]] = {"epochs": Param(ge=1)}
+
+        def __init__(self, epochs: int = 12, seed: int = 0) -> None:
+            self.epochs = epochs
+            self.seed = seed
+
+        def _init_training(self, train: Interactions, run: TrainingRun) -> None:
+            self._rng = np.random.default_rng(self.seed)
+            self.weights_ = np.asarray(train.matrix.sum(axis=0), dtype=np.float64).ravel()
+
+        def _train_epoch(self, epoch: int) -> float | None:
+            self.weights_ = self.weights_ + self._rng.normal(0.0, 0.5, self.weights_.size)
+            _Gate.passed()
+            return float(np.abs(self.weights_).mean())
+
+        def get_state(self) -> dict[str, Any]:
+            return {"weights": self.weights_.copy()}
+
+        def set_state(self, state: dict[str, Any]) -> Self:
+            self.weights_ = np.asarray(state["weights"]).copy()
+            return self
+
+        def _training_snapshot(self) -> dict[str, Any]:
+            return {"weights": self.weights_.copy(), "rng": self._rng.bit_generator.state}
+
+        def _restore_training(self, snapshot: dict[str, Any]) -> None:
+            self.weights_ = np.asarray(snapshot["weights"]).copy()
+            self._rng.bit_generator.state = snapshot["rng"]
+
+        def _score(self, users: np.ndarray) -> np.ndarray:
+            return np.tile(self.weights_.astype(np.float32), (len(users), 1))
+
+    return Stepper

@@ -210,3 +210,46 @@ def test_a_folder_in_use_by_another_run_is_refused_before_work(tmp_path: Path) -
         run_experiment(spec, foreign, log=lambda _m: None)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     assert (out / LOCK_FILE).read_text().startswith(f"pid {os.getpid()} ")  # who held it
+
+
+def test_an_interrupted_fit_of_a_resumable_model_goes_on_from_its_resume_point(
+        tmp_path: Path) -> None:
+    from lab_helpers import stepper_class
+
+    csv = _write_csv(tmp_path / "data.csv")
+    spec = _spec(csv, seeds=[0])
+    spec["models"] = [{"model": "TopPopular"}, {"model": "Stepper", "params": {"epochs": 12}}]
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(MODELS, "Stepper", stepper_class())
+        run_experiment(parse_spec(spec), tmp_path / "reference", log=lambda _m: None)
+    reference = tmp_path / "reference"
+    assert not (reference / "resume").exists() or not any((reference / "resume").iterdir())
+
+    out, gate = tmp_path / "out", tmp_path / "gate"
+    # Stepper's 8th epoch blocks; validation ran at epoch 5, so its resume point is epoch 5's.
+    proc = _cli(["run", str(spec_path), "--out", str(out)],
+                {"RECFORGE_TEST_GATE": str(gate), "RECFORGE_TEST_BLOCK_AT": "8"})
+    _wait_for(Path(str(gate) + ".blocked"), proc)
+    point = out / "resume" / "Stepper__seed0.fit.npz"
+    assert point.is_file()
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 130, output
+
+    resumed = _cli(["run", str(spec_path), "--out", str(out)])
+    output, _ = resumed.communicate(timeout=DEADLINE)
+    assert resumed.returncode == 0, output
+    assert "Stepper: resumed after epoch 5" in output
+    assert not point.exists()  # the finished fit removed it
+    ours = json.loads((out / "runs" / "Stepper__seed0.json").read_text())
+    ref = json.loads((reference / "runs" / "Stepper__seed0.json").read_text())
+    assert ours["summary"] == ref["summary"] and ours["params"] == ref["params"]
+    assert ours["training"]["resumed_from_epoch"] == 5
+    assert "resumed_from_epoch" not in ref["training"]
+    assert [(h["epoch"], h["loss"], h["validation"]) for h in ours["training"]["history"]] == [
+        (h["epoch"], h["loss"], h["validation"]) for h in ref["training"]["history"]]
+    a = np.load(out / "per_user" / "Stepper__seed0.npz")
+    b = np.load(reference / "per_user" / "Stepper__seed0.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in b.files)

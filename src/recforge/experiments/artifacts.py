@@ -11,6 +11,8 @@ Layout (every file written atomically, so an interrupted run leaves whole files 
     trials/<stem>__seed<k>.json   its search trials
     per_user/<stem>__seed<k>.npz  its per-user test values
     models/<stem>__seed<k>/       its fitted model (``--keep-models``)
+    resume/<stem>__seed<k>.<stage>.npz   the resume point of a fit in progress (resumable
+                         models: an interrupted fit goes on from its last saved epoch)
     best_configs.json, results.json, report.md, report.html   written when all is done
     .recforge.lock       held (flock) by the run using the folder; its pid, host, start
 
@@ -49,7 +51,7 @@ LOCK_FILE = ".recforge.lock"
 #: every name this layout writes at the top of the folder (``force`` removes these only)
 LAYOUT = (
     SPEC_FILE, PROGRESS_FILE, "environment.json", "data.json", "studies.db", "runs", "trials",
-    "per_user", "models", "exports", "best_configs.json", "results.json", "report.md",
+    "per_user", "models", "resume", "exports", "best_configs.json", "results.json", "report.md",
     "report.html",
 )
 
@@ -281,6 +283,10 @@ class RunDir:
 
     def model_dir(self, label: str, seed: int) -> Path:
         return self.path / "models" / self._stem(label, seed)
+
+    def resume_stem(self, label: str, seed: int) -> Path:
+        """Where the fits of one model run keep their resume points (``<stem>.<stage>.npz``)."""
+        return self.path / "resume" / self._stem(label, seed)
 
 
 def read_run(out: Path, stem: str) -> ModelRun:

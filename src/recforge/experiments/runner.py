@@ -334,9 +334,11 @@ def _run_model(
     spec: ExperimentSpec, entry: ModelEntry, split: Split, seed: int, log: Any,
     storage: str | None = None, study_name: str | None = None, model_dir: Path | None = None,
     progress: RunProgress | None = None, shared: SharedStudy | None = None,
+    resume_stem: Path | None = None,
 ) -> ModelRun | None:
     """One model entry on one seed's split: its search, final fit and test evaluation (None
-    for a process that only helps with the shared search)."""
+    for a process that only helps with the shared search). The final fits of a resumable
+    model keep resume points at ``<resume_stem>.fit.npz`` / ``.refit.npz``."""
     from recforge.evaluation import evaluate_split
     from recforge.models import get_model_class, make_model
 
@@ -381,6 +383,13 @@ def _run_model(
     def say(line: str) -> None:
         log(f"    {line}")
 
+    def resume(stage: str) -> dict[str, Any]:
+        if resume_stem is None or not getattr(model_cls, "resumable", False):
+            return {}
+        from recforge.models.resume import Resume
+
+        return {"resume": Resume(path=resume_stem.with_name(f"{resume_stem.name}.{stage}.npz"))}
+
     if es is not None:
         from recforge.evaluation.validation import validation_callback
 
@@ -390,17 +399,18 @@ def _run_model(
             tie_rule=spec.tie_rule, memory_budget_mb=spec.memory_budget_mb,
         )
         model.fit(split.train, validation=callback, early_stopping=es,
-                  stage=entry.display, progress=say)
+                  stage=entry.display, progress=say, **resume("fit"))
         training = _training_summary(model)
         params = {**params, model.epochs_param: int(model.epochs_best_)}
         if refit:
             # No validation left to stop on: refit on train + validation for the best epoch count.
             model = make_model(entry.model, **params)
             assert isinstance(model, IterativeRecommender)
-            model.fit(final.train, stage=f"{entry.display} (refit)", progress=say)
+            model.fit(final.train, stage=f"{entry.display} (refit)", progress=say,
+                      **resume("refit"))
             training["refit_epochs"] = int(model.epochs_run_)
     elif isinstance(model, IterativeRecommender):
-        model.fit(final.train, stage=entry.display, progress=say)
+        model.fit(final.train, stage=entry.display, progress=say, **resume("fit"))
         training = _training_summary(model)
     else:
         model.fit(final.train)
@@ -457,6 +467,8 @@ def _training_summary(model: Any) -> dict[str, Any]:
             out[key[:-1]] = value
     if "pretrain_history_" in vars(model):
         out["pretrain_history"] = model.pretrain_history_
+    if getattr(model, "resumed_from_epoch_", 0):
+        out["resumed_from_epoch"] = int(model.resumed_from_epoch_)
     return out
 
 
@@ -608,6 +620,7 @@ def run_experiment(
                              "study_name": rundir.study_name(entry.display, seed)}
                     if spec.keep_models:
                         store["model_dir"] = rundir.model_dir(entry.display, seed)
+                    store["resume_stem"] = rundir.resume_stem(entry.display, seed)
                 run = _run_model(spec, entry, split, seed, log, progress=progress,
                                  shared=shared, **store)  # fmt: skip
                 assert run is not None  # the lead (or a run that shares nothing) has a result

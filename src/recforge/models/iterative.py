@@ -274,9 +274,10 @@ def train_iterative(
     ``progress`` receives one line per validation (default: this module's logger, INFO).
 
     ``resume`` (models with ``resumable = True`` only): keep a resume point at ``resume.path``
-    (see :mod:`recforge.models.resume`), rewritten after an epoch once ``every_seconds`` passed
-    since the last one; a matching point found there at the start is continued from, and the
-    finished fit removes it. ``resumed_from_epoch_`` records the epoch continued from (0: none).
+    (see :mod:`recforge.models.resume`), rewritten after every validated epoch and after any
+    other once ``every_seconds`` passed since the last write; a matching point found there at
+    the start is continued from, and the finished fit removes it. ``resumed_from_epoch_``
+    records the epoch continued from (0: none).
     """
     if not isinstance(model, IterativeRecommender):
         raise TypeError(f"{type(model).__name__} is not an IterativeRecommender")
@@ -326,10 +327,10 @@ def train_iterative(
                     say(f"{label}: resumed after epoch {resumed_from} from {resume.path}")
             last_write = time.monotonic()
 
-            def keep(epoch: int) -> None:
+            def keep(epoch: int, validated: bool) -> None:
                 nonlocal last_write
-                if (resume is None or epoch == max_epochs
-                        or time.monotonic() - last_write < resume.every_seconds):
+                if resume is None or epoch == max_epochs or (
+                        not validated and time.monotonic() - last_write < resume.every_seconds):
                     return
                 write_point(resume.path, identity, {
                     "epoch": epoch, "history": [h.to_dict() for h in history],
@@ -352,7 +353,7 @@ def train_iterative(
                                  f"{'-' if loss_f is None else f'{loss_f:.4f}'}, "
                                  f"{sum(h.seconds for h in history) / len(history):.2f}s/epoch "
                                  f"(fixed epochs)")
-                    keep(epoch)
+                    keep(epoch, validated=False)
                     continue
                 assert es is not None
                 # the base class's fitted marker: the model is scorable mid-training
@@ -382,7 +383,7 @@ def train_iterative(
                 if bad >= es.patience and epoch >= es.min_epochs:
                     reason = "patience"
                     break
-                keep(epoch)
+                keep(epoch, validated=True)
             ok = True
         finally:
             if not ok:  # a failed fit leaves the model unfitted

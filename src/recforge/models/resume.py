@@ -1,7 +1,8 @@
 """Resume points of the training loop: an interrupted fit goes on from its last saved epoch.
 
 A fit given ``resume=Resume(path=...)`` (see :func:`recforge.models.iterative.train_iterative`)
-writes, at most every ``every_seconds``, one file holding the loop's state (epoch, history,
+writes, after each validated epoch and after any other epoch once ``every_seconds`` passed since
+the last write, one file holding the loop's state (epoch, history,
 best value, best state, patience count) and the model's ``_training_snapshot()`` (weights,
 optimiser, generators: everything the next epochs depend on). A later fit of the same model
 (same class, hyper-parameters, training data, stopping rule) on the same path reads it and
