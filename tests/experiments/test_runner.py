@@ -49,6 +49,16 @@ def test_run_writes_every_artefact(tmp_path: Path) -> None:
     assert "<svg" in html and "ItemKNN tuned" in html
     data = json.loads((out / "data.json").read_text())
     assert data["splits"]["0"]["audit"]["ok"] is True
+    # the final fit's peak memory, in the run record, best_configs.json and the report
+    record = json.loads((out / "runs" / "ItemKNN_fixed__seed0.json").read_text())
+    memory = record["fit_memory"]
+    assert memory == json.loads((out / "best_configs.json").read_text())[
+        "ItemKNN fixed"]["0"]["fit_memory"] == outcome.runs[0]["ItemKNN fixed"].fit_memory
+    if memory["method"] == "rss":
+        assert memory["peak_rss_mb"] >= memory["added_mb"] >= 0 and memory["peak_rss_mb"] > 10
+        assert f"(peak RSS {memory['peak_rss_mb']:,.0f} MB)" in (out / "report.md").read_text()
+    else:
+        assert memory["method"] == "tracemalloc" and memory["added_mb"] >= 0
 
 
 def test_same_seed_same_numbers(tmp_path: Path) -> None:

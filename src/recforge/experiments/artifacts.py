@@ -269,6 +269,7 @@ class RunDir:
             "summary": run.summary, "fit_seconds": run.fit_seconds,
             "eval_seconds": run.eval_seconds, "tuning": run.tuning, "training": run.training,
             "warnings": run.warnings, "seed": seed, "recommended": run.recommended,
+            "fit_memory": run.fit_memory,
         }
         write_json(self.path / "runs" / f"{self._stem(run.label, seed)}.json", record)
         self._progress["done"] = sorted(set(self._progress["done"]) | {f"{seed}/{run.label}"})
@@ -307,7 +308,7 @@ def read_run(out: Path, stem: str) -> ModelRun:
         eval_seconds=record["eval_seconds"], trials=trials, tuning=record["tuning"],
         training=record.get("training"), warnings=list(record.get("warnings", [])),
         user_ids=arrays["user_id"] if "user_id" in arrays.files else None,
-        recommended=record.get("recommended"),
+        recommended=record.get("recommended"), fit_memory=record.get("fit_memory"),
     )
 
 

@@ -49,6 +49,9 @@ class ModelRun:
     #: coverage and popularity of the test recommendations
     #: (:func:`recforge.experiments.report.recommendation_profile`)
     recommended: dict[str, Any] | None = None
+    #: the final fit's peak memory (:class:`recforge.tuning.memory.PeakMemory`): ``peak_rss_mb``
+    #: (the process's high-water mark), ``added_mb`` (above its size before the fit), ``method``
+    fit_memory: dict[str, Any] | None = None
 
 
 @dataclass

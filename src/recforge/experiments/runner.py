@@ -376,6 +376,8 @@ def _run_model(
     refit = v is not None and v.refit and split.validation is not None
     if refit:
         final = merge_validation(split)
+    from recforge.tuning.memory import PeakMemory
+
     t0 = time.perf_counter()
     model = make_model(entry.model, **final_params)
     training: dict[str, Any] | None = None
@@ -390,31 +392,34 @@ def _run_model(
 
         return {"resume": Resume(path=resume_stem.with_name(f"{resume_stem.name}.{stage}.npz"))}
 
-    if es is not None:
-        from recforge.evaluation.validation import validation_callback
+    with PeakMemory() as memory:  # the final fit (and refit) only; trials measure their own
+        if es is not None:
+            from recforge.evaluation.validation import validation_callback
 
-        assert isinstance(model, IterativeRecommender)  # model_cls.iterative is declared
-        callback = validation_callback(
-            split, spec.optimize.metric, spec.optimize.cutoff, protocol=spec.protocol,
-            tie_rule=spec.tie_rule, memory_budget_mb=spec.memory_budget_mb,
-        )
-        model.fit(split.train, validation=callback, early_stopping=es,
-                  stage=entry.display, progress=say, **resume("fit"))
-        training = _training_summary(model)
-        params = {**params, model.epochs_param: int(model.epochs_best_)}
-        if refit:
-            # No validation left to stop on: refit on train + validation for the best epoch count.
-            model = make_model(entry.model, **params)
-            assert isinstance(model, IterativeRecommender)
-            model.fit(final.train, stage=f"{entry.display} (refit)", progress=say,
-                      **resume("refit"))
-            training["refit_epochs"] = int(model.epochs_run_)
-    elif isinstance(model, IterativeRecommender):
-        model.fit(final.train, stage=entry.display, progress=say, **resume("fit"))
-        training = _training_summary(model)
-    else:
-        model.fit(final.train)
+            assert isinstance(model, IterativeRecommender)  # model_cls.iterative is declared
+            callback = validation_callback(
+                split, spec.optimize.metric, spec.optimize.cutoff, protocol=spec.protocol,
+                tie_rule=spec.tie_rule, memory_budget_mb=spec.memory_budget_mb,
+            )
+            model.fit(split.train, validation=callback, early_stopping=es,
+                      stage=entry.display, progress=say, **resume("fit"))
+            training = _training_summary(model)
+            params = {**params, model.epochs_param: int(model.epochs_best_)}
+            if refit:
+                # No validation left to stop on: refit on train + validation, best epoch count.
+                model = make_model(entry.model, **params)
+                assert isinstance(model, IterativeRecommender)
+                model.fit(final.train, stage=f"{entry.display} (refit)", progress=say,
+                          **resume("refit"))
+                training["refit_epochs"] = int(model.epochs_run_)
+        elif isinstance(model, IterativeRecommender):
+            model.fit(final.train, stage=entry.display, progress=say, **resume("fit"))
+            training = _training_summary(model)
+        else:
+            model.fit(final.train)
     fit_s = time.perf_counter() - t0
+    fit_memory = {"peak_rss_mb": memory.peak_rss_mb, "added_mb": memory.peak_mb,
+                  "method": memory.method}
     t0 = time.perf_counter()
     res = evaluate_split(
         model,
@@ -438,6 +443,7 @@ def _run_model(
         per_user={k: np.asarray(v) for k, v in res.per_user.items()},
         users=np.asarray(res.users),
         fit_seconds=fit_s,
+        fit_memory=fit_memory,
         eval_seconds=eval_s,
         trials=trials,
         tuning=tuning,
@@ -729,6 +735,7 @@ def write_outputs(
                 "model": run.model,
                 "params": run.params,
                 "fit_seconds": run.fit_seconds,
+                "fit_memory": run.fit_memory,
                 "eval_seconds": run.eval_seconds,
                 "tuning": run.tuning,
                 "training": run.training,

@@ -103,8 +103,9 @@ def render_markdown(
     lines += ["", "## Configurations", ""]
     for label, run in outcome.runs[spec.seeds[0]].items():
         lines.append(
-            f"- **{label}** (`{run.model}`): `{run.params}`; fit {run.fit_seconds:.2f} s, "
-            f"evaluation {run.eval_seconds:.2f} s"
+            f"- **{label}** (`{run.model}`): `{run.params}`; fit {run.fit_seconds:.2f} s"
+            + _peak(run.fit_memory)
+            + f", evaluation {run.eval_seconds:.2f} s"
             + (f"; {len(run.trials)} trials" if run.trials else "")
         )
     if outcome.warnings:
@@ -114,3 +115,9 @@ def render_markdown(
         for label, row in outcome.spread.items():
             lines.append(f"- {label}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
     return "\n".join(lines) + "\n"
+
+
+def _peak(memory: dict[str, Any] | None) -> str:
+    """`` (peak RSS 812 MB)`` of a final fit, when it was measured."""
+    rss = (memory or {}).get("peak_rss_mb")
+    return "" if rss is None else f" (peak RSS {rss:,.0f} MB)"
