@@ -340,6 +340,45 @@ def test_iterative_models_train_in_the_loop_and_restore_state(name: str) -> None
         model.fit(TRAIN, early_stopping=EarlyStopping(max_epochs=0))
 
 
+def test_resumable_models_continue_an_interrupted_fit_bit_for_bit(name: str,
+                                                                   tmp_path: Any) -> None:
+    from recforge.models.resume import Resume
+
+    cls = _cls(name)
+    point = Resume(path=tmp_path / "point.npz", every_seconds=0)
+    if not getattr(cls, "resumable", False):
+        if cls.iterative:
+            with pytest.raises(ValueError, match="cannot resume a fit"):
+                _new(name).fit(TRAIN, resume=point)
+        return
+    es = EarlyStopping(validate_every=1, patience=9, max_epochs=4)
+
+    def validation(target: Recommender, stop_at: int | None) -> Any:
+        calls: list[int] = []
+
+        def value(m: Any) -> float:
+            if m is not target:  # a pre-training stage (NeuMF's GMF, MLP) validated on its own
+                return 0.0
+            calls.append(1)
+            if len(calls) == stop_at:
+                raise KeyboardInterrupt
+            return float(m.score(USERS[:5]).mean())
+        return value
+
+    whole = _new(name)
+    whole.fit(TRAIN, validation=validation(whole, None), early_stopping=es)
+    model = _new(name)
+    with pytest.raises(KeyboardInterrupt):  # at epoch 3's validation: the point is epoch 2's
+        model.fit(TRAIN, validation=validation(model, 3), early_stopping=es, resume=point)
+    assert point.path.is_file()
+    model.fit(TRAIN, validation=validation(model, None), early_stopping=es, resume=point)
+    assert isinstance(model, IterativeRecommender) and isinstance(whole, IterativeRecommender)
+    assert model.resumed_from_epoch_ == 2 and not point.path.exists()
+    assert [(h.epoch, h.loss, h.validation) for h in model.history_] == [
+        (h.epoch, h.loss, h.validation) for h in whole.history_]
+    np.testing.assert_array_equal(model.score(USERS), whole.score(USERS))
+
+
 # ----------------------------------------------------------------------------- not per model
 class _OddParams(Recommender):
     """Hyper-parameter types JSON does not hold natively (tuple, inf, nested)."""

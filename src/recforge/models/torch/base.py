@@ -157,12 +157,16 @@ def dense_rows(m: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torc
     return torch.from_numpy(block).to(device)
 
 
+_STATEFUL = (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
+
+
 class TorchRecommender(IterativeRecommender):
     """Base for neural models (see the module docstring for the hooks)."""
 
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
-    #: training helpers with ``state_dict``/``load_state_dict`` (optimisers, schedulers) that a
-    #: resume point stores besides the weights and the generators (``resumable`` models).
+    #: what a resume point stores besides the weights and the generators (``resumable``
+    #: models): optimisers and schedulers by their ``state_dict``, other attributes (counters,
+    #: arrays) as they are.
     _resume_attrs: ClassVar[tuple[str, ...]] = ()
 
     # hyper-parameters every torch model takes (set by the subclass's __init__)
@@ -232,7 +236,8 @@ class TorchRecommender(IterativeRecommender):
         if self.device_.type == "cuda":
             snap["cuda_rng"] = torch.cuda.get_rng_state(self.device_)
         for name in self._resume_attrs:
-            snap[f"attr.{name}"] = getattr(self, name).state_dict()
+            value = getattr(self, name)
+            snap[f"attr.{name}"] = value.state_dict() if isinstance(value, _STATEFUL) else value
         return snap
 
     def _restore_training(self, snapshot: dict[str, Any]) -> None:
@@ -243,7 +248,12 @@ class TorchRecommender(IterativeRecommender):
         if "cuda_rng" in snapshot:
             torch.cuda.set_rng_state(snapshot["cuda_rng"], self.device_)
         for name in self._resume_attrs:
-            getattr(self, name).load_state_dict(snapshot[f"attr.{name}"])
+            value = snapshot[f"attr.{name}"]
+            current = getattr(self, name)
+            if isinstance(current, _STATEFUL):
+                current.load_state_dict(value)
+            else:
+                setattr(self, name, value)
 
     def get_state(self) -> dict[str, Any]:
         check_fitted(self, "get_state")

@@ -177,6 +177,8 @@ class CMN(PairScoringRecommender):
     """
 
     name: ClassVar[str] = "CMN"
+    resumable = True
+    _resume_attrs = ("_opt",)
     _test_params: ClassVar[dict[str, Any]] = {
         "factors": 4, "hops": 2, "epochs": 2, "epochs_gmf": 1, "batch_size": 64, "n_threads": 1,
     }

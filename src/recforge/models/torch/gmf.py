@@ -126,6 +126,8 @@ class GMF(PairScoringRecommender):
     """
 
     name: ClassVar[str] = "GMF"
+    resumable = True
+    _resume_attrs = ("_opt",)
     _test_params: ClassVar[dict[str, Any]] = {
         "factors": 4, "epochs": 2, "batch_size": 64, "n_threads": 1,
     }

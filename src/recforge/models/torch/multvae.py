@@ -115,6 +115,8 @@ class _MultBase(TorchRecommender):
     supports_profiles = True
     epochs_param = "epochs"
     variational: ClassVar[bool] = True
+    resumable = True
+    _resume_attrs: ClassVar[tuple[str, ...]] = ("_opt", "update_count_")
 
     epochs: int
     batch_size: int
@@ -261,6 +263,7 @@ class MultVAE(_MultBase):
 
     name = "MultVAE"
     variational = True
+    _resume_attrs = ("_opt", "update_count_", "_counter", "beta_")
     param_rules: ClassVar[dict[str, Param]] = {
         "epochs": Param(ge=1), "batch_size": Param(ge=1), "latent_dim": Param(ge=1),
         "dropout": Param(ge=0.0, lt=1.0), "lr": Param(gt=0.0), "l2_reg": Param(ge=0.0),

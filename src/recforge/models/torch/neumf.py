@@ -171,6 +171,8 @@ class MLP(PairScoringRecommender):
     """
 
     name: ClassVar[str] = "MLP"
+    resumable = True
+    _resume_attrs = ("_opt",)
     _test_params: ClassVar[dict[str, Any]] = {
         "layers": [8, 4], "epochs": 2, "batch_size": 64, "n_threads": 1,
     }
@@ -273,6 +275,8 @@ class NeuMF(PairScoringRecommender):
     """
 
     name: ClassVar[str] = "NeuMF"
+    resumable = True
+    _resume_attrs = ("_opt",)
     _test_params: ClassVar[dict[str, Any]] = {
         "factors": 4, "layers": [8, 4], "epochs": 2, "epochs_gmf": 1, "epochs_mlp": 1,
         "batch_size": 64, "n_threads": 1,

@@ -154,6 +154,8 @@ class SpectralCF(TorchRecommender):
 
     name = "SpectralCF"
     epochs_param = "epochs"
+    resumable = True
+    _resume_attrs = ("_opt",)
     search_space: ClassVar[SearchSpace] = {
         "embedding_size": {"type": "categorical", "choices": [4, 8, 16, 32]},
         "decay": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
@@ -257,6 +259,10 @@ class SpectralCF(TorchRecommender):
             self.vectors_ = self._vectors()
         for name in ("_a_hat", "_opt", "_sampler", "_live"):
             self.__dict__.pop(name, None)
+
+    def _restore_training(self, snapshot: dict[str, Any]) -> None:
+        super()._restore_training(snapshot)
+        self._live = None  # the cached propagation was of the weights before
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
