@@ -17,8 +17,9 @@ unobtainable path files), every node a fixed 64-d BPR vector:
 
 A missing instance is an all-zero input (as in the original's zero-filled arrays), so its
 encoding is ReLU(bias). The path encoder is linear in the node vectors, so it is computed as a
-sum of per-position tables ``features @ W_t`` gathered by node id: the same numbers as the
-convolution over gathered vectors, without copying 64-d vectors per instance.
+sum of per-position tables ``features @ W_t`` gathered by node id, plus the bias, in one
+``embedding_bag``: the same numbers (up to float rounding) as the convolution over gathered
+vectors, without copying 64-d vectors per instance.
 
 Scores are the logits (monotone in the original's sigmoid output; no float32 ties at 1.0).
 Scoring every item for a user sends every pair through the network, so :meth:`MCRec.score`
@@ -132,9 +133,12 @@ class MCRecNet(nn.Module):
                                    *self.mlp)]
 
     def path_tables(self) -> torch.Tensor:
-        """(n_metapaths * 4, n_nodes, conv_dim): every node's contribution at every position."""
-        t = torch.einsum("nf,mpfc->mpnc", self.features, self.conv_weight)
-        return t.reshape(-1, self.features.shape[0], self.conv_dim)
+        """Every node's contribution at every (metapath, position), then the biases: row
+        ``node * M * 4 + m * 4 + p`` is ``features[node] @ conv_weight[m, p]``, row
+        ``n_nodes * M * 4 + m`` is ``conv_bias[m]``."""
+        m, p, f, c = self.conv_weight.shape
+        w = self.conv_weight.permute(2, 0, 1, 3).reshape(f, m * p * c)
+        return torch.cat([(self.features @ w).view(-1, c), self.conv_bias])
 
     def forward(self, users: torch.Tensor, items: torch.Tensor, nodes: torch.Tensor,
                 tables: torch.Tensor | None = None, *, attention: bool = False,
@@ -146,13 +150,16 @@ class MCRecNet(nn.Module):
         seeded numpy generator; torch's own dropout when None)."""
         if tables is None:
             tables = self.path_tables()
-        n_nodes = tables.shape[1]
-        flat = tables.reshape(-1, self.conv_dim)
-        base = (torch.arange(self.n_metapaths, device=nodes.device) * _PATH_LEN)[
-            None, :, None]
-        h = self.conv_bias[None, :, None, :]
-        for pos in range(_PATH_LEN):
-            h = h + flat[(base + pos) * n_nodes + nodes[..., pos]]
+        b, m, n, p = nodes.shape
+        mp = m * p
+        dev = nodes.device
+        slots = torch.arange(mp, device=dev).view(1, m, 1, p)
+        bias_rows = (self.features.shape[0] * mp + torch.arange(m, device=dev)).view(1, m, 1, 1)
+        # one bag per instance: its 4 node rows and its metapath's bias row, summed by one
+        # embedding_bag (forward and backward ~2x faster than four gathers plus a broadcast
+        # bias, whose gradient is a strided sum over every instance)
+        bags = torch.cat([nodes * mp + slots, bias_rows.expand(b, m, n, 1)], dim=-1)
+        h = F.embedding_bag(bags.view(-1, p + 1), tables, mode="sum").view(b, m, n, -1)
         h = F.relu(h)
         if self.training and self.dropout > 0:
             if rng is None:
