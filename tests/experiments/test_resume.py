@@ -237,6 +237,9 @@ def test_an_interrupted_fit_of_a_resumable_model_goes_on_from_its_resume_point(
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=DEADLINE)
     assert proc.returncode == 130, output
+    assert ("1 finished model run(s) are kept in " + str(out)
+            + " and the fit in progress is saved (Stepper__seed0.fit.npz)") in " ".join(
+                output.split()), output
 
     resumed = _cli(["run", str(spec_path), "--out", str(out)])
     output, _ = resumed.communicate(timeout=DEADLINE)

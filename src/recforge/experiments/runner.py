@@ -663,9 +663,12 @@ def run_experiment(
         if rundir is None:
             raise
         rundir.write_progress(state="interrupted")
+        points = sorted(p.name for p in (rundir.path / "resume").glob("*.npz"))
         raise RunInterrupted(
             f"interrupted; {len(rundir._progress['done'])} finished model run(s) are kept in "
-            f"{rundir.path}: run the same command again to resume", done,
+            f"{rundir.path}" + (f" and the fit in progress is saved ({', '.join(points)})"
+                                if points else "")
+            + ": run the same command again to resume", done,
         ) from None
     except BaseException as exc:
         progress.run_finished(None)
