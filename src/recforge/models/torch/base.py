@@ -249,7 +249,7 @@ class TorchRecommender(IterativeRecommender):
             torch.cuda.set_rng_state(snapshot["cuda_rng"], self.device_)
         for name in self._resume_attrs:
             value = snapshot[f"attr.{name}"]
-            current = getattr(self, name)
+            current = getattr(self, name, None)  # a value first set by an epoch may be unset
             if isinstance(current, _STATEFUL):
                 current.load_state_dict(value)
             else:

@@ -70,6 +70,8 @@ class CDL(CTRHybrid):
     """Collaborative Deep Learning on item content (``train.item_features``)."""
 
     name = "CDL"
+    resumable = True
+    _resume_attrs = ("_opt", "_u", "_v", "_theta", "_has_v", "als_sweeps_")
     epochs_param: ClassVar[str] = "epochs"
     param_rules: ClassVar[dict[str, Param]] = {
         **CTRHybrid.param_rules, "epochs_dae": Param(ge=0), "dropout": Param(ge=0, lt=1),

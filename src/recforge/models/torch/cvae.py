@@ -93,6 +93,8 @@ class CVAE(CTRHybrid):
     """Collaborative Variational Autoencoder on item content (``train.item_features``)."""
 
     name = "CVAE"
+    resumable = True
+    _resume_attrs = ("_opt", "_u", "_v", "_theta", "als_sweeps_")
     epochs_param: ClassVar[str] = "epochs"
     param_rules: ClassVar[dict[str, Param]] = {
         **CTRHybrid.param_rules, "epochs_latent": Param(ge=0), "epochs_full": Param(ge=0),
