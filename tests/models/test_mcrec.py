@@ -162,30 +162,3 @@ def test_ml100k_with_the_released_vectors_and_correct_genres(paper_data: Path) -
     cand = m.score_candidates(users, items)
     np.testing.assert_allclose(cand.reshape(3, -1), m.score(users), rtol=1e-5, atol=1e-6)
 
-
-def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(tmp_path: Path) -> None:
-    from recforge.models.iterative import EarlyStopping
-    from recforge.models.resume import Resume
-
-    es = EarlyStopping(validate_every=2, patience=9)
-    calls = {"n": 0}
-
-    def value(model: Any, stop_at: int | None = None) -> float:
-        calls["n"] += 1
-        if calls["n"] == stop_at:
-            raise KeyboardInterrupt
-        return float(model.score(np.arange(6)).mean())
-
-    whole = MCRec(epochs=6, **SMALL).fit(TRAIN, validation=value, early_stopping=es)
-    point = Resume(path=tmp_path / "mcrec.npz", every_seconds=0)
-    calls["n"] = 0
-    model = MCRec(epochs=6, **SMALL)
-    with pytest.raises(KeyboardInterrupt):  # at epoch 4's validation: the point is epoch 3's
-        model.fit(TRAIN, validation=lambda m: value(m, stop_at=2), early_stopping=es,
-                  resume=point)
-    model.fit(TRAIN, validation=value, early_stopping=es, resume=point)
-    assert model.resumed_from_epoch_ == 3 and not point.path.exists()
-    assert [(h.epoch, h.loss, h.validation) for h in model.history_] == [
-        (h.epoch, h.loss, h.validation) for h in whole.history_]
-    a, b = model.module_.state_dict(), whole.module_.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
