@@ -371,6 +371,12 @@ def test_resumable_models_continue_an_interrupted_fit_bit_for_bit(name: str,
     with pytest.raises(KeyboardInterrupt):  # at epoch 3's validation: the point is epoch 2's
         model.fit(TRAIN, validation=validation(model, 3), early_stopping=es, resume=point)
     assert point.path.is_file()
+    from recforge.models.resume import read_point
+
+    _, saved = read_point(point.path)  # fixed inputs rebuilt from the data are not stored
+    fixed = set(getattr(cls, "_fixed_buffers", ()))
+    assert not fixed & set(saved["model"].get("module", {}))
+    assert not {f"module.{k}" for k in fixed} & set(saved["best_state"])
     model.fit(TRAIN, validation=validation(model, None), early_stopping=es, resume=point)
     assert isinstance(model, IterativeRecommender) and isinstance(whole, IterativeRecommender)
     assert model.resumed_from_epoch_ == 2 and not point.path.exists()

@@ -168,6 +168,10 @@ class TorchRecommender(IterativeRecommender):
     #: models): optimisers and schedulers by their ``state_dict``, other attributes (counters,
     #: arrays) as they are.
     _resume_attrs: ClassVar[tuple[str, ...]] = ()
+    #: buffers that ``_init_training`` rebuilds from the data and training never changes (e.g.
+    #: MCRec's node vectors, read from a dataset): left out of best states and resume points,
+    #: so a saved resume point never carries a copy of the data.
+    _fixed_buffers: ClassVar[tuple[str, ...]] = ()
 
     # hyper-parameters every torch model takes (set by the subclass's __init__)
     seed: int
@@ -228,7 +232,7 @@ class TorchRecommender(IterativeRecommender):
 
     def _training_snapshot(self) -> dict[str, Any]:
         snap: dict[str, Any] = {
-            "module": {k: v.detach().clone() for k, v in self.module_.state_dict().items()},
+            "module": self._learned_weights(),
             "generator": self._generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": self._rng.bit_generator.state,
@@ -241,7 +245,7 @@ class TorchRecommender(IterativeRecommender):
         return snap
 
     def _restore_training(self, snapshot: dict[str, Any]) -> None:
-        self.module_.load_state_dict(snapshot["module"])
+        self._load_learned(snapshot["module"])
         self._generator.set_state(snapshot["generator"])
         torch.set_rng_state(snapshot["torch_rng"])
         self._rng.bit_generator.state = snapshot["numpy_rng"]
@@ -255,14 +259,24 @@ class TorchRecommender(IterativeRecommender):
             else:
                 setattr(self, name, value)
 
+    def _learned_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.module_.state_dict().items()
+                if k not in self._fixed_buffers}
+
+    def _load_learned(self, weights: dict[str, Any]) -> None:
+        missing, unexpected = self.module_.load_state_dict(weights, strict=False)
+        if unexpected or set(missing) - set(self._fixed_buffers):
+            raise ValueError(f"{type(self).__name__}: state does not fit the network (missing "
+                             f"{sorted(missing)}, unexpected {sorted(unexpected)})")
+
     def get_state(self) -> dict[str, Any]:
         check_fitted(self, "get_state")
-        return {f"module.{k}": v.detach().clone() for k, v in self.module_.state_dict().items()}
+        return {f"module.{k}": v for k, v in self._learned_weights().items()}
 
     def set_state(self, state: dict[str, Any]) -> Self:
         check_fitted(self, "set_state")
-        weights = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
-        self.module_.load_state_dict(weights)
+        self._load_learned({k[len("module."):]: v for k, v in state.items()
+                            if k.startswith("module.")})
         return self
 
     # ------------------------------------------------------------------ save / load

@@ -215,6 +215,7 @@ class MCRec(TorchRecommender):
     supports_candidates = True
     resumable = True
     _resume_attrs = ("_opt", "_sched")
+    _fixed_buffers = ("features",)  # the node vectors: from side_data, rebuilt by every fit
     param_rules: ClassVar[dict[str, Param]] = {
         "epochs": Param(ge=1), "latent_dim": Param(ge=1), "l2": Param(ge=0),
         "learning_rate": Param(gt=0), "lr_decay": Param(ge=0), "batch_size": Param(ge=1),
