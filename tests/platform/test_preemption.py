@@ -42,9 +42,19 @@ CONFIG = {
     ],
     "queues": [{"name": "mlq", "group": "ml"}, {"name": "riskq", "group": "risk"}],
 }  # fmt: skip
-# Ignores SIGTERM for a while, so stopping it takes the backend's grace period: long enough to
-# ask the preemptor `why` while its victim is being stopped.
-STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); time.sleep(120)"
+
+
+def stubborn(ready: Path) -> str:
+    """Code that ignores SIGTERM, so stopping it takes the backend's grace period.
+
+    That is long enough to ask the preemptor `why` while its victim is being stopped. The job
+    counts as running once its process starts, before Python has installed the handler; so it
+    says when the handler is in place by a file in ``ready`` named after its pid.
+    """
+    return ("import os, signal, time\n"
+            "signal.signal(signal.SIGTERM, lambda *a: None)\n"
+            f"open(os.path.join({str(ready)!r}, str(os.getpid())), 'w').close()\n"
+            "time.sleep(120)\n")  # fmt: skip
 
 
 def job(name: str, queue: str, code: str, **extra: Any) -> dict[str, Any]:
@@ -87,13 +97,16 @@ def wait_for(pred: Any, what: str, timeout: float = 60.0) -> Any:
 def test_lent_quota_is_reclaimed_on_both_clusters(service: PlatformService, tmp_path: Path
                                                    ) -> None:  # fmt: skip
     store = service.store
+    ready = tmp_path / "ready"
+    ready.mkdir()
     # risk fills both clusters: 1 own + 1 borrowed core on each, the newest ones stubborn.
-    risk = [service.submit(RISK, job(f"r{i}", "riskq", STUBBORN,
+    risk = [service.submit(RISK, job(f"r{i}", "riskq", stubborn(ready),
                                      retry={"max_attempts": 1, "backoff_seconds": 0.5}))
             for i in range(4)]  # fmt: skip
     wait_for(lambda: all(store.get_job(j).state is S.RUNNING for j in risk), "risk to run")
     where = {j: store.get_job(j).cluster for j in risk}
     assert sorted(where.values()) == ["east", "east", "west", "west"]
+    wait_for(lambda: len(list(ready.iterdir())) == 4, "risk's jobs to ignore SIGTERM")
 
     # ml's jobs run until the test releases them: m1 still runs when m2 is scheduled, however
     # long stopping m2's victim takes on a loaded machine.
