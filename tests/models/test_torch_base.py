@@ -23,6 +23,7 @@ from recforge.data.interactions import Interactions
 from recforge.models.iterative import EarlyStopping, NamedValidation, TrainingRun
 from recforge.models.torch.base import (
     TorchRecommender,
+    default_threads,
     resolve_device,
     thread_limits,
 )
@@ -125,6 +126,55 @@ def test_thread_limits_pin_and_restore() -> None:
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="n_threads"), thread_limits(-1):
         pass
+
+
+def test_default_threads_follow_the_environment_as_torch_does(monkeypatch: Any) -> None:
+    from recforge.models.similarity import physical_cores
+
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads() == physical_cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("MKL_NUM_THREADS", "2")  # torch reads MKL's after OpenMP's
+    assert default_threads() == 2
+    monkeypatch.setenv("MKL_NUM_THREADS", "none")  # not a count: the next one decides
+    assert default_threads() == 3
+
+
+class _ThreadProbe(_TinyBPR):
+    """Records torch's intra-op thread count in every epoch; sets 2 threads where a numba
+    kernel could run in a real fit (preprocessing, and validation after an epoch)."""
+
+    def _prepare(self, train: Interactions, run: TrainingRun) -> None:
+        super()._prepare(train, run)
+        torch.set_num_threads(2)
+
+    def _train_epoch(self, epoch: int) -> float | None:
+        self.seen_threads_ = [*getattr(self, "seen_threads_", []), torch.get_num_threads()]
+        loss = super()._train_epoch(epoch)
+        torch.set_num_threads(2)
+        return loss
+
+
+def test_unset_threads_ignore_what_a_numba_kernel_left_behind(planted: Any,
+                                                              monkeypatch: Any) -> None:
+    """numba's OpenMP layer sets the process's OpenMP thread count, torch's included, to
+    numba's on each parallel kernel (the evaluator's top-k runs one in every validation); a
+    fit with ``n_threads=None`` still runs the environment's count."""
+    _, train = planted
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # what such a kernel leaves behind on a 2-core machine
+        model = _ThreadProbe(epochs=3, n_threads=None).fit(train)
+        assert model.seen_threads_ == [1, 1, 1]  # also after the kernels inside the fit
+        assert "_threads" not in vars(model)
+        assert torch.get_num_threads() == 2  # the caller's setting is restored after the fit
+        assert _ThreadProbe(epochs=2, n_threads=3).fit(train).seen_threads_ == [3, 3]
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_device_choice_and_errors() -> None:

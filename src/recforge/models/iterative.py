@@ -200,6 +200,10 @@ class IterativeRecommender(Recommender):
         """Context around the whole run, validation included (thread limits, devices)."""
         return nullcontext()
 
+    def _before_epoch(self, epoch: int) -> None:
+        """Called by the loop right before each ``_train_epoch`` (the torch base re-pins its
+        threads there, see :func:`recforge.models.torch.base.default_threads`)."""
+
     def _get_fitted_state(self) -> dict[str, Any]:
         state = super()._get_fitted_state()
         if "history_" in state:
@@ -339,6 +343,7 @@ def train_iterative(
                 last_write = time.monotonic()
 
             for epoch in range(resumed_from + 1, max_epochs + 1):
+                model._before_epoch(epoch)
                 t0 = time.perf_counter()
                 loss = model._train_epoch(epoch)
                 seconds = time.perf_counter() - t0

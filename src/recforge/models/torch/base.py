@@ -13,7 +13,8 @@ Its ``__init__`` takes ``seed``, ``device`` and ``n_threads`` hyper-parameters (
 The base seeds every fit (``torch.manual_seed`` inside :func:`torch.random.fork_rng`, so the
 caller's global generators are left as they were, a ``torch.Generator`` in ``_generator`` and
 a numpy generator in ``_rng`` for sampling), pins threads for the fit and for scoring
-(``torch.set_num_threads`` and threadpoolctl; ``n_threads=None`` keeps the current setting),
+(``torch.set_num_threads`` and threadpoolctl; ``n_threads=None`` is the process's default from
+its environment, :func:`default_threads`, whatever a numba kernel left behind),
 resolves the device (``"cpu"`` by default; ``"cuda"``/``"cuda:N"`` when asked for and present,
 otherwise an error) and trains through :func:`recforge.models.iterative.train_iterative`, so
 validation, patience and the best-state restore are the project's one loop. The best state is
@@ -28,6 +29,7 @@ network's weights in ``weights.safetensors`` through :mod:`.checkpoint`); traini
 
 from __future__ import annotations
 
+import os
 import warnings
 from abc import abstractmethod
 from collections.abc import Iterator
@@ -53,6 +55,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "TorchRecommender",
     "csr_to_torch",
+    "default_threads",
     "dense_rows",
     "resolve_device",
     "seeded_generators",
@@ -88,13 +91,33 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def default_threads() -> int:
+    """The intra-op thread count torch starts with: ``MKL_NUM_THREADS``, else
+    ``OMP_NUM_THREADS``, else the physical cores (torch's own order).
+
+    ``n_threads=None`` means this count, not torch's current one: every parallel numba kernel
+    (the evaluator's top-k, the similarity and metapath kernels) sets the calling thread's
+    OpenMP thread count, which torch's is, to numba's through numba's OpenMP layer. So torch
+    would run as many threads as numba after a model's numba preprocessing or its first
+    validation; the fit therefore re-pins torch before every epoch. On a shared 2-core machine
+    two threads waiting in OpenMP barriers made MCRec's epochs several times slower than one.
+    """
+    from recforge.models.similarity import physical_cores
+
+    for var in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return physical_cores()
+
+
 @contextmanager
 def thread_limits(n_threads: int | None) -> Iterator[None]:
-    """Pin torch's intra-op threads and the BLAS/OpenMP pools to ``n_threads`` (None: leave)."""
+    """Pin torch's intra-op threads and the BLAS/OpenMP pools to ``n_threads`` (None: the
+    process's default, :func:`default_threads`), restoring both after the block."""
     n = optional_threads(n_threads, "thread_limits")
     if n is None:
-        yield
-        return
+        n = default_threads()
     from threadpoolctl import threadpool_limits
 
     old = torch.get_num_threads()
@@ -209,13 +232,20 @@ class TorchRecommender(IterativeRecommender):
     # ------------------------------------------------------------------ loop plumbing
     def _training_context(self) -> AbstractContextManager[Any]:
         stack = ExitStack()
-        stack.enter_context(thread_limits(self.n_threads))
+        n = optional_threads(self.n_threads, type(self).__name__)
+        self._threads = default_threads() if n is None else n
+        stack.enter_context(thread_limits(self._threads))
         dev = resolve_device(self.device)
         cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if (
             dev.type == "cuda") else []
         stack.enter_context(torch.random.fork_rng(devices=cuda))
         stack.enter_context(deterministic_algorithms())
         return stack
+
+    def _before_epoch(self, epoch: int) -> None:
+        # a numba kernel since the last epoch (validation's top-k, a model's preprocessing)
+        # may have changed torch's thread count: see default_threads
+        torch.set_num_threads(self._threads)
 
     def _init_training(self, train: Interactions, run: TrainingRun) -> None:
         self.device_ = resolve_device(self.device)
@@ -227,6 +257,7 @@ class TorchRecommender(IterativeRecommender):
         self._prepare(train, run)
 
     def _end_training(self) -> None:
+        self.__dict__.pop("_threads", None)
         if "module_" in vars(self):
             self.module_.eval()
 
