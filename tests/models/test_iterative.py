@@ -253,6 +253,16 @@ def test_an_interrupted_fit_resumes_from_its_last_resume_point(tmp_path: Any) ->
     assert not point.path.exists()  # a finished fit removes its resume point
 
 
+def test_progress_rate_of_a_resumed_fit_counts_only_its_own_epochs() -> None:
+    from recforge.models.iterative import EpochRecord, _seconds_per_epoch
+
+    # epochs 1-4 ran before the resume at another load; the estimate is this process's pace
+    history = [EpochRecord(e, 0.5, 600.0) for e in range(1, 5)] + [
+        EpochRecord(5, 0.4, 30.0, 0.1, 2.0), EpochRecord(6, 0.3, 40.0)]
+    assert _seconds_per_epoch(history, resumed_from=4) == 35.0
+    assert _seconds_per_epoch(history, resumed_from=0) == (4 * 600 + 70) / 6
+
+
 def test_a_resume_point_of_another_fit_is_not_continued(tmp_path: Any) -> None:
     from recforge.models.resume import Resume, read_point
 

@@ -255,6 +255,13 @@ def _as_callback(
     raise TypeError(f"validation must be a callable model -> float, got {type(validation)}")
 
 
+def _seconds_per_epoch(history: list[EpochRecord], resumed_from: int) -> float:
+    """Mean training seconds of the epochs this process ran (a resumed fit's earlier epochs
+    ran on another machine or at another load, so they would mislead a time estimate)."""
+    here = [h.seconds for h in history if h.epoch > resumed_from]
+    return sum(here) / len(here)
+
+
 def train_iterative(
     model: IterativeRecommender,
     train: Interactions,
@@ -356,7 +363,7 @@ def train_iterative(
                         # a run without validation would otherwise be silent to the end
                         progress(f"{label} epoch {epoch}/{max_epochs}: loss "
                                  f"{'-' if loss_f is None else f'{loss_f:.4f}'}, "
-                                 f"{sum(h.seconds for h in history) / len(history):.2f}s/epoch "
+                                 f"{_seconds_per_epoch(history, resumed_from):.2f}s/epoch "
                                  f"(fixed epochs)")
                     keep(epoch, validated=False)
                     continue
@@ -382,7 +389,7 @@ def train_iterative(
                     f"{label} epoch {epoch}/{max_epochs}: loss "
                     f"{'-' if loss_f is None else f'{loss_f:.4f}'}, {metric_name} "
                     f"{sign * value:.4f} (best {sign * best:.4f} at epoch {best_epoch}), "
-                    f"{sum(h.seconds for h in history) / len(history):.2f}s/epoch"
+                    f"{_seconds_per_epoch(history, resumed_from):.2f}s/epoch"
                 )
                 say(line)
                 if bad >= es.patience and epoch >= es.min_epochs:
