@@ -56,7 +56,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench_models import _interactions, _load_csr, write_split  # noqa: E402
-from procstats import cpu_seconds, reset_peak, status_mb  # noqa: E402
+from procstats import cpu_seconds, load_average, reset_peak, status_mb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -351,11 +351,6 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _load() -> str:
-    with open("/proc/loadavg") as fh:
-        return " ".join(fh.read().split()[:3])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=",".join(MODELS))
@@ -383,7 +378,7 @@ def main() -> None:
     unknown = sorted(set(names) - set(MODELS))
     if unknown:
         ap.error(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
-    load_before = _load()
+    load_before = load_average()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {n: {"ours": [], "recbole": []}
                                                          for n in names}
     with tempfile.TemporaryDirectory() as tmp:
@@ -415,7 +410,7 @@ def main() -> None:
                f"--max-epochs {args.max_epochs} --runs {args.runs}"
                + (f" --recbole-max-epochs {rb_epochs}" if rb_epochs != args.max_epochs else "")
                + (f" --threads {THREADS}" if THREADS != 2 else ""))
-    run_info = {"command": command, "load_before": load_before, "load_after": _load(),
+    run_info = {"command": command, "load_before": load_before, "load_after": load_average(),
                 "max_epochs": args.max_epochs, "recbole_max_epochs": rb_epochs,
                 "runs": args.runs, "threads": THREADS}
     # Models measured by separate invocations (different epoch caps) share one results file.

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from procstats import load_average
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -130,8 +132,14 @@ def full_run(case: OwnCase) -> dict[str, Any]:
     training = rec["training"]
     stage_best = {k[len("epochs_"):-len("_best")]: v for k, v in training.items()
                   if k.startswith("epochs_") and k.endswith("_best") and k != "epochs_best"}
+    history = training["history"]
     return {
         "record": case.record,
+        # a resumed fit's record times only its last process: the epochs' own seconds add up
+        "resumed_from_epoch": training.get("resumed_from_epoch"),
+        "epoch_and_validation_seconds": sum(h["seconds"] + (h["validation_seconds"] or 0.0)
+                                            for h in history),
+        "refit_epochs": training.get("refit_epochs"),
         "epochs_best": training["epochs_best"],
         "epochs_run": training["epochs_run"],
         "stop_reason": training["stop_reason"],
@@ -181,17 +189,18 @@ def render(result: dict[str, Any]) -> str:
             fr = f"{' '.join(full['error'])} | | |"
         else:
             pre = ", ".join(f"{k} {v}" for k, v in full["pretraining_epochs_best"].items())
+            if full.get("resumed_from_epoch"):
+                whole = (f"{full['epoch_and_validation_seconds'] / 60:.1f} min of epochs and "
+                         f"validations (resumed after epoch {full['resumed_from_epoch']}"
+                         + (f"; the refit's {full['refit_epochs']} epochs not included)"
+                            if full.get("refit_epochs") else ")"))
+            else:
+                whole = f"{full['fit_seconds'] / 60:.1f} min"
             fr = (f"{_per_stage(full['seconds_per_epoch'])} | {full['epochs_best']} / "
-                  f"{full['epochs_run']} ({full['stop_reason']}) | {pre or '-'} | "
-                  f"{full['fit_seconds'] / 60:.1f} min")
+                  f"{full['epochs_run']} ({full['stop_reason']}) | {pre or '-'} | {whole}")
         lines.append(f"| {name} | {m['data']} | {capped} | {fr} |")
     lines.append("")
     return "\n".join(lines)
-
-
-def _load() -> str:
-    with open("/proc/loadavg") as fh:
-        return " ".join(fh.read().split()[:3])
 
 
 def main() -> None:
@@ -214,7 +223,7 @@ def main() -> None:
     if result.get("max_epochs") not in (None, args.max_epochs) or result.get(
             "threads") not in (None, args.threads):
         result = {}
-    load_before = _load()
+    load_before = load_average()
     result.setdefault("models", {})
     command = ("RECFORGE_DATA_MIRROR=../shared/data .venv/bin/python "
                f"benchmarks/bench_neural_own.py --models {','.join(names)} "
@@ -229,7 +238,7 @@ def main() -> None:
         result.update({  # written after each model: an interruption loses only the current one
             "machine": f"{platform.machine()} {os.cpu_count()} cores",
             "threads": args.threads, "max_epochs": args.max_epochs,
-            "load_before": load_before, "load_after": _load(),
+            "load_before": load_before, "load_after": load_average(),
         })
         args.out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1))

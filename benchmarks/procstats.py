@@ -3,9 +3,10 @@ scripts that run inside other libraries' environments can import it too)."""
 
 from __future__ import annotations
 
+import os
 import resource
 
-__all__ = ["cpu_seconds", "reset_peak", "status_mb"]
+__all__ = ["cpu_seconds", "load_average", "reset_peak", "status_mb"]
 
 
 def status_mb(key: str, pid: str | int = "self") -> float:
@@ -34,3 +35,8 @@ def cpu_seconds() -> float:
     """User + system CPU seconds of this process so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages as one string (the machine is shared)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
