@@ -210,6 +210,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=2 * 3600)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--refresh-records", action="store_true",
+                    help="only re-read the full runs' committed records into the results "
+                    "(after a row's full run has landed); runs nothing")
     args = ap.parse_args()
     names = [n for n in args.models.split(",") if n]
     unknown = sorted(set(names) - set(CASES))
@@ -220,6 +223,15 @@ def main() -> None:
     path = args.out / "neural_own.json"
     # Models measured by separate invocations share one results file.
     result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    if args.refresh_records:
+        if not result:
+            ap.error(f"--refresh-records: no results at {path} to refresh")
+        for name, entry in result["models"].items():
+            entry["full"] = full_run(CASES[name])
+        path.write_text(json.dumps(result, indent=1))
+        (args.out / "neural_own.md").write_text(render(result))
+        print(render(result))
+        return
     if result.get("max_epochs") not in (None, args.max_epochs) or result.get(
             "threads") not in (None, args.threads):
         result = {}
