@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,14 +82,19 @@ def _row_record(best_configs: Path, row: str) -> dict[str, Any]:
     return dict(by_seed[sorted(by_seed)[0]])
 
 
-def run_capped(case: OwnCase, max_epochs: int, threads: int, timeout: float) -> dict[str, Any]:
-    """The row's capped reproduction in a fresh process; its record and the process's cost."""
-    recforge = Path(sys.executable).with_name("recforge")
-    env = {**os.environ, **dict.fromkeys(THREAD_VARS, str(threads))}
+def run_row(args: list[str], row: str, *, threads: int, timeout: float,
+            env: dict[str, str] | None = None,
+            poll: Callable[[int], None] | None = None, tail: int = 3) -> dict[str, Any]:
+    """``recforge reproduce ARGS`` in a fresh process; the row's record and the process's cost.
+
+    ``poll(pid)`` is called about twice a second while the run lasts (e.g. to sample GPU memory).
+    A failed run's ``error`` holds its exit code and the last ``tail`` lines of its output.
+    """
+    cmd = [sys.executable, "-m", "recforge.cli.main", "reproduce", *args]
+    env = {**os.environ, **dict.fromkeys(THREAD_VARS, str(threads)), **(env or {})}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [str(recforge), "reproduce", case.table, "--fixed", "--models", case.row,
-               "--max-epochs", str(max_epochs), "--out", str(out)]
+        cmd += ["--out", str(out)]
         t0 = time.perf_counter()
         with open(Path(tmp) / "log", "w") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -101,40 +107,54 @@ def run_capped(case: OwnCase, max_epochs: int, threads: int, timeout: float) -> 
                     proc.kill()
                     pid, status, usage = os.wait4(proc.pid, 0)
                     break
+                if poll is not None:
+                    poll(proc.pid)
                 time.sleep(0.5)
         wall = time.perf_counter() - t0
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
-            tail = (Path(tmp) / "log").read_text().strip().splitlines()[-3:]
-            return {"error": [f"exit {code}", *tail], "wall_seconds": wall}
-        rec = _row_record(out / "best_configs.json", case.row)
+            last = (Path(tmp) / "log").read_text().strip().splitlines()[-tail:]
+            return {"error": [f"exit {code}", *last], "wall_seconds": wall}
+        rec = _row_record(out / "best_configs.json", row)
+        results = json.loads((out / "results.json").read_text())
     training = rec["training"]
     stages = _stages(training)
     return {
-        "command": " ".join(["recforge", *cmd[1:-2]]),
+        "command": " ".join(["recforge", "reproduce", *args]),
         "seconds_per_epoch": {k: _median(v) for k, v in stages.items()},
         "epochs_timed": {k: len(v) for k, v in stages.items()},
+        "epochs_best": training["epochs_best"],
+        "epochs_run": training["epochs_run"],
+        "stop_reason": training["stop_reason"],
         "fit_seconds": rec["fit_seconds"],
         "fit_peak_rss_mb": rec["fit_memory"]["peak_rss_mb"],
         "fit_added_mb": rec["fit_memory"]["added_mb"],
         "memory_method": rec["fit_memory"]["method"],
+        "metrics": results["rows"][row],
+        "conclusion": (results.get("conclusion") or {}).get(row),
         "process_cpu_seconds": usage.ru_utime + usage.ru_stime,
         "process_peak_rss_mb": usage.ru_maxrss / 1024,
         "wall_seconds": wall,
     }
 
 
-def full_run(case: OwnCase) -> dict[str, Any]:
-    """What the committed record of the row's full run says (or why there is none)."""
-    if case.record is None or not (ROOT / case.record / "best_configs.json").exists():
-        return {"error": [f"no finished run recorded at {case.record}"]}
-    rec = _row_record(ROOT / case.record / "best_configs.json", case.row)
+def run_capped(case: OwnCase, max_epochs: int, threads: int, timeout: float) -> dict[str, Any]:
+    """The row's capped reproduction (``--fixed --models ROW --max-epochs N``)."""
+    return run_row([case.table, "--fixed", "--models", case.row, "--max-epochs", str(max_epochs)],
+                   case.row, threads=threads, timeout=timeout)
+
+
+def full_run(record: str | None, row: str) -> dict[str, Any]:
+    """What the committed record (docs/results/<run>) of a row's full run says, or why none."""
+    if record is None or not (ROOT / record / "best_configs.json").exists():
+        return {"error": [f"no finished run recorded at {record}"]}
+    rec = _row_record(ROOT / record / "best_configs.json", row)
     training = rec["training"]
     stage_best = {k[len("epochs_"):-len("_best")]: v for k, v in training.items()
                   if k.startswith("epochs_") and k.endswith("_best") and k != "epochs_best"}
     history = training["history"]
     return {
-        "record": case.record,
+        "record": record,
         # a resumed fit's record times only its last process: the epochs' own seconds add up
         "resumed_from_epoch": training.get("resumed_from_epoch"),
         "epoch_and_validation_seconds": sum(h["seconds"] + (h["validation_seconds"] or 0.0)
@@ -147,6 +167,7 @@ def full_run(case: OwnCase) -> dict[str, Any]:
         "fit_seconds": rec["fit_seconds"],
         "seconds_per_epoch": {k: _median(v) for k, v in _stages(training).items()},
         "fit_peak_rss_mb": (rec.get("fit_memory") or {}).get("peak_rss_mb"),
+        "metrics": json.loads((ROOT / record / "results.json").read_text())["rows"][row],
     }
 
 
@@ -227,7 +248,7 @@ def main() -> None:
         if not result:
             ap.error(f"--refresh-records: no results at {path} to refresh")
         for name, entry in result["models"].items():
-            entry["full"] = full_run(CASES[name])
+            entry["full"] = full_run(CASES[name].record, CASES[name].row)
         path.write_text(json.dumps(result, indent=1))
         (args.out / "neural_own.md").write_text(render(result))
         print(render(result))
@@ -245,7 +266,8 @@ def main() -> None:
         print(f"{name}: {case.table} capped at {args.max_epochs} epochs", file=sys.stderr)
         capped = run_capped(case, args.max_epochs, args.threads, args.timeout)
         print(f"  -> {json.dumps(capped)}", file=sys.stderr)
-        result["models"][name] = {"data": case.data, "capped": capped, "full": full_run(case),
+        result["models"][name] = {"data": case.data, "capped": capped,
+                                  "full": full_run(case.record, case.row),
                                   "bench_command": command}
         result.update({  # written after each model: an interruption loses only the current one
             "machine": f"{platform.machine()} {os.cpu_count()} cores",
