@@ -78,6 +78,16 @@ def test_early_stopping_restores_the_best_epoch_and_its_vectors() -> None:
     assert not np.allclose(seen[3], seen[6])
 
 
+def test_set_state_puts_the_vectors_on_the_model_device() -> None:
+    # a best state read back from a resume point holds CPU tensors; on a GPU fit the restored
+    # vectors must land on the model's device ("meta" stands in for CUDA here)
+    m = SpectralCF(epochs=2, **FAST).fit(TRAIN)
+    state = m.get_state()
+    m.device_ = torch.device("meta")
+    m.set_state(state)
+    assert m.vectors_.device.type == "meta"
+
+
 def test_paper_defaults() -> None:
     m = make_model("SpectralCF")
     assert (m.epochs, m.batch_size, m.embedding_size, m.decay, m.k, m.learning_rate) == (

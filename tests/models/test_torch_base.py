@@ -192,6 +192,21 @@ def test_device_choice_and_errors() -> None:
             _TinyBPR(device="cuda").fit(Interactions(sp.csr_matrix(np.eye(3, dtype=np.float32))))
 
 
+def test_a_cuda_device_sets_the_deterministic_cublas_workspace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # fits run under torch's deterministic algorithms, which need this for cuBLAS
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    resolve_device("cpu")
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the caller's own choice is kept
+    resolve_device("cuda")
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
 def test_early_stopping_restores_the_best_epoch_state(planted: Any) -> None:
     _, train = planted
     snapshots: dict[int, np.ndarray] = {}

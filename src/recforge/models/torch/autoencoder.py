@@ -146,7 +146,9 @@ class TiedStack(nn.Module):
 
     ``weights[l]`` has shape ``(dims[l], dims[l+1])``; ``biases[l]`` belongs to the encoder's
     layer ``l+1`` and is reused when the decoder rebuilds that layer; ``visible_bias`` is the
-    output bias. Weights start Xavier-uniform (drawn from ``gen`` when given), biases at zero.
+    output bias. Weights start Xavier-uniform (drawn from ``gen`` when given), biases at zero;
+    the parameters are made on ``gen``'s device (a generator draws only on its own device),
+    else on the CPU.
     """
 
     def __init__(self, dims: Sequence[int], gen: torch.Generator | None = None) -> None:
@@ -154,12 +156,15 @@ class TiedStack(nn.Module):
         if len(dims) < 2 or any(int(d) < 1 for d in dims):
             raise ValueError(f"TiedStack: dims must be >= 2 positive sizes, got {list(dims)}")
         self.dims = [int(d) for d in dims]
+        dev = None if gen is None else gen.device
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(a, b)) for a, b in zip(self.dims[:-1], self.dims[1:],
-                                                             strict=True)
+            nn.Parameter(torch.empty(a, b, device=dev))
+            for a, b in zip(self.dims[:-1], self.dims[1:], strict=True)
         )
-        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(b)) for b in self.dims[1:])
-        self.visible_bias = nn.Parameter(torch.zeros(self.dims[0]))
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(b, device=dev)) for b in self.dims[1:]
+        )
+        self.visible_bias = nn.Parameter(torch.zeros(self.dims[0], device=dev))
         for w in self.weights:
             nn.init.xavier_uniform_(w, generator=gen)
 

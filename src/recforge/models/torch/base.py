@@ -52,6 +52,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 __all__ = [
+    "CUBLAS_WORKSPACE_CONFIG",
     "WEIGHTS_FILE",
     "TorchRecommender",
     "csr_to_torch",
@@ -67,8 +68,19 @@ __all__ = [
 WEIGHTS_FILE = "weights.safetensors"
 
 
+#: cuBLAS's deterministic workspace setting (one of the two values NVIDIA documents), which
+#: torch's deterministic algorithms ask for: without it every cuBLAS product warns and may differ
+#: between runs. The variable is read at the first cuBLAS call, so it is set before any.
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA only when torch sees a GPU (else an error)."""
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA only when torch sees a GPU (else an error).
+
+    A CUDA device also sets ``CUBLAS_WORKSPACE_CONFIG`` (:data:`CUBLAS_WORKSPACE_CONFIG`)
+    unless the environment has it: fits run under :func:`deterministic_algorithms`, and this
+    runs before a model's first CUDA operation.
+    """
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
@@ -88,6 +100,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(
             f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are present"
         )
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
     return dev
 
 
@@ -136,6 +149,7 @@ def deterministic_algorithms() -> Iterator[None]:
     Without them two CPU fits of MCRec with one seed and one thread differed from the second
     epoch on (loss 0.76637429 vs 0.76637428): some backward kernels accumulate in a varying
     order. ``warn_only``: an op with no deterministic kernel (on some GPUs) warns, not fails.
+    cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` as well, which :func:`resolve_device` sets.
     """
     old = torch.are_deterministic_algorithms_enabled()
     old_warn = torch.is_deterministic_algorithms_warn_only_enabled()

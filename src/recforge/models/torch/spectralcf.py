@@ -271,7 +271,8 @@ class SpectralCF(TorchRecommender):
 
     def set_state(self, state: dict[str, Any]) -> SpectralCF:
         super().set_state(state)
-        self.vectors_ = state["vectors"].detach().clone()
+        # a best state read back from a resume point holds CPU tensors
+        self.vectors_ = state["vectors"].detach().clone().to(self.device_)
         if "_a_hat" in vars(self):
             self._live = self.vectors_
         return self
