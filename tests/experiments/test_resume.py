@@ -256,3 +256,52 @@ def test_an_interrupted_fit_of_a_resumable_model_goes_on_from_its_resume_point(
     a = np.load(out / "per_user" / "Stepper__seed0.npz")
     b = np.load(reference / "per_user" / "Stepper__seed0.npz")
     assert all(np.array_equal(a[k], b[k]) for k in b.files)
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_in_its_refit_keeps_the_finished_early_stopped_fit(
+        tmp_path: Path) -> None:
+    from lab_helpers import stepper_class
+
+    csv = _write_csv(tmp_path / "data.csv")
+    spec = _spec(csv, seeds=[0])
+    spec["split"]["validation"]["refit"] = True  # type: ignore[index]
+    spec["models"] = [{"model": "Stepper", "params": {"epochs": 12}}]
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(MODELS, "Stepper", stepper_class())
+        run_experiment(parse_spec(spec), tmp_path / "reference", log=lambda _m: None)
+    ref = json.loads((tmp_path / "reference" / "runs" / "Stepper__seed0.json").read_text())
+    fit_epochs, refit_epochs = ref["training"]["epochs_run"], ref["training"]["refit_epochs"]
+    assert refit_epochs == ref["training"]["epochs_best"] >= 2
+
+    out, gate = tmp_path / "out", tmp_path / "gate"
+    # Every epoch passes the gate: block in the refit's second epoch.
+    proc = _cli(["run", str(spec_path), "--out", str(out)],
+                {"RECFORGE_TEST_GATE": str(gate), "RECFORGE_TEST_BLOCK_AT": str(fit_epochs + 2)})
+    _wait_for(Path(str(gate) + ".blocked"), proc)
+    kept = out / "resume" / "Stepper__seed0.fit.done.json"
+    assert kept.is_file()
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 130, output
+    assert "Stepper__seed0.fit.done.json" in output
+
+    resumed = _cli(["run", str(spec_path), "--out", str(out)])
+    output, _ = resumed.communicate(timeout=DEADLINE)
+    assert resumed.returncode == 0, output
+    assert (f"Stepper: the early-stopped fit finished before (best epoch {refit_epochs} of "
+            f"{fit_epochs}), kept; refitting") in output
+    assert "Stepper epoch 5/12" not in output  # the early-stopped fit did not run again
+    assert not kept.exists()  # the finished refit removed it
+    ours = json.loads((out / "runs" / "Stepper__seed0.json").read_text())
+    assert ours["summary"] == ref["summary"] and ours["params"] == ref["params"]
+    def untimed(training: dict[str, Any]) -> dict[str, Any]:
+        return {**training, "history": [{k: v for k, v in h.items() if "seconds" not in k}
+                                        for h in training["history"]]}
+
+    assert untimed(ours["training"]) == untimed(ref["training"])
+    a = np.load(out / "per_user" / "Stepper__seed0.npz")
+    b = np.load(tmp_path / "reference" / "per_user" / "Stepper__seed0.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in b.files)

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from recforge._files import write_text_atomic
-from recforge._json import write_json
+from recforge._json import dumps, write_json
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
 from recforge.experiments.artifacts import (
@@ -392,19 +392,36 @@ def _run_model(
 
         return {"resume": Resume(path=resume_stem.with_name(f"{resume_stem.name}.{stage}.npz"))}
 
+    # An early-stopped fit that a refit follows keeps its outcome once done, so a run
+    # interrupted during the refit goes on with the refit instead of fitting again.
+    done_path = (resume_stem.with_name(f"{resume_stem.name}.fit.done.json")
+                 if resume_stem is not None and refit and es is not None else None)
+    done_identity = {"model": entry.model, "params": final_params, "split": split.fingerprint(),
+                     "early_stopping": es, "protocol": spec.protocol, "tie_rule": spec.tie_rule,
+                     "optimize": [spec.optimize.metric, spec.optimize.cutoff]}
+    restored = _read_finished_fit(done_path, done_identity, say) if done_path else None
+    restored_seconds = 0.0
     with PeakMemory() as memory:  # the final fit (and refit) only; trials measure their own
         if es is not None:
-            from recforge.evaluation.validation import validation_callback
-
             assert isinstance(model, IterativeRecommender)  # model_cls.iterative is declared
-            callback = validation_callback(
-                split, spec.optimize.metric, spec.optimize.cutoff, protocol=spec.protocol,
-                tie_rule=spec.tie_rule, memory_budget_mb=spec.memory_budget_mb,
-            )
-            model.fit(split.train, validation=callback, early_stopping=es,
-                      stage=entry.display, progress=say, **resume("fit"))
-            training = _training_summary(model)
-            params = {**params, model.epochs_param: int(model.epochs_best_)}
+            if restored is not None:
+                training, restored_seconds = restored["training"], restored["seconds"]
+                say(f"{entry.display}: the early-stopped fit finished before (best epoch "
+                    f"{training['epochs_best']} of {training['epochs_run']}), kept; refitting")
+            else:
+                from recforge.evaluation.validation import validation_callback
+
+                callback = validation_callback(
+                    split, spec.optimize.metric, spec.optimize.cutoff, protocol=spec.protocol,
+                    tie_rule=spec.tie_rule, memory_budget_mb=spec.memory_budget_mb,
+                )
+                model.fit(split.train, validation=callback, early_stopping=es,
+                          stage=entry.display, progress=say, **resume("fit"))
+                training = _training_summary(model)
+                if done_path is not None:
+                    write_json(done_path, {"identity": done_identity, "training": training,
+                                           "seconds": time.perf_counter() - t0})
+            params = {**params, model.epochs_param: int(training["epochs_best"])}
             if refit:
                 # No validation left to stop on: refit on train + validation, best epoch count.
                 model = make_model(entry.model, **params)
@@ -412,12 +429,14 @@ def _run_model(
                 model.fit(final.train, stage=f"{entry.display} (refit)", progress=say,
                           **resume("refit"))
                 training["refit_epochs"] = int(model.epochs_run_)
+                if done_path is not None:
+                    done_path.unlink(missing_ok=True)
         elif isinstance(model, IterativeRecommender):
             model.fit(final.train, stage=entry.display, progress=say, **resume("fit"))
             training = _training_summary(model)
         else:
             model.fit(final.train)
-    fit_s = time.perf_counter() - t0
+    fit_s = time.perf_counter() - t0 + restored_seconds  # a kept fit counts its own time
     fit_memory = {"peak_rss_mb": memory.peak_rss_mb, "added_mb": memory.peak_mb,
                   "method": memory.method}
     t0 = time.perf_counter()
@@ -453,6 +472,26 @@ def _run_model(
         recommended=(None if res.recommended is None
                      else recommendation_profile(res.recommended, final.train.item_counts())),
     )
+
+
+def _read_finished_fit(path: Path, identity: dict[str, Any],
+                       say: Any) -> dict[str, Any] | None:
+    """The kept outcome of a finished early-stopped fit at ``path`` if it is this fit's."""
+    import json
+
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text())
+        same = found["identity"] == json.loads(dumps(identity, indent=None))
+        int(found["training"]["epochs_best"]) + float(found["seconds"])  # its shape
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        say(f"ignoring the kept fit at {path} ({type(exc).__name__}: {exc}); fitting again")
+        return None
+    if not same:
+        say(f"the kept fit at {path} is of another fit; fitting again")
+        return None
+    return dict(found)
 
 
 def _training_summary(model: Any) -> dict[str, Any]:
@@ -663,7 +702,8 @@ def run_experiment(
         if rundir is None:
             raise
         rundir.write_progress(state="interrupted")
-        points = sorted(p.name for p in (rundir.path / "resume").glob("*.npz"))
+        points = sorted(p.name for pattern in ("*.npz", "*.fit.done.json")
+                        for p in (rundir.path / "resume").glob(pattern))
         raise RunInterrupted(
             f"interrupted; {len(rundir._progress['done'])} finished model run(s) are kept in "
             f"{rundir.path}" + (f" and the fit in progress is saved ({', '.join(points)})"
