@@ -29,6 +29,9 @@ def recommend_cmd(
         "--include-seen", help="Keep the users' training items in the lists.")] = False,
     out: Annotated[Path | None, typer.Option(
         help="Write the lists (user, rank, item, score) to a .csv or .parquet file.")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Score on this device (cpu, cuda, cuda:N) instead of the one the model was "
+        "fitted on, e.g. --device cpu for a model trained on a GPU.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Top-k recommendations with external ids from a saved model."""
@@ -46,7 +49,7 @@ def recommend_cmd(
     try:
         # No data is given here: the model recommends from its own saved training state
         # (id maps, seen items), so there is nothing to check it against.
-        model = load_model(model_dir, allow_other_data=True)
+        model = load_model(model_dir, allow_other_data=True, device=device)
     except (LookupError, ValueError, OSError, RuntimeError) as exc:
         fail(f"{model_dir}: {exc}")
     known = model.user_ids_

@@ -90,7 +90,8 @@ def make_model(name: str, **params: Any) -> Recommender:
 
 
 def load_model(
-    path: str | os.PathLike[str], *, data: Any = None, allow_other_data: bool = False
+    path: str | os.PathLike[str], *, data: Any = None, allow_other_data: bool = False,
+    device: str | None = None,
 ) -> Recommender:
     """Load any registered model saved with ``save`` (see :meth:`Recommender.load`)."""
-    return Recommender.load(path, data=data, allow_other_data=allow_other_data)
+    return Recommender.load(path, data=data, allow_other_data=allow_other_data, device=device)

@@ -449,15 +449,19 @@ class Recommender(ABC):
         *,
         data: Interactions | str | None = None,
         allow_other_data: bool = False,
+        device: str | None = None,
     ) -> Self:
         """Read a model written by :meth:`save`.
 
         ``data`` (the training ``Interactions`` or its checksum) must match the data the model
         was fitted on, else :class:`ModelDataMismatchError` names both checksums; pass
         ``allow_other_data=True`` to skip the check. Called on ``Recommender`` the class comes
-        from the registry; called on a model class the file must hold that class.
+        from the registry; called on a model class the file must hold that class. ``device``
+        (``"cpu"``, ``"cuda"``, ``"cuda:N"``; one of the class's ``devices``) scores on that
+        device instead of the one the model was fitted on, e.g. a GPU-trained model here.
         """
-        model = read_model(cls, path, data=data, allow_other_data=allow_other_data)
+        model = read_model(cls, path, data=data, allow_other_data=allow_other_data,
+                           device=device)
         check_fitted(model, "load")
         return model  # type: ignore[return-value]  # an instance of cls or of a registered subclass
 

@@ -107,6 +107,7 @@ def read_model(
     *,
     data: Interactions | str | None,
     allow_other_data: bool,
+    device: str | None = None,
 ) -> Recommender:
     """Read a model saved by :func:`write_model` (see :meth:`Recommender.load`)."""
     src = Path(path)
@@ -142,11 +143,26 @@ def read_model(
             "%s was saved by recforge %s, this is %s",
             src, meta.get("recforge_version"), __version__,
         )
-    model = target(**{k: _from_json(v) for k, v in meta["params"].items()})
+    params = {k: _from_json(v) for k, v in meta["params"].items()}
+    if device is not None:
+        kind = str(device).split(":", 1)[0]
+        if kind not in target.devices or (kind != "cpu" and "device" not in params):
+            raise ValueError(f"load({str(src)!r}, device={device!r}): {target.__name__} "
+                             f"computes on {', '.join(target.devices)} only")
+        if "device" in params:
+            params["device"] = device
+    model = target(**params)
     with np.load(src / ARRAYS_FILE, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     state = {k: _decode(k, v, arrays) for k, v in meta["fitted"].items()}
-    model._set_fitted_state(state)
+    try:
+        model._set_fitted_state(state)
+    except ValueError as exc:
+        if device is not None or "device" not in params:
+            raise
+        # e.g. fitted on a GPU, loaded where torch sees none
+        raise ValueError(f"{src}: {exc}; load it with device='cpu' (recforge recommend "
+                         "--device cpu)") from None
     model._load_files(src)
     return model
 
