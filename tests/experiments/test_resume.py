@@ -58,6 +58,20 @@ def _wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
         time.sleep(0.05)
 
 
+def _interrupt_when_blocked(spec_path: Path, out: Path, gate: Path, block_at: int,
+                           saved: Path) -> str:
+    """Run the spec into ``out`` until the ``block_at``-th gate pass, check ``saved`` is there,
+    interrupt it (SIGINT) and return its output."""
+    proc = _cli(["run", str(spec_path), "--out", str(out)],
+                {"RECFORGE_TEST_GATE": str(gate), "RECFORGE_TEST_BLOCK_AT": str(block_at)})
+    _wait_for(Path(str(gate) + ".blocked"), proc)
+    assert saved.is_file()
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 130, output
+    return output
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The reference: the same spec run start to end in one go (in this process)."""
@@ -227,16 +241,10 @@ def test_an_interrupted_fit_of_a_resumable_model_goes_on_from_its_resume_point(
     reference = tmp_path / "reference"
     assert not (reference / "resume").exists() or not any((reference / "resume").iterdir())
 
-    out, gate = tmp_path / "out", tmp_path / "gate"
+    out = tmp_path / "out"
     # Stepper's 8th epoch blocks; validation ran at epoch 5, so its resume point is epoch 5's.
-    proc = _cli(["run", str(spec_path), "--out", str(out)],
-                {"RECFORGE_TEST_GATE": str(gate), "RECFORGE_TEST_BLOCK_AT": "8"})
-    _wait_for(Path(str(gate) + ".blocked"), proc)
     point = out / "resume" / "Stepper__seed0.fit.npz"
-    assert point.is_file()
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=DEADLINE)
-    assert proc.returncode == 130, output
+    output = _interrupt_when_blocked(spec_path, out, tmp_path / "gate", 8, point)
     assert ("1 finished model run(s) are kept in " + str(out)
             + " and the fit in progress is saved (Stepper__seed0.fit.npz)") in " ".join(
                 output.split()), output
@@ -276,16 +284,10 @@ def test_a_run_interrupted_in_its_refit_keeps_the_finished_early_stopped_fit(
     fit_epochs, refit_epochs = ref["training"]["epochs_run"], ref["training"]["refit_epochs"]
     assert refit_epochs == ref["training"]["epochs_best"] >= 2
 
-    out, gate = tmp_path / "out", tmp_path / "gate"
+    out = tmp_path / "out"
     # Every epoch passes the gate: block in the refit's second epoch.
-    proc = _cli(["run", str(spec_path), "--out", str(out)],
-                {"RECFORGE_TEST_GATE": str(gate), "RECFORGE_TEST_BLOCK_AT": str(fit_epochs + 2)})
-    _wait_for(Path(str(gate) + ".blocked"), proc)
     kept = out / "resume" / "Stepper__seed0.fit.done.json"
-    assert kept.is_file()
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=DEADLINE)
-    assert proc.returncode == 130, output
+    output = _interrupt_when_blocked(spec_path, out, tmp_path / "gate", fit_epochs + 2, kept)
     assert "Stepper__seed0.fit.done.json" in output
 
     resumed = _cli(["run", str(spec_path), "--out", str(out)])
