@@ -151,8 +151,8 @@ def _side(result: dict[str, Any] | None) -> str:
     where = (f"{g['name']} ({g['memory_total_mib']:.0f} MiB, driver {g['driver']})"
              if g["device"] != "cpu" else f"CPU {g['name']}")
     return (f"{where}, torch {g['torch']} (CUDA {g['cuda']}), Python {g['python']}, "
-            f"{g['cpu_cores']} cores, {result['threads']} CPU threads; load average "
-            f"{result['load_before']} before, {result['load_after']} after; "
+            f"{g['cpu_cores']} cores, {result['threads']} CPU threads; last invocation: load "
+            f"average {result['load_before']} before, {result['load_after']} after, "
             f"`{result['bench_command']}`")
 
 
@@ -249,6 +249,12 @@ def main() -> None:
         "load_before": load_average(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
+    # Cases measured by separate invocations on one device share its results file.
+    path = args.out / f"neural_gpu_{'cpu' if args.device == 'cpu' else 'cuda'}.json"
+    if path.exists():
+        kept = json.loads(path.read_text())
+        if kept.get("gpu_info", {}).get("name") == result["gpu_info"]["name"]:
+            result["cases"] = {k: v for k, v in kept["cases"].items() if k not in names}
     for name in names:
         case = CASES[name]
         left = deadline - time.monotonic()
