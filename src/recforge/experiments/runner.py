@@ -396,9 +396,10 @@ def _run_model(
     # interrupted during the refit goes on with the refit instead of fitting again.
     done_path = (resume_stem.with_name(f"{resume_stem.name}.fit.done.json")
                  if resume_stem is not None and refit and es is not None else None)
-    done_identity = {"model": entry.model, "params": final_params, "split": split.fingerprint(),
-                     "early_stopping": es, "protocol": spec.protocol, "tie_rule": spec.tie_rule,
-                     "optimize": [spec.optimize.metric, spec.optimize.cutoff]}
+    done_identity = {} if done_path is None else {
+        "model": entry.model, "params": final_params, "split": split.fingerprint(),
+        "early_stopping": es, "protocol": spec.protocol, "tie_rule": spec.tie_rule,
+        "optimize": [spec.optimize.metric, spec.optimize.cutoff]}
     restored = _read_finished_fit(done_path, done_identity, say) if done_path else None
     restored_seconds = 0.0
     with PeakMemory() as memory:  # the final fit (and refit) only; trials measure their own
