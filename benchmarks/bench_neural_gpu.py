@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_neural_own import full_run, run_row
+from bench_neural_own import fmt_or_na, full_run, per_stage, run_row
 from procstats import load_average
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,16 +134,6 @@ def run_case(case: GpuCase, *, device: str, threads: int, timeout: float) -> dic
             "cpu": full_run(case.record, case.row)}
 
 
-def _f(x: float | None, fmt: str) -> str:
-    return "n/a" if x is None else format(x, fmt)
-
-
-def _stages(run: dict[str, Any]) -> str:
-    d = run["seconds_per_epoch"]
-    pre = ", ".join(f"{k} {_f(v, '.3f')}" for k, v in d.items() if k != "main")
-    return _f(d.get("main"), ".3f") + (f" ({pre})" if pre else "")
-
-
 def _side(result: dict[str, Any] | None) -> str:
     if result is None:
         return "not run"
@@ -196,12 +186,13 @@ def render(gpu: dict[str, Any], cpu: dict[str, Any] | None) -> str:
         gm, am = g["seconds_per_epoch"].get("main"), (
             a["seconds_per_epoch"].get("main") if ok else None)
         metric = c["metric"]
-        m = (f"{metric} {_f(g['metrics'].get(metric), '.4f')} / "
-             f"{_f(a['metrics'].get(metric) if ok else None, '.4f')}" if metric else "-")
+        m = (f"{metric} {fmt_or_na(g['metrics'].get(metric), '.4f')} / "
+             f"{fmt_or_na(a['metrics'].get(metric) if ok else None, '.4f')}" if metric else "-")
+        anchor = per_stage(a["seconds_per_epoch"], ".3f") if ok else "not run"
         lines.append(
-            f"| {name} | {cap} | {_stages(g)} | {_stages(a) if ok else 'not run'} | "
+            f"| {name} | {cap} | {per_stage(g['seconds_per_epoch'], '.3f')} | {anchor} | "
             f"{f'{am / gm:.1f}x' if am and gm else 'n/a'} | {g['fit_seconds']:.1f} | "
-            f"{_f(a['fit_seconds'] if ok else None, '.1f')} | {g['epochs_best']} / "
+            f"{fmt_or_na(a['fit_seconds'] if ok else None, '.1f')} | {g['epochs_best']} / "
             f"{g['epochs_run']} ({g['stop_reason']}) | {g['gpu_added_mib']:.0f} | {m} | "
             f"{full_s} |")
     lines.append("")

@@ -171,13 +171,15 @@ def full_run(record: str | None, row: str) -> dict[str, Any]:
     }
 
 
-def _f(x: float | None, fmt: str) -> str:
+def fmt_or_na(x: float | None, fmt: str) -> str:
+    """``x`` formatted, or ``n/a`` when it was not measured."""
     return "n/a" if x is None else format(x, fmt)
 
 
-def _per_stage(d: dict[str, float | None]) -> str:
-    main = _f(d.get("main"), ".1f")
-    pre = [f"{k} {_f(v, '.1f')}" for k, v in d.items() if k != "main"]
+def per_stage(d: dict[str, float | None], fmt: str = ".1f") -> str:
+    """The model's seconds per epoch, its pre-training stages' in brackets."""
+    main = fmt_or_na(d.get("main"), fmt)
+    pre = [f"{k} {fmt_or_na(v, fmt)}" for k, v in d.items() if k != "main"]
     return main + (f" ({', '.join(pre)})" if pre else "")
 
 
@@ -204,7 +206,7 @@ def render(result: dict[str, Any]) -> str:
         if "error" in c:
             capped = f"not measured: {' '.join(c['error'])} | | "
         else:
-            capped = (f"{_per_stage(c['seconds_per_epoch'])} | {c['fit_peak_rss_mb']:.0f} "
+            capped = (f"{per_stage(c['seconds_per_epoch'])} | {c['fit_peak_rss_mb']:.0f} "
                       f"({c['fit_added_mb']:.0f}) | {c['process_cpu_seconds']:.0f}")
         if "error" in full:
             fr = f"{' '.join(full['error'])} | | |"
@@ -217,7 +219,7 @@ def render(result: dict[str, Any]) -> str:
                             if full.get("refit_epochs") else ")"))
             else:
                 whole = f"{full['fit_seconds'] / 60:.1f} min"
-            fr = (f"{_per_stage(full['seconds_per_epoch'])} | {full['epochs_best']} / "
+            fr = (f"{per_stage(full['seconds_per_epoch'])} | {full['epochs_best']} / "
                   f"{full['epochs_run']} ({full['stop_reason']}) | {pre or '-'} | {whole}")
         lines.append(f"| {name} | {m['data']} | {capped} | {fr} |")
     lines.append("")
