@@ -406,7 +406,7 @@ def _run_model(
         if es is not None:
             assert isinstance(model, IterativeRecommender)  # model_cls.iterative is declared
             if restored is not None:
-                training, restored_seconds = restored["training"], restored["seconds"]
+                training, restored_seconds = restored
                 say(f"{entry.display}: the early-stopped fit finished before (best epoch "
                     f"{training['epochs_best']} of {training['epochs_run']}), kept; refitting")
             else:
@@ -476,8 +476,9 @@ def _run_model(
 
 
 def _read_finished_fit(path: Path, identity: dict[str, Any],
-                       say: Any) -> dict[str, Any] | None:
-    """The kept outcome of a finished early-stopped fit at ``path`` if it is this fit's."""
+                       say: Any) -> tuple[dict[str, Any], float] | None:
+    """The training record and seconds of the finished early-stopped fit kept at ``path``, if
+    it is this fit's (same ``identity``); None, said, for another fit's or a damaged file."""
     import json
 
     if not path.is_file():
@@ -485,14 +486,15 @@ def _read_finished_fit(path: Path, identity: dict[str, Any],
     try:
         found = json.loads(path.read_text())
         same = found["identity"] == json.loads(dumps(identity, indent=None))
-        int(found["training"]["epochs_best"]) + float(found["seconds"])  # its shape
+        training, seconds = dict(found["training"]), float(found["seconds"])
+        training["epochs_best"] = int(training["epochs_best"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         say(f"ignoring the kept fit at {path} ({type(exc).__name__}: {exc}); fitting again")
         return None
     if not same:
         say(f"the kept fit at {path} is of another fit; fitting again")
         return None
-    return dict(found)
+    return training, seconds
 
 
 def _training_summary(model: Any) -> dict[str, Any]:
